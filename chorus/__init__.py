@@ -1,0 +1,1 @@
+"""Chorus: a self-hosted runtime for customer-facing AI agents."""

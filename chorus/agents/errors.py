@@ -1,0 +1,75 @@
+"""One exception tree for every error a Chorus user can hit; each maps to one HTTP status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ChorusError(Exception):
+    """Base class. `status` is the HTTP status the API answers with; `detail` says what to fix."""
+
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, detail: str, *, extra: dict[str, Any] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra or {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error": self.code, "detail": self.detail, **self.extra}
+
+
+class BadRequest(ChorusError):
+    status = 400
+    code = "bad_request"
+
+
+class Unauthorized(ChorusError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(ChorusError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(ChorusError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(ChorusError):
+    status = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(ChorusError):
+    status = 413
+    code = "payload_too_large"
+
+
+class InvalidInput(ChorusError):
+    """Input that parsed but broke a rule; `errors` lists every problem with its JSON path."""
+
+    status = 422
+    code = "invalid_input"
+
+    def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(detail, extra={"errors": errors or []})
+        self.errors = errors or []
+
+
+class ProviderUnavailable(ChorusError):
+    """A bot's model provider cannot be used (no credentials, unknown provider)."""
+
+    status = 503
+    code = "provider_unavailable"
+
+
+class ToolError(ChorusError):
+    """A tool failed; inside a turn this becomes a tool message the model sees."""
+
+    status = 502
+    code = "tool_error"

@@ -1,0 +1,257 @@
+"""The offline provider: a deterministic LangChain chat model for development and tests.
+
+It needs no network and no key. It (i) calls a bound tool when the user's message matches the tool's
+name or description and the required arguments can be taken from the conversation, else asks for the
+missing ones by name; (ii) answers from the tool results after a tool call; (iii) otherwise answers
+plainly in the bot's tone. It is never used in place of a configured provider unless the server runs
+offline on purpose (`CHORUS_OFFLINE=1` / `chorus serve --offline`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
+
+from chorus.agents.providers.argument_extraction import extract_arguments
+
+_WORD = re.compile(r"[a-z0-9]+")
+_STOP = {"a", "an", "the", "my", "i", "me", "to", "of", "for", "and", "or", "is", "it", "in", "on", "by", "be",
+         "can", "you", "your", "please", "with", "this", "that", "what", "do", "does", "from", "at", "its", "an",
+         "want", "would", "like", "need", "get", "how", "when", "where", "are", "was", "has", "have", "id", "e",
+         "g", "there", "their", "not", "yet", "any", "give", "some", "up", "hi", "hello"}
+_GREETING = re.compile(r"^\s*(hi|hello|hey|good (morning|afternoon|evening))\b", re.IGNORECASE)
+_THANKS = re.compile(r"\b(thanks|thank you|cheers)\b", re.IGNORECASE)
+PENDING_TOOL_KEY = "chorus_offline_pending_tool"
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ing", "ed", "es", "s"):
+        if len(word) > len(suffix) + 3 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+def _words(text: str) -> set[str]:
+    return {_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOP}
+
+
+def _tone(messages: Sequence[BaseMessage]) -> str:
+    for m in messages:
+        if isinstance(m, SystemMessage):
+            found = re.search(r"^Tone:\s*(.+)$", str(m.content), re.MULTILINE)
+            if found:
+                return found.group(1).strip().lower()
+    return "professional"
+
+
+def _humanize(name: str) -> str:
+    return name.replace("_", " ")
+
+
+def _format_result(content: str) -> str:
+    try:
+        data = json.loads(content)
+    except ValueError:
+        return content
+    if isinstance(data, dict):
+        parts = []
+        for key, value in data.items():
+            if value is None or value == [] or value == {}:
+                continue
+            if isinstance(value, list):
+                value = ", ".join(str(v.get("name", v)) if isinstance(v, dict) else str(v) for v in value)
+            parts.append(f"{_humanize(key)}: {value}")
+        return "; ".join(parts)
+    return str(data)
+
+
+class OfflineChatModel(BaseChatModel):
+    """Deterministic, no network. Development and test model only."""
+
+    model_name: str = "chorus-offline"
+    tools: list[dict[str, Any]] = []
+
+    @property
+    def _llm_type(self) -> str:
+        return "chorus-offline"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_name": self.model_name}
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        return self.model_copy(update={"tools": [convert_to_openai_tool(t) for t in tools]})
+
+    # -- the behaviour -------------------------------------------------------------------------
+
+    def respond(self, messages: Sequence[BaseMessage]) -> AIMessage:
+        tone = _tone(messages)
+        last = messages[-1] if messages else HumanMessage("")
+        if isinstance(last, ToolMessage):
+            return self._answer_from_tools(messages, tone)
+        user_texts = [str(m.content) for m in reversed(messages) if isinstance(m, HumanMessage)]
+        text = user_texts[0] if user_texts else ""
+        tool = self._choose_tool(text, messages)
+        if tool is not None:
+            fn = tool["function"]
+            args, missing = extract_arguments(fn.get("parameters", {}), user_texts[:4])
+            if not missing:
+                call = {"name": fn["name"], "args": args, "id": f"call_{uuid.uuid4().hex[:16]}", "type": "tool_call"}
+                return AIMessage(content="", tool_calls=[call], response_metadata={"confidence": 0.9})
+            asked = " and ".join(_humanize(m) for m in missing)
+            return AIMessage(
+                content=f"{self._opener(tone)}To {_humanize(fn['name'])}, I need your {asked}. Could you share it?",
+                additional_kwargs={PENDING_TOOL_KEY: fn["name"]},
+                response_metadata={"confidence": 0.8},
+            )
+        return self._plain_answer(text, tone)
+
+    def _choose_tool(self, text: str, messages: Sequence[BaseMessage]) -> dict[str, Any] | None:
+        if not self.tools:
+            return None
+        # A follow-up to our own question for a missing argument continues that tool.
+        previous_ai = next((m for m in reversed(messages[:-1]) if isinstance(m, AIMessage)), None)
+        pending = previous_ai.additional_kwargs.get(PENDING_TOOL_KEY) if previous_ai else None
+        words = _words(text)
+        best: tuple[float, dict[str, Any]] | None = None
+        for tool in self.tools:
+            fn = tool["function"]
+            name_words = _words(_humanize(fn["name"]))
+            desc_words = _words(fn.get("description", ""))
+            hits = 2 * len(words & name_words) + len(words & desc_words)
+            if hits == 0:
+                continue
+            score = hits - 0.01 * len(name_words)
+            if best is None or score > best[0]:
+                best = (score, tool)
+        if best is not None:
+            return best[1]
+        if pending:
+            return next((t for t in self.tools if t["function"]["name"] == pending), None)
+        return None
+
+    def _answer_from_tools(self, messages: Sequence[BaseMessage], tone: str) -> AIMessage:
+        results: list[ToolMessage] = []
+        for m in reversed(messages):
+            if not isinstance(m, ToolMessage):
+                break
+            results.append(m)
+        results.reverse()
+        sentences = []
+        for r in results:
+            name = _humanize(r.name or "the tool")
+            if r.status == "error":
+                sentences.append(f"I couldn't complete {name}: {r.content}")
+            elif r.name == "escalate_to_human":
+                sentences.append("I've handed your conversation to a human agent, who will continue from here.")
+            else:
+                sentences.append(f"Here is what I found with {name}: {_format_result(str(r.content))}.")
+        return AIMessage(content=self._opener(tone) + " ".join(sentences), response_metadata={"confidence": 0.9})
+
+    def _plain_answer(self, text: str, tone: str) -> AIMessage:
+        caps = [t["function"]["description"].rstrip(".").lower() for t in self.tools]
+        offer = f" I can {'; '.join(caps[:4])}." if caps else ""
+        if _GREETING.search(text):
+            return AIMessage(content=f"{self._opener(tone)}How can I help you today?{offer}",
+                             response_metadata={"confidence": 0.9})
+        if _THANKS.search(text):
+            return AIMessage(content="You're welcome! Is there anything else I can help with?",
+                             response_metadata={"confidence": 0.9})
+        return AIMessage(
+            content=f"{self._opener(tone)}I'm not sure I understood that.{offer} Could you tell me a bit more?",
+            response_metadata={"confidence": 0.4},
+        )
+
+    @staticmethod
+    def _opener(tone: str) -> str:
+        if "empath" in tone:
+            return "I understand. "
+        if "friendly" in tone or "casual" in tone:
+            return "Thanks! "
+        return ""
+
+    # -- LangChain plumbing --------------------------------------------------------------------
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        message = self.respond(messages)
+        message.usage_metadata = _usage(messages, message)
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _chunks(self, messages: list[BaseMessage]) -> Iterator[ChatGenerationChunk]:
+        message = self.respond(messages)
+        meta = dict(message.response_metadata)
+        if message.tool_calls:
+            chunks = [
+                {"name": c["name"], "args": json.dumps(c["args"]), "id": c["id"], "index": i, "type": "tool_call_chunk"}
+                for i, c in enumerate(message.tool_calls)
+            ]
+            yield ChatGenerationChunk(message=AIMessageChunk(content="", tool_call_chunks=chunks))  # type: ignore[arg-type]
+        else:
+            for token in re.findall(r"\S+\s*", str(message.content)):
+                yield ChatGenerationChunk(message=AIMessageChunk(content=token))
+        yield ChatGenerationChunk(
+            message=AIMessageChunk(
+                content="",
+                additional_kwargs=message.additional_kwargs,
+                response_metadata=meta,
+                usage_metadata=_usage(messages, message),
+                chunk_position="last",
+            )
+        )
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        yield from self._chunks(messages)
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        for chunk in self._chunks(messages):
+            yield chunk
+            await asyncio.sleep(0)  # a real stream: let other tasks run between tokens
+
+
+def _usage(messages: Sequence[BaseMessage], answer: AIMessage) -> Any:
+    words_in = sum(len(str(m.content).split()) for m in messages)
+    words_out = len(str(answer.content).split()) + 8 * len(answer.tool_calls)
+    return {"input_tokens": words_in, "output_tokens": words_out, "total_tokens": words_in + words_out}

@@ -1,0 +1,30 @@
+"""Process settings, read once from the environment (CHORUS_*, DATABASE_URL)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path = field(default_factory=lambda: Path(os.environ.get("CHORUS_HOME", ".chorus")).resolve())
+    database_url: str | None = field(default_factory=lambda: os.environ.get("DATABASE_URL") or None)
+    offline: bool = field(default_factory=lambda: _flag("CHORUS_OFFLINE"))
+    max_body_bytes: int = field(
+        default_factory=lambda: int(os.environ.get("CHORUS_MAX_BODY_BYTES", str(1024 * 1024)))
+    )
+    thread_ttl_days: float | None = field(
+        default_factory=lambda: float(v) if (v := os.environ.get("CHORUS_THREAD_TTL_DAYS")) else None
+    )
+    pool_max_size: int = field(default_factory=lambda: int(os.environ.get("CHORUS_DB_POOL_SIZE", "20")))
+    log_level: str = field(default_factory=lambda: os.environ.get("CHORUS_LOG_LEVEL", "INFO"))
+
+
+def load_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Bot config -> LangGraph StateGraph: the compiler, its nodes, the checkpointer and the graph cache."""

@@ -1,0 +1,93 @@
+"""Compile a bot config into a LangGraph StateGraph: intake -> agent <-> tools.
+
+workflow_features become behaviour: human_escalation (triggers, the escalate tool, the handoff),
+pii_collection (fields captured into state). Compiled graphs are cached per (config_id, version).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+
+from chorus.agents.configs.models import BotConfig
+from chorus.agents.providers.factory import build_chat_model
+from chorus.agents.storage.database import Database
+from chorus.agents.tools.http_tool import build_http_tool
+from chorus.agents.tools.registry import RegisteredTool, ToolRegistry
+from chorus.graphs.escalation import Escalator
+from chorus.graphs.nodes.agent import make_agent, route_after_agent
+from chorus.graphs.nodes.intake import make_intake
+from chorus.graphs.nodes.tools import make_tools_node
+from chorus.graphs.prompt import build_system_prompt
+from chorus.graphs.state import BotState
+
+CompiledBot = CompiledStateGraph[Any, Any, Any, Any]
+
+
+@dataclass
+class GraphDeps:
+    db: Database
+    registry: ToolRegistry
+    checkpointer: BaseCheckpointSaver[Any] | None
+    offline: bool
+
+
+def bot_tools(cfg: BotConfig, registry: ToolRegistry) -> dict[str, RegisteredTool]:
+    """The tools a bot can call: implemented ones, HTTP declarations taking precedence over built-ins."""
+    tools: dict[str, RegisteredTool] = {}
+    for name in cfg.implemented_tools():
+        spec = cfg.tool_needed(name)
+        if spec is not None and spec.http is not None:
+            tools[name] = build_http_tool(spec)
+        elif name in registry:
+            tools[name] = registry.get(name)
+    return tools
+
+
+def compile_bot(cfg: BotConfig, deps: GraphDeps) -> CompiledBot:
+    tools = bot_tools(cfg, deps.registry)
+    model = build_chat_model(cfg.llm_config, tools=[t.openai_schema() for t in tools.values()],
+                             offline=deps.offline)
+    escalator = Escalator.from_config(cfg.workflow_features.human_escalation)
+    pii = cfg.workflow_features.pii_collection
+    pii_fields = pii.fields if pii and pii.enabled else []
+
+    graph = StateGraph(BotState)
+    graph.add_node("intake", make_intake(pii_fields=pii_fields, escalator=escalator),
+                   destinations=("agent", "__end__"))
+    graph.add_node("agent", make_agent(model=model, system_prompt=build_system_prompt(cfg, tool_names=list(tools)),
+                                       escalator=escalator))
+    graph.add_edge(START, "intake")
+    if tools:
+        graph.add_node("tools", make_tools_node(tools=tools, db=deps.db, escalator=escalator),
+                       destinations=("agent", "__end__"))
+        graph.add_conditional_edges("agent", route_after_agent, {"tools": "tools", "__end__": "__end__"})
+    else:
+        graph.add_edge("agent", "__end__")
+    return graph.compile(checkpointer=deps.checkpointer, name=cfg.display_name)
+
+
+@dataclass
+class GraphCache:
+    """Compiled graphs per (config_id, version): a config version never changes, so entries never go stale."""
+
+    deps: GraphDeps
+    capacity: int = 256
+    _entries: OrderedDict[tuple[str, int], CompiledBot] = field(default_factory=OrderedDict)
+
+    def get(self, config_id: str, version: int, cfg: BotConfig) -> CompiledBot:
+        key = (config_id, version)
+        graph = self._entries.get(key)
+        if graph is None:
+            graph = compile_bot(cfg, self.deps)
+            self._entries[key] = graph
+            if len(self._entries) > self.capacity:
+                self._entries.popitem(last=False)
+        else:
+            self._entries.move_to_end(key)
+        return graph

@@ -1,0 +1,79 @@
+"""Tools: runs the tool calls of the last AI message. Failures become tool messages, never a crash."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+from langchain_core.messages import AIMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph import END
+from langgraph.types import Command
+
+from chorus.agents.errors import InvalidInput, ToolError
+from chorus.agents.observability.metrics import ESCALATIONS
+from chorus.agents.storage.database import Database
+from chorus.agents.tools.audit import record_invocation
+from chorus.agents.tools.registry import RegisteredTool, ToolContext, ToolResult
+from chorus.graphs.escalation import Escalator
+from chorus.graphs.state import BotState
+
+log = logging.getLogger(__name__)
+
+
+def _content(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def make_tools_node(*, tools: dict[str, RegisteredTool], db: Database, escalator: Escalator | None) -> Any:
+    async def run_one(call: dict[str, Any], ctx: ToolContext) -> tuple[ToolMessage, dict[str, Any]]:
+        name, args, call_id = call["name"], call.get("args") or {}, call["id"]
+        tool = tools.get(name)
+        started = time.perf_counter()
+        result: ToolResult | None = None
+        error: str | None = None
+        if tool is None:
+            error = f"unknown tool '{name}'; available: {', '.join(sorted(tools)) or 'none'}"
+        else:
+            try:
+                result, _ = await tool.invoke(ctx, args)
+            except InvalidInput as exc:
+                problems = "; ".join(f"{e['path']}: {e['message']}" for e in exc.errors)
+                error = f"{exc.detail}: {problems}" if problems else exc.detail
+            except ToolError as exc:
+                error = exc.detail
+        elapsed = (time.perf_counter() - started) * 1000
+        await record_invocation(ctx, tool_name=name, source="graph", arguments=args,
+                                result=result.content if result else None, error=error, duration_ms=elapsed)
+        if error is not None:
+            return ToolMessage(content=error, tool_call_id=call_id, name=name, status="error",
+                               id=str(uuid.uuid4())), {}
+        assert result is not None
+        return ToolMessage(content=_content(result.content), tool_call_id=call_id, name=name,
+                           id=str(uuid.uuid4())), result.state_update
+
+    async def tools_node(state: BotState, config: RunnableConfig) -> Command[Any]:
+        last = state["messages"][-1]
+        assert isinstance(last, AIMessage)
+        conf = config.get("configurable", {})
+        ctx = ToolContext(tenant_id=conf["tenant_id"], db=db, thread_id=conf.get("thread_id"),
+                          run_id=conf.get("run_id"))
+        outcomes = await asyncio.gather(*(run_one(dict(c), ctx) for c in last.tool_calls))
+        update: dict[str, Any] = {"messages": [m for m, _ in outcomes]}
+        for _, state_update in outcomes:
+            if escalation := state_update.get("escalation"):
+                update["escalated"] = True
+                update["escalation"] = {**escalation,
+                                        "unavailable_action": escalator.unavailable_action if escalator else None}
+        if update.get("escalated"):
+            ESCALATIONS.labels("escalate_tool").inc()
+            text = escalator.handoff_text() if escalator else "I'm handing this conversation to a human agent."
+            update["messages"].append(AIMessage(content=text, id=str(uuid.uuid4())))
+            return Command(update=update, goto=END)
+        return Command(update=update, goto="agent")
+
+    return tools_node
