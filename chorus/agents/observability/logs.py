@@ -45,5 +45,5 @@ def configure_logging(level: str = "INFO", *, stream: Any = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("httpx", "httpcore", "uvicorn.access", "openai", "anthropic"):
+    for noisy in ("httpx", "httpcore", "uvicorn.access", "openai", "anthropic", "pgserver"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -8,7 +8,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
-def embedded_database_url(home: Path, *, cleanup_mode: str | None = None) -> str:
+def embedded_database_url(home: Path, *, cleanup_mode: str | None = "stop") -> str:
     """Start (or join) the embedded server whose data lives in `home/pgdata`; return its URL.
 
     Several processes may share one data directory: pgserver starts the server once and the

@@ -1,0 +1,51 @@
+"""FastAPI dependencies shared by every router: the database, the tool registry and the caller."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from chorus.agents.configs.service import ConfigService
+from chorus.agents.storage.database import Database
+from chorus.agents.tenancy.keys import KeyResolver, Principal
+from chorus.agents.tools.registry import ToolRegistry
+from chorus.agents.observability.logs import tenant_id_var
+
+
+def _db(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+def _registry(request: Request) -> ToolRegistry:
+    registry: ToolRegistry = request.app.state.registry
+    return registry
+
+
+def _configs(request: Request) -> ConfigService:
+    service: ConfigService = request.app.state.config_service
+    return service
+
+
+async def _principal(request: Request) -> Principal:
+    key = request.headers.get("x-api-key")
+    auth = request.headers.get("authorization", "")
+    if not key and auth.lower().startswith("bearer "):
+        key = auth[7:].strip()
+    resolver: KeyResolver = request.app.state.key_resolver
+    principal = await resolver.resolve(key)
+    tenant_id_var.set(principal.tenant_id)
+    return principal
+
+
+async def _developer(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+    principal.require("developer")
+    return principal
+
+
+DbDep = Annotated[Database, Depends(_db)]
+RegistryDep = Annotated[ToolRegistry, Depends(_registry)]
+ConfigServiceDep = Annotated[ConfigService, Depends(_configs)]
+PrincipalDep = Annotated[Principal, Depends(_principal)]
+DeveloperDep = Annotated[Principal, Depends(_developer)]

@@ -1,0 +1,171 @@
+"""SQL for bot configs and their versions (an assistant and its versions, in LangGraph terms)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from chorus.agents.errors import InvalidInput, NotFound
+from chorus.agents.storage.database import Database
+
+
+@dataclass(frozen=True)
+class StoredConfig:
+    config_id: str
+    tenant_id: str
+    name: str
+    description: str | None
+    product_type: str
+    version: int
+    latest_version: int
+    config: dict[str, Any]
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+_SELECT = (
+    "SELECT c.config_id, c.tenant_id, c.name, c.description, c.product_type, c.latest_version, c.created_at,"
+    " c.updated_at, v.version, v.config, v.metadata FROM bot_configs c"
+    " JOIN bot_config_versions v ON v.config_id = c.config_id"
+)
+
+
+def _row(row: dict[str, Any]) -> StoredConfig:
+    return StoredConfig(str(row["config_id"]), str(row["tenant_id"]), row["name"], row["description"],
+                        row["product_type"], row["version"], row["latest_version"], row["config"],
+                        row["metadata"], row["created_at"], row["updated_at"])
+
+
+def stamp(config: dict[str, Any], config_id: str, version: int) -> dict[str, Any]:
+    """The stored copy names its own id and version in config_metadata."""
+    return {**config, "config_metadata": {**config["config_metadata"], "config_id": config_id, "version": version}}
+
+
+def parse_uuid(value: str, what: str) -> str:
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        raise NotFound(f"{what} '{value}' does not exist (ids are UUIDs)") from None
+
+
+class ConfigRepository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def insert(self, *, tenant_id: str, config_id: str, name: str, description: str | None,
+                     product_type: str, config: dict[str, Any], metadata: dict[str, Any],
+                     commit_message: str | None) -> StoredConfig:
+        async with self.db.connection() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO bot_configs (config_id, tenant_id, name, description, product_type, latest_version,"
+                " metadata) VALUES (%s, %s, %s, %s, %s, 1, %s)",
+                (config_id, tenant_id, name, description, product_type, json.dumps(metadata)),
+            )
+            await conn.execute(
+                "INSERT INTO bot_config_versions (config_id, version, tenant_id, config, metadata, commit_message)"
+                " VALUES (%s, 1, %s, %s, %s, %s)",
+                (config_id, tenant_id, json.dumps(stamp(config, config_id, 1)), json.dumps(metadata), commit_message),
+            )
+        return await self.get(tenant_id, config_id)
+
+    async def add_version(self, *, tenant_id: str, config_id: str, config: dict[str, Any],
+                          metadata: dict[str, Any], name: str, description: str | None,
+                          commit_message: str | None) -> StoredConfig:
+        async with self.db.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "SELECT max(version) AS v FROM bot_config_versions WHERE config_id = %s AND tenant_id = %s"
+                " FOR UPDATE", (config_id, tenant_id))
+            row = await cur.fetchone()
+            if row is None or row["v"] is None:
+                raise NotFound(f"assistant '{config_id}' does not exist")
+            version = row["v"] + 1
+            await conn.execute(
+                "INSERT INTO bot_config_versions (config_id, version, tenant_id, config, metadata, commit_message)"
+                " VALUES (%s, %s, %s, %s, %s, %s)",
+                (config_id, version, tenant_id, json.dumps(stamp(config, config_id, version)), json.dumps(metadata), commit_message),
+            )
+            await conn.execute(
+                "UPDATE bot_configs SET latest_version = %s, name = %s, description = %s, metadata = %s,"
+                " updated_at = now() WHERE config_id = %s",
+                (version, name, description, json.dumps(metadata), config_id),
+            )
+        return await self.get(tenant_id, config_id)
+
+    async def get(self, tenant_id: str, config_id: str, version: int | None = None) -> StoredConfig:
+        config_id = parse_uuid(config_id, "assistant")
+        async with self.db.connection() as conn:
+            if version is None:
+                cur = await conn.execute(
+                    _SELECT + " AND v.version = c.latest_version WHERE c.tenant_id = %s AND c.config_id = %s",
+                    (tenant_id, config_id))
+            else:
+                cur = await conn.execute(
+                    _SELECT + " AND v.version = %s WHERE c.tenant_id = %s AND c.config_id = %s",
+                    (version, tenant_id, config_id))
+            row = await cur.fetchone()
+        if row is None:
+            what = f"version {version} of assistant" if version is not None else "assistant"
+            raise NotFound(f"{what} '{config_id}' does not exist")
+        return _row(row)
+
+    async def search(self, tenant_id: str, *, metadata: dict[str, Any] | None, graph_id: str | None,
+                     name: str | None, limit: int, offset: int) -> list[StoredConfig]:
+        sql = _SELECT + " AND v.version = c.latest_version WHERE c.tenant_id = %s"
+        params: list[Any] = [tenant_id]
+        if metadata:
+            sql += " AND c.metadata @> %s"
+            params.append(json.dumps(metadata))
+        if graph_id:
+            sql += " AND c.product_type = %s"
+            params.append(graph_id)
+        if name:
+            sql += " AND c.name ILIKE %s"
+            params.append(f"%{name}%")
+        sql += " ORDER BY c.created_at DESC LIMIT %s OFFSET %s"
+        params += [limit, offset]
+        async with self.db.connection() as conn:
+            cur = await conn.execute(sql, params)
+            return [_row(r) for r in await cur.fetchall()]
+
+    async def versions(self, tenant_id: str, config_id: str, *, limit: int, offset: int) -> list[StoredConfig]:
+        await self.get(tenant_id, config_id)
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                _SELECT + " WHERE c.tenant_id = %s AND c.config_id = %s ORDER BY v.version DESC LIMIT %s OFFSET %s",
+                (tenant_id, config_id, limit, offset))
+            return [_row(r) for r in await cur.fetchall()]
+
+    async def set_latest(self, tenant_id: str, config_id: str, version: int) -> StoredConfig:
+        await self.get(tenant_id, config_id, version)
+        async with self.db.connection() as conn:
+            await conn.execute(
+                "UPDATE bot_configs SET latest_version = %s, updated_at = now() WHERE config_id = %s AND tenant_id = %s",
+                (version, config_id, tenant_id))
+        return await self.get(tenant_id, config_id)
+
+    async def delete(self, tenant_id: str, config_id: str) -> None:
+        config_id = parse_uuid(config_id, "assistant")
+        async with self.db.connection() as conn:
+            cur = await conn.execute("DELETE FROM bot_configs WHERE tenant_id = %s AND config_id = %s",
+                                     (tenant_id, config_id))
+            if cur.rowcount == 0:
+                raise NotFound(f"assistant '{config_id}' does not exist")
+
+    async def find_by_name(self, tenant_id: str, name: str) -> StoredConfig | None:
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                _SELECT + " AND v.version = c.latest_version WHERE c.tenant_id = %s AND c.name = %s"
+                " ORDER BY c.created_at LIMIT 1", (tenant_id, name))
+            row = await cur.fetchone()
+        return _row(row) if row else None
+
+
+def require_valid_id(value: str) -> None:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        raise InvalidInput(f"'{value}' is not a UUID") from None

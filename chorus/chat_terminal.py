@@ -1,0 +1,88 @@
+"""`chorus chat`: a terminal conversation with a bot, in-process, streaming the agent's tokens."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from pathlib import Path
+
+from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
+
+from chorus.agents.configs.models import BotConfig
+from chorus.agents.configs.repository import ConfigRepository
+from chorus.agents.errors import ChorusError
+from chorus.agents.settings import Settings
+from chorus.agents.storage.database import Database, open_database
+from chorus.agents.tenancy.keys import ensure_tenant
+from chorus.agents.tools.registry import default_registry
+from chorus.demo import load_config_file
+from chorus.graphs.checkpointer import ChorusCheckpointer
+from chorus.graphs.compiler import GraphDeps, compile_bot
+
+LOCAL_TENANT = "local"
+
+
+async def _resolve(db: Database, bot: str) -> tuple[str, str, int, BotConfig]:
+    """(tenant_id, config_id, version, config) for a file (stored under the 'local' tenant) or an id."""
+    path = Path(bot)
+    if path.suffix == ".json" or path.exists():
+        if not path.exists():
+            raise ChorusError(f"{path}: no such file")
+        tenant_id = await ensure_tenant(db, LOCAL_TENANT)
+        config_id, version, _ = await load_config_file(db, tenant_id, path)
+    else:
+        try:
+            uuid.UUID(bot)
+        except ValueError:
+            raise ChorusError(f"'{bot}' is neither a config file nor a config id") from None
+        async with db.connection() as conn:
+            cur = await conn.execute("SELECT tenant_id, latest_version FROM bot_configs WHERE config_id = %s", (bot,))
+            row = await cur.fetchone()
+        if row is None:
+            raise ChorusError(f"no stored config with id {bot}")
+        tenant_id, config_id, version = str(row["tenant_id"]), bot, int(row["latest_version"])
+    stored = await ConfigRepository(db).get(tenant_id, config_id, version)
+    return tenant_id, config_id, version, BotConfig.model_validate(stored.config)
+
+
+async def run_terminal_chat(bot: str, *, thread_id: str, settings: Settings) -> None:
+    db = await open_database(settings)
+    try:
+        try:
+            tenant_id, config_id, version, cfg = await _resolve(db, bot)
+        except ChorusError as exc:
+            print(f"error: {exc.detail}", file=sys.stderr)
+            raise SystemExit(1) from None
+        checkpointer = ChorusCheckpointer(db.pool)
+        await checkpointer.setup()
+        try:
+            graph = compile_bot(cfg, GraphDeps(db=db, registry=default_registry(), checkpointer=checkpointer,
+                                               offline=settings.offline))
+        except ChorusError as exc:
+            print(f"error: {exc.detail}", file=sys.stderr)
+            raise SystemExit(1) from None
+        print(f"{cfg.display_name} (config {config_id} v{version}, thread {thread_id}). Ctrl-D to quit.")
+        if cfg.first_message:
+            print(f"bot> {cfg.first_message}")
+        config = {"configurable": {"thread_id": thread_id, "tenant_id": tenant_id}}
+        while True:
+            try:
+                text = input("you> ").strip()
+            except EOFError:
+                print()
+                return
+            if not text:
+                continue
+            print("bot> ", end="", flush=True)
+            async for msg, meta in graph.astream({"messages": [HumanMessage(text, id=str(uuid.uuid4()))]},
+                                                 config, stream_mode="messages"):  # type: ignore[arg-type]
+                node = meta.get("langgraph_node")
+                if isinstance(msg, AIMessageChunk) and node == "agent":
+                    print(msg.content, end="", flush=True)
+                elif isinstance(msg, AIMessage) and node in ("intake", "tools", "agent") and msg.content:
+                    print(msg.content, end="", flush=True)
+                elif msg.type == "tool":
+                    print(f"\n  [{msg.name}] {str(msg.content)[:200]}\nbot> ", end="", flush=True)
+            print()
+    finally:
+        await db.close()

@@ -1,0 +1,175 @@
+"""The `chorus` command: serve, chat, config validate/schema, keys create, threads prune."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from chorus.agents.settings import load_settings
+
+app = typer.Typer(help="Chorus: a self-hosted runtime for customer-facing AI agents.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+config_app = typer.Typer(help="Bot configs.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+threads_app = typer.Typer(help="Threads.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(keys_app, name="keys")
+app.add_typer(threads_app, name="threads")
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    offline: Annotated[bool, typer.Option(help="Answer with the offline development model, on purpose.")] = False,
+    demo: Annotated[bool, typer.Option(help="Create the demo tenant, print its key, load the example bots.")] = False,
+) -> None:
+    """Run the API server (embedded Postgres unless DATABASE_URL is set)."""
+    import uvicorn
+
+    from chorus.agents.observability.logs import configure_logging
+    from chorus.agents.providers.factory import describe_provider_mode
+    from chorus.agents.storage.database import open_database
+    from chorus.demo import bootstrap_demo
+    from chorus.server import create_app
+
+    if offline:
+        os.environ["CHORUS_OFFLINE"] = "1"
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    typer.echo(f"chorus: {describe_provider_mode(settings.offline)}")
+    if demo:
+        async def _demo() -> str:
+            db = await open_database(settings)
+            try:
+                return await bootstrap_demo(db, settings)
+            finally:
+                await db.close()
+
+        key = asyncio.run(_demo())
+        typer.echo(f"chorus: demo tenant API key: {key}")
+        typer.echo(f"chorus: open http://{'localhost' if host in ('127.0.0.1', '0.0.0.0') else host}:{port}/?key={key}")
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+
+
+@config_app.command("validate")
+def config_validate(path: Annotated[Path, typer.Argument(help="Bot config JSON file.")]) -> None:
+    """Validate a bot config; prints every problem with its JSON path. Exit code 1 if invalid."""
+    from chorus.agents.configs.validation import validate_config
+    from chorus.agents.tools.registry import default_registry
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        _fail(f"{path}: no such file", 2)
+    except json.JSONDecodeError as exc:
+        _fail(f"{path}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}")
+    report = validate_config(data, registry=default_registry())
+    for p in report.errors:
+        typer.echo(f"error   {p.path}: {p.message}")
+    for p in report.warnings:
+        typer.echo(f"warning {p.path}: {p.message}")
+    if not report.valid:
+        _fail(f"{path}: invalid ({len(report.errors)} error(s))")
+    typer.echo(f"{path}: valid ({len(report.warnings)} warning(s))")
+
+
+@config_app.command("schema")
+def config_schema(
+    write: Annotated[bool, typer.Option(help="Write configs/schema/bot.schema.json instead of printing.")] = False,
+) -> None:
+    """Print (or write) the bot config JSON Schema generated from the models."""
+    from chorus.agents.configs.schema import SCHEMA_PATH, render_schema
+
+    if write:
+        SCHEMA_PATH.write_text(render_schema(), encoding="utf-8")
+        typer.echo(f"wrote {SCHEMA_PATH}")
+    else:
+        sys.stdout.write(render_schema())
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: Annotated[str, typer.Option(help="Tenant name (created if new).")] = "default",
+    role: Annotated[str, typer.Option(help="admin, developer or viewer.")] = "admin",
+    name: Annotated[str | None, typer.Option(help="A label for the key.")] = None,
+) -> None:
+    """Create an API key for a tenant and print it (only its hash is stored)."""
+    from chorus.agents.errors import ChorusError
+    from chorus.agents.storage.database import open_database
+    from chorus.agents.tenancy.keys import ROLES, create_api_key, ensure_tenant
+
+    if role not in ROLES:
+        _fail(f"role must be one of {', '.join(ROLES)}", 2)
+
+    async def run() -> str:
+        db = await open_database(load_settings())
+        try:
+            tenant_id = await ensure_tenant(db, tenant)
+            return await create_api_key(db, tenant_id=tenant_id, role=role, name=name)  # type: ignore[arg-type]
+        finally:
+            await db.close()
+
+    try:
+        typer.echo(asyncio.run(run()))
+    except ChorusError as exc:
+        _fail(exc.detail)
+
+
+@threads_app.command("prune")
+def threads_prune() -> None:
+    """Delete threads past their expiry (CHORUS_THREAD_TTL_DAYS) with their checkpoints."""
+    from chorus.agents.storage.database import open_database
+    from chorus.graphs.checkpointer import ChorusCheckpointer
+    from chorus.runs.threads_repository import ThreadRepository
+
+    async def run() -> int:
+        settings = load_settings()
+        db = await open_database(settings)
+        try:
+            checkpointer = ChorusCheckpointer(db.pool)
+            await checkpointer.setup()
+            repo = ThreadRepository(db, ttl_days=settings.thread_ttl_days)
+            total = 0
+            while batch := await repo.expired():
+                for thread_id in batch:
+                    await checkpointer.adelete_thread(thread_id)
+                total += len(batch)
+            return total
+        finally:
+            await db.close()
+
+    typer.echo(f"pruned {asyncio.run(run())} expired thread(s)")
+
+
+@app.command()
+def chat(
+    bot: Annotated[str, typer.Argument(help="A bot config JSON file, or the id of a stored config.")],
+    thread: Annotated[str | None, typer.Option(help="Resume this thread id.")] = None,
+    offline: Annotated[bool, typer.Option(help="Use the offline development model, on purpose.")] = False,
+) -> None:
+    """Chat with a bot in the terminal, tokens streaming (runs in-process against the database)."""
+    if offline:
+        os.environ["CHORUS_OFFLINE"] = "1"
+    from chorus.chat_terminal import run_terminal_chat
+
+    try:
+        asyncio.run(run_terminal_chat(bot, thread_id=thread or str(uuid.uuid4()), settings=load_settings()))
+    except KeyboardInterrupt:
+        typer.echo("")
+
+
+def main() -> Any:  # pragma: no cover - console entry point
+    return app()

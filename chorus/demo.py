@@ -1,0 +1,69 @@
+"""The demo set-up `make run` does: a demo tenant, its API key, and the example bots loaded."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from chorus.agents.configs.repository import ConfigRepository
+from chorus.agents.configs.service import ConfigService
+from chorus.agents.errors import ChorusError
+from chorus.agents.settings import Settings
+from chorus.agents.storage.database import Database
+from chorus.agents.tenancy.keys import create_api_key, ensure_tenant, resolve_api_key
+from chorus.agents.tools.registry import default_registry
+
+log = logging.getLogger(__name__)
+EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "configs" / "examples"
+DEMO_TENANT = "demo"
+
+
+def _comparable(config: dict[str, Any]) -> dict[str, Any]:
+    meta = {k: v for k, v in config.get("config_metadata", {}).items() if k not in ("config_id", "version")}
+    return {**config, "config_metadata": meta}
+
+
+async def load_config_file(db: Database, tenant_id: str, path: Path) -> tuple[str, int, bool]:
+    """Store the config in `path` for the tenant: new bot, new version if it changed, or nothing.
+
+    Returns (config_id, version, changed).
+    """
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    service = ConfigService(ConfigRepository(db), default_registry())
+    name = (raw.get("config_metadata") or {}).get("name") or (raw.get("system_prompt") or {}).get("role")
+    existing = await service.repo.find_by_name(tenant_id, str(name)) if name else None
+    if existing is None:
+        stored, _ = await service.create(tenant_id, raw, commit_message=f"loaded from {path.name}")
+        return stored.config_id, stored.version, True
+    if _comparable(existing.config) == _comparable(raw):
+        return existing.config_id, existing.version, False
+    stored, _ = await service.update(tenant_id, existing.config_id, raw, commit_message=f"reloaded {path.name}")
+    return stored.config_id, stored.version, True
+
+
+async def bootstrap_demo(db: Database, settings: Settings) -> str:
+    """Create the demo tenant and load the examples; return its API key (kept under $CHORUS_HOME)."""
+    tenant_id = await ensure_tenant(db, DEMO_TENANT)
+    for path in sorted(EXAMPLES_DIR.glob("*.json")):
+        try:
+            config_id, version, changed = await load_config_file(db, tenant_id, path)
+        except ChorusError as exc:
+            log.error("example bot not loaded", extra={"file": path.name, "error": exc.detail})
+            continue
+        log.info("example bot ready", extra={"file": path.name, "config_id": config_id, "version": version,
+                                             "changed": changed})
+    key_file = settings.home / "demo_api_key"
+    if key_file.exists():
+        key = key_file.read_text().strip()
+        try:
+            await resolve_api_key(db, key)
+            return key
+        except ChorusError:
+            pass
+    key = await create_api_key(db, tenant_id=tenant_id, role="admin", name="demo")
+    settings.home.mkdir(parents=True, exist_ok=True)
+    key_file.write_text(key)
+    key_file.chmod(0o600)
+    return key

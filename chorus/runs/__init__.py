@@ -1,0 +1,1 @@
+"""Threads and runs: the LangGraph Agent Server-compatible chat API and the run executor."""

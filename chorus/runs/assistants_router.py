@@ -1,0 +1,151 @@
+"""Assistants (LangGraph Agent Server API): an assistant is a bot config, its versions are config versions."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from chorus.agents.api_deps import ConfigServiceDep, DeveloperDep, PrincipalDep
+from chorus.agents.configs.repository import StoredConfig
+from chorus.agents.errors import Conflict, InvalidInput, NotFound
+from chorus.runs.deps import ManagerDep
+
+router = APIRouter(prefix="/assistants", tags=["assistants"])
+
+
+class AssistantCreate(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    graph_id: Literal["chatbot", "voicebot"] | None = None
+    assistant_id: str | None = None
+    config: dict[str, Any] | None = None
+    context: dict[str, Any] | None = Field(default=None, description="The bot config")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    if_exists: Literal["raise", "do_nothing"] = "raise"
+    name: str | None = None
+    description: str | None = None
+
+
+class AssistantPatch(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    config: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    name: str | None = None
+    description: str | None = None
+
+
+class AssistantSearch(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    metadata: dict[str, Any] | None = None
+    graph_id: str | None = None
+    name: str | None = None
+    limit: int = Field(default=10, ge=1, le=1000)
+    offset: int = Field(default=0, ge=0)
+
+
+class VersionsSearch(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    metadata: dict[str, Any] | None = None
+    limit: int = Field(default=10, ge=1, le=1000)
+    offset: int = Field(default=0, ge=0)
+
+
+class SetLatest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: int = Field(ge=1)
+
+
+def assistant_view(s: StoredConfig) -> dict[str, Any]:
+    return {"assistant_id": s.config_id, "graph_id": s.product_type, "config": {}, "context": s.config,
+            "metadata": s.metadata, "version": s.version, "name": s.name, "description": s.description,
+            "created_at": s.created_at, "updated_at": s.updated_at}
+
+
+def _bot_config(context: dict[str, Any] | None, config: dict[str, Any] | None) -> dict[str, Any] | None:
+    if context:
+        return context
+    configurable = (config or {}).get("configurable") or {}
+    bot = configurable.get("bot_config")
+    return bot if isinstance(bot, dict) else None
+
+
+@router.post("", summary="Create an assistant from a bot config (in `context`)")
+async def create(body: AssistantCreate, principal: DeveloperDep, service: ConfigServiceDep) -> dict[str, Any]:
+    if body.assistant_id:
+        try:
+            existing = await service.repo.get(principal.tenant_id, body.assistant_id)
+        except NotFound:
+            existing = None
+        if existing is not None:
+            if body.if_exists == "do_nothing":
+                return assistant_view(existing)
+            raise Conflict(f"assistant '{body.assistant_id}' already exists; pass if_exists='do_nothing'")
+    raw = _bot_config(body.context, body.config)
+    if raw is None:
+        raise InvalidInput("put the bot config in 'context' (or config.configurable.bot_config)",
+                           errors=[{"path": "$.context", "message": "required"}])
+    product = (raw.get("config_metadata") or {}).get("product_type") if isinstance(raw, dict) else None
+    if body.graph_id and product and body.graph_id != product:
+        raise InvalidInput(f"graph_id '{body.graph_id}' does not match config_metadata.product_type '{product}'")
+    stored, _ = await service.create(principal.tenant_id, raw, metadata=body.metadata, name=body.name,
+                                     config_id=body.assistant_id)
+    return assistant_view(stored)
+
+
+@router.post("/search", summary="Search assistants")
+async def search(body: AssistantSearch, principal: PrincipalDep, service: ConfigServiceDep) -> list[dict[str, Any]]:
+    rows = await service.repo.search(principal.tenant_id, metadata=body.metadata, graph_id=body.graph_id,
+                                     name=body.name, limit=body.limit, offset=body.offset)
+    return [assistant_view(r) for r in rows]
+
+
+@router.post("/count", summary="Count assistants")
+async def count(body: AssistantSearch, principal: PrincipalDep, service: ConfigServiceDep) -> int:
+    rows = await service.repo.search(principal.tenant_id, metadata=body.metadata, graph_id=body.graph_id,
+                                     name=body.name, limit=10000, offset=0)
+    return len(rows)
+
+
+@router.get("/{assistant_id}", summary="Get an assistant (its latest version)")
+async def get(assistant_id: str, principal: PrincipalDep, service: ConfigServiceDep) -> dict[str, Any]:
+    return assistant_view(await service.repo.get(principal.tenant_id, assistant_id))
+
+
+@router.patch("/{assistant_id}", summary="Update an assistant: creates a new version")
+async def update(assistant_id: str, body: AssistantPatch, principal: DeveloperDep,
+                 service: ConfigServiceDep) -> dict[str, Any]:
+    stored, _ = await service.update(principal.tenant_id, assistant_id, _bot_config(body.context, body.config),
+                                     metadata=body.metadata, name=body.name)
+    return assistant_view(stored)
+
+
+@router.delete("/{assistant_id}", status_code=204, summary="Delete an assistant and its versions")
+async def delete(assistant_id: str, principal: DeveloperDep, service: ConfigServiceDep) -> Response:
+    await service.repo.delete(principal.tenant_id, assistant_id)
+    return Response(status_code=204)
+
+
+@router.post("/{assistant_id}/versions", summary="List an assistant's versions")
+async def versions(assistant_id: str, body: VersionsSearch, principal: PrincipalDep,
+                   service: ConfigServiceDep) -> list[dict[str, Any]]:
+    rows = await service.repo.versions(principal.tenant_id, assistant_id, limit=body.limit, offset=body.offset)
+    return [assistant_view(r) for r in rows]
+
+
+@router.post("/{assistant_id}/latest", summary="Choose the version new threads use")
+async def set_latest(assistant_id: str, body: SetLatest, principal: DeveloperDep,
+                     service: ConfigServiceDep) -> dict[str, Any]:
+    return assistant_view(await service.repo.set_latest(principal.tenant_id, assistant_id, body.version))
+
+
+@router.get("/{assistant_id}/graph", summary="The compiled graph, as nodes and edges")
+async def graph(assistant_id: str, principal: PrincipalDep, service: ConfigServiceDep,
+                manager: ManagerDep) -> dict[str, Any]:
+    stored = await service.repo.get(principal.tenant_id, assistant_id)
+    if stored.product_type != "chatbot":
+        raise InvalidInput("only chatbots compile to a chat graph")
+    compiled = await manager.graph_for(principal.tenant_id, stored.config_id, stored.version)
+    drawable: dict[str, Any] = compiled.get_graph().to_json()
+    return drawable

@@ -1,0 +1,341 @@
+"""The run executor: one worker per busy thread runs its runs in order, streaming events to subscribers.
+
+Multitask strategies for a run that arrives while its thread is busy: reject (409), interrupt (cancel
+the active run, keep what it checkpointed), rollback (cancel it and erase it), enqueue (run after).
+A thread is pinned to the config version of its first run, so a new config version never changes a
+conversation in flight. Runs execute in this process; state lives in Postgres.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.messages import AnyMessage, HumanMessage
+from langchain_core.runnables import RunnableConfig
+
+from chorus.agents.configs.models import BotConfig
+from chorus.agents.configs.repository import ConfigRepository
+from chorus.agents.errors import ChorusError, Conflict, InvalidInput, NotFound
+from chorus.agents.observability.logs import run_id_var, tenant_id_var, thread_id_var
+from chorus.agents.observability.metrics import FIRST_TOKEN, RUNS, TURN_LATENCY
+from chorus.agents.storage.database import Database
+from chorus.graphs.compiler import CompiledBot, GraphCache
+from chorus.graphs.repair import dangling_tool_calls
+from chorus.runs.schemas import RunCreate
+from chorus.runs.serialization import jsonable, stream_metadata
+from chorus.runs.threads_repository import ThreadRepository
+from chorus.runs.usage import UsageCollector
+
+log = logging.getLogger(__name__)
+END = object()
+
+
+@dataclass
+class RunHandle:
+    run_id: str
+    tenant_id: str
+    thread_id: str
+    assistant_id: str
+    version: int
+    request: RunCreate
+    row: dict[str, Any]
+    subscribers: list[asyncio.Queue[Any]] = field(default_factory=list)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+    status: str = "pending"
+    result: Any = None
+    error: dict[str, str] | None = None
+    cancel_action: str | None = None
+
+    def subscribe(self) -> asyncio.Queue[Any]:
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        if self.done.is_set():
+            queue.put_nowait(END)
+        else:
+            self.subscribers.append(queue)
+        return queue
+
+    def publish(self, event: str, data: Any) -> None:
+        for q in self.subscribers:
+            q.put_nowait((event, data))
+
+    def finish(self) -> None:
+        for q in self.subscribers:
+            q.put_nowait(END)
+        self.subscribers.clear()
+        self.done.set()
+
+
+@dataclass
+class _Lane:
+    queue: deque[RunHandle] = field(default_factory=deque)
+    active: RunHandle | None = None
+    worker: asyncio.Task[None] | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
+def _input_messages(req: RunCreate) -> list[AnyMessage]:
+    if req.input is None:
+        raise InvalidInput("input.messages is required: send {'input': {'messages': [{'role': 'user', "
+                           "'content': '...'}]}}")
+    out: list[AnyMessage] = []
+    for i, m in enumerate(req.input.messages):
+        role = (m.role or m.type or "").lower()
+        if role not in ("user", "human"):
+            raise InvalidInput(f"input.messages[{i}] has role '{role or '?'}'; only user messages can be sent",
+                               errors=[{"path": f"$.input.messages[{i}].role", "message": "must be 'user'"}])
+        if isinstance(m.content, str) and not m.content.strip():
+            raise InvalidInput(f"input.messages[{i}] is empty",
+                               errors=[{"path": f"$.input.messages[{i}].content", "message": "must not be empty"}])
+        out.append(HumanMessage(content=m.content, id=m.id or str(uuid.uuid4())))
+    return out
+
+
+class RunManager:
+    def __init__(self, *, db: Database, configs: ConfigRepository, threads: ThreadRepository,
+                 cache: GraphCache) -> None:
+        self.db = db
+        self.configs = configs
+        self.threads = threads
+        self.cache = cache
+        self._lanes: dict[str, _Lane] = {}
+        self._handles: dict[str, RunHandle] = {}
+        self._needs_repair: set[str] = set()
+        self._parsed: dict[tuple[str, int], BotConfig] = {}
+        self._pending_input: dict[str, list[AnyMessage]] = {}
+
+    # -- submitting ------------------------------------------------------------------------------
+
+    async def submit(self, tenant_id: str, thread_id: str, req: RunCreate) -> RunHandle:
+        messages = _input_messages(req)
+        lane = self._lanes.setdefault(thread_id, _Lane())
+        lane.users += 1
+        try:
+            async with lane.lock:
+                handle = await self._admit(tenant_id, thread_id, req, lane)
+                self._handles[handle.run_id] = handle
+                self._pending_input[handle.run_id] = messages
+                lane.queue.append(handle)
+                self._lanes[thread_id] = lane
+                if lane.worker is None or lane.worker.done():
+                    lane.worker = asyncio.create_task(self._work(thread_id, lane))
+                return handle
+        finally:
+            lane.users -= 1
+
+    async def _admit(self, tenant_id: str, thread_id: str, req: RunCreate, lane: _Lane) -> RunHandle:
+        try:
+            thread = await self.threads.get(tenant_id, thread_id)
+        except NotFound:
+            if req.if_not_exists != "create":
+                raise
+            thread = await self.threads.create(tenant_id, thread_id=thread_id, metadata={})
+        thread_id = str(thread["thread_id"])
+        if thread["assistant_id"] is not None:
+            assistant_id = str(thread["assistant_id"])
+            if not _is_uuid(req.assistant_id) or str(uuid.UUID(req.assistant_id)) != assistant_id:
+                raise Conflict(f"thread '{thread_id}' belongs to assistant '{assistant_id}'; "
+                               "start a new thread to talk to another assistant")
+            version = int(thread["config_version"])
+        else:
+            stored = await self.configs.get(tenant_id, req.assistant_id)
+            if stored.product_type != "chatbot":
+                raise InvalidInput(f"assistant '{stored.config_id}' is a {stored.product_type}; "
+                                   "only chatbots take chat runs")
+            version = stored.version
+            assistant_id = stored.config_id
+            await self.threads.pin(thread_id, stored.config_id, version)
+        busy = [h for h in ([lane.active] if lane.active else []) + list(lane.queue)]
+        if busy:
+            strategy = req.multitask_strategy
+            if strategy == "reject":
+                raise Conflict(f"thread '{thread_id}' is busy with run '{busy[0].run_id}'; wait for it, or send "
+                               "multitask_strategy 'enqueue', 'interrupt' or 'rollback'")
+            if strategy in ("interrupt", "rollback"):
+                for h in busy:
+                    await self._cancel(h, strategy)
+        run_id = str(uuid.uuid4())
+        kwargs = {"input": jsonable(req.input), "stream_mode": req.stream_mode, "config": req.config or {}}
+        row = await self.threads.insert_run(run_id=run_id, tenant_id=tenant_id, thread_id=thread_id,
+                                            assistant_id=assistant_id, version=version, strategy=req.multitask_strategy, kwargs=kwargs,
+                                            metadata=req.metadata)
+        if thread["status"] == "error":
+            self._needs_repair.add(thread_id)
+        return RunHandle(run_id, tenant_id, thread_id, assistant_id, version, req, row)
+
+    # -- cancelling ------------------------------------------------------------------------------
+
+    async def _cancel(self, handle: RunHandle, action: str) -> None:
+        handle.cancel_action = action
+        lane = self._lanes.get(handle.thread_id)
+        if lane is not None and handle in lane.queue:
+            lane.queue.remove(handle)
+            await self._finish_cancelled(handle)
+        elif handle.task is not None and not handle.task.done():
+            handle.task.cancel()
+
+    async def cancel(self, tenant_id: str, thread_id: str, run_id: str, *, action: str, wait: bool) -> None:
+        row = await self.threads.get_run(tenant_id, thread_id, run_id)
+        handle = self._handles.get(str(row["run_id"]))
+        if handle is None or handle.done.is_set():
+            if row["status"] in ("pending", "running"):
+                await self.threads.set_run_status(str(row["run_id"]), "interrupted")
+            return
+        await self._cancel(handle, action)
+        if wait:
+            await handle.done.wait()
+
+    async def _finish_cancelled(self, handle: RunHandle) -> None:
+        handle.status = "interrupted"
+        if handle.cancel_action == "rollback":
+            await self._rollback(handle)
+        else:
+            await self.threads.set_run_status(handle.run_id, "interrupted")
+        RUNS.labels("interrupted").inc()
+        handle.finish()
+
+    async def _rollback(self, handle: RunHandle) -> None:
+        """Erase every checkpoint the run wrote, then the run itself."""
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                "SELECT checkpoint_id FROM checkpoints WHERE thread_id = %s AND metadata->>'run_id' = %s",
+                (handle.thread_id, handle.run_id))
+            ids = [r["checkpoint_id"] for r in await cur.fetchall()]
+            if ids:
+                await conn.execute("DELETE FROM checkpoint_writes WHERE thread_id = %s AND checkpoint_id = ANY(%s)",
+                                   (handle.thread_id, ids))
+                await conn.execute("DELETE FROM checkpoints WHERE thread_id = %s AND checkpoint_id = ANY(%s)",
+                                   (handle.thread_id, ids))
+        await self.threads.delete_run(handle.run_id)
+
+    # -- executing -------------------------------------------------------------------------------
+
+    async def _work(self, thread_id: str, lane: _Lane) -> None:
+        while lane.queue:
+            handle = lane.queue.popleft()
+            lane.active = handle
+            handle.task = asyncio.create_task(self._execute(handle))
+            try:
+                await asyncio.wait({handle.task})
+            finally:
+                lane.active = None
+        if lane.users == 0 and not lane.queue and self._lanes.get(thread_id) is lane:
+            del self._lanes[thread_id]
+
+    def _bot(self, config_id: str, version: int, raw: dict[str, Any]) -> BotConfig:
+        key = (config_id, version)
+        if key not in self._parsed:
+            self._parsed[key] = BotConfig.model_validate(raw)
+        return self._parsed[key]
+
+    async def graph_for(self, tenant_id: str, assistant_id: str, version: int) -> CompiledBot:
+        stored = await self.configs.get(tenant_id, assistant_id, version)
+        return self.cache.get(stored.config_id, version, self._bot(stored.config_id, version, stored.config))
+
+    async def _execute(self, h: RunHandle) -> None:
+        tenant_id_var.set(h.tenant_id)
+        thread_id_var.set(h.thread_id)
+        run_id_var.set(h.run_id)
+        started = time.perf_counter()
+        first_token = True
+        usage = UsageCollector()
+        messages = self._pending_input.pop(h.run_id, [])
+        final: dict[str, Any] | None = None
+        h.status = "running"
+        try:
+            await self.threads.set_run_status(h.run_id, "running")
+            await self.threads.set_status(h.thread_id, "busy")
+            graph = await self.graph_for(h.tenant_id, h.assistant_id, h.version)
+            config: RunnableConfig = {
+                "configurable": {"thread_id": h.thread_id, "tenant_id": h.tenant_id, "run_id": h.run_id,
+                                 "assistant_id": h.assistant_id},
+                "metadata": {"run_id": h.run_id, "assistant_id": h.assistant_id},
+                "callbacks": [usage],
+                "recursion_limit": 25,
+            }
+            if h.thread_id in self._needs_repair:
+                state = await graph.aget_state(config)
+                messages = dangling_tool_calls(state.values.get("messages", [])) + messages
+                self._needs_repair.discard(h.thread_id)
+            wanted = h.request.stream_mode
+            modes: list[str] = ["values"]
+            if "updates" in wanted:
+                modes.append("updates")
+            if "messages-tuple" in wanted:
+                modes.append("messages")
+            async for mode, chunk in graph.astream({"messages": messages}, config, stream_mode=modes,  # type: ignore[call-overload]
+                                                   durability=h.request.durability or "async"):
+                if mode == "values":
+                    final = chunk
+                    if "values" in wanted:
+                        h.publish("values", chunk)
+                elif mode == "updates":
+                    h.publish("updates", chunk)
+                else:
+                    msg, meta = chunk
+                    if first_token:
+                        FIRST_TOKEN.observe(time.perf_counter() - started)
+                        first_token = False
+                    h.publish("messages", [msg, stream_metadata(meta)])
+            h.status = "success"
+            h.result = final
+            values = jsonable(final or {})
+            await self.threads.set_status(h.thread_id, "idle", values=values,
+                                          metadata={"escalated": bool(values.get("escalated"))})
+            await self.threads.set_run_status(h.run_id, "success")
+            await usage.store(self.db, tenant_id=h.tenant_id, run_id=h.run_id, thread_id=h.thread_id)
+        except asyncio.CancelledError:
+            self._needs_repair.add(h.thread_id)
+            with contextlib.suppress(Exception):
+                await self.threads.set_status(h.thread_id, "idle")
+                await self._finish_cancelled(h)
+            return
+        except ChorusError as exc:
+            await self._fail(h, exc.code, exc.detail)
+        except Exception as exc:
+            log.exception("run failed")
+            await self._fail(h, type(exc).__name__, str(exc) or type(exc).__name__)
+        finally:
+            TURN_LATENCY.observe(time.perf_counter() - started)
+            if h.status != "interrupted":
+                RUNS.labels(h.status).inc()
+                h.finish()
+            # Keep the finished run in memory a while for late joiners, then let it go.
+            asyncio.get_running_loop().call_later(300, self._handles.pop, h.run_id, None)
+
+    async def _fail(self, h: RunHandle, error: str, message: str) -> None:
+        h.status = "error"
+        h.error = {"error": error, "message": message}
+        h.publish("error", h.error)
+        self._needs_repair.add(h.thread_id)
+        with contextlib.suppress(Exception):
+            await self.threads.set_run_status(h.run_id, "error", error=message)
+            await self.threads.set_status(h.thread_id, "error")
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def handle(self, run_id: str) -> RunHandle | None:
+        return self._handles.get(run_id)
+
+    async def shutdown(self) -> None:
+        for lane in list(self._lanes.values()):
+            if lane.worker:
+                lane.worker.cancel()
+            if lane.active and lane.active.task:
+                lane.active.task.cancel()
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True

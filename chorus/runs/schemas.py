@@ -1,0 +1,101 @@
+"""Request bodies of the threads and runs API (the subset of the LangGraph Agent Server Chorus serves)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+StreamMode = Literal["values", "updates", "messages-tuple"]
+SUPPORTED_STREAM_MODES = ("values", "updates", "messages-tuple")
+MultitaskStrategy = Literal["reject", "interrupt", "rollback", "enqueue"]
+
+
+class InputMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: str | None = None
+    type: str | None = None
+    content: str | list[Any]
+    id: str | None = None
+
+
+class RunInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    messages: list[InputMessage] = Field(min_length=1, max_length=50)
+
+
+class RunCreate(BaseModel):
+    # The SDK sends many optional fields; unknown ones are ignored rather than rejected.
+    model_config = ConfigDict(extra="ignore")
+    assistant_id: str
+    input: RunInput | None = None
+    command: dict[str, Any] | None = None
+    config: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    stream_mode: list[str] | str = "values"
+    multitask_strategy: MultitaskStrategy = "enqueue"
+    if_not_exists: Literal["reject", "create"] = "reject"
+    on_disconnect: Literal["cancel", "continue"] = "continue"
+    on_completion: Literal["delete", "keep"] = "delete"
+    durability: Literal["sync", "async", "exit"] | None = None
+    interrupt_before: Any = None
+    interrupt_after: Any = None
+
+    @field_validator("stream_mode")
+    @classmethod
+    def _modes(cls, value: list[str] | str) -> list[str]:
+        modes = [value] if isinstance(value, str) else list(value)
+        bad = [m for m in modes if m not in SUPPORTED_STREAM_MODES]
+        if bad:
+            raise ValueError(f"unsupported stream_mode {bad}; Chorus streams {list(SUPPORTED_STREAM_MODES)}")
+        return modes or ["values"]
+
+    @field_validator("command")
+    @classmethod
+    def _no_command(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value:
+            raise ValueError("command (resume/goto) is not supported: Chorus bots do not pause on interrupts")
+        return None
+
+    @field_validator("interrupt_before", "interrupt_after")
+    @classmethod
+    def _no_interrupts(cls, value: Any) -> Any:
+        if value:
+            raise ValueError("interrupt_before/interrupt_after are not supported by Chorus bots")
+        return None
+
+
+class ThreadCreate(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    thread_id: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    if_exists: Literal["raise", "do_nothing"] = "raise"
+
+
+class ThreadSearch(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    metadata: dict[str, Any] | None = None
+    values: dict[str, Any] | None = None
+    status: Literal["idle", "busy", "interrupted", "error"] | None = None
+    limit: int = Field(default=10, ge=1, le=1000)
+    offset: int = Field(default=0, ge=0)
+
+
+class ThreadPatch(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class HistoryRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    limit: int = Field(default=10, ge=1, le=1000)
+    before: dict[str, Any] | str | None = None
+    metadata: dict[str, Any] | None = None
+    checkpoint: dict[str, Any] | None = None
+
+
+class ThreadPrune(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    thread_ids: list[str] = Field(min_length=1, max_length=1000)
+    strategy: Literal["delete", "keep_latest"] = "delete"

@@ -1,0 +1,165 @@
+"""The FastAPI app: one OpenAPI document for the chat API (LangGraph-compatible) and the /api/v1 APIs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from chorus.agents.configs.repository import ConfigRepository
+from chorus.agents.configs.router import router as configs_router
+from chorus.agents.configs.service import ConfigService
+from chorus.agents.errors import ChorusError
+from chorus.agents.observability.logs import request_id_var
+from chorus.agents.observability.metrics import HTTP_REQUESTS
+from chorus.agents.observability.router import router as ops_router
+from chorus.agents.settings import Settings, load_settings
+from chorus.agents.storage.database import Database, open_database
+from chorus.agents.tenancy.keys import KeyResolver
+from chorus.agents.tools.registry import default_registry
+from chorus.agents.tools.router import router as tools_router
+from chorus.graphs.checkpointer import ChorusCheckpointer
+from chorus.graphs.compiler import GraphCache, GraphDeps
+from chorus.runs.assistants_router import router as assistants_router
+from chorus.runs.manager import RunManager
+from chorus.runs.runs_router import router as runs_router
+from chorus.runs.threads_repository import ThreadRepository
+from chorus.runs.threads_router import router as threads_router
+from chorus.webchat.router import STATIC_DIR
+from chorus.webchat.router import router as webchat_router
+
+log = logging.getLogger(__name__)
+_SWEEP_SECONDS = 300
+
+
+async def _sweep_expired(threads: ThreadRepository, checkpointer: ChorusCheckpointer) -> None:
+    while True:
+        try:
+            for thread_id in await threads.expired():
+                await checkpointer.adelete_thread(thread_id)
+        except Exception:
+            log.exception("thread expiry sweep failed")
+        await asyncio.sleep(_SWEEP_SECONDS)
+
+
+def _error(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": code, "detail": detail, **extra}, status_code=status)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ChorusError)
+    async def chorus_error(request: Request, exc: ChorusError) -> JSONResponse:
+        return JSONResponse(exc.to_dict(), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = []
+        for e in exc.errors():
+            loc = [str(p) for p in e["loc"] if p != "body"]
+            path = "$" + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in loc)
+            message = e["msg"]
+            if e["type"] == "json_invalid":
+                message = f"malformed JSON: {e.get('ctx', {}).get('error', 'could not parse the body')}"
+            errors.append({"path": path, "message": message})
+        summary = "; ".join(f"{x['path']}: {x['message']}" for x in errors[:5])
+        return _error(422, "invalid_input", f"the request is invalid: {summary}", errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"no route {request.method} {request.url.path}; see /docs"
+        if exc.status_code == 405:
+            detail = f"{request.method} is not allowed on {request.url.path}; see /docs"
+        return _error(exc.status_code, "http_error", detail)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return _error(500, "internal_error", "an unexpected error occurred; the request id is in the logs",
+                      request_id=request_id_var.get())
+
+
+def _install_middleware(app: FastAPI, settings: Settings) -> None:
+    @app.middleware("http")
+    async def request_context(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request_id_var.set(request_id)
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > settings.max_body_bytes:
+            return _error(413, "payload_too_large",
+                          f"the body is {length} bytes; the limit is {settings.max_body_bytes} (CHORUS_MAX_BODY_BYTES)")
+        if request.method in ("POST", "PUT", "PATCH") and not length:
+            body = await request.body()  # chunked upload: measure what actually arrived
+            if len(body) > settings.max_body_bytes:
+                return _error(413, "payload_too_large", f"the body is larger than {settings.max_body_bytes} bytes")
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        HTTP_REQUESTS.labels(request.method, getattr(route, "path", "unmatched"), str(response.status_code)).inc()
+        response.headers["x-request-id"] = request_id
+        if response.media_type != "text/event-stream":
+            response.headers["server-timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
+        return response
+
+
+def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
+    """Build the app. With `database`, the caller owns it (tests share one pool across apps)."""
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = database or await open_database(settings)
+        checkpointer = ChorusCheckpointer(db.pool)
+        await checkpointer.setup()
+        registry = default_registry()
+        configs = ConfigRepository(db)
+        threads = ThreadRepository(db, ttl_days=settings.thread_ttl_days)
+        recovered = await threads.recover_after_crash()
+        if recovered:
+            log.warning("marked runs left active by a previous process as failed", extra={"count": recovered})
+        cache = GraphCache(GraphDeps(db=db, registry=registry, checkpointer=checkpointer, offline=settings.offline))
+        app.state.settings = settings
+        app.state.db = db
+        app.state.registry = registry
+        app.state.config_service = ConfigService(configs, registry)
+        app.state.threads = threads
+        app.state.key_resolver = KeyResolver(db)
+        app.state.run_manager = RunManager(db=db, configs=configs, threads=threads, cache=cache)
+        sweeper = asyncio.create_task(_sweep_expired(threads, checkpointer))
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            await app.state.run_manager.shutdown()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+            if database is None:
+                await db.close()
+
+    app = FastAPI(
+        title="Chorus",
+        version="0.1.0",
+        summary="Self-hosted runtime for customer-facing AI agents",
+        description="Chat API compatible with the LangGraph Agent Server (assistants, threads, runs), plus "
+                    "the config and tool APIs under /api/v1. Authenticate with `X-Api-Key`.",
+        lifespan=lifespan,
+    )
+    _install_error_handlers(app)
+    _install_middleware(app, settings)
+    for router in (ops_router, configs_router, tools_router, assistants_router, threads_router, runs_router,
+                   webchat_router):
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

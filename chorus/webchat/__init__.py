@@ -1,0 +1,1 @@
+"""The webchat page: static HTML/JS served at `/`, no build step."""
