@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import uuid
 from pathlib import Path
+from typing import Any, cast
 
-from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
 
 from chorus.agents.configs.models import BotConfig
 from chorus.agents.configs.repository import ConfigRepository
@@ -25,8 +28,9 @@ LOCAL_TENANT = "local"
 async def _resolve(db: Database, bot: str) -> tuple[str, str, int, BotConfig]:
     """(tenant_id, config_id, version, config) for a file (stored under the 'local' tenant) or an id."""
     path = Path(bot)
-    if path.suffix == ".json" or path.exists():
-        if not path.exists():
+    is_file = await asyncio.to_thread(path.exists)
+    if path.suffix == ".json" or is_file:
+        if not is_file:
             raise ChorusError(f"{path}: no such file")
         tenant_id = await ensure_tenant(db, LOCAL_TENANT)
         config_id, version, _ = await load_config_file(db, tenant_id, path)
@@ -56,32 +60,35 @@ async def run_terminal_chat(bot: str, *, thread_id: str, settings: Settings) -> 
         checkpointer = ChorusCheckpointer(db.pool)
         await checkpointer.setup()
         try:
-            graph = compile_bot(cfg, GraphDeps(db=db, registry=default_registry(), checkpointer=checkpointer,
-                                               offline=settings.offline))
+            graph = compile_bot(
+                cfg,
+                GraphDeps(db=db, registry=default_registry(), checkpointer=checkpointer, offline=settings.offline),
+            )
         except ChorusError as exc:
             print(f"error: {exc.detail}", file=sys.stderr)
             raise SystemExit(1) from None
         print(f"{cfg.display_name} (config {config_id} v{version}, thread {thread_id}). Ctrl-D to quit.")
         if cfg.first_message:
             print(f"bot> {cfg.first_message}")
-        config = {"configurable": {"thread_id": thread_id, "tenant_id": tenant_id}}
+        config: RunnableConfig = {"configurable": {"thread_id": thread_id, "tenant_id": tenant_id}}
         while True:
             try:
-                text = input("you> ").strip()
+                text = (await asyncio.to_thread(input, "you> ")).strip()
             except EOFError:
                 print()
                 return
             if not text:
                 continue
             print("bot> ", end="", flush=True)
-            async for msg, meta in graph.astream({"messages": [HumanMessage(text, id=str(uuid.uuid4()))]},
-                                                 config, stream_mode="messages"):  # type: ignore[arg-type]
+            turn = {"messages": [HumanMessage(text, id=str(uuid.uuid4()))]}
+            async for item in graph.astream(turn, config, stream_mode="messages"):
+                msg, meta = cast(tuple[BaseMessage, dict[str, Any]], item)
                 node = meta.get("langgraph_node")
-                if isinstance(msg, AIMessageChunk) and node == "agent":
+                if (isinstance(msg, AIMessageChunk) and node == "agent") or (
+                    isinstance(msg, AIMessage) and node in ("intake", "tools", "agent") and msg.content
+                ):
                     print(msg.content, end="", flush=True)
-                elif isinstance(msg, AIMessage) and node in ("intake", "tools", "agent") and msg.content:
-                    print(msg.content, end="", flush=True)
-                elif msg.type == "tool":
+                elif isinstance(msg, ToolMessage):
                     print(f"\n  [{msg.name}] {str(msg.content)[:200]}\nbot> ", end="", flush=True)
             print()
     finally:

@@ -14,8 +14,11 @@ import typer
 
 from chorus.agents.settings import load_settings
 
-app = typer.Typer(help="Chorus: a self-hosted runtime for customer-facing AI agents.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Chorus: a self-hosted runtime for customer-facing AI agents.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 config_app = typer.Typer(help="Bot configs.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 threads_app = typer.Typer(help="Threads.", no_args_is_help=True)
@@ -51,6 +54,7 @@ def serve(
     configure_logging(settings.log_level)
     typer.echo(f"chorus: {describe_provider_mode(settings.offline)}")
     if demo:
+
         async def _demo() -> str:
             db = await open_database(settings)
             try:

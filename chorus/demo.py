@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from pathlib import Path
@@ -30,7 +31,7 @@ async def load_config_file(db: Database, tenant_id: str, path: Path) -> tuple[st
 
     Returns (config_id, version, changed).
     """
-    raw = json.loads(path.read_text(encoding="utf-8"))
+    raw = json.loads(await asyncio.to_thread(path.read_text, encoding="utf-8"))
     service = ConfigService(ConfigRepository(db), default_registry())
     name = (raw.get("config_metadata") or {}).get("name") or (raw.get("system_prompt") or {}).get("role")
     existing = await service.repo.find_by_name(tenant_id, str(name)) if name else None
@@ -52,8 +53,10 @@ async def bootstrap_demo(db: Database, settings: Settings) -> str:
         except ChorusError as exc:
             log.error("example bot not loaded", extra={"file": path.name, "error": exc.detail})
             continue
-        log.info("example bot ready", extra={"file": path.name, "config_id": config_id, "version": version,
-                                             "changed": changed})
+        log.info(
+            "example bot ready",
+            extra={"file": path.name, "config_id": config_id, "version": version, "changed": changed},
+        )
     key_file = settings.home / "demo_api_key"
     if key_file.exists():
         key = key_file.read_text().strip()

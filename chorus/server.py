@@ -87,8 +87,12 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
-        return _error(500, "internal_error", "an unexpected error occurred; the request id is in the logs",
-                      request_id=request_id_var.get())
+        return _error(
+            500,
+            "internal_error",
+            "an unexpected error occurred; the request id is in the logs",
+            request_id=request_id_var.get(),
+        )
 
 
 def _install_middleware(app: FastAPI, settings: Settings) -> None:
@@ -98,8 +102,11 @@ def _install_middleware(app: FastAPI, settings: Settings) -> None:
         request_id_var.set(request_id)
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > settings.max_body_bytes:
-            return _error(413, "payload_too_large",
-                          f"the body is {length} bytes; the limit is {settings.max_body_bytes} (CHORUS_MAX_BODY_BYTES)")
+            return _error(
+                413,
+                "payload_too_large",
+                f"the body is {length} bytes; the limit is {settings.max_body_bytes} (CHORUS_MAX_BODY_BYTES)",
+            )
         if request.method in ("POST", "PUT", "PATCH") and not length:
             body = await request.body()  # chunked upload: measure what actually arrived
             if len(body) > settings.max_body_bytes:
@@ -153,13 +160,20 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         version="0.1.0",
         summary="Self-hosted runtime for customer-facing AI agents",
         description="Chat API compatible with the LangGraph Agent Server (assistants, threads, runs), plus "
-                    "the config and tool APIs under /api/v1. Authenticate with `X-Api-Key`.",
+        "the config and tool APIs under /api/v1. Authenticate with `X-Api-Key`.",
         lifespan=lifespan,
     )
     _install_error_handlers(app)
     _install_middleware(app, settings)
-    for router in (ops_router, configs_router, tools_router, assistants_router, threads_router, runs_router,
-                   webchat_router):
+    for router in (
+        ops_router,
+        configs_router,
+        tools_router,
+        assistants_router,
+        threads_router,
+        runs_router,
+        webchat_router,
+    ):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

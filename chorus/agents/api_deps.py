@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from chorus.agents.configs.service import ConfigService
+from chorus.agents.observability.logs import tenant_id_var
 from chorus.agents.storage.database import Database
 from chorus.agents.tenancy.keys import KeyResolver, Principal
 from chorus.agents.tools.registry import ToolRegistry
-from chorus.agents.observability.logs import tenant_id_var
 
 
 def _db(request: Request) -> Database:

@@ -9,10 +9,20 @@ EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 PHONE = re.compile(r"(?<![\w-])(?:\+\d{1,3}[\s.-]?)?\(?\d{3}\)?[\s.-]?\d{3}[\s.-]?\d{4}(?![\w-])")
 ORDER_ID = re.compile(r"\b(?:ORD|ORDER)[-_ ]?\d{3,}\b|#\d{4,}\b", re.IGNORECASE)
 DATE = re.compile(r"\b(\d{4}-\d{2}-\d{2}|\d{1,2}/\d{1,2}/\d{4})\b")
-NAME = re.compile(
-    r"\b(?:my name is|i am|i'm|this is|name:)\s+([A-Z][a-z'-]+(?:\s+[A-Z][a-z'-]+){0,2})", re.IGNORECASE
-)
-_NAME_STOPWORDS = {"sorry", "not", "looking", "trying", "calling", "here", "fine", "good", "having", "a", "an"}
+NAME = re.compile(r"\b(?:my name is|i am|i'm|this is|name:)\s+([A-Z][a-z'-]+(?:\s+[A-Z][a-z'-]+){0,2})", re.IGNORECASE)
+_NAME_STOPWORDS = {
+    "sorry",
+    "not",
+    "looking",
+    "trying",
+    "calling",
+    "here",
+    "fine",
+    "good",
+    "having",
+    "a",
+    "an",
+}
 
 
 def extract_name(text: str) -> str | None:

@@ -16,9 +16,7 @@ class Settings:
     home: Path = field(default_factory=lambda: Path(os.environ.get("CHORUS_HOME", ".chorus")).resolve())
     database_url: str | None = field(default_factory=lambda: os.environ.get("DATABASE_URL") or None)
     offline: bool = field(default_factory=lambda: _flag("CHORUS_OFFLINE"))
-    max_body_bytes: int = field(
-        default_factory=lambda: int(os.environ.get("CHORUS_MAX_BODY_BYTES", str(1024 * 1024)))
-    )
+    max_body_bytes: int = field(default_factory=lambda: int(os.environ.get("CHORUS_MAX_BODY_BYTES", str(1024 * 1024))))
     thread_ttl_days: float | None = field(
         default_factory=lambda: float(v) if (v := os.environ.get("CHORUS_THREAD_TTL_DAYS")) else None
     )

@@ -19,7 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 
 class ChorusCheckpointer(AsyncPostgresSaver):
     def __init__(self, pool: AsyncConnectionPool[AsyncConnection[DictRow]]) -> None:
-        super().__init__(pool)  # type: ignore[arg-type]
+        super().__init__(pool)
         self._pool = pool
 
     @asynccontextmanager

@@ -51,21 +51,24 @@ def bot_tools(cfg: BotConfig, registry: ToolRegistry) -> dict[str, RegisteredToo
 
 def compile_bot(cfg: BotConfig, deps: GraphDeps) -> CompiledBot:
     tools = bot_tools(cfg, deps.registry)
-    model = build_chat_model(cfg.llm_config, tools=[t.openai_schema() for t in tools.values()],
-                             offline=deps.offline)
+    model = build_chat_model(cfg.llm_config, tools=[t.openai_schema() for t in tools.values()], offline=deps.offline)
     escalator = Escalator.from_config(cfg.workflow_features.human_escalation)
     pii = cfg.workflow_features.pii_collection
     pii_fields = pii.fields if pii and pii.enabled else []
 
     graph = StateGraph(BotState)
-    graph.add_node("intake", make_intake(pii_fields=pii_fields, escalator=escalator),
-                   destinations=("agent", "__end__"))
-    graph.add_node("agent", make_agent(model=model, system_prompt=build_system_prompt(cfg, tool_names=list(tools)),
-                                       escalator=escalator))
+    graph.add_node("intake", make_intake(pii_fields=pii_fields, escalator=escalator), destinations=("agent", "__end__"))
+    graph.add_node(
+        "agent",
+        make_agent(model=model, system_prompt=build_system_prompt(cfg, tool_names=list(tools)), escalator=escalator),
+    )
     graph.add_edge(START, "intake")
     if tools:
-        graph.add_node("tools", make_tools_node(tools=tools, db=deps.db, escalator=escalator),
-                       destinations=("agent", "__end__"))
+        graph.add_node(
+            "tools",
+            make_tools_node(tools=tools, db=deps.db, escalator=escalator),
+            destinations=("agent", "__end__"),
+        )
         graph.add_conditional_edges("agent", route_after_agent, {"tools": "tools", "__end__": "__end__"})
     else:
         graph.add_edge("agent", "__end__")

@@ -16,14 +16,24 @@ _REQUESTS_HUMAN = re.compile(
     r"(talk|speak|chat) (to|with) (an? |the |your )?(agent|someone|somebody|person|doctor|nurse|manager|staff))\b",
     re.IGNORECASE,
 )
-DEFAULT_EMERGENCY = ["emergency", "chest pain", "can't breathe", "cannot breathe", "bleeding heavily",
-                     "unconscious", "overdose", "stroke", "heart attack", "suicide"]
+DEFAULT_EMERGENCY = [
+    "emergency",
+    "chest pain",
+    "can't breathe",
+    "cannot breathe",
+    "bleeding heavily",
+    "unconscious",
+    "overdose",
+    "stroke",
+    "heart attack",
+    "suicide",
+]
 
 _HANDOFF = {
     "queue_callback": "I'm connecting you with a human agent. If no one is free right away, we'll queue a "
-                      "callback and contact you shortly.",
+    "callback and contact you shortly.",
     "take_voicemail": "I'm transferring you to a member of our team. If no one is free, you can leave a "
-                      "voicemail and we'll call you back.",
+    "voicemail and we'll call you back.",
 }
 _DEFAULT_HANDOFF = "I'm handing this conversation to a human agent, who will reply here shortly."
 SUGGEST_HANDOFF = "Would you like me to connect you with a human agent?"
@@ -54,8 +64,12 @@ class Escalator:
         if cfg is None or not cfg.enabled:
             return None
         rules = [r for t in cfg.triggers if (r := parse_trigger(t)) is not None]
-        return cls(rules, [k.lower() for k in (cfg.emergency_keywords or DEFAULT_EMERGENCY)],
-                   cfg.unavailable_action, cfg.handoff_message)
+        return cls(
+            rules,
+            [k.lower() for k in (cfg.emergency_keywords or DEFAULT_EMERGENCY)],
+            cfg.unavailable_action,
+            cfg.handoff_message,
+        )
 
     def check_user_turn(self, text: str) -> tuple[EscalationRule, str] | None:
         """The first rule the user's message fires, with the reason, or None."""
@@ -91,5 +105,10 @@ class Escalator:
 
 
 def escalation_record(reason: str, trigger: str, action: str, unavailable_action: str | None) -> dict[str, Any]:
-    return {"reason": reason, "trigger": trigger, "action": action,
-            "unavailable_action": unavailable_action, "at": datetime.now(UTC).isoformat()}
+    return {
+        "reason": reason,
+        "trigger": trigger,
+        "action": action,
+        "unavailable_action": unavailable_action,
+        "at": datetime.now(UTC).isoformat(),
+    }

@@ -13,7 +13,10 @@ def build_system_prompt(cfg: BotConfig, *, tool_names: list[str]) -> str:
     if sp.tone:
         lines += ["", f"Tone: {sp.tone.replace('_', ' ')}"]
     if cfg.product_type == "voicebot":
-        lines += ["", "You are speaking on the phone: answer in short spoken sentences, no lists or markdown."]
+        lines += [
+            "",
+            "You are speaking on the phone: answer in short spoken sentences, no lists or markdown.",
+        ]
     if "escalate_to_human" in tool_names:
         lines += ["", "If the customer asks for a person or cannot be helped, call escalate_to_human."]
     pii = cfg.workflow_features.pii_collection

@@ -17,8 +17,7 @@ def dangling_tool_calls(messages: Sequence[BaseMessage]) -> list[ToolMessage]:
     if last_ai is None:
         return []
     return [
-        ToolMessage(content=CANCELLED, tool_call_id=c["id"], name=c["name"], status="error",
-                    id=str(uuid.uuid4()))
+        ToolMessage(content=CANCELLED, tool_call_id=c["id"], name=c["name"], status="error", id=str(uuid.uuid4()))
         for c in last_ai.tool_calls
         if c.get("id") and c["id"] not in answered
     ]

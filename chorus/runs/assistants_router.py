@@ -58,9 +58,18 @@ class SetLatest(BaseModel):
 
 
 def assistant_view(s: StoredConfig) -> dict[str, Any]:
-    return {"assistant_id": s.config_id, "graph_id": s.product_type, "config": {}, "context": s.config,
-            "metadata": s.metadata, "version": s.version, "name": s.name, "description": s.description,
-            "created_at": s.created_at, "updated_at": s.updated_at}
+    return {
+        "assistant_id": s.config_id,
+        "graph_id": s.product_type,
+        "config": {},
+        "context": s.config,
+        "metadata": s.metadata,
+        "version": s.version,
+        "name": s.name,
+        "description": s.description,
+        "created_at": s.created_at,
+        "updated_at": s.updated_at,
+    }
 
 
 def _bot_config(context: dict[str, Any] | None, config: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -84,27 +93,42 @@ async def create(body: AssistantCreate, principal: DeveloperDep, service: Config
             raise Conflict(f"assistant '{body.assistant_id}' already exists; pass if_exists='do_nothing'")
     raw = _bot_config(body.context, body.config)
     if raw is None:
-        raise InvalidInput("put the bot config in 'context' (or config.configurable.bot_config)",
-                           errors=[{"path": "$.context", "message": "required"}])
+        raise InvalidInput(
+            "put the bot config in 'context' (or config.configurable.bot_config)",
+            errors=[{"path": "$.context", "message": "required"}],
+        )
     product = (raw.get("config_metadata") or {}).get("product_type") if isinstance(raw, dict) else None
     if body.graph_id and product and body.graph_id != product:
         raise InvalidInput(f"graph_id '{body.graph_id}' does not match config_metadata.product_type '{product}'")
-    stored, _ = await service.create(principal.tenant_id, raw, metadata=body.metadata, name=body.name,
-                                     config_id=body.assistant_id)
+    stored, _ = await service.create(
+        principal.tenant_id, raw, metadata=body.metadata, name=body.name, config_id=body.assistant_id
+    )
     return assistant_view(stored)
 
 
 @router.post("/search", summary="Search assistants")
 async def search(body: AssistantSearch, principal: PrincipalDep, service: ConfigServiceDep) -> list[dict[str, Any]]:
-    rows = await service.repo.search(principal.tenant_id, metadata=body.metadata, graph_id=body.graph_id,
-                                     name=body.name, limit=body.limit, offset=body.offset)
+    rows = await service.repo.search(
+        principal.tenant_id,
+        metadata=body.metadata,
+        graph_id=body.graph_id,
+        name=body.name,
+        limit=body.limit,
+        offset=body.offset,
+    )
     return [assistant_view(r) for r in rows]
 
 
 @router.post("/count", summary="Count assistants")
 async def count(body: AssistantSearch, principal: PrincipalDep, service: ConfigServiceDep) -> int:
-    rows = await service.repo.search(principal.tenant_id, metadata=body.metadata, graph_id=body.graph_id,
-                                     name=body.name, limit=10000, offset=0)
+    rows = await service.repo.search(
+        principal.tenant_id,
+        metadata=body.metadata,
+        graph_id=body.graph_id,
+        name=body.name,
+        limit=10000,
+        offset=0,
+    )
     return len(rows)
 
 
@@ -114,10 +138,16 @@ async def get(assistant_id: str, principal: PrincipalDep, service: ConfigService
 
 
 @router.patch("/{assistant_id}", summary="Update an assistant: creates a new version")
-async def update(assistant_id: str, body: AssistantPatch, principal: DeveloperDep,
-                 service: ConfigServiceDep) -> dict[str, Any]:
-    stored, _ = await service.update(principal.tenant_id, assistant_id, _bot_config(body.context, body.config),
-                                     metadata=body.metadata, name=body.name)
+async def update(
+    assistant_id: str, body: AssistantPatch, principal: DeveloperDep, service: ConfigServiceDep
+) -> dict[str, Any]:
+    stored, _ = await service.update(
+        principal.tenant_id,
+        assistant_id,
+        _bot_config(body.context, body.config),
+        metadata=body.metadata,
+        name=body.name,
+    )
     return assistant_view(stored)
 
 
@@ -128,21 +158,24 @@ async def delete(assistant_id: str, principal: DeveloperDep, service: ConfigServ
 
 
 @router.post("/{assistant_id}/versions", summary="List an assistant's versions")
-async def versions(assistant_id: str, body: VersionsSearch, principal: PrincipalDep,
-                   service: ConfigServiceDep) -> list[dict[str, Any]]:
+async def versions(
+    assistant_id: str, body: VersionsSearch, principal: PrincipalDep, service: ConfigServiceDep
+) -> list[dict[str, Any]]:
     rows = await service.repo.versions(principal.tenant_id, assistant_id, limit=body.limit, offset=body.offset)
     return [assistant_view(r) for r in rows]
 
 
 @router.post("/{assistant_id}/latest", summary="Choose the version new threads use")
-async def set_latest(assistant_id: str, body: SetLatest, principal: DeveloperDep,
-                     service: ConfigServiceDep) -> dict[str, Any]:
+async def set_latest(
+    assistant_id: str, body: SetLatest, principal: DeveloperDep, service: ConfigServiceDep
+) -> dict[str, Any]:
     return assistant_view(await service.repo.set_latest(principal.tenant_id, assistant_id, body.version))
 
 
 @router.get("/{assistant_id}/graph", summary="The compiled graph, as nodes and edges")
-async def graph(assistant_id: str, principal: PrincipalDep, service: ConfigServiceDep,
-                manager: ManagerDep) -> dict[str, Any]:
+async def graph(
+    assistant_id: str, principal: PrincipalDep, service: ConfigServiceDep, manager: ManagerDep
+) -> dict[str, Any]:
     stored = await service.repo.get(principal.tenant_id, assistant_id)
     if stored.product_type != "chatbot":
         raise InvalidInput("only chatbots compile to a chat graph")

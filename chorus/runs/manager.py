@@ -15,10 +15,11 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.messages import AnyMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
+from langgraph.types import StreamMode
 
 from chorus.agents.configs.models import BotConfig
 from chorus.agents.configs.repository import ConfigRepository
@@ -84,24 +85,30 @@ class _Lane:
 
 def _input_messages(req: RunCreate) -> list[AnyMessage]:
     if req.input is None:
-        raise InvalidInput("input.messages is required: send {'input': {'messages': [{'role': 'user', "
-                           "'content': '...'}]}}")
+        raise InvalidInput(
+            "input.messages is required: send {'input': {'messages': [{'role': 'user', 'content': '...'}]}}"
+        )
     out: list[AnyMessage] = []
     for i, m in enumerate(req.input.messages):
         role = (m.role or m.type or "").lower()
         if role not in ("user", "human"):
-            raise InvalidInput(f"input.messages[{i}] has role '{role or '?'}'; only user messages can be sent",
-                               errors=[{"path": f"$.input.messages[{i}].role", "message": "must be 'user'"}])
+            raise InvalidInput(
+                f"input.messages[{i}] has role '{role or '?'}'; only user messages can be sent",
+                errors=[{"path": f"$.input.messages[{i}].role", "message": "must be 'user'"}],
+            )
         if isinstance(m.content, str) and not m.content.strip():
-            raise InvalidInput(f"input.messages[{i}] is empty",
-                               errors=[{"path": f"$.input.messages[{i}].content", "message": "must not be empty"}])
+            raise InvalidInput(
+                f"input.messages[{i}] is empty",
+                errors=[{"path": f"$.input.messages[{i}].content", "message": "must not be empty"}],
+            )
         out.append(HumanMessage(content=m.content, id=m.id or str(uuid.uuid4())))
     return out
 
 
 class RunManager:
-    def __init__(self, *, db: Database, configs: ConfigRepository, threads: ThreadRepository,
-                 cache: GraphCache) -> None:
+    def __init__(
+        self, *, db: Database, configs: ConfigRepository, threads: ThreadRepository, cache: GraphCache
+    ) -> None:
         self.db = db
         self.configs = configs
         self.threads = threads
@@ -142,14 +149,17 @@ class RunManager:
         if thread["assistant_id"] is not None:
             assistant_id = str(thread["assistant_id"])
             if not _is_uuid(req.assistant_id) or str(uuid.UUID(req.assistant_id)) != assistant_id:
-                raise Conflict(f"thread '{thread_id}' belongs to assistant '{assistant_id}'; "
-                               "start a new thread to talk to another assistant")
+                raise Conflict(
+                    f"thread '{thread_id}' belongs to assistant '{assistant_id}'; "
+                    "start a new thread to talk to another assistant"
+                )
             version = int(thread["config_version"])
         else:
             stored = await self.configs.get(tenant_id, req.assistant_id)
             if stored.product_type != "chatbot":
-                raise InvalidInput(f"assistant '{stored.config_id}' is a {stored.product_type}; "
-                                   "only chatbots take chat runs")
+                raise InvalidInput(
+                    f"assistant '{stored.config_id}' is a {stored.product_type}; only chatbots take chat runs"
+                )
             version = stored.version
             assistant_id = stored.config_id
             await self.threads.pin(thread_id, stored.config_id, version)
@@ -157,16 +167,25 @@ class RunManager:
         if busy:
             strategy = req.multitask_strategy
             if strategy == "reject":
-                raise Conflict(f"thread '{thread_id}' is busy with run '{busy[0].run_id}'; wait for it, or send "
-                               "multitask_strategy 'enqueue', 'interrupt' or 'rollback'")
+                raise Conflict(
+                    f"thread '{thread_id}' is busy with run '{busy[0].run_id}'; wait for it, or send "
+                    "multitask_strategy 'enqueue', 'interrupt' or 'rollback'"
+                )
             if strategy in ("interrupt", "rollback"):
                 for h in busy:
                     await self._cancel(h, strategy)
         run_id = str(uuid.uuid4())
         kwargs = {"input": jsonable(req.input), "stream_mode": req.stream_mode, "config": req.config or {}}
-        row = await self.threads.insert_run(run_id=run_id, tenant_id=tenant_id, thread_id=thread_id,
-                                            assistant_id=assistant_id, version=version, strategy=req.multitask_strategy, kwargs=kwargs,
-                                            metadata=req.metadata)
+        row = await self.threads.insert_run(
+            run_id=run_id,
+            tenant_id=tenant_id,
+            thread_id=thread_id,
+            assistant_id=assistant_id,
+            version=version,
+            strategy=req.multitask_strategy,
+            kwargs=kwargs,
+            metadata=req.metadata,
+        )
         if thread["status"] == "error":
             self._needs_repair.add(thread_id)
         return RunHandle(run_id, tenant_id, thread_id, assistant_id, version, req, row)
@@ -207,13 +226,18 @@ class RunManager:
         async with self.db.connection() as conn:
             cur = await conn.execute(
                 "SELECT checkpoint_id FROM checkpoints WHERE thread_id = %s AND metadata->>'run_id' = %s",
-                (handle.thread_id, handle.run_id))
+                (handle.thread_id, handle.run_id),
+            )
             ids = [r["checkpoint_id"] for r in await cur.fetchall()]
             if ids:
-                await conn.execute("DELETE FROM checkpoint_writes WHERE thread_id = %s AND checkpoint_id = ANY(%s)",
-                                   (handle.thread_id, ids))
-                await conn.execute("DELETE FROM checkpoints WHERE thread_id = %s AND checkpoint_id = ANY(%s)",
-                                   (handle.thread_id, ids))
+                await conn.execute(
+                    "DELETE FROM checkpoint_writes WHERE thread_id = %s AND checkpoint_id = ANY(%s)",
+                    (handle.thread_id, ids),
+                )
+                await conn.execute(
+                    "DELETE FROM checkpoints WHERE thread_id = %s AND checkpoint_id = ANY(%s)",
+                    (handle.thread_id, ids),
+                )
         await self.threads.delete_run(handle.run_id)
 
     # -- executing -------------------------------------------------------------------------------
@@ -255,8 +279,12 @@ class RunManager:
             await self.threads.set_status(h.thread_id, "busy")
             graph = await self.graph_for(h.tenant_id, h.assistant_id, h.version)
             config: RunnableConfig = {
-                "configurable": {"thread_id": h.thread_id, "tenant_id": h.tenant_id, "run_id": h.run_id,
-                                 "assistant_id": h.assistant_id},
+                "configurable": {
+                    "thread_id": h.thread_id,
+                    "tenant_id": h.tenant_id,
+                    "run_id": h.run_id,
+                    "assistant_id": h.assistant_id,
+                },
                 "metadata": {"run_id": h.run_id, "assistant_id": h.assistant_id},
                 "callbacks": [usage],
                 "recursion_limit": 25,
@@ -266,13 +294,16 @@ class RunManager:
                 messages = dangling_tool_calls(state.values.get("messages", [])) + messages
                 self._needs_repair.discard(h.thread_id)
             wanted = h.request.stream_mode
-            modes: list[str] = ["values"]
+            modes: list[StreamMode] = ["values"]
             if "updates" in wanted:
                 modes.append("updates")
             if "messages-tuple" in wanted:
                 modes.append("messages")
-            async for mode, chunk in graph.astream({"messages": messages}, config, stream_mode=modes,  # type: ignore[call-overload]
-                                                   durability=h.request.durability or "async"):
+            stream = graph.astream(
+                {"messages": messages}, config, stream_mode=modes, durability=h.request.durability or "async"
+            )
+            async for item in stream:
+                mode, chunk = cast(tuple[str, Any], item)
                 if mode == "values":
                     final = chunk
                     if "values" in wanted:
@@ -288,8 +319,9 @@ class RunManager:
             h.status = "success"
             h.result = final
             values = jsonable(final or {})
-            await self.threads.set_status(h.thread_id, "idle", values=values,
-                                          metadata={"escalated": bool(values.get("escalated"))})
+            await self.threads.set_status(
+                h.thread_id, "idle", values=values, metadata={"escalated": bool(values.get("escalated"))}
+            )
             await self.threads.set_run_status(h.run_id, "success")
             await usage.store(self.db, tenant_id=h.tenant_id, run_id=h.run_id, thread_id=h.thread_id)
         except asyncio.CancelledError:

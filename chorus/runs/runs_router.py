@@ -26,15 +26,22 @@ def _outcome(handle: RunHandle) -> Any:
     return jsonable(handle.result or {})
 
 
-async def _stream(request: Request, manager: RunManager, tenant_id: str, thread_id: str,
-                  body: RunCreate) -> StreamingResponse:
+async def _stream(
+    request: Request, manager: RunManager, tenant_id: str, thread_id: str, body: RunCreate
+) -> StreamingResponse:
     handle = await manager.submit(tenant_id, thread_id, body)
     queue = handle.subscribe()
     return StreamingResponse(
-        run_events(handle, queue, request=request, manager=manager,
-                   cancel_on_disconnect=body.on_disconnect == "cancel"),
-        media_type="text/event-stream", headers={**_SSE_HEADERS, "Content-Location":
-                                                 f"/threads/{handle.thread_id}/runs/{handle.run_id}"})
+        run_events(
+            handle,
+            queue,
+            request=request,
+            manager=manager,
+            cancel_on_disconnect=body.on_disconnect == "cancel",
+        ),
+        media_type="text/event-stream",
+        headers={**_SSE_HEADERS, "Content-Location": f"/threads/{handle.thread_id}/runs/{handle.run_id}"},
+    )
 
 
 async def _stateless_thread(threads: ThreadRepository, tenant_id: str) -> str:
@@ -42,8 +49,9 @@ async def _stateless_thread(threads: ThreadRepository, tenant_id: str) -> str:
 
 
 @router.post("/threads/{thread_id}/runs/stream", summary="Create a run and stream its events (SSE)")
-async def stream_run(thread_id: str, body: RunCreate, request: Request, principal: DeveloperDep,
-                     manager: ManagerDep) -> StreamingResponse:
+async def stream_run(
+    thread_id: str, body: RunCreate, request: Request, principal: DeveloperDep, manager: ManagerDep
+) -> StreamingResponse:
     return await _stream(request, manager, principal.tenant_id, thread_id, body)
 
 
@@ -61,15 +69,15 @@ async def create_run(thread_id: str, body: RunCreate, principal: DeveloperDep, m
 
 
 @router.post("/runs/stream", summary="Stream a run on a new thread (stateless)")
-async def stateless_stream(body: RunCreate, request: Request, principal: DeveloperDep, manager: ManagerDep,
-                           threads: ThreadsDep) -> StreamingResponse:
+async def stateless_stream(
+    body: RunCreate, request: Request, principal: DeveloperDep, manager: ManagerDep, threads: ThreadsDep
+) -> StreamingResponse:
     thread_id = await _stateless_thread(threads, principal.tenant_id)
     return await _stream(request, manager, principal.tenant_id, thread_id, body)
 
 
 @router.post("/runs/wait", summary="Run on a new thread (stateless) and wait for the final state")
-async def stateless_wait(body: RunCreate, principal: DeveloperDep, manager: ManagerDep,
-                         threads: ThreadsDep) -> Any:
+async def stateless_wait(body: RunCreate, principal: DeveloperDep, manager: ManagerDep, threads: ThreadsDep) -> Any:
     thread_id = await _stateless_thread(threads, principal.tenant_id)
     handle = await manager.submit(principal.tenant_id, thread_id, body)
     await handle.done.wait()
@@ -80,9 +88,14 @@ async def stateless_wait(body: RunCreate, principal: DeveloperDep, manager: Mana
 
 
 @router.get("/threads/{thread_id}/runs", summary="List a thread's runs")
-async def list_runs(thread_id: str, principal: PrincipalDep, threads: ThreadsDep,
-                    limit: int = Query(10, ge=1, le=1000), offset: int = Query(0, ge=0),
-                    status: str | None = None) -> list[dict[str, Any]]:
+async def list_runs(
+    thread_id: str,
+    principal: PrincipalDep,
+    threads: ThreadsDep,
+    limit: int = Query(10, ge=1, le=1000),
+    offset: int = Query(0, ge=0),
+    status: str | None = None,
+) -> list[dict[str, Any]]:
     rows = await threads.list_runs(principal.tenant_id, thread_id, limit=limit, offset=offset, status=status)
     return [run_view(r) for r in rows]
 
@@ -93,8 +106,9 @@ async def get_run(thread_id: str, run_id: str, principal: PrincipalDep, threads:
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/join", summary="Wait for a run; return the thread's final state")
-async def join_run(thread_id: str, run_id: str, principal: PrincipalDep, threads: ThreadsDep,
-                   manager: ManagerDep) -> Any:
+async def join_run(
+    thread_id: str, run_id: str, principal: PrincipalDep, threads: ThreadsDep, manager: ManagerDep
+) -> Any:
     row = await threads.get_run(principal.tenant_id, thread_id, run_id)
     handle = manager.handle(str(row["run_id"]))
     if handle is not None:
@@ -105,22 +119,39 @@ async def join_run(thread_id: str, run_id: str, principal: PrincipalDep, threads
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/stream", summary="Join a run's event stream")
-async def join_stream(thread_id: str, run_id: str, request: Request, principal: PrincipalDep,
-                      threads: ThreadsDep, manager: ManagerDep) -> StreamingResponse:
+async def join_stream(
+    thread_id: str,
+    run_id: str,
+    request: Request,
+    principal: PrincipalDep,
+    threads: ThreadsDep,
+    manager: ManagerDep,
+) -> StreamingResponse:
     row = await threads.get_run(principal.tenant_id, thread_id, run_id)
     handle = manager.handle(str(row["run_id"]))
     if handle is None:
+
         async def ended() -> Any:
             yield b""
+
         return StreamingResponse(ended(), media_type="text/event-stream", headers=_SSE_HEADERS)
     queue = handle.subscribe()
-    return StreamingResponse(run_events(handle, queue, request=request, manager=manager, cancel_on_disconnect=False),
-                             media_type="text/event-stream", headers=_SSE_HEADERS)
+    return StreamingResponse(
+        run_events(handle, queue, request=request, manager=manager, cancel_on_disconnect=False),
+        media_type="text/event-stream",
+        headers=_SSE_HEADERS,
+    )
 
 
 @router.post("/threads/{thread_id}/runs/{run_id}/cancel", summary="Cancel a run (interrupt or rollback)")
-async def cancel_run(thread_id: str, run_id: str, principal: DeveloperDep, manager: ManagerDep,
-                     wait: bool = False, action: Literal["interrupt", "rollback"] = "interrupt") -> Response:
+async def cancel_run(
+    thread_id: str,
+    run_id: str,
+    principal: DeveloperDep,
+    manager: ManagerDep,
+    wait: bool = False,
+    action: Literal["interrupt", "rollback"] = "interrupt",
+) -> Response:
     await manager.cancel(principal.tenant_id, thread_id, run_id, action=action, wait=wait)
     return Response(status_code=200 if wait else 202)
 

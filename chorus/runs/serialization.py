@@ -34,5 +34,8 @@ def jsonable(value: Any) -> Any:
 
 def stream_metadata(meta: dict[str, Any]) -> dict[str, Any]:
     """The JSON-safe part of LangGraph's per-token metadata (node, step, tags, …)."""
-    return {k: v for k, v in meta.items()
-            if isinstance(v, str | int | float | bool | type(None)) or (k == "tags" and isinstance(v, list))}
+    return {
+        k: v
+        for k, v in meta.items()
+        if isinstance(v, str | int | float | bool | type(None)) or (k == "tags" and isinstance(v, list))
+    }

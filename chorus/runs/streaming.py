@@ -16,8 +16,14 @@ def sse(event: str, data: Any) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + dumps(data) + b"\n\n"
 
 
-async def run_events(handle: RunHandle, queue: asyncio.Queue[Any], *, request: Request, manager: RunManager,
-                     cancel_on_disconnect: bool) -> AsyncIterator[bytes]:
+async def run_events(
+    handle: RunHandle,
+    queue: asyncio.Queue[Any],
+    *,
+    request: Request,
+    manager: RunManager,
+    cancel_on_disconnect: bool,
+) -> AsyncIterator[bytes]:
     yield sse("metadata", {"run_id": handle.run_id, "attempt": 1})
     try:
         while True:

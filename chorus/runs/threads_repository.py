@@ -11,25 +11,45 @@ from chorus.agents.configs.repository import parse_uuid
 from chorus.agents.errors import Conflict, NotFound
 from chorus.agents.storage.database import Database
 
-_THREAD_COLS = ('thread_id, tenant_id, assistant_id, config_version, status, metadata, "values",'
-                " created_at, updated_at, expires_at")
-_RUN_COLS = ("run_id, thread_id, assistant_id, config_version, status, multitask_strategy, kwargs, metadata, error,"
-             " checkpoint_before, created_at, updated_at")
+_THREAD_COLS = (
+    'thread_id, tenant_id, assistant_id, config_version, status, metadata, "values", created_at, updated_at, expires_at'
+)
+_RUN_COLS = (
+    "run_id, thread_id, assistant_id, config_version, status, multitask_strategy, kwargs, metadata, error,"
+    " checkpoint_before, created_at, updated_at"
+)
 
 
 def thread_view(row: dict[str, Any]) -> dict[str, Any]:
-    return {"thread_id": str(row["thread_id"]), "created_at": row["created_at"], "updated_at": row["updated_at"],
-            "metadata": row["metadata"], "status": row["status"], "values": row["values"] or {},
-            "interrupts": {}, "config": {}, "assistant_id": str(row["assistant_id"]) if row["assistant_id"] else None,
-            "config_version": row["config_version"], "expires_at": row["expires_at"]}
+    return {
+        "thread_id": str(row["thread_id"]),
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "metadata": row["metadata"],
+        "status": row["status"],
+        "values": row["values"] or {},
+        "interrupts": {},
+        "config": {},
+        "assistant_id": str(row["assistant_id"]) if row["assistant_id"] else None,
+        "config_version": row["config_version"],
+        "expires_at": row["expires_at"],
+    }
 
 
 def run_view(row: dict[str, Any]) -> dict[str, Any]:
-    return {"run_id": str(row["run_id"]), "thread_id": str(row["thread_id"]),
-            "assistant_id": str(row["assistant_id"]), "config_version": row["config_version"],
-            "created_at": row["created_at"], "updated_at": row["updated_at"], "status": row["status"],
-            "metadata": row["metadata"], "multitask_strategy": row["multitask_strategy"], "kwargs": row["kwargs"],
-            "error": row["error"]}
+    return {
+        "run_id": str(row["run_id"]),
+        "thread_id": str(row["thread_id"]),
+        "assistant_id": str(row["assistant_id"]),
+        "config_version": row["config_version"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "status": row["status"],
+        "metadata": row["metadata"],
+        "multitask_strategy": row["multitask_strategy"],
+        "kwargs": row["kwargs"],
+        "error": row["error"],
+    }
 
 
 class ThreadRepository:
@@ -40,14 +60,16 @@ class ThreadRepository:
     def _expiry(self) -> datetime | None:
         return datetime.now(UTC) + timedelta(days=self.ttl_days) if self.ttl_days else None
 
-    async def create(self, tenant_id: str, *, thread_id: str | None, metadata: dict[str, Any],
-                     if_exists: str = "raise") -> dict[str, Any]:
+    async def create(
+        self, tenant_id: str, *, thread_id: str | None, metadata: dict[str, Any], if_exists: str = "raise"
+    ) -> dict[str, Any]:
         thread_id = parse_uuid(thread_id, "thread") if thread_id else str(uuid.uuid4())
         async with self.db.connection() as conn:
             cur = await conn.execute(
                 f"INSERT INTO threads (thread_id, tenant_id, metadata, expires_at) VALUES (%s, %s, %s, %s)"
                 f" ON CONFLICT (thread_id) DO NOTHING RETURNING {_THREAD_COLS}",
-                (thread_id, tenant_id, json.dumps(metadata), self._expiry()))
+                (thread_id, tenant_id, json.dumps(metadata), self._expiry()),
+            )
             row = await cur.fetchone()
         if row is not None:
             return row
@@ -58,15 +80,25 @@ class ThreadRepository:
     async def get(self, tenant_id: str, thread_id: str) -> dict[str, Any]:
         thread_id = parse_uuid(thread_id, "thread")
         async with self.db.connection() as conn:
-            cur = await conn.execute(f"SELECT {_THREAD_COLS} FROM threads WHERE tenant_id = %s AND thread_id = %s",
-                                     (tenant_id, thread_id))
+            cur = await conn.execute(
+                f"SELECT {_THREAD_COLS} FROM threads WHERE tenant_id = %s AND thread_id = %s",
+                (tenant_id, thread_id),
+            )
             row = await cur.fetchone()
         if row is None:
             raise NotFound(f"thread '{thread_id}' does not exist")
         return row
 
-    async def search(self, tenant_id: str, *, metadata: dict[str, Any] | None, status: str | None,
-                     values: dict[str, Any] | None, limit: int, offset: int) -> list[dict[str, Any]]:
+    async def search(
+        self,
+        tenant_id: str,
+        *,
+        metadata: dict[str, Any] | None,
+        status: str | None,
+        values: dict[str, Any] | None,
+        limit: int,
+        offset: int,
+    ) -> list[dict[str, Any]]:
         sql = f"SELECT {_THREAD_COLS} FROM threads WHERE tenant_id = %s"
         params: list[Any] = [tenant_id]
         if metadata:
@@ -89,7 +121,9 @@ class ThreadRepository:
         async with self.db.connection() as conn:
             cur = await conn.execute(
                 f"UPDATE threads SET metadata = metadata || %s, updated_at = now() WHERE thread_id = %s"
-                f" RETURNING {_THREAD_COLS}", (json.dumps(metadata), thread_id))
+                f" RETURNING {_THREAD_COLS}",
+                (json.dumps(metadata), thread_id),
+            )
             row = await cur.fetchone()
         assert row is not None
         return row
@@ -99,10 +133,17 @@ class ThreadRepository:
             await conn.execute(
                 "UPDATE threads SET assistant_id = %s, config_version = %s, metadata = metadata || %s"
                 " WHERE thread_id = %s AND assistant_id IS NULL",
-                (assistant_id, version, json.dumps({"assistant_id": assistant_id, "graph_id": "chatbot"}), thread_id))
+                (
+                    assistant_id,
+                    version,
+                    json.dumps({"assistant_id": assistant_id, "graph_id": "chatbot"}),
+                    thread_id,
+                ),
+            )
 
-    async def set_status(self, thread_id: str, status: str, *, values: Any = None,
-                         metadata: dict[str, Any] | None = None) -> None:
+    async def set_status(
+        self, thread_id: str, status: str, *, values: Any = None, metadata: dict[str, Any] | None = None
+    ) -> None:
         sets = ["status = %s", "updated_at = now()", "expires_at = %s"]
         params: list[Any] = [status, self._expiry()]
         if values is not None:
@@ -117,8 +158,9 @@ class ThreadRepository:
     async def delete(self, tenant_id: str, thread_id: str) -> None:
         thread_id = parse_uuid(thread_id, "thread")
         async with self.db.connection() as conn:
-            cur = await conn.execute("DELETE FROM threads WHERE tenant_id = %s AND thread_id = %s",
-                                     (tenant_id, thread_id))
+            cur = await conn.execute(
+                "DELETE FROM threads WHERE tenant_id = %s AND thread_id = %s", (tenant_id, thread_id)
+            )
         if cur.rowcount == 0:
             raise NotFound(f"thread '{thread_id}' does not exist")
 
@@ -126,31 +168,54 @@ class ThreadRepository:
         async with self.db.connection() as conn:
             cur = await conn.execute(
                 "DELETE FROM threads WHERE thread_id IN (SELECT thread_id FROM threads WHERE expires_at < now()"
-                " AND status <> 'busy' LIMIT %s) RETURNING thread_id", (limit,))
+                " AND status <> 'busy' LIMIT %s) RETURNING thread_id",
+                (limit,),
+            )
             return [str(r["thread_id"]) for r in await cur.fetchall()]
 
     # -- runs -----------------------------------------------------------------------------------
 
-    async def insert_run(self, *, run_id: str, tenant_id: str, thread_id: str, assistant_id: str, version: int,
-                         strategy: str, kwargs: dict[str, Any], metadata: dict[str, Any]) -> dict[str, Any]:
+    async def insert_run(
+        self,
+        *,
+        run_id: str,
+        tenant_id: str,
+        thread_id: str,
+        assistant_id: str,
+        version: int,
+        strategy: str,
+        kwargs: dict[str, Any],
+        metadata: dict[str, Any],
+    ) -> dict[str, Any]:
         async with self.db.connection() as conn:
             cur = await conn.execute(
                 f"INSERT INTO runs (run_id, tenant_id, thread_id, assistant_id, config_version, status,"
                 f" multitask_strategy, kwargs, metadata) VALUES (%s,%s,%s,%s,%s,'pending',%s,%s,%s)"
                 f" RETURNING {_RUN_COLS}",
-                (run_id, tenant_id, thread_id, assistant_id, version, strategy, json.dumps(kwargs, default=str),
-                 json.dumps(metadata)))
+                (
+                    run_id,
+                    tenant_id,
+                    thread_id,
+                    assistant_id,
+                    version,
+                    strategy,
+                    json.dumps(kwargs, default=str),
+                    json.dumps(metadata),
+                ),
+            )
             row = await cur.fetchone()
         assert row is not None
         return row
 
-    async def set_run_status(self, run_id: str, status: str, *, error: str | None = None,
-                             checkpoint_before: str | None = None) -> None:
+    async def set_run_status(
+        self, run_id: str, status: str, *, error: str | None = None, checkpoint_before: str | None = None
+    ) -> None:
         async with self.db.connection() as conn:
             await conn.execute(
                 "UPDATE runs SET status = %s, error = coalesce(%s, error),"
                 " checkpoint_before = coalesce(%s, checkpoint_before), updated_at = now() WHERE run_id = %s",
-                (status, error, checkpoint_before, run_id))
+                (status, error, checkpoint_before, run_id),
+            )
 
     async def get_run(self, tenant_id: str, thread_id: str, run_id: str) -> dict[str, Any]:
         run_id = parse_uuid(run_id, "run")
@@ -158,14 +223,16 @@ class ThreadRepository:
         async with self.db.connection() as conn:
             cur = await conn.execute(
                 f"SELECT {_RUN_COLS} FROM runs WHERE tenant_id = %s AND thread_id = %s AND run_id = %s",
-                (tenant_id, thread_id, run_id))
+                (tenant_id, thread_id, run_id),
+            )
             row = await cur.fetchone()
         if row is None:
             raise NotFound(f"run '{run_id}' does not exist on thread '{thread_id}'")
         return row
 
-    async def list_runs(self, tenant_id: str, thread_id: str, *, limit: int, offset: int,
-                        status: str | None) -> list[dict[str, Any]]:
+    async def list_runs(
+        self, tenant_id: str, thread_id: str, *, limit: int, offset: int, status: str | None
+    ) -> list[dict[str, Any]]:
         await self.get(tenant_id, thread_id)
         sql = f"SELECT {_RUN_COLS} FROM runs WHERE tenant_id = %s AND thread_id = %s"
         params: list[Any] = [tenant_id, thread_id]
@@ -186,7 +253,8 @@ class ThreadRepository:
         async with self.db.connection() as conn:
             cur = await conn.execute(
                 "UPDATE runs SET status = 'error', error = 'the server stopped while this run was active',"
-                " updated_at = now() WHERE status IN ('pending', 'running') RETURNING thread_id")
+                " updated_at = now() WHERE status IN ('pending', 'running') RETURNING thread_id"
+            )
             threads = [r["thread_id"] for r in await cur.fetchall()]
             if threads:
                 await conn.execute("UPDATE threads SET status = 'error' WHERE thread_id = ANY(%s)", (threads,))

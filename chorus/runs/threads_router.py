@@ -22,20 +22,37 @@ def _checkpoint(config: Any) -> dict[str, Any] | None:
     if not config:
         return None
     c = config.get("configurable", {})
-    return {"thread_id": c.get("thread_id"), "checkpoint_ns": c.get("checkpoint_ns", ""),
-            "checkpoint_id": c.get("checkpoint_id")}
+    return {
+        "thread_id": c.get("thread_id"),
+        "checkpoint_ns": c.get("checkpoint_ns", ""),
+        "checkpoint_id": c.get("checkpoint_id"),
+    }
 
 
 def state_view(snap: StateSnapshot) -> dict[str, Any]:
-    return {"values": jsonable(snap.values), "next": list(snap.next), "checkpoint": _checkpoint(snap.config),
-            "metadata": jsonable(snap.metadata or {}), "created_at": snap.created_at,
-            "parent_checkpoint": _checkpoint(snap.parent_config), "tasks": [], "interrupts": []}
+    return {
+        "values": jsonable(snap.values),
+        "next": list(snap.next),
+        "checkpoint": _checkpoint(snap.config),
+        "metadata": jsonable(snap.metadata or {}),
+        "created_at": snap.created_at,
+        "parent_checkpoint": _checkpoint(snap.parent_config),
+        "tasks": [],
+        "interrupts": [],
+    }
 
 
 def _empty_state(thread_id: str) -> dict[str, Any]:
-    return {"values": {}, "next": [], "checkpoint": {"thread_id": thread_id, "checkpoint_ns": "",
-            "checkpoint_id": None}, "metadata": {}, "created_at": None, "parent_checkpoint": None,
-            "tasks": [], "interrupts": []}
+    return {
+        "values": {},
+        "next": [],
+        "checkpoint": {"thread_id": thread_id, "checkpoint_ns": "", "checkpoint_id": None},
+        "metadata": {},
+        "created_at": None,
+        "parent_checkpoint": None,
+        "tasks": [],
+        "interrupts": [],
+    }
 
 
 async def _graph_and_config(manager: RunManager, thread: dict[str, Any], tenant_id: str) -> Any:
@@ -46,23 +63,33 @@ async def _graph_and_config(manager: RunManager, thread: dict[str, Any], tenant_
 
 @router.post("", summary="Create a thread")
 async def create(body: ThreadCreate, principal: PrincipalDep, threads: ThreadsDep) -> dict[str, Any]:
-    return thread_view(await threads.create(principal.tenant_id, thread_id=body.thread_id,
-                                            metadata=body.metadata, if_exists=body.if_exists))
+    return thread_view(
+        await threads.create(
+            principal.tenant_id, thread_id=body.thread_id, metadata=body.metadata, if_exists=body.if_exists
+        )
+    )
 
 
 @router.post("/search", summary="Search threads by metadata, values or status")
 async def search(body: ThreadSearch, principal: PrincipalDep, threads: ThreadsDep) -> list[dict[str, Any]]:
-    rows = await threads.search(principal.tenant_id, metadata=body.metadata, status=body.status,
-                                values=body.values, limit=body.limit, offset=body.offset)
+    rows = await threads.search(
+        principal.tenant_id,
+        metadata=body.metadata,
+        status=body.status,
+        values=body.values,
+        limit=body.limit,
+        offset=body.offset,
+    )
     return [thread_view(r) for r in rows]
 
 
 @router.post("/prune", summary="Delete threads and their checkpoints")
-async def prune(body: ThreadPrune, principal: DeveloperDep, threads: ThreadsDep,
-                manager: ManagerDep) -> dict[str, Any]:
+async def prune(body: ThreadPrune, principal: DeveloperDep, threads: ThreadsDep, manager: ManagerDep) -> dict[str, Any]:
     if body.strategy == "keep_latest":
-        raise InvalidInput("strategy 'keep_latest' is not needed in Chorus: checkpoints store only new messages "
-                           "per turn; use 'delete', or set CHORUS_THREAD_TTL_DAYS to expire idle threads")
+        raise InvalidInput(
+            "strategy 'keep_latest' is not needed in Chorus: checkpoints store only new messages "
+            "per turn; use 'delete', or set CHORUS_THREAD_TTL_DAYS to expire idle threads"
+        )
     deleted = 0
     for thread_id in body.thread_ids:
         try:
@@ -95,8 +122,7 @@ async def delete(thread_id: str, principal: PrincipalDep, threads: ThreadsDep, m
 
 
 @router.get("/{thread_id}/state", summary="The thread's current state")
-async def state(thread_id: str, principal: PrincipalDep, threads: ThreadsDep,
-                manager: ManagerDep) -> dict[str, Any]:
+async def state(thread_id: str, principal: PrincipalDep, threads: ThreadsDep, manager: ManagerDep) -> dict[str, Any]:
     thread = await threads.get(principal.tenant_id, thread_id)
     graph = await _graph_and_config(manager, thread, principal.tenant_id)
     if graph is None:
@@ -106,8 +132,9 @@ async def state(thread_id: str, principal: PrincipalDep, threads: ThreadsDep,
 
 
 @router.post("/{thread_id}/history", summary="Past states of the thread, newest first")
-async def history(thread_id: str, body: HistoryRequest, principal: PrincipalDep, threads: ThreadsDep,
-                  manager: ManagerDep) -> list[dict[str, Any]]:
+async def history(
+    thread_id: str, body: HistoryRequest, principal: PrincipalDep, threads: ThreadsDep, manager: ManagerDep
+) -> list[dict[str, Any]]:
     thread = await threads.get(principal.tenant_id, thread_id)
     graph = await _graph_and_config(manager, thread, principal.tenant_id)
     if graph is None:
@@ -120,5 +147,7 @@ async def history(thread_id: str, body: HistoryRequest, principal: PrincipalDep,
         before = {"configurable": {"thread_id": str(thread["thread_id"]), "checkpoint_id": before}}
     elif isinstance(before, dict) and "configurable" not in before:
         before = {"configurable": {**before, "thread_id": str(thread["thread_id"])}}
-    return [state_view(s) async for s in graph.aget_state_history(config, filter=body.metadata, before=before,
-                                                                  limit=body.limit)]
+    return [
+        state_view(s)
+        async for s in graph.aget_state_history(config, filter=body.metadata, before=before, limit=body.limit)
+    ]

@@ -25,8 +25,11 @@ class UsageCollector(AsyncCallbackHandler):
                 usage = gen.message.usage_metadata
                 if not usage:
                     continue
-                model = str(gen.message.response_metadata.get("model_name") or
-                            (response.llm_output or {}).get("model_name") or "unknown")
+                model = str(
+                    gen.message.response_metadata.get("model_name")
+                    or (response.llm_output or {}).get("model_name")
+                    or "unknown"
+                )
                 self.by_model[model][0] += int(usage.get("input_tokens", 0))
                 self.by_model[model][1] += int(usage.get("output_tokens", 0))
 
@@ -39,4 +42,6 @@ class UsageCollector(AsyncCallbackHandler):
                 TOKENS.labels(tenant_id, model, "output").inc(tokens_out)
                 await conn.execute(
                     "INSERT INTO token_usage (tenant_id, run_id, thread_id, model, input_tokens, output_tokens)"
-                    " VALUES (%s, %s, %s, %s, %s, %s)", (tenant_id, run_id, thread_id, model, tokens_in, tokens_out))
+                    " VALUES (%s, %s, %s, %s, %s, %s)",
+                    (tenant_id, run_id, thread_id, model, tokens_in, tokens_out),
+                )

@@ -121,6 +121,10 @@ class LlmConfig(ConfigModel):
     api_key_env: str | None = Field(default=None, description="Env var holding the key; default per provider.")
     parameters: LlmParameters = Field(default_factory=LlmParameters)
     fallback: LlmFallback | list[LlmFallback] | None = None
+    offline_token_delay_ms: Annotated[int, Field(ge=0, le=5000)] | None = Field(
+        default=None,
+        description="Offline development model only: pause between streamed tokens (demos, multitask tests).",
+    )
 
     def fallbacks(self) -> list[LlmFallback]:
         if self.fallback is None:

@@ -35,14 +35,27 @@ _SELECT = (
 
 
 def _row(row: dict[str, Any]) -> StoredConfig:
-    return StoredConfig(str(row["config_id"]), str(row["tenant_id"]), row["name"], row["description"],
-                        row["product_type"], row["version"], row["latest_version"], row["config"],
-                        row["metadata"], row["created_at"], row["updated_at"])
+    return StoredConfig(
+        str(row["config_id"]),
+        str(row["tenant_id"]),
+        row["name"],
+        row["description"],
+        row["product_type"],
+        row["version"],
+        row["latest_version"],
+        row["config"],
+        row["metadata"],
+        row["created_at"],
+        row["updated_at"],
+    )
 
 
 def stamp(config: dict[str, Any], config_id: str, version: int) -> dict[str, Any]:
     """The stored copy names its own id and version in config_metadata."""
-    return {**config, "config_metadata": {**config["config_metadata"], "config_id": config_id, "version": version}}
+    return {
+        **config,
+        "config_metadata": {**config["config_metadata"], "config_id": config_id, "version": version},
+    }
 
 
 def parse_uuid(value: str, what: str) -> str:
@@ -56,9 +69,18 @@ class ConfigRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def insert(self, *, tenant_id: str, config_id: str, name: str, description: str | None,
-                     product_type: str, config: dict[str, Any], metadata: dict[str, Any],
-                     commit_message: str | None) -> StoredConfig:
+    async def insert(
+        self,
+        *,
+        tenant_id: str,
+        config_id: str,
+        name: str,
+        description: str | None,
+        product_type: str,
+        config: dict[str, Any],
+        metadata: dict[str, Any],
+        commit_message: str | None,
+    ) -> StoredConfig:
         async with self.db.connection() as conn, conn.transaction():
             await conn.execute(
                 "INSERT INTO bot_configs (config_id, tenant_id, name, description, product_type, latest_version,"
@@ -68,17 +90,32 @@ class ConfigRepository:
             await conn.execute(
                 "INSERT INTO bot_config_versions (config_id, version, tenant_id, config, metadata, commit_message)"
                 " VALUES (%s, 1, %s, %s, %s, %s)",
-                (config_id, tenant_id, json.dumps(stamp(config, config_id, 1)), json.dumps(metadata), commit_message),
+                (
+                    config_id,
+                    tenant_id,
+                    json.dumps(stamp(config, config_id, 1)),
+                    json.dumps(metadata),
+                    commit_message,
+                ),
             )
         return await self.get(tenant_id, config_id)
 
-    async def add_version(self, *, tenant_id: str, config_id: str, config: dict[str, Any],
-                          metadata: dict[str, Any], name: str, description: str | None,
-                          commit_message: str | None) -> StoredConfig:
+    async def add_version(
+        self,
+        *,
+        tenant_id: str,
+        config_id: str,
+        config: dict[str, Any],
+        metadata: dict[str, Any],
+        name: str,
+        description: str | None,
+        commit_message: str | None,
+    ) -> StoredConfig:
         async with self.db.connection() as conn, conn.transaction():
             cur = await conn.execute(
-                "SELECT max(version) AS v FROM bot_config_versions WHERE config_id = %s AND tenant_id = %s"
-                " FOR UPDATE", (config_id, tenant_id))
+                "SELECT max(version) AS v FROM bot_config_versions WHERE config_id = %s AND tenant_id = %s FOR UPDATE",
+                (config_id, tenant_id),
+            )
             row = await cur.fetchone()
             if row is None or row["v"] is None:
                 raise NotFound(f"assistant '{config_id}' does not exist")
@@ -86,7 +123,14 @@ class ConfigRepository:
             await conn.execute(
                 "INSERT INTO bot_config_versions (config_id, version, tenant_id, config, metadata, commit_message)"
                 " VALUES (%s, %s, %s, %s, %s, %s)",
-                (config_id, version, tenant_id, json.dumps(stamp(config, config_id, version)), json.dumps(metadata), commit_message),
+                (
+                    config_id,
+                    version,
+                    tenant_id,
+                    json.dumps(stamp(config, config_id, version)),
+                    json.dumps(metadata),
+                    commit_message,
+                ),
             )
             await conn.execute(
                 "UPDATE bot_configs SET latest_version = %s, name = %s, description = %s, metadata = %s,"
@@ -101,19 +145,29 @@ class ConfigRepository:
             if version is None:
                 cur = await conn.execute(
                     _SELECT + " AND v.version = c.latest_version WHERE c.tenant_id = %s AND c.config_id = %s",
-                    (tenant_id, config_id))
+                    (tenant_id, config_id),
+                )
             else:
                 cur = await conn.execute(
                     _SELECT + " AND v.version = %s WHERE c.tenant_id = %s AND c.config_id = %s",
-                    (version, tenant_id, config_id))
+                    (version, tenant_id, config_id),
+                )
             row = await cur.fetchone()
         if row is None:
             what = f"version {version} of assistant" if version is not None else "assistant"
             raise NotFound(f"{what} '{config_id}' does not exist")
         return _row(row)
 
-    async def search(self, tenant_id: str, *, metadata: dict[str, Any] | None, graph_id: str | None,
-                     name: str | None, limit: int, offset: int) -> list[StoredConfig]:
+    async def search(
+        self,
+        tenant_id: str,
+        *,
+        metadata: dict[str, Any] | None,
+        graph_id: str | None,
+        name: str | None,
+        limit: int,
+        offset: int,
+    ) -> list[StoredConfig]:
         sql = _SELECT + " AND v.version = c.latest_version WHERE c.tenant_id = %s"
         params: list[Any] = [tenant_id]
         if metadata:
@@ -136,22 +190,26 @@ class ConfigRepository:
         async with self.db.connection() as conn:
             cur = await conn.execute(
                 _SELECT + " WHERE c.tenant_id = %s AND c.config_id = %s ORDER BY v.version DESC LIMIT %s OFFSET %s",
-                (tenant_id, config_id, limit, offset))
+                (tenant_id, config_id, limit, offset),
+            )
             return [_row(r) for r in await cur.fetchall()]
 
     async def set_latest(self, tenant_id: str, config_id: str, version: int) -> StoredConfig:
         await self.get(tenant_id, config_id, version)
         async with self.db.connection() as conn:
             await conn.execute(
-                "UPDATE bot_configs SET latest_version = %s, updated_at = now() WHERE config_id = %s AND tenant_id = %s",
-                (version, config_id, tenant_id))
+                "UPDATE bot_configs SET latest_version = %s, updated_at = now()"
+                " WHERE config_id = %s AND tenant_id = %s",
+                (version, config_id, tenant_id),
+            )
         return await self.get(tenant_id, config_id)
 
     async def delete(self, tenant_id: str, config_id: str) -> None:
         config_id = parse_uuid(config_id, "assistant")
         async with self.db.connection() as conn:
-            cur = await conn.execute("DELETE FROM bot_configs WHERE tenant_id = %s AND config_id = %s",
-                                     (tenant_id, config_id))
+            cur = await conn.execute(
+                "DELETE FROM bot_configs WHERE tenant_id = %s AND config_id = %s", (tenant_id, config_id)
+            )
             if cur.rowcount == 0:
                 raise NotFound(f"assistant '{config_id}' does not exist")
 
@@ -159,7 +217,9 @@ class ConfigRepository:
         async with self.db.connection() as conn:
             cur = await conn.execute(
                 _SELECT + " AND v.version = c.latest_version WHERE c.tenant_id = %s AND c.name = %s"
-                " ORDER BY c.created_at LIMIT 1", (tenant_id, name))
+                " ORDER BY c.created_at LIMIT 1",
+                (tenant_id, name),
+            )
             row = await cur.fetchone()
         return _row(row) if row else None
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
 
@@ -30,19 +30,24 @@ def config_view(stored: StoredConfig, warnings: list[dict[str, str]] | None = No
 
 
 @router.post("", status_code=201, summary="Upload a bot config (validated; becomes assistant version 1)")
-async def create_config(principal: DeveloperDep, service: ConfigServiceDep,
-                        body: dict[str, Any] = Body(..., description="The bot config")) -> dict[str, Any]:
+async def create_config(
+    principal: DeveloperDep,
+    service: ConfigServiceDep,
+    body: Annotated[dict[str, Any], Body(description="The bot config")],
+) -> dict[str, Any]:
     stored, report = await service.create(principal.tenant_id, body)
     return config_view(stored, [w.to_dict() for w in report.warnings])
 
 
 @router.post("/validate", summary="Validate a bot config without storing it")
-async def validate(principal: PrincipalDep, registry: RegistryDep,
-                   body: Any = Body(..., description="The bot config")) -> dict[str, Any]:
+async def validate(
+    principal: PrincipalDep, registry: RegistryDep, body: Annotated[Any, Body(description="The bot config")]
+) -> dict[str, Any]:
     return validate_config(body, registry=registry).to_dict()
 
 
 @router.get("/{config_id}", summary="Get a bot config (latest version, or ?version=N)")
-async def get_config(config_id: str, principal: PrincipalDep, service: ConfigServiceDep,
-                     version: int | None = None) -> dict[str, Any]:
+async def get_config(
+    config_id: str, principal: PrincipalDep, service: ConfigServiceDep, version: int | None = None
+) -> dict[str, Any]:
     return config_view(await service.repo.get(principal.tenant_id, config_id, version))

@@ -26,21 +26,41 @@ class ConfigService:
         self.repo = repo
         self.registry = registry
 
-    async def create(self, tenant_id: str, raw: Any, *, metadata: dict[str, Any] | None = None,
-                     name: str | None = None, config_id: str | None = None,
-                     commit_message: str | None = None) -> tuple[StoredConfig, ValidationReport]:
+    async def create(
+        self,
+        tenant_id: str,
+        raw: Any,
+        *,
+        metadata: dict[str, Any] | None = None,
+        name: str | None = None,
+        config_id: str | None = None,
+        commit_message: str | None = None,
+    ) -> tuple[StoredConfig, ValidationReport]:
         report = _checked(raw, self.registry)
         assert report.config is not None
         config_id = config_id or str(uuid.uuid4())
         stored = await self.repo.insert(
-            tenant_id=tenant_id, config_id=config_id, name=name or report.config.display_name,
-            description=report.config.config_metadata.description, product_type=report.config.product_type,
-            config=raw, metadata=metadata or {}, commit_message=commit_message)
+            tenant_id=tenant_id,
+            config_id=config_id,
+            name=name or report.config.display_name,
+            description=report.config.config_metadata.description,
+            product_type=report.config.product_type,
+            config=raw,
+            metadata=metadata or {},
+            commit_message=commit_message,
+        )
         return stored, report
 
-    async def update(self, tenant_id: str, config_id: str, raw: Any | None, *,
-                     metadata: dict[str, Any] | None = None, name: str | None = None,
-                     commit_message: str | None = None) -> tuple[StoredConfig, ValidationReport | None]:
+    async def update(
+        self,
+        tenant_id: str,
+        config_id: str,
+        raw: Any | None,
+        *,
+        metadata: dict[str, Any] | None = None,
+        name: str | None = None,
+        commit_message: str | None = None,
+    ) -> tuple[StoredConfig, ValidationReport | None]:
         current = await self.repo.get(tenant_id, config_id)
         report: ValidationReport | None = None
         new_raw = current.config
@@ -50,12 +70,16 @@ class ConfigService:
             if report.config.product_type != current.product_type:
                 raise InvalidInput(
                     f"this assistant is a {current.product_type}; a new version cannot change product_type",
-                    errors=[{"path": "$.config_metadata.product_type", "message": "cannot change"}])
+                    errors=[{"path": "$.config_metadata.product_type", "message": "cannot change"}],
+                )
             new_raw = raw
         stored = await self.repo.add_version(
-            tenant_id=tenant_id, config_id=current.config_id, config=new_raw,
+            tenant_id=tenant_id,
+            config_id=current.config_id,
+            config=new_raw,
             metadata=metadata if metadata is not None else current.metadata,
             name=name or (report.config.display_name if report and report.config else current.name),
             description=report.config.config_metadata.description if report and report.config else current.description,
-            commit_message=commit_message)
+            commit_message=commit_message,
+        )
         return stored, report

@@ -58,7 +58,8 @@ def _schema_problems(data: Any) -> list[Problem]:
         if err.validator == "additionalProperties":
             extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
             extra = [k for k in extra if not k.startswith("_")]
-            message = f"unknown field(s) {', '.join(map(repr, extra))}; check the spelling (keys starting with '_' are comments)"
+            names = ", ".join(map(repr, extra))
+            message = f"unknown field(s) {names}; check the spelling (keys starting with '_' are comments)"
         problems.append(Problem(_json_path(list(err.absolute_path)), message))
     return sorted(problems, key=lambda p: p.path)
 
@@ -69,16 +70,29 @@ def _cross_field_problems(cfg: BotConfig, registry: ToolRegistry) -> tuple[list[
     voice = cfg.product_type == "voicebot"
 
     if voice and cfg.integrations:
-        errors.append(Problem("$.integrations", "voicebots carry no external integrations: the phone is "
-                              "their only channel; remove these or put them in a chatbot config"))
+        errors.append(
+            Problem(
+                "$.integrations",
+                "voicebots carry no external integrations: the phone is "
+                "their only channel; remove these or put them in a chatbot config",
+            )
+        )
     if voice and cfg.integrations_needed:
-        errors.append(Problem("$.integrations_needed", "voicebots carry no external integrations; "
-                              "remove integrations_needed"))
+        errors.append(
+            Problem(
+                "$.integrations_needed",
+                "voicebots carry no external integrations; remove integrations_needed",
+            )
+        )
     if not voice:
         for name in ("sip_config", "livekit_config", "voice_settings"):
             if getattr(cfg, name) is not None:
-                errors.append(Problem(f"$.{name}", f"chatbots have no {name}; remove it or set "
-                                      "config_metadata.product_type to 'voicebot'"))
+                errors.append(
+                    Problem(
+                        f"$.{name}",
+                        f"chatbots have no {name}; remove it or set config_metadata.product_type to 'voicebot'",
+                    )
+                )
         if cfg.system_prompt.voice_specific is not None:
             warnings.append(Problem("$.system_prompt.voice_specific", "ignored: this is a chatbot"))
 
@@ -99,42 +113,61 @@ def _cross_field_problems(cfg: BotConfig, registry: ToolRegistry) -> tuple[list[
         if tool.status == "implemented":
             if tool.tool_name not in registry and not (declared and declared[1].http):
                 known = ", ".join(registry.names())
-                errors.append(Problem(
-                    f"{path}.tool_name",
-                    f"tool '{tool.tool_name}' is marked implemented but does not exist: register it, "
-                    f"declare it in tools_needed with an http block, or mark it missing (known: {known})",
-                ))
+                errors.append(
+                    Problem(
+                        f"{path}.tool_name",
+                        f"tool '{tool.tool_name}' is marked implemented but does not exist: register it, "
+                        f"declare it in tools_needed with an http block, or mark it missing (known: {known})",
+                    )
+                )
         else:
             issue = f" ({tool.github_issue})" if tool.github_issue else ""
-            warnings.append(Problem(f"{path}.status", f"tool '{tool.tool_name}' is {tool.status}{issue}: "
-                                    "the bot runs without it, with reduced functionality"))
+            warnings.append(
+                Problem(
+                    f"{path}.status",
+                    f"tool '{tool.tool_name}' is {tool.status}{issue}: "
+                    "the bot runs without it, with reduced functionality",
+                )
+            )
     for name, (i, spec) in needed.items():
         if spec.http and name not in seen:
-            warnings.append(Problem(f"$.tools_needed[{i}]", f"HTTP tool '{name}' is declared but not listed "
-                                    "in tools_available as implemented, so the bot cannot call it"))
+            warnings.append(
+                Problem(
+                    f"$.tools_needed[{i}]",
+                    f"HTTP tool '{name}' is declared but not listed "
+                    "in tools_available as implemented, so the bot cannot call it",
+                )
+            )
 
     if cfg.llm_config.provider == "openai_compatible" and not cfg.llm_config.base_url:
         errors.append(Problem("$.llm_config.base_url", "provider openai_compatible needs base_url"))
     for j, fb in enumerate(cfg.llm_config.fallbacks()):
         if fb.provider == "openai_compatible" and not fb.base_url:
             suffix = "" if not isinstance(cfg.llm_config.fallback, list) else f"[{j}]"
-            errors.append(Problem(f"$.llm_config.fallback{suffix}.base_url",
-                                  "provider openai_compatible needs base_url"))
+            errors.append(
+                Problem(f"$.llm_config.fallback{suffix}.base_url", "provider openai_compatible needs base_url")
+            )
 
     wf = cfg.workflow_features
     if wf.human_escalation and wf.human_escalation.enabled:
         for k, trig in enumerate(wf.human_escalation.triggers):
             if parse_trigger(trig) is None:
-                warnings.append(Problem(
-                    f"$.workflow_features.human_escalation.triggers[{k}].condition",
-                    f"condition '{trig.condition}' is not understood and is ignored; use 'sentiment_score < X', "
-                    "'ai_confidence < X', 'user_requests_human' or 'emergency_keywords_detected'",
-                ))
+                warnings.append(
+                    Problem(
+                        f"$.workflow_features.human_escalation.triggers[{k}].condition",
+                        f"condition '{trig.condition}' is not understood and is ignored; use 'sentiment_score < X', "
+                        "'ai_confidence < X', 'user_requests_human' or 'emergency_keywords_detected'",
+                    )
+                )
     if wf.pii_collection and wf.pii_collection.enabled:
         for k, fname in enumerate(wf.pii_collection.fields):
             if not has_extractor(fname):
-                warnings.append(Problem(f"$.workflow_features.pii_collection.fields[{k}]",
-                                        f"no extractor for '{fname}': it will not be captured"))
+                warnings.append(
+                    Problem(
+                        f"$.workflow_features.pii_collection.fields[{k}]",
+                        f"no extractor for '{fname}': it will not be captured",
+                    )
+                )
     return errors, warnings
 
 

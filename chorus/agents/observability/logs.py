@@ -16,8 +16,12 @@ tenant_id_var: ContextVar[str | None] = ContextVar("tenant_id", default=None)
 thread_id_var: ContextVar[str | None] = ContextVar("thread_id", default=None)
 run_id_var: ContextVar[str | None] = ContextVar("run_id", default=None)
 
-_CONTEXT = {"request_id": request_id_var, "tenant_id": tenant_id_var, "thread_id": thread_id_var,
-            "run_id": run_id_var}
+_CONTEXT = {
+    "request_id": request_id_var,
+    "tenant_id": tenant_id_var,
+    "thread_id": thread_id_var,
+    "run_id": run_id_var,
+}
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
@@ -39,8 +43,12 @@ class ContextFilter(logging.Filter):
 
 def configure_logging(level: str = "INFO", *, stream: Any = None) -> None:
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s",
-                                       rename_fields={"levelname": "level", "asctime": "time"}))
+    handler.setFormatter(
+        JsonFormatter(
+            "%(asctime)s %(levelname)s %(name)s %(message)s",
+            rename_fields={"levelname": "level", "asctime": "time"},
+        )
+    )
     handler.addFilter(ContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

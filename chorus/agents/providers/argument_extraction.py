@@ -16,8 +16,20 @@ _ADDRESS = re.compile(
     re.IGNORECASE,
 )
 _ID_LIKE = re.compile(r"\b[A-Z]{2,5}-?\d{2,}\b")
-_FREE_TEXT = {"reason", "message", "query", "question", "description", "note", "notes", "comment", "details",
-              "issue", "text", "topic"}
+_FREE_TEXT = {
+    "reason",
+    "message",
+    "query",
+    "question",
+    "description",
+    "note",
+    "notes",
+    "comment",
+    "details",
+    "issue",
+    "text",
+    "topic",
+}
 
 
 def _without_ids(text: str) -> str:

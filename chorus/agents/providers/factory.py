@@ -20,20 +20,28 @@ from chorus.agents.providers.offline import OfflineChatModel
 
 log = logging.getLogger(__name__)
 
-_DEFAULT_KEY_ENV = {"openai": "OPENAI_API_KEY", "openai_compatible": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
+_DEFAULT_KEY_ENV = {
+    "openai": "OPENAI_API_KEY",
+    "openai_compatible": "OPENAI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+}
 ChatRunnable = Runnable[LanguageModelInput, BaseMessage]
 
 
 def describe_provider_mode(offline: bool) -> str:
     if offline:
-        return ("running OFFLINE on purpose: every bot answers with the offline development model "
-                "(deterministic, no network). Set OPENAI_API_KEY and drop --offline for real models.")
+        return (
+            "running OFFLINE on purpose: every bot answers with the offline development model "
+            "(deterministic, no network). Set OPENAI_API_KEY and drop --offline for real models."
+        )
     return "using the providers configured in each bot's llm_config"
 
 
 def _single(spec: LlmConfig | LlmFallback, params: LlmParameters, *, offline: bool) -> BaseChatModel:
     if offline or spec.provider == "offline":
-        return OfflineChatModel(model_name=f"offline:{spec.provider}/{spec.model}" if offline else "chorus-offline")
+        delay = (getattr(spec, "offline_token_delay_ms", None) or 0) / 1000
+        name = f"offline:{spec.provider}/{spec.model}" if offline else "chorus-offline"
+        return OfflineChatModel(model_name=name, token_delay_s=delay)
     key_env = spec.api_key_env or _DEFAULT_KEY_ENV[spec.provider]
     key = os.environ.get(key_env)
     if spec.provider == "openai_compatible" and not key and not spec.api_key_env:
@@ -49,13 +57,13 @@ def _single(spec: LlmConfig | LlmFallback, params: LlmParameters, *, offline: bo
         from langchain_openai import ChatOpenAI
 
         base_url = spec.base_url or (os.environ.get("OPENAI_BASE_URL") if spec.provider == "openai" else None)
-        return ChatOpenAI(model=spec.model, api_key=key, base_url=base_url, stream_usage=True, **kwargs)  # type: ignore[arg-type]
+        return ChatOpenAI(model=spec.model, api_key=key, base_url=base_url, stream_usage=True, **kwargs)
     if spec.provider == "anthropic":
         from langchain_anthropic import ChatAnthropic
 
         if "max_tokens" not in kwargs:
             kwargs["max_tokens"] = 1024
-        return ChatAnthropic(model=spec.model, api_key=key, base_url=spec.base_url, **kwargs)  # type: ignore[call-arg,arg-type]
+        return ChatAnthropic(model=spec.model, api_key=key, base_url=spec.base_url, **kwargs)
     raise ProviderUnavailable(f"unknown provider '{spec.provider}'")
 
 

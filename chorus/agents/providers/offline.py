@@ -34,10 +34,63 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from chorus.agents.providers.argument_extraction import extract_arguments
 
 _WORD = re.compile(r"[a-z0-9]+")
-_STOP = {"a", "an", "the", "my", "i", "me", "to", "of", "for", "and", "or", "is", "it", "in", "on", "by", "be",
-         "can", "you", "your", "please", "with", "this", "that", "what", "do", "does", "from", "at", "its", "an",
-         "want", "would", "like", "need", "get", "how", "when", "where", "are", "was", "has", "have", "id", "e",
-         "g", "there", "their", "not", "yet", "any", "give", "some", "up", "hi", "hello"}
+_STOP = {
+    "a",
+    "an",
+    "the",
+    "my",
+    "i",
+    "me",
+    "to",
+    "of",
+    "for",
+    "and",
+    "or",
+    "is",
+    "it",
+    "in",
+    "on",
+    "by",
+    "be",
+    "can",
+    "you",
+    "your",
+    "please",
+    "with",
+    "this",
+    "that",
+    "what",
+    "do",
+    "does",
+    "from",
+    "at",
+    "its",
+    "want",
+    "would",
+    "like",
+    "need",
+    "get",
+    "how",
+    "when",
+    "where",
+    "are",
+    "was",
+    "has",
+    "have",
+    "id",
+    "e",
+    "g",
+    "there",
+    "their",
+    "not",
+    "yet",
+    "any",
+    "give",
+    "some",
+    "up",
+    "hi",
+    "hello",
+}
 _GREETING = re.compile(r"^\s*(hi|hello|hey|good (morning|afternoon|evening))\b", re.IGNORECASE)
 _THANKS = re.compile(r"\b(thanks|thank you|cheers)\b", re.IGNORECASE)
 PENDING_TOOL_KEY = "chorus_offline_pending_tool"
@@ -89,6 +142,7 @@ class OfflineChatModel(BaseChatModel):
 
     model_name: str = "chorus-offline"
     tools: list[dict[str, Any]] = []
+    token_delay_s: float = 0.0
 
     @property
     def _llm_type(self) -> str:
@@ -121,7 +175,12 @@ class OfflineChatModel(BaseChatModel):
             fn = tool["function"]
             args, missing = extract_arguments(fn.get("parameters", {}), user_texts[:4])
             if not missing:
-                call = {"name": fn["name"], "args": args, "id": f"call_{uuid.uuid4().hex[:16]}", "type": "tool_call"}
+                call = {
+                    "name": fn["name"],
+                    "args": args,
+                    "id": f"call_{uuid.uuid4().hex[:16]}",
+                    "type": "tool_call",
+                }
                 return AIMessage(content="", tool_calls=[call], response_metadata={"confidence": 0.9})
             asked = " and ".join(_humanize(m) for m in missing)
             return AIMessage(
@@ -177,11 +236,15 @@ class OfflineChatModel(BaseChatModel):
         caps = [t["function"]["description"].rstrip(".").lower() for t in self.tools]
         offer = f" I can {'; '.join(caps[:4])}." if caps else ""
         if _GREETING.search(text):
-            return AIMessage(content=f"{self._opener(tone)}How can I help you today?{offer}",
-                             response_metadata={"confidence": 0.9})
+            return AIMessage(
+                content=f"{self._opener(tone)}How can I help you today?{offer}",
+                response_metadata={"confidence": 0.9},
+            )
         if _THANKS.search(text):
-            return AIMessage(content="You're welcome! Is there anything else I can help with?",
-                             response_metadata={"confidence": 0.9})
+            return AIMessage(
+                content="You're welcome! Is there anything else I can help with?",
+                response_metadata={"confidence": 0.9},
+            )
         return AIMessage(
             content=f"{self._opener(tone)}I'm not sure I understood that.{offer} Could you tell me a bit more?",
             response_metadata={"confidence": 0.4},
@@ -206,17 +269,24 @@ class OfflineChatModel(BaseChatModel):
     ) -> ChatResult:
         message = self.respond(messages)
         message.usage_metadata = _usage(messages, message)
+        message.response_metadata["model_name"] = self.model_name
         return ChatResult(generations=[ChatGeneration(message=message)])
 
     def _chunks(self, messages: list[BaseMessage]) -> Iterator[ChatGenerationChunk]:
         message = self.respond(messages)
-        meta = dict(message.response_metadata)
+        meta = {**message.response_metadata, "model_name": self.model_name}
         if message.tool_calls:
             chunks = [
-                {"name": c["name"], "args": json.dumps(c["args"]), "id": c["id"], "index": i, "type": "tool_call_chunk"}
+                {
+                    "name": c["name"],
+                    "args": json.dumps(c["args"]),
+                    "id": c["id"],
+                    "index": i,
+                    "type": "tool_call_chunk",
+                }
                 for i, c in enumerate(message.tool_calls)
             ]
-            yield ChatGenerationChunk(message=AIMessageChunk(content="", tool_call_chunks=chunks))  # type: ignore[arg-type]
+            yield ChatGenerationChunk(message=AIMessageChunk(content="", tool_call_chunks=chunks))
         else:
             for token in re.findall(r"\S+\s*", str(message.content)):
                 yield ChatGenerationChunk(message=AIMessageChunk(content=token))
@@ -248,7 +318,7 @@ class OfflineChatModel(BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         for chunk in self._chunks(messages):
             yield chunk
-            await asyncio.sleep(0)  # a real stream: let other tasks run between tokens
+            await asyncio.sleep(self.token_delay_s)  # a real stream: other tasks run between tokens
 
 
 def _usage(messages: Sequence[BaseMessage], answer: AIMessage) -> Any:

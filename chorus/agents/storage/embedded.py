@@ -14,10 +14,12 @@ def embedded_database_url(home: Path, *, cleanup_mode: str | None = "stop") -> s
     Several processes may share one data directory: pgserver starts the server once and the
     last handle to exit stops it (cleanup_mode "stop"), or nobody does (None).
     """
-    import pgserver
+    import pgserver  # type: ignore[attr-defined,unused-ignore]
 
     home.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(home / "pgdata", cleanup_mode=cleanup_mode)
+    server = pgserver.get_server(  # type: ignore[attr-defined]
+        home / "pgdata", cleanup_mode=cleanup_mode
+    )
     url: str = server.get_uri()
     log.info("embedded postgres ready", extra={"pgdata": str(home / "pgdata")})
     return url

@@ -13,7 +13,7 @@ _LOCK_KEY = 0x43484F52  # "CHOR": one migrator at a time across processes
 
 def _migration_files() -> list[tuple[str, str]]:
     folder = resources.files("chorus.agents.storage") / "migrations"
-    files = sorted(p for p in folder.iterdir() if p.name.endswith(".sql"))
+    files = sorted((p for p in folder.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name)
     return [(p.name.removesuffix(".sql"), p.read_text(encoding="utf-8")) for p in files]
 
 

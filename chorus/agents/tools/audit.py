@@ -32,8 +32,18 @@ async def record_invocation(
         await conn.execute(
             "INSERT INTO tool_invocations (invocation_id, tenant_id, tool_name, thread_id, run_id, source,"
             " arguments, ok, result, error, duration_ms) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
-            (invocation_id, ctx.tenant_id, tool_name, ctx.thread_id, ctx.run_id, source,
-             json.dumps(arguments, default=str), error is None,
-             json.dumps(result, default=str) if result is not None else None, error, duration_ms),
+            (
+                invocation_id,
+                ctx.tenant_id,
+                tool_name,
+                ctx.thread_id,
+                ctx.run_id,
+                source,
+                json.dumps(arguments, default=str),
+                error is None,
+                json.dumps(result, default=str) if result is not None else None,
+                error,
+                duration_ms,
+            ),
         )
     return invocation_id

@@ -60,8 +60,13 @@ async def book_appointment(
             )
     except UniqueViolation:
         raise ToolError(f"{date} {time} is already taken; offer another slot") from None
-    return {"appointment_id": appointment_id, "patient_name": patient_name, "date": day.isoformat(),
-            "time": starts.strftime("%H:%M"), "status": "booked"}
+    return {
+        "appointment_id": appointment_id,
+        "patient_name": patient_name,
+        "date": day.isoformat(),
+        "time": starts.strftime("%H:%M"),
+        "status": "booked",
+    }
 
 
 def register(registry: ToolRegistry) -> None:

@@ -14,8 +14,12 @@ async def escalate_to_human(
     ctx: ToolContext,
     reason: Annotated[str, Field(description="Why a human should take over")] = "customer asked for a human",
 ) -> ToolResult:
-    escalation = {"reason": reason, "trigger": "escalate_tool", "action": "immediate_handoff",
-                  "at": datetime.now(UTC).isoformat()}
+    escalation = {
+        "reason": reason,
+        "trigger": "escalate_tool",
+        "action": "immediate_handoff",
+        "at": datetime.now(UTC).isoformat(),
+    }
     return ToolResult(content={"status": "escalated", "reason": reason}, state_update={"escalation": escalation})
 
 

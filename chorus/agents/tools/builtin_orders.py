@@ -47,9 +47,7 @@ async def update_shipping_address(
 ) -> dict[str, Any]:
     order = await _order(ctx, order_id)
     if order["status"] not in ("processing", "pending"):
-        raise ToolError(
-            f"order {order['order_id']} is already {order['status']}; its address can no longer change"
-        )
+        raise ToolError(f"order {order['order_id']} is already {order['status']}; its address can no longer change")
     async with ctx.db.connection() as conn:
         await conn.execute(
             "UPDATE demo_orders SET shipping_address = %s WHERE tenant_id = %s AND order_id = %s",
@@ -89,17 +87,20 @@ async def initiate_refund(
             " VALUES (%s, %s, %s, %s, %s, 'pending')",
             (refund_id, ctx.tenant_id, order["order_id"], amount, reason),
         )
-    return {"refund_id": refund_id, "order_id": order["order_id"], "amount": float(amount),
-            "status": "pending", "estimated_days": 5}
+    return {
+        "refund_id": refund_id,
+        "order_id": order["order_id"],
+        "amount": float(amount),
+        "status": "pending",
+        "estimated_days": 5,
+    }
 
 
 def register(registry: ToolRegistry) -> None:
     registry.tool("fetch_order_status", "Look up the current status, carrier and tracking of an order.")(
         fetch_order_status
     )
-    registry.tool(
-        "update_shipping_address", "Change the shipping address of an order that has not shipped yet."
-    )(update_shipping_address)
-    registry.tool("initiate_refund", "Start a refund of an order, in full or in part, with a reason.")(
-        initiate_refund
+    registry.tool("update_shipping_address", "Change the shipping address of an order that has not shipped yet.")(
+        update_shipping_address
     )
+    registry.tool("initiate_refund", "Start a refund of an order, in full or in part, with a reason.")(initiate_refund)

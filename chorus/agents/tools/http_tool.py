@@ -53,9 +53,7 @@ def build_http_tool(spec: ToolNeeded) -> RegisteredTool:
         except httpx.HTTPError as exc:
             raise ToolError(f"tool '{spec.tool_name}' could not reach its endpoint: {exc}") from None
         if not resp.is_success:
-            raise ToolError(
-                f"tool '{spec.tool_name}' got HTTP {resp.status_code} from its endpoint: {resp.text[:200]}"
-            )
+            raise ToolError(f"tool '{spec.tool_name}' got HTTP {resp.status_code} from its endpoint: {resp.text[:200]}")
         try:
             return resp.json()
         except ValueError:

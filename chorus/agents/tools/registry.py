@@ -57,8 +57,12 @@ class RegisteredTool:
         }
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "description": self.description, "kind": self.kind,
-                "input_schema": self.input_schema}
+        return {
+            "name": self.name,
+            "description": self.description,
+            "kind": self.kind,
+            "input_schema": self.input_schema,
+        }
 
     def check_arguments(self, arguments: Any) -> None:
         if not isinstance(arguments, dict):
@@ -88,9 +92,7 @@ def _schema_from_signature(fn: ToolFn) -> dict[str, Any]:
     for p in params:
         default = ... if p.default is inspect.Parameter.empty else p.default
         fields[p.name] = (hints[p.name], default)
-    model: type[BaseModel] = create_model(  # type: ignore[call-overload]
-        f"{fn.__name__}_input", __config__=ConfigDict(extra="forbid"), **fields
-    )
+    model: type[BaseModel] = create_model(f"{fn.__name__}_input", __config__=ConfigDict(extra="forbid"), **fields)
     schema = model.model_json_schema()
     schema.pop("title", None)
     for prop in schema.get("properties", {}).values():

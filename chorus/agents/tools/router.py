@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
 
@@ -25,8 +25,13 @@ async def get_tool(name: str, principal: PrincipalDep, registry: RegistryDep) ->
 
 
 @router.post("/{name}/invoke", summary="Invoke a tool; arguments are validated against its schema")
-async def invoke_tool(name: str, principal: DeveloperDep, registry: RegistryDep, db: DbDep,
-                      body: dict[str, Any] = Body(..., examples=[{"arguments": {"order_id": "ORD-1001"}}])) -> dict[str, Any]:
+async def invoke_tool(
+    name: str,
+    principal: DeveloperDep,
+    registry: RegistryDep,
+    db: DbDep,
+    body: Annotated[dict[str, Any], Body(examples=[{"arguments": {"order_id": "ORD-1001"}}])],
+) -> dict[str, Any]:
     tool = registry.get(name)
     arguments = body.get("arguments", {})
     tool.check_arguments(arguments)
@@ -34,10 +39,28 @@ async def invoke_tool(name: str, principal: DeveloperDep, registry: RegistryDep,
     try:
         result, elapsed = await tool.invoke(ctx, arguments)
     except ToolError as exc:
-        await record_invocation(ctx, tool_name=name, source="api", arguments=arguments, result=None,
-                                error=exc.detail, duration_ms=0.0)
+        await record_invocation(
+            ctx,
+            tool_name=name,
+            source="api",
+            arguments=arguments,
+            result=None,
+            error=exc.detail,
+            duration_ms=0.0,
+        )
         raise
-    invocation_id = await record_invocation(ctx, tool_name=name, source="api", arguments=arguments,
-                                            result=result.content, error=None, duration_ms=elapsed)
-    return {"tool": name, "result": result.content, "execution_time_ms": round(elapsed, 3),
-            "invocation_id": invocation_id}
+    invocation_id = await record_invocation(
+        ctx,
+        tool_name=name,
+        source="api",
+        arguments=arguments,
+        result=result.content,
+        error=None,
+        duration_ms=elapsed,
+    )
+    return {
+        "tool": name,
+        "result": result.content,
+        "execution_time_ms": round(elapsed, 3),
+        "invocation_id": invocation_id,
+    }

@@ -16,9 +16,7 @@ class InvalidToolSchema(ValueError):
 
 
 def is_shorthand(schema: dict[str, Any]) -> bool:
-    return bool(schema) and not (_SCHEMA_KEYWORDS & schema.keys()) and all(
-        isinstance(v, str) for v in schema.values()
-    )
+    return bool(schema) and not (_SCHEMA_KEYWORDS & schema.keys()) and all(isinstance(v, str) for v in schema.values())
 
 
 def normalize_input_schema(schema: dict[str, Any]) -> dict[str, Any]:

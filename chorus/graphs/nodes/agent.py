@@ -33,8 +33,11 @@ def make_agent(*, model: Any, system_prompt: str, escalator: Escalator | None) -
                 ESCALATIONS.labels(rule.kind).inc()
                 update["escalated"] = True
                 update["escalation"] = escalation_record(
-                    f"model confidence {confidence} below {rule.threshold}", rule.source, "immediate_handoff",
-                    escalator.unavailable_action)
+                    f"model confidence {confidence} below {rule.threshold}",
+                    rule.source,
+                    "immediate_handoff",
+                    escalator.unavailable_action,
+                )
                 out.append(AIMessage(content=escalator.handoff_text(), id=str(uuid.uuid4())))
             elif rule is not None or state.get("suggest_handoff"):
                 out.append(AIMessage(content=SUGGEST_HANDOFF, id=str(uuid.uuid4())))

@@ -35,8 +35,9 @@ def make_intake(*, pii_fields: list[str], escalator: Escalator | None) -> Any:
                 ESCALATIONS.labels(rule.kind).inc()
                 record = escalation_record(reason, rule.source, "immediate_handoff", escalator.unavailable_action)
                 reply = AIMessage(content=escalator.handoff_text(), id=str(uuid.uuid4()))
-                return Command(update={**update, "escalated": True, "escalation": record, "messages": [reply]},
-                               goto=END)
+                return Command(
+                    update={**update, "escalated": True, "escalation": record, "messages": [reply]}, goto=END
+                )
             update["suggest_handoff"] = True
         return Command(update=update, goto="agent")
 

@@ -47,28 +47,38 @@ def make_tools_node(*, tools: dict[str, RegisteredTool], db: Database, escalator
             except ToolError as exc:
                 error = exc.detail
         elapsed = (time.perf_counter() - started) * 1000
-        await record_invocation(ctx, tool_name=name, source="graph", arguments=args,
-                                result=result.content if result else None, error=error, duration_ms=elapsed)
+        await record_invocation(
+            ctx,
+            tool_name=name,
+            source="graph",
+            arguments=args,
+            result=result.content if result else None,
+            error=error,
+            duration_ms=elapsed,
+        )
         if error is not None:
-            return ToolMessage(content=error, tool_call_id=call_id, name=name, status="error",
-                               id=str(uuid.uuid4())), {}
+            return ToolMessage(content=error, tool_call_id=call_id, name=name, status="error", id=str(uuid.uuid4())), {}
         assert result is not None
-        return ToolMessage(content=_content(result.content), tool_call_id=call_id, name=name,
-                           id=str(uuid.uuid4())), result.state_update
+        return ToolMessage(
+            content=_content(result.content), tool_call_id=call_id, name=name, id=str(uuid.uuid4())
+        ), result.state_update
 
     async def tools_node(state: BotState, config: RunnableConfig) -> Command[Any]:
         last = state["messages"][-1]
         assert isinstance(last, AIMessage)
         conf = config.get("configurable", {})
-        ctx = ToolContext(tenant_id=conf["tenant_id"], db=db, thread_id=conf.get("thread_id"),
-                          run_id=conf.get("run_id"))
+        ctx = ToolContext(
+            tenant_id=conf["tenant_id"], db=db, thread_id=conf.get("thread_id"), run_id=conf.get("run_id")
+        )
         outcomes = await asyncio.gather(*(run_one(dict(c), ctx) for c in last.tool_calls))
         update: dict[str, Any] = {"messages": [m for m, _ in outcomes]}
         for _, state_update in outcomes:
             if escalation := state_update.get("escalation"):
                 update["escalated"] = True
-                update["escalation"] = {**escalation,
-                                        "unavailable_action": escalator.unavailable_action if escalator else None}
+                update["escalation"] = {
+                    **escalation,
+                    "unavailable_action": escalator.unavailable_action if escalator else None,
+                }
         if update.get("escalated"):
             ESCALATIONS.labels("escalate_tool").inc()
             text = escalator.handoff_text() if escalator else "I'm handing this conversation to a human agent."
