@@ -177,3 +177,5 @@ def chat(
 
 def main() -> Any:  # pragma: no cover - console entry point
     return app()
+if __name__ == "__main__":
+    app()

@@ -86,7 +86,7 @@ class RegisteredTool:
 
 
 def _schema_from_signature(fn: ToolFn) -> dict[str, Any]:
-    hints = get_type_hints(fn)
+    hints = get_type_hints(fn, include_extras=True)
     params = list(inspect.signature(fn).parameters.values())[1:]  # first parameter is the ToolContext
     fields: dict[str, Any] = {}
     for p in params:

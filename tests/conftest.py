@@ -1,0 +1,139 @@
+"""Shared fixtures: one real Postgres per session, a real server on a free port, a fresh tenant per test."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from langgraph_sdk import get_client
+from langgraph_sdk.client import LangGraphClient
+
+from chorus.agents.settings import Settings
+from chorus.agents.storage.database import Database, open_database
+from chorus.agents.storage.embedded import embedded_database_url
+from chorus.agents.tenancy.keys import create_api_key, ensure_tenant
+from chorus.server import create_app
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "configs" / "examples"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def example(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((EXAMPLES / f"{name}.json").read_text())
+    return data
+
+
+@pytest.fixture(scope="session")
+def chorus_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("chorus-home")
+
+
+@pytest.fixture(scope="session")
+def database_url(chorus_home: Path) -> str:
+    return os.environ.get("DATABASE_URL") or embedded_database_url(chorus_home)
+
+
+@pytest.fixture(scope="session")
+def settings(chorus_home: Path, database_url: str) -> Settings:
+    return Settings(home=chorus_home, database_url=database_url, offline=True, max_body_bytes=256 * 1024)
+
+
+@pytest.fixture(scope="session")
+async def db(settings: Settings) -> AsyncIterator[Database]:
+    database = await open_database(settings)
+    yield database
+    await database.close()
+
+
+@dataclass
+class RunningServer:
+    url: str
+    app: Any
+
+
+@pytest.fixture(scope="session")
+async def server(settings: Settings, db: Database) -> AsyncIterator[RunningServer]:
+    app = create_app(settings, database=db)
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    srv = uvicorn.Server(config)
+    task = asyncio.create_task(srv.serve())
+    for _ in range(200):
+        if srv.started:
+            break
+        await asyncio.sleep(0.05)
+    assert srv.started, "test server did not start"
+    yield RunningServer(f"http://127.0.0.1:{port}", app)
+    srv.should_exit = True
+    await task
+
+
+@dataclass
+class Tenant:
+    tenant_id: str
+    name: str
+    key: str
+
+
+async def make_tenant(db: Database, role: str = "admin") -> Tenant:
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    tenant_id = await ensure_tenant(db, name)
+    key = await create_api_key(db, tenant_id=tenant_id, role=role)  # type: ignore[arg-type]
+    return Tenant(tenant_id, name, key)
+
+
+@pytest.fixture
+async def tenant(db: Database) -> Tenant:
+    return await make_tenant(db)
+
+
+@pytest.fixture
+async def http(server: RunningServer, tenant: Tenant) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server.url, headers={"x-api-key": tenant.key}, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+def sdk(server: RunningServer, tenant: Tenant) -> LangGraphClient:
+    return get_client(url=server.url, api_key=tenant.key)
+
+
+@pytest.fixture
+def acme_config() -> dict[str, Any]:
+    return example("acme_support_bot")
+
+
+@pytest.fixture
+def voice_config() -> dict[str, Any]:
+    return example("healthcare_scheduler")
+
+
+def slow_bot(config: dict[str, Any], delay_ms: int = 30) -> dict[str, Any]:
+    """The same bot on the offline model with a pause between streamed tokens."""
+    cfg = copy.deepcopy(config)
+    cfg["llm_config"] = {"provider": "offline", "model": "chorus-offline", "offline_token_delay_ms": delay_ms}
+    cfg["config_metadata"]["name"] = f"slow-{uuid.uuid4().hex[:6]}"
+    return cfg
+
+
+@pytest.fixture
+async def assistant_id(sdk: LangGraphClient, acme_config: dict[str, Any]) -> str:
+    created = await sdk.assistants.create(graph_id="chatbot", context=acme_config)
+    return str(created["assistant_id"])

@@ -1,0 +1,100 @@
+"""Local stand-ins for remote services (the only fakes in the suite): an HTTP API for declarative tools,
+and an OpenAI-compatible chat completions server for the real langchain-openai client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+
+def inventory_api() -> FastAPI:
+    """What a customer's backend might expose: GET /inventory/{id}, POST /tickets, a slow and a broken route."""
+    app = FastAPI()
+    seen: list[dict[str, Any]] = []
+    app.state.seen = seen
+
+    @app.get("/inventory/{product_id}")
+    async def inventory(product_id: str, request: Request) -> dict[str, Any]:
+        seen.append({"path": request.url.path, "query": dict(request.query_params),
+                     "headers": dict(request.headers)})
+        return {"product_id": product_id, "available": product_id != "SOLDOUT", "stock_count": 7}
+
+    @app.post("/tickets")
+    async def tickets(request: Request) -> dict[str, Any]:
+        body = await request.json()
+        seen.append({"path": request.url.path, "body": body})
+        return {"ticket_id": "T-1", "received": body}
+
+    @app.get("/slow/{item}")
+    async def slow(item: str) -> dict[str, Any]:
+        await asyncio.sleep(2)
+        return {"item": item}
+
+    @app.get("/broken/{item}")
+    async def broken(item: str) -> JSONResponse:
+        return JSONResponse({"error": "database down"}, status_code=500)
+
+    return app
+
+
+def openai_api(*, fail_first: int = 0, reply: str = "Hello from the stand-in model.") -> FastAPI:
+    """An OpenAI-compatible /v1/chat/completions that streams `reply` (and fails its first N calls with 500)."""
+    app = FastAPI()
+    calls: list[dict[str, Any]] = []
+    app.state.calls = calls
+
+    @app.post("/v1/chat/completions")
+    async def completions(request: Request) -> Any:
+        body = await request.json()
+        calls.append(body)
+        if len(calls) <= fail_first:
+            return JSONResponse({"error": {"message": "overloaded", "type": "server_error"}}, status_code=500)
+        created = int(time.time())
+        words = reply.split(" ")
+        if not body.get("stream"):
+            return {"id": "cmpl-1", "object": "chat.completion", "created": created, "model": body["model"],
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": reply},
+                                 "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 11, "completion_tokens": len(words), "total_tokens": 11 + len(words)}}
+
+        async def events() -> AsyncIterator[bytes]:
+            for i, word in enumerate(words):
+                token = word if i == len(words) - 1 else word + " "
+                chunk = {"id": "cmpl-1", "object": "chat.completion.chunk", "created": created, "model": body["model"],
+                         "choices": [{"index": 0, "delta": {"role": "assistant", "content": token},
+                                      "finish_reason": None}]}
+                yield f"data: {json.dumps(chunk)}\n\n".encode()
+            final = {"id": "cmpl-1", "object": "chat.completion.chunk", "created": created, "model": body["model"],
+                     "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                     "usage": {"prompt_tokens": 11, "completion_tokens": len(words), "total_tokens": 11 + len(words)}}
+            yield f"data: {json.dumps(final)}\n\n".encode()
+            yield b"data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    return app
+
+
+@asynccontextmanager
+async def serve(app: FastAPI) -> AsyncIterator[str]:
+    """Serve `app` on a free loopback port for the duration of the block; yields its base URL."""
+    from tests.conftest import free_port
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
