@@ -112,8 +112,12 @@ class ConfigRepository:
         commit_message: str | None,
     ) -> StoredConfig:
         async with self.db.connection() as conn, conn.transaction():
+            # Lock the config row so two concurrent updates cannot take the same version number.
+            await conn.execute(
+                "SELECT 1 FROM bot_configs WHERE config_id = %s AND tenant_id = %s FOR UPDATE", (config_id, tenant_id)
+            )
             cur = await conn.execute(
-                "SELECT max(version) AS v FROM bot_config_versions WHERE config_id = %s AND tenant_id = %s FOR UPDATE",
+                "SELECT max(version) AS v FROM bot_config_versions WHERE config_id = %s AND tenant_id = %s",
                 (config_id, tenant_id),
             )
             row = await cur.fetchone()

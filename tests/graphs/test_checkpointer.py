@@ -1,0 +1,65 @@
+"""The checkpointer: no global lock across threads, storage linear in turns, threads survive reconnects."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from langchain_core.messages import HumanMessage
+
+from chorus.agents.configs.models import BotConfig
+from chorus.agents.storage.database import Database
+from chorus.agents.tools.registry import default_registry
+from chorus.graphs.checkpointer import ChorusCheckpointer
+from chorus.graphs.compiler import GraphDeps, compile_bot
+from tests.conftest import Tenant, example
+
+
+async def test_operations_do_not_wait_for_each_other(db: Database) -> None:
+    saver = ChorusCheckpointer(db.pool)
+    await saver.setup()
+    held = asyncio.Event()
+    release = asyncio.Event()
+
+    async def hold_a_cursor() -> None:
+        async with saver._cursor():
+            held.set()
+            await release.wait()
+
+    holder = asyncio.create_task(hold_a_cursor())
+    await held.wait()
+    # The stock saver would block here until the first cursor is released (one lock for everything).
+    got = await asyncio.wait_for(saver.aget_tuple({"configurable": {"thread_id": str(uuid.uuid4())}}), timeout=5)
+    assert got is None
+    release.set()
+    await holder
+
+
+async def _checkpoint_bytes(db: Database, thread_id: str) -> int:
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT (SELECT coalesce(sum(pg_column_size(c.*)), 0) FROM checkpoints c WHERE thread_id = %s)"
+            " + (SELECT coalesce(sum(pg_column_size(b.*)), 0) FROM checkpoint_blobs b WHERE thread_id = %s)"
+            " + (SELECT coalesce(sum(pg_column_size(w.*)), 0) FROM checkpoint_writes w WHERE thread_id = %s) AS n",
+            (thread_id, thread_id, thread_id))
+        row = await cur.fetchone()
+    assert row is not None
+    return int(row["n"])
+
+
+async def test_storage_grows_linearly_with_turns(db: Database, tenant: Tenant) -> None:
+    saver = ChorusCheckpointer(db.pool)
+    await saver.setup()
+    graph = compile_bot(BotConfig.model_validate(example("acme_support_bot")),
+                        GraphDeps(db=db, registry=default_registry(), checkpointer=saver, offline=True))
+    thread_id = str(uuid.uuid4())
+    config = {"configurable": {"thread_id": thread_id, "tenant_id": tenant.tenant_id}}
+    sizes = []
+    for turn in range(1, 61):
+        await graph.ainvoke({"messages": [HumanMessage("thanks for the help", id=str(uuid.uuid4()))]}, config)
+        if turn in (30, 60):
+            sizes.append(await _checkpoint_bytes(db, thread_id))
+    # Quadratic growth would roughly quadruple from 30 to 60 turns; linear doubles.
+    assert sizes[1] / sizes[0] < 2.6, sizes
+    state = await graph.aget_state(config)
+    assert len(state.values["messages"]) == 120
