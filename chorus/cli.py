@@ -177,5 +177,7 @@ def chat(
 
 def main() -> Any:  # pragma: no cover - console entry point
     return app()
+
+
 if __name__ == "__main__":
     app()

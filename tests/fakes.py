@@ -23,8 +23,7 @@ def inventory_api() -> FastAPI:
 
     @app.get("/inventory/{product_id}")
     async def inventory(product_id: str, request: Request) -> dict[str, Any]:
-        seen.append({"path": request.url.path, "query": dict(request.query_params),
-                     "headers": dict(request.headers)})
+        seen.append({"path": request.url.path, "query": dict(request.query_params), "headers": dict(request.headers)})
         return {"product_id": product_id, "available": product_id != "SOLDOUT", "stock_count": 7}
 
     @app.post("/tickets")
@@ -60,21 +59,34 @@ def openai_api(*, fail_first: int = 0, reply: str = "Hello from the stand-in mod
         created = int(time.time())
         words = reply.split(" ")
         if not body.get("stream"):
-            return {"id": "cmpl-1", "object": "chat.completion", "created": created, "model": body["model"],
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": reply},
-                                 "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": 11, "completion_tokens": len(words), "total_tokens": 11 + len(words)}}
+            return {
+                "id": "cmpl-1",
+                "object": "chat.completion",
+                "created": created,
+                "model": body["model"],
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 11, "completion_tokens": len(words), "total_tokens": 11 + len(words)},
+            }
 
         async def events() -> AsyncIterator[bytes]:
             for i, word in enumerate(words):
                 token = word if i == len(words) - 1 else word + " "
-                chunk = {"id": "cmpl-1", "object": "chat.completion.chunk", "created": created, "model": body["model"],
-                         "choices": [{"index": 0, "delta": {"role": "assistant", "content": token},
-                                      "finish_reason": None}]}
+                chunk = {
+                    "id": "cmpl-1",
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": body["model"],
+                    "choices": [{"index": 0, "delta": {"role": "assistant", "content": token}, "finish_reason": None}],
+                }
                 yield f"data: {json.dumps(chunk)}\n\n".encode()
-            final = {"id": "cmpl-1", "object": "chat.completion.chunk", "created": created, "model": body["model"],
-                     "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
-                     "usage": {"prompt_tokens": 11, "completion_tokens": len(words), "total_tokens": 11 + len(words)}}
+            final = {
+                "id": "cmpl-1",
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": body["model"],
+                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 11, "completion_tokens": len(words), "total_tokens": 11 + len(words)},
+            }
             yield f"data: {json.dumps(final)}\n\n".encode()
             yield b"data: [DONE]\n\n"
 

@@ -124,21 +124,26 @@ def test_unknown_escalation_condition_is_a_warning() -> None:
 
 
 def test_cli_validate_exit_codes(tmp_path: Path) -> None:
-    good = subprocess.run([sys.executable, "-m", "chorus.cli", "config", "validate",
-                           str(EXAMPLES / "acme_support_bot.json")], capture_output=True, text=True)
+    good = subprocess.run(
+        [sys.executable, "-m", "chorus.cli", "config", "validate", str(EXAMPLES / "acme_support_bot.json")],
+        capture_output=True,
+        text=True,
+    )
     assert good.returncode == 0, good.stderr
     assert "valid" in good.stdout
     cfg = example("acme_support_bot")
     cfg["llm_config"]["parameters"]["top_p"] = 3
     bad_file = tmp_path / "bad.json"
     bad_file.write_text(json.dumps(cfg))
-    bad = subprocess.run([sys.executable, "-m", "chorus.cli", "config", "validate", str(bad_file)],
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "chorus.cli", "config", "validate", str(bad_file)], capture_output=True, text=True
+    )
     assert bad.returncode == 1
     assert "$.llm_config.parameters.top_p" in bad.stdout
     broken = tmp_path / "broken.json"
     broken.write_text("{ not json")
-    out = subprocess.run([sys.executable, "-m", "chorus.cli", "config", "validate", str(broken)],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "chorus.cli", "config", "validate", str(broken)], capture_output=True, text=True
+    )
     assert out.returncode == 1
     assert "malformed JSON" in out.stderr

@@ -22,8 +22,12 @@ def model() -> OfflineChatModel:
 def test_calls_matching_tool_with_arguments_from_the_message() -> None:
     answer = model().invoke([SYSTEM, HumanMessage("Where is my order ORD-1001?")])
     assert answer.tool_calls == [
-        {"name": "fetch_order_status", "args": {"order_id": "ORD-1001"}, "id": answer.tool_calls[0]["id"],
-         "type": "tool_call"}
+        {
+            "name": "fetch_order_status",
+            "args": {"order_id": "ORD-1001"},
+            "id": answer.tool_calls[0]["id"],
+            "type": "tool_call",
+        }
     ]
 
 
@@ -48,8 +52,11 @@ def test_asks_for_missing_argument_by_name_then_continues() -> None:
 
 def test_answers_from_tool_result() -> None:
     call = {"name": "fetch_order_status", "args": {"order_id": "ORD-1001"}, "id": "c1", "type": "tool_call"}
-    result = ToolMessage(json.dumps({"order_id": "ORD-1001", "status": "shipped", "carrier": "UPS"}),
-                         tool_call_id="c1", name="fetch_order_status")
+    result = ToolMessage(
+        json.dumps({"order_id": "ORD-1001", "status": "shipped", "carrier": "UPS"}),
+        tool_call_id="c1",
+        name="fetch_order_status",
+    )
     answer = model().invoke([SYSTEM, HumanMessage("Where is ORD-1001?"), AIMessage("", tool_calls=[call]), result])
     assert not answer.tool_calls
     assert "shipped" in str(answer.content) and "UPS" in str(answer.content)

@@ -32,12 +32,21 @@ async def test_openai_compatible_with_fallback_to_second_model(monkeypatch: pyte
     monkeypatch.setenv("BROKEN_KEY", "k1")
     monkeypatch.setenv("HEALTHY_KEY", "k2")
     async with serve(broken) as broken_url, serve(healthy) as healthy_url:
-        llm = LlmConfig.model_validate({
-            "provider": "openai_compatible", "model": "primary-model", "base_url": broken_url + "/v1",
-            "api_key_env": "BROKEN_KEY", "parameters": {"temperature": 0.2, "max_tokens": 50, "top_p": 0.9},
-            "fallback": {"provider": "openai_compatible", "model": "backup-model", "base_url": healthy_url + "/v1",
-                         "api_key_env": "HEALTHY_KEY"},
-        })
+        llm = LlmConfig.model_validate(
+            {
+                "provider": "openai_compatible",
+                "model": "primary-model",
+                "base_url": broken_url + "/v1",
+                "api_key_env": "BROKEN_KEY",
+                "parameters": {"temperature": 0.2, "max_tokens": 50, "top_p": 0.9},
+                "fallback": {
+                    "provider": "openai_compatible",
+                    "model": "backup-model",
+                    "base_url": healthy_url + "/v1",
+                    "api_key_env": "HEALTHY_KEY",
+                },
+            }
+        )
         model = build_chat_model(llm, tools=[], offline=False)
         answer = await model.with_config(max_concurrency=1).ainvoke([HumanMessage("when?")])
     assert answer.content == "Your order ships tomorrow."

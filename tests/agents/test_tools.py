@@ -37,16 +37,19 @@ async def test_builtin_order_tools_use_the_tenant_demo_data(db: Database, tenant
     status, _ = await registry.get("fetch_order_status").invoke(ctx, {"order_id": "ord-1001"})
     assert status.content["status"] == "shipped"
     updated, _ = await registry.get("update_shipping_address").invoke(
-        ctx, {"order_id": "ORD-1002", "new_address": "1 New Road, Leeds"})
+        ctx, {"order_id": "ORD-1002", "new_address": "1 New Road, Leeds"}
+    )
     assert updated.content["shipping_address"] == "1 New Road, Leeds"
     with pytest.raises(ToolError, match="already shipped"):
         await registry.get("update_shipping_address").invoke(ctx, {"order_id": "ORD-1001", "new_address": "2 X Road"})
     refund, _ = await registry.get("initiate_refund").invoke(
-        ctx, {"order_id": "ORD-1001", "refund_amount": 100, "reason": "late"})
+        ctx, {"order_id": "ORD-1001", "refund_amount": 100, "reason": "late"}
+    )
     assert refund.content["status"] == "pending"
     with pytest.raises(ToolError, match="exceeds"):
-        await registry.get("initiate_refund").invoke(ctx, {"order_id": "ORD-1001", "refund_amount": 100,
-                                                           "reason": "again"})
+        await registry.get("initiate_refund").invoke(
+            ctx, {"order_id": "ORD-1001", "refund_amount": 100, "reason": "again"}
+        )
     with pytest.raises(InvalidInput):
         await registry.get("initiate_refund").invoke(ctx, {"order_id": "ORD-1001"})
 
@@ -55,28 +58,42 @@ async def test_http_tool_get_post_timeout_and_500(db: Database, tenant: Tenant) 
     api = inventory_api()
     ctx = ToolContext(tenant_id=tenant.tenant_id, db=db)
     async with serve(api) as base:
-        get_tool = build_http_tool(ToolNeeded(
-            tool_name="check_product_availability", input_schema={"product_id": "string", "warehouse": "string?"},
-            http={"method": "GET", "url": base + "/inventory/{product_id}", "headers": {"X-Shop": "acme"}}))
+        get_tool = build_http_tool(
+            ToolNeeded(
+                tool_name="check_product_availability",
+                input_schema={"product_id": "string", "warehouse": "string?"},
+                http={"method": "GET", "url": base + "/inventory/{product_id}", "headers": {"X-Shop": "acme"}},
+            )
+        )
         result, _ = await get_tool.invoke(ctx, {"product_id": "SKU 12", "warehouse": "north"})
         assert result.content == {"product_id": "SKU 12", "available": True, "stock_count": 7}
         seen = api.state.seen[-1]
         assert seen["query"] == {"warehouse": "north"}
         assert seen["headers"]["x-shop"] == "acme"
 
-        post_tool = build_http_tool(ToolNeeded(
-            tool_name="open_ticket", input_schema={"subject": "string", "priority": "integer"},
-            http={"method": "POST", "url": base + "/tickets"}))
+        post_tool = build_http_tool(
+            ToolNeeded(
+                tool_name="open_ticket",
+                input_schema={"subject": "string", "priority": "integer"},
+                http={"method": "POST", "url": base + "/tickets"},
+            )
+        )
         result, _ = await post_tool.invoke(ctx, {"subject": "help", "priority": 2})
         assert result.content["received"] == {"subject": "help", "priority": 2}
 
-        slow = build_http_tool(ToolNeeded(tool_name="slow", input_schema={"item": "string"},
-                                          http={"url": base + "/slow/{item}", "timeout_ms": 200}))
+        slow = build_http_tool(
+            ToolNeeded(
+                tool_name="slow",
+                input_schema={"item": "string"},
+                http={"url": base + "/slow/{item}", "timeout_ms": 200},
+            )
+        )
         with pytest.raises(ToolError, match="timed out after 200 ms"):
             await slow.invoke(ctx, {"item": "a"})
 
-        broken = build_http_tool(ToolNeeded(tool_name="broken", input_schema={"item": "string"},
-                                            http={"url": base + "/broken/{item}"}))
+        broken = build_http_tool(
+            ToolNeeded(tool_name="broken", input_schema={"item": "string"}, http={"url": base + "/broken/{item}"})
+        )
         with pytest.raises(ToolError, match="HTTP 500"):
             await broken.invoke(ctx, {"item": "a"})
 
@@ -106,6 +123,7 @@ async def test_tools_api_list_schema_invoke_and_audit(http: httpx.AsyncClient, d
 
     async with db.connection() as conn:
         cur = await conn.execute(
-            "SELECT tool_name, ok FROM tool_invocations WHERE tenant_id = %s ORDER BY created_at", (tenant.tenant_id,))
+            "SELECT tool_name, ok FROM tool_invocations WHERE tenant_id = %s ORDER BY created_at", (tenant.tenant_id,)
+        )
         rows = [(r["tool_name"], r["ok"]) for r in await cur.fetchall()]
     assert rows == [("fetch_order_status", True), ("fetch_order_status", False)]

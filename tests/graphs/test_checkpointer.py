@@ -41,7 +41,8 @@ async def _checkpoint_bytes(db: Database, thread_id: str) -> int:
             "SELECT (SELECT coalesce(sum(pg_column_size(c.*)), 0) FROM checkpoints c WHERE thread_id = %s)"
             " + (SELECT coalesce(sum(pg_column_size(b.*)), 0) FROM checkpoint_blobs b WHERE thread_id = %s)"
             " + (SELECT coalesce(sum(pg_column_size(w.*)), 0) FROM checkpoint_writes w WHERE thread_id = %s) AS n",
-            (thread_id, thread_id, thread_id))
+            (thread_id, thread_id, thread_id),
+        )
         row = await cur.fetchone()
     assert row is not None
     return int(row["n"])
@@ -50,8 +51,10 @@ async def _checkpoint_bytes(db: Database, thread_id: str) -> int:
 async def test_storage_grows_linearly_with_turns(db: Database, tenant: Tenant) -> None:
     saver = ChorusCheckpointer(db.pool)
     await saver.setup()
-    graph = compile_bot(BotConfig.model_validate(example("acme_support_bot")),
-                        GraphDeps(db=db, registry=default_registry(), checkpointer=saver, offline=True))
+    graph = compile_bot(
+        BotConfig.model_validate(example("acme_support_bot")),
+        GraphDeps(db=db, registry=default_registry(), checkpointer=saver, offline=True),
+    )
     thread_id = str(uuid.uuid4())
     config = {"configurable": {"thread_id": thread_id, "tenant_id": tenant.tenant_id}}
     sizes = []

@@ -42,7 +42,9 @@ async def say(graph: CompiledBot, config: RunnableConfig, text: str) -> dict[str
 
 
 @pytest.mark.parametrize("name", ["acme_support_bot", "healthcare_scheduler"])
-async def test_examples_compile_to_intake_agent_tools(name: str, db: Database, checkpointer: ChorusCheckpointer) -> None:
+async def test_examples_compile_to_intake_agent_tools(
+    name: str, db: Database, checkpointer: ChorusCheckpointer
+) -> None:
     graph = compile_example(name, db, checkpointer)
     assert {"intake", "agent", "tools"} <= set(graph.get_graph().nodes)
 
@@ -50,7 +52,11 @@ async def test_examples_compile_to_intake_agent_tools(name: str, db: Database, c
 def test_only_implemented_tools_are_bound() -> None:
     cfg = BotConfig.model_validate(example("acme_support_bot"))
     assert sorted(bot_tools(cfg, default_registry())) == [
-        "escalate_to_human", "fetch_order_status", "initiate_refund", "update_shipping_address"]
+        "escalate_to_human",
+        "fetch_order_status",
+        "initiate_refund",
+        "update_shipping_address",
+    ]
 
 
 async def test_tool_turn_and_pii_capture(db: Database, checkpointer: ChorusCheckpointer, tenant: Tenant) -> None:
@@ -63,7 +69,9 @@ async def test_tool_turn_and_pii_capture(db: Database, checkpointer: ChorusCheck
     assert out["pii"] == {"email": "jane@example.com", "name": "Jane Doe", "order_id": "ORD-1001"}
 
 
-async def test_tool_error_becomes_a_tool_message(db: Database, checkpointer: ChorusCheckpointer, tenant: Tenant) -> None:
+async def test_tool_error_becomes_a_tool_message(
+    db: Database, checkpointer: ChorusCheckpointer, tenant: Tenant
+) -> None:
     graph = compile_example("acme_support_bot", db, checkpointer)
     out = await say(graph, conf(tenant), "Where is my order ORD-4242?")
     tool_msg = next(m for m in out["messages"] if isinstance(m, ToolMessage))
@@ -71,8 +79,9 @@ async def test_tool_error_becomes_a_tool_message(db: Database, checkpointer: Cho
     assert "ORD-4242" in str(out["messages"][-1].content)
 
 
-async def test_user_asking_for_human_stops_the_bot(db: Database, checkpointer: ChorusCheckpointer,
-                                                   tenant: Tenant) -> None:
+async def test_user_asking_for_human_stops_the_bot(
+    db: Database, checkpointer: ChorusCheckpointer, tenant: Tenant
+) -> None:
     graph = compile_example("acme_support_bot", db, checkpointer)
     config = conf(tenant)
     out = await say(graph, config, "Can I speak to a real person please")
@@ -115,14 +124,18 @@ async def test_escalate_tool_marks_thread(db: Database, checkpointer: ChorusChec
     assert out["escalated"] is True
 
 
-async def test_dangling_tool_call_is_repaired_for_the_model(db: Database, checkpointer: ChorusCheckpointer,
-                                                            tenant: Tenant) -> None:
+async def test_dangling_tool_call_is_repaired_for_the_model(
+    db: Database, checkpointer: ChorusCheckpointer, tenant: Tenant
+) -> None:
     graph = compile_example("acme_support_bot", db, checkpointer)
     config = conf(tenant)
     call = {"name": "fetch_order_status", "args": {"order_id": "ORD-1001"}, "id": "call-x", "type": "tool_call"}
     # A run that died after the model asked for a tool, before the tool answered:
-    await graph.aupdate_state(config, {"messages": [HumanMessage("ORD-1001?", id="h1"),
-                                                    AIMessage("", tool_calls=[call], id="a1")]}, as_node="agent")
+    await graph.aupdate_state(
+        config,
+        {"messages": [HumanMessage("ORD-1001?", id="h1"), AIMessage("", tool_calls=[call], id="a1")]},
+        as_node="agent",
+    )
     before = await graph.aget_state(config)
     repairs = dangling_tool_calls(before.values["messages"])
     assert [(r.tool_call_id, r.status) for r in repairs] == [("call-x", "error")]

@@ -14,8 +14,9 @@ from tests.conftest import Tenant, slow_bot
 ORDER_QUESTION = {"messages": [{"role": "user", "content": "Where is my order ORD-1001?"}]}
 
 
-async def test_chat_turn_with_a_tool_call(sdk: LangGraphClient, assistant_id: str, db: Database,
-                                          tenant: Tenant) -> None:
+async def test_chat_turn_with_a_tool_call(
+    sdk: LangGraphClient, assistant_id: str, db: Database, tenant: Tenant
+) -> None:
     thread = await sdk.threads.create(metadata={"channel": "test"})
     result: Any = await sdk.runs.wait(thread["thread_id"], assistant_id, input=ORDER_QUESTION)
     types = [m["type"] for m in result["messages"]]
@@ -36,8 +37,10 @@ async def test_chat_turn_with_a_tool_call(sdk: LangGraphClient, assistant_id: st
     assert [t["thread_id"] for t in found] == [thread["thread_id"]]
 
     async with db.connection() as conn:
-        cur = await conn.execute("SELECT sum(input_tokens) AS i, sum(output_tokens) AS o FROM token_usage"
-                                 " WHERE tenant_id = %s", (tenant.tenant_id,))
+        cur = await conn.execute(
+            "SELECT sum(input_tokens) AS i, sum(output_tokens) AS o FROM token_usage WHERE tenant_id = %s",
+            (tenant.tenant_id,),
+        )
         usage = await cur.fetchone()
     assert usage is not None and usage["i"] > 0 and usage["o"] > 0
 
@@ -47,9 +50,12 @@ async def test_tokens_arrive_incrementally_over_sse(sdk: LangGraphClient, acme_c
     thread = await sdk.threads.create()
     arrivals: list[float] = []
     events: list[str] = []
-    async for part in sdk.runs.stream(thread["thread_id"], assistant["assistant_id"],
-                                      input={"messages": [{"role": "user", "content": "hello"}]},
-                                      stream_mode=["messages-tuple", "values", "updates"]):
+    async for part in sdk.runs.stream(
+        thread["thread_id"],
+        assistant["assistant_id"],
+        input={"messages": [{"role": "user", "content": "hello"}]},
+        stream_mode=["messages-tuple", "values", "updates"],
+    ):
         events.append(part.event)
         if part.event == "messages":
             chunk, meta = part.data
@@ -77,8 +83,11 @@ async def test_background_run_get_join_and_list(sdk: LangGraphClient, assistant_
 
 async def test_escalation_shows_on_the_thread(sdk: LangGraphClient, assistant_id: str) -> None:
     thread = await sdk.threads.create()
-    result: Any = await sdk.runs.wait(thread["thread_id"], assistant_id,
-                                      input={"messages": [{"role": "user", "content": "I want to talk to a human"}]})
+    result: Any = await sdk.runs.wait(
+        thread["thread_id"],
+        assistant_id,
+        input={"messages": [{"role": "user", "content": "I want to talk to a human"}]},
+    )
     assert result["escalated"] is True
     got = await sdk.threads.get(thread["thread_id"])
     assert got["metadata"]["escalated"] is True
@@ -99,13 +108,15 @@ async def test_versions_and_pinning(sdk: LangGraphClient, assistant_id: str, acm
     assert [v["version"] for v in versions] == [2, 1]
 
     # The conversation in flight keeps version 1; a new one gets version 2.
-    old = await sdk.runs.wait(old_thread["thread_id"], assistant_id,
-                              input={"messages": [{"role": "user", "content": "hello"}]})
+    old = await sdk.runs.wait(
+        old_thread["thread_id"], assistant_id, input={"messages": [{"role": "user", "content": "hello"}]}
+    )
     assert old["messages"][-1]["content"].startswith("Thanks!")  # type: ignore[index]
     assert (await sdk.threads.get(old_thread["thread_id"]))["config_version"] == 1  # type: ignore[typeddict-item]
     new_thread = await sdk.threads.create()
-    new = await sdk.runs.wait(new_thread["thread_id"], assistant_id,
-                              input={"messages": [{"role": "user", "content": "hello"}]})
+    new = await sdk.runs.wait(
+        new_thread["thread_id"], assistant_id, input={"messages": [{"role": "user", "content": "hello"}]}
+    )
     assert new["messages"][-1]["content"].startswith("I understand.")  # type: ignore[index]
 
     rolled_back = await sdk.assistants.set_latest(assistant_id, 1)

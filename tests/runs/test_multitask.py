@@ -33,8 +33,10 @@ async def _busy_thread(sdk: LangGraphClient, assistant: str) -> tuple[str, str]:
 
 async def test_reject(sdk: LangGraphClient, slow_assistant: str, http: httpx.AsyncClient) -> None:
     thread_id, first = await _busy_thread(sdk, slow_assistant)
-    resp = await http.post(f"/threads/{thread_id}/runs", json={"assistant_id": slow_assistant, "input": THANKS,
-                                                              "multitask_strategy": "reject"})
+    resp = await http.post(
+        f"/threads/{thread_id}/runs",
+        json={"assistant_id": slow_assistant, "input": THANKS, "multitask_strategy": "reject"},
+    )
     assert resp.status_code == 409
     assert "busy" in resp.json()["detail"]
     final: Any = await sdk.runs.join(thread_id, first)

@@ -130,7 +130,7 @@ function handleEvent(event, data, bubbles, toolCalls) {
       bubble(cls, `← ${msg.name}: ${typeof msg.content === "string" ? msg.content : JSON.stringify(msg.content)}`);
       return;
     }
-    if (!msg.type || !msg.type.startsWith("ai")) return;
+    if (msg.type !== "ai" && msg.type !== "AIMessageChunk") return;
     for (const chunk of msg.tool_call_chunks || []) {
       if (chunk.name && !toolCalls.has(chunk.id)) {
         toolCalls.set(chunk.id, true);

@@ -1,0 +1,144 @@
+"""Bad input: each a clear 4xx saying what to fix; nothing already accepted is lost."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+
+from chorus.agents.storage.database import Database
+from tests.conftest import RunningServer, Tenant, make_tenant
+
+
+async def test_malformed_json(http: httpx.AsyncClient) -> None:
+    resp = await http.post("/threads", content=b"{not json", headers={"content-type": "application/json"})
+    assert resp.status_code == 422
+    assert "malformed JSON" in resp.json()["detail"]
+
+
+async def test_body_over_the_limit(http: httpx.AsyncClient, acme_config: dict[str, Any]) -> None:
+    huge = dict(acme_config, first_message="x" * 300_000)
+    resp = await http.post("/api/v1/configs", json=huge)
+    assert resp.status_code == 413
+    assert "limit" in resp.json()["detail"]
+
+
+async def test_unknown_and_foreign_ids(
+    http: httpx.AsyncClient, server: RunningServer, db: Database, assistant_id: str
+) -> None:
+    thread = (await http.post("/threads", json={})).json()
+    other = await make_tenant(db)
+    async with httpx.AsyncClient(base_url=server.url, headers={"x-api-key": other.key}) as stranger:
+        for path in (
+            f"/assistants/{assistant_id}",
+            f"/threads/{thread['thread_id']}",
+            f"/threads/{thread['thread_id']}/state",
+            f"/api/v1/configs/{assistant_id}",
+        ):
+            resp = await stranger.get(path)
+            assert resp.status_code == 404, path
+        run = await stranger.post(
+            f"/threads/{thread['thread_id']}/runs/wait",
+            json={"assistant_id": assistant_id, "input": {"messages": [{"role": "user", "content": "hi"}]}},
+        )
+        assert run.status_code == 404
+        assert (await stranger.post("/assistants/search", json={})).json() == []
+        assert (await stranger.post("/threads/search", json={})).json() == []
+    assert (await http.get(f"/threads/{uuid.uuid4()}")).status_code == 404
+    assert (await http.get("/threads/not-a-uuid")).status_code == 404
+
+
+async def test_run_input_errors(http: httpx.AsyncClient, assistant_id: str) -> None:
+    thread_id = (await http.post("/threads", json={})).json()["thread_id"]
+    url = f"/threads/{thread_id}/runs/wait"
+    msg = {"messages": [{"role": "user", "content": "hi"}]}
+    cases = [
+        ({"assistant_id": assistant_id, "input": msg, "stream_mode": "debug"}, "stream_mode"),
+        ({"assistant_id": assistant_id, "input": {"messages": [{"role": "system", "content": "obey"}]}}, "role"),
+        ({"assistant_id": assistant_id, "input": {"messages": []}}, "messages"),
+        ({"assistant_id": assistant_id}, "input"),
+        ({"input": msg}, "assistant_id"),
+        ({"assistant_id": assistant_id, "input": msg, "multitask_strategy": "later"}, "multitask_strategy"),
+    ]
+    for body, word in cases:
+        resp = await http.post(url, json=body)
+        assert resp.status_code == 422, (body, resp.text)
+        assert word in resp.text
+    missing = await http.post(url, json={"assistant_id": str(uuid.uuid4()), "input": msg})
+    assert missing.status_code == 404
+    # None of that touched the thread: the first real message still works.
+    ok = await http.post(url, json={"assistant_id": assistant_id, "input": msg})
+    assert ok.status_code == 200
+    assert [m["type"] for m in ok.json()["messages"]] == ["human", "ai"]
+
+
+async def test_thread_bound_to_another_assistant(
+    http: httpx.AsyncClient, assistant_id: str, acme_config: dict[str, Any]
+) -> None:
+    other = (await http.post("/assistants", json={"graph_id": "chatbot", "context": acme_config})).json()
+    thread_id = (await http.post("/threads", json={})).json()["thread_id"]
+    msg = {"messages": [{"role": "user", "content": "hi"}]}
+    assert (
+        await http.post(f"/threads/{thread_id}/runs/wait", json={"assistant_id": assistant_id, "input": msg})
+    ).status_code == 200
+    resp = await http.post(
+        f"/threads/{thread_id}/runs/wait", json={"assistant_id": other["assistant_id"], "input": msg}
+    )
+    assert resp.status_code == 409
+
+
+async def test_assistant_create_errors(
+    http: httpx.AsyncClient, acme_config: dict[str, Any], voice_config: dict[str, Any]
+) -> None:
+    assert (await http.post("/assistants", json={"graph_id": "chatbot"})).status_code == 422
+    mismatch = await http.post("/assistants", json={"graph_id": "chatbot", "context": voice_config})
+    assert mismatch.status_code == 422
+    voice = (await http.post("/assistants", json={"graph_id": "voicebot", "context": voice_config})).json()
+    thread_id = (await http.post("/threads", json={})).json()["thread_id"]
+    resp = await http.post(
+        f"/threads/{thread_id}/runs/wait",
+        json={"assistant_id": voice["assistant_id"], "input": {"messages": [{"role": "user", "content": "hi"}]}},
+    )
+    assert resp.status_code == 422 and "voicebot" in resp.json()["detail"]
+
+
+async def test_auth_and_roles(server: RunningServer, db: Database, acme_config: dict[str, Any]) -> None:
+    async with httpx.AsyncClient(base_url=server.url) as anon:
+        resp = await anon.post("/assistants/search", json={})
+        assert resp.status_code == 401 and "X-Api-Key" in resp.json()["detail"]
+        resp = await anon.post("/assistants/search", json={}, headers={"authorization": "Bearer chorus_nope"})
+        assert resp.status_code == 401
+    viewer: Tenant = await make_tenant(db, role="viewer")
+    async with httpx.AsyncClient(base_url=server.url, headers={"x-api-key": viewer.key}) as client:
+        assert (await client.post("/assistants/search", json={})).status_code == 200
+        denied = await client.post("/api/v1/configs", json=acme_config)
+        assert denied.status_code == 403 and "developer" in denied.json()["detail"]
+
+
+async def test_unknown_route_and_method(http: httpx.AsyncClient) -> None:
+    assert (await http.get("/nope")).status_code == 404
+    assert (await http.delete("/api/v1/tools")).status_code == 405
+
+
+async def test_health_and_metrics(http: httpx.AsyncClient, assistant_id: str) -> None:
+    health = await http.get("/health")
+    assert health.json() == {"status": "ok", "database": "ok"}
+    thread_id = (await http.post("/threads", json={})).json()["thread_id"]
+    await http.post(
+        f"/threads/{thread_id}/runs/wait",
+        json={"assistant_id": assistant_id, "input": {"messages": [{"role": "user", "content": "ORD-1001 status?"}]}},
+    )
+    metrics = (await http.get("/metrics")).text
+    for name in (
+        "chorus_runs_total",
+        "chorus_turn_latency_seconds_bucket",
+        "chorus_tokens_total",
+        "chorus_tool_calls_total",
+        "chorus_http_requests_total",
+    ):
+        assert name in metrics
+    openapi = (await http.get("/openapi.json")).json()
+    assert {"/threads/{thread_id}/runs/stream", "/api/v1/configs", "/api/v1/tools/{name}/invoke"} <= set(
+        openapi["paths"]
+    )

@@ -1,0 +1,67 @@
+"""The webchat page in headless Chromium: lists bots, streams an answer with a tool call, shows escalation."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, async_playwright, expect
+
+from tests.conftest import RunningServer, Tenant
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+async def browser(tmp_path: Path) -> AsyncIterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CHORUS_REQUIRE_BROWSER"):
+            pytest.fail("chromium is required (CHORUS_REQUIRE_BROWSER) but not installed")
+        pytest.skip("chromium is not installed (scripts/ensure-chromium.sh installs it)")
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield browser
+        await browser.close()
+
+
+async def test_chat_in_the_browser(
+    browser: Browser, server: RunningServer, tenant: Tenant, assistant_id: str, tmp_path: Path
+) -> None:
+    page = await browser.new_page()
+    await page.goto(f"{server.url}/?key={tenant.key}")
+    await expect(page.locator("#bot option")).to_have_count(1)
+    assert "key=" not in page.url  # the key moves to localStorage, out of the address bar
+    await expect(page.locator(".msg.ai").first).to_contain_text("Acme's support assistant")  # first_message
+
+    await page.fill("#message", "Where is my order ORD-1001?")
+    await page.click("#send")
+    await expect(page.locator(".msg.tool").first).to_contain_text("fetch_order_status")
+    await expect(page.locator(".msg.ai").last).to_contain_text("shipped")
+    await expect(page.locator("#status")).to_have_text("ready")
+
+    await page.fill("#message", "I want to talk to a human")
+    await page.click("#send")
+    await expect(page.locator("#escalated-banner")).to_be_visible()
+    await page.screenshot(path=str(tmp_path / "webchat.png"))
+
+
+async def test_page_asks_for_a_key(browser: Browser, server: RunningServer) -> None:
+    page = await browser.new_page()
+    await page.goto(server.url + "/")
+    await expect(page.locator("#key-panel")).to_be_visible()
+    await page.fill("#key-input", "chorus_wrong")
+    await page.click("#key-form button")
+    await expect(page.locator("#status")).to_contain_text("unknown or revoked API key")
