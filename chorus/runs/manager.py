@@ -300,7 +300,7 @@ class RunManager:
             if "messages-tuple" in wanted:
                 modes.append("messages")
             stream = graph.astream(
-                {"messages": messages}, config, stream_mode=modes, durability=h.request.durability or "async"
+                {"messages": messages}, config, stream_mode=modes, durability=h.request.durability or "exit"
             )
             async for item in stream:
                 mode, chunk = cast(tuple[str, Any], item)

@@ -27,8 +27,11 @@ async def test_chat_turn_with_a_tool_call(
     state = await sdk.threads.get_state(thread["thread_id"])
     assert [m["type"] for m in state["values"]["messages"]] == types
     history = await sdk.threads.get_history(thread["thread_id"], limit=20)
-    assert len(history) >= 4
+    # Turns checkpoint once, at the end (durability "exit"): the input checkpoint and the turn's result.
+    assert len(history) == 2
     assert history[0]["checkpoint"]["checkpoint_id"] == state["checkpoint"]["checkpoint_id"]
+    assert history[1]["values"].get("messages", []) == []  # before the first turn
+    assert history[0]["parent_checkpoint"]["checkpoint_id"] == history[1]["checkpoint"]["checkpoint_id"]
 
     got = await sdk.threads.get(thread["thread_id"])
     assert got["status"] == "idle"

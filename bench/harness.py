@@ -1,0 +1,123 @@
+"""Shared set-up for the benchmarks: a database, a tenant, and the example bot compiled two ways.
+
+"chorus" is the bot as Chorus runs it (DeltaChannel messages, lock-free pooled checkpointer).
+"stock" is the same nodes on stock LangGraph: add_messages state and the stock AsyncPostgresSaver.
+Both use the offline model with no token delay, i.e. a zero-latency scripted model.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Annotated, Any, TypedDict
+
+from langchain_core.messages import AnyMessage, HumanMessage
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from langgraph.graph import START, StateGraph
+from langgraph.graph.message import add_messages
+
+from chorus.agents.configs.models import BotConfig
+from chorus.agents.providers.factory import build_chat_model
+from chorus.agents.settings import Settings
+from chorus.agents.storage.database import Database, open_database
+from chorus.agents.storage.embedded import embedded_database_url
+from chorus.agents.tenancy.keys import ensure_tenant
+from chorus.agents.tools.registry import default_registry
+from chorus.graphs.compiler import CompiledBot, GraphDeps, bot_tools, compile_bot
+from chorus.graphs.escalation import Escalator
+from chorus.graphs.nodes.agent import make_agent, route_after_agent
+from chorus.graphs.nodes.intake import make_intake
+from chorus.graphs.nodes.tools import make_tools_node
+from chorus.graphs.prompt import build_system_prompt
+from chorus.graphs.state import _merge
+
+ROOT = Path(__file__).resolve().parents[1]
+ACME = json.loads((ROOT / "configs" / "examples" / "acme_support_bot.json").read_text())
+
+
+class StockState(TypedDict, total=False):
+    messages: Annotated[list[AnyMessage], add_messages]
+    pii: Annotated[dict[str, str], _merge]
+    escalated: bool
+    escalation: dict[str, Any] | None
+    suggest_handoff: bool
+
+
+def acme() -> BotConfig:
+    return BotConfig.model_validate(ACME)
+
+
+def compile_chorus(db: Database, checkpointer: BaseCheckpointSaver[Any] | None) -> CompiledBot:
+    return compile_bot(acme(), GraphDeps(db=db, registry=default_registry(), checkpointer=checkpointer, offline=True))
+
+
+def compile_stock(db: Database, checkpointer: BaseCheckpointSaver[Any] | None) -> CompiledBot:
+    """The same nodes and edges as compile_bot, on stock LangGraph state."""
+    cfg = acme()
+    tools = bot_tools(cfg, default_registry())
+    model = build_chat_model(cfg.llm_config, tools=[t.openai_schema() for t in tools.values()], offline=True)
+    escalator = Escalator.from_config(cfg.workflow_features.human_escalation)
+    pii = cfg.workflow_features.pii_collection
+    graph = StateGraph(StockState)
+    graph.add_node(
+        "intake",
+        make_intake(pii_fields=pii.fields if pii else [], escalator=escalator),
+        destinations=("agent", "__end__"),
+        input_schema=StockState,
+    )
+    graph.add_node(
+        "agent",
+        make_agent(model=model, system_prompt=build_system_prompt(cfg, tool_names=list(tools)), escalator=escalator),
+        input_schema=StockState,
+    )
+    graph.add_node(
+        "tools",
+        make_tools_node(tools=tools, db=db, escalator=escalator),
+        destinations=("agent", "__end__"),
+        input_schema=StockState,
+    )
+    graph.add_edge(START, "intake")
+    graph.add_conditional_edges(
+        "agent", lambda state: route_after_agent(state), {"tools": "tools", "__end__": "__end__"}
+    )
+    return graph.compile(checkpointer=checkpointer)
+
+
+async def open_bench_database() -> tuple[Database, str]:
+    home = Path(tempfile.mkdtemp(prefix="chorus-bench-"))
+    settings = Settings(home=home, database_url=None, offline=True, pool_max_size=40)
+    url = embedded_database_url(home)
+    db = await open_database(settings, url=url)
+    return db, url
+
+
+async def stock_saver(url: str) -> tuple[AsyncPostgresSaver, Any]:
+    manager = AsyncPostgresSaver.from_conn_string(url)
+    saver = await manager.__aenter__()
+    await saver.setup()
+    return saver, manager
+
+
+async def new_tenant(db: Database) -> str:
+    return await ensure_tenant(db, f"bench-{uuid.uuid4().hex[:8]}")
+
+
+def turn(text: str) -> dict[str, Any]:
+    return {"messages": [HumanMessage(text, id=str(uuid.uuid4()))]}
+
+
+# Alternating turns: a plain answer, then one with a tool call (agent -> tools -> agent).
+SCRIPT = ["thanks for the help", "Where is my order ORD-1001?"]
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
