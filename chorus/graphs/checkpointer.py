@@ -22,7 +22,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.channels.binop import _get_overwrite
@@ -97,11 +97,12 @@ class ChorusCheckpointer(AsyncPostgresSaver):
         hot_threads: int = 2048,
         delta_reducers: Mapping[str, Reducer] | None = None,
     ) -> None:
-        super().__init__(pool)  # type: ignore[arg-type]
+        super().__init__(pool)
         self._pool = pool
         self._hot: OrderedDict[tuple[str, str], _Hot] = OrderedDict()
         self._hot_capacity = hot_threads
-        self._reducers: dict[str, Reducer] = dict(delta_reducers or {"messages": _messages_delta_reducer})
+        default: dict[str, Reducer] = {"messages": cast(Reducer, _messages_delta_reducer)}
+        self._reducers: dict[str, Reducer] = dict(delta_reducers or default)
 
     @asynccontextmanager
     async def _cursor(self, *, pipeline: bool = False) -> AsyncIterator[AsyncCursor[DictRow]]:
@@ -124,7 +125,8 @@ class ChorusCheckpointer(AsyncPostgresSaver):
     ) -> RunnableConfig:
         conf = config["configurable"]
         thread_id, ns = conf["thread_id"], conf["checkpoint_ns"]
-        copy: dict[str, Any] = {**checkpoint, "channel_values": dict(checkpoint["channel_values"])}
+        copy: dict[str, Any] = dict(checkpoint)
+        copy["channel_values"] = dict(checkpoint["channel_values"])
         blob_values: dict[str, Any] = {}
         snapshot = False
         for k, v in checkpoint["channel_values"].items():
@@ -176,15 +178,14 @@ class ChorusCheckpointer(AsyncPostgresSaver):
     async def _load_checkpoint_tuple(self, value: DictRow) -> CheckpointTuple:
         thread_id, ns = value["thread_id"], value["checkpoint_ns"]
         parent = value["parent_checkpoint_id"]
+        checkpoint = cast(Checkpoint, dict(value["checkpoint"]))
+        checkpoint["channel_values"] = {
+            **(value["checkpoint"].get("channel_values") or {}),
+            **self._load_blobs(value["channel_values"]),
+        }
         return CheckpointTuple(
             {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": value["checkpoint_id"]}},
-            {
-                **value["checkpoint"],
-                "channel_values": {
-                    **(value["checkpoint"].get("channel_values") or {}),
-                    **self._load_blobs(value["channel_values"]),
-                },
-            },
+            checkpoint,
             value["metadata"],
             {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": parent}}
             if parent
@@ -207,9 +208,8 @@ class ChorusCheckpointer(AsyncPostgresSaver):
                 return {ch: {"writes": []} for ch in channels}
             target = str(found.config["configurable"]["checkpoint_id"])
         key = (thread_id, ns)
-        result = await self._from_hot(key, target, channels)
-        if result is None:
-            result = await super().aget_delta_channel_history(config=config, channels=channels)
+        hot = await self._from_hot(key, target, channels)
+        result = hot if hot is not None else await super().aget_delta_channel_history(config=config, channels=channels)
         self._remember(key, target, channels, result)
         return result
 
@@ -260,8 +260,8 @@ class ChorusCheckpointer(AsyncPostgresSaver):
                 self._hot.pop(key, None)
                 return
             seed = entry.get("seed")
-            base = seed.value if isinstance(seed, _DeltaSnapshot) else (seed if "seed" in entry else [])
-            values[ch] = reducer(list(base), writes) if writes else list(base)
+            base: list[Any] = list(seed.value if isinstance(seed, _DeltaSnapshot) else (seed or []))
+            values[ch] = reducer(base, writes) if writes else base
         self._hot[key] = _Hot(target, values)
         self._hot.move_to_end(key)
         while len(self._hot) > self._hot_capacity:
