@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -192,6 +193,12 @@ class ChorusCheckpointer(AsyncPostgresSaver):
             else None,
             self._load_writes(value["pending_writes"]),
         )
+
+    def get_next_version(self, current: str | None, channel: None) -> str:
+        """Compact versions: fixed-width counter plus a short random tag (the stock format is 49 chars,
+        and a checkpoint carries a dozen of them). Still ordered as strings, still unique across forks."""
+        number = 0 if current is None else current if isinstance(current, int) else int(current.split(".")[0])
+        return f"{number + 1:012d}.{secrets.token_hex(3)}"
 
     async def aget_delta_channel_history(
         self, *, config: RunnableConfig, channels: Sequence[str]

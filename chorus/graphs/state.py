@@ -14,9 +14,9 @@ def _merge(current: dict[str, str] | None, update: dict[str, str] | None) -> dic
 
 
 class BotState(TypedDict, total=False):
-    # DeltaChannel stores only each step's new messages (plus a snapshot every 100 updates), so
+    # DeltaChannel stores only each step's new messages (plus a full snapshot every 1000 updates), so
     # checkpoint storage grows linearly with the conversation instead of quadratically.
-    messages: Annotated[list[AnyMessage], DeltaChannel(_messages_delta_reducer, snapshot_frequency=100)]
+    messages: Annotated[list[AnyMessage], DeltaChannel(_messages_delta_reducer, snapshot_frequency=1000)]
     pii: Annotated[dict[str, str], _merge]
     escalated: bool
     escalation: dict[str, Any] | None

@@ -45,7 +45,7 @@ async def open_database(settings: Settings, *, url: str | None = None, migrate: 
         url,
         min_size=2,
         max_size=settings.pool_max_size,
-        kwargs={"autocommit": True, "row_factory": dict_row, "prepare_threshold": None},
+        kwargs={"autocommit": True, "row_factory": dict_row, "prepare_threshold": 3},
         open=False,
         connection_class=AsyncConnection[DictRow],
     )

@@ -1,0 +1,56 @@
+"""Throughput of 64 concurrent threads, with checkpointing vs the same graph without a checkpointer.
+
+Target: Chorus >= 0.8x of its own no-checkpoint throughput (the stock saver manages about 0.15x).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+from bench.harness import SCRIPT, compile_chorus, compile_stock, new_tenant, open_bench_database, stock_saver, turn
+from chorus.graphs.checkpointer import ChorusCheckpointer
+
+THREADS = 64
+TURNS = 6
+
+
+async def _throughput(graph: Any, tenant_id: str, durability: str) -> float:
+    async def conversation() -> None:
+        config = {"configurable": {"thread_id": str(uuid.uuid4()), "tenant_id": tenant_id}}
+        for i in range(TURNS):
+            await graph.ainvoke(turn(SCRIPT[i % 2]), config, durability=durability)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(conversation() for _ in range(THREADS)))
+    return THREADS * TURNS / (time.perf_counter() - started)
+
+
+async def main() -> dict[str, float]:
+    db, url = await open_bench_database()
+    tenant_id = await new_tenant(db)
+    saver = ChorusCheckpointer(db.pool)
+    await saver.setup()
+    stock, manager = await stock_saver(url)
+    graphs = {
+        "chorus": (compile_chorus(db, saver), "exit"),
+        "chorus_none": (compile_chorus(db, None), "exit"),
+        "stock": (compile_stock(db, stock), "async"),
+        "stock_none": (compile_stock(db, None), "async"),
+    }
+    for graph, durability in graphs.values():  # warm-up
+        await _throughput(graph, tenant_id, durability)
+    rates = {name: await _throughput(graph, tenant_id, durability) for name, (graph, durability) in graphs.items()}
+    await manager.__aexit__(None, None, None)
+    await db.close()
+    result = {**rates, "ratio": rates["chorus"] / rates["chorus_none"], "stock_ratio": rates["stock"] / rates["stock_none"]}
+    print(f"64 concurrent threads x {TURNS} turns: chorus {rates['chorus']:.0f} turns/s with checkpoints vs "
+          f"{rates['chorus_none']:.0f} without -> {result['ratio']:.2f}x (target >= 0.8x); stock "
+          f"{rates['stock']:.0f} vs {rates['stock_none']:.0f} -> {result['stock_ratio']:.2f}x")
+    return result
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,64 @@
+"""Checkpoint storage after 200 turns of one thread, against the bytes of its messages (as JSON).
+
+Target: Chorus <= 3x. The stock saver stores the whole history again at every step (quadratic).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+from bench.harness import SCRIPT, compile_chorus, compile_stock, new_tenant, open_bench_database, stock_saver, turn
+from chorus.agents.storage.database import Database
+from chorus.graphs.checkpointer import ChorusCheckpointer
+
+TURNS = 200
+
+
+async def stored_bytes(db: Database, thread_id: str) -> int:
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT (SELECT coalesce(sum(pg_column_size(c.*)), 0) FROM checkpoints c WHERE thread_id = %(t)s)"
+            " + (SELECT coalesce(sum(pg_column_size(b.*)), 0) FROM checkpoint_blobs b WHERE thread_id = %(t)s)"
+            " + (SELECT coalesce(sum(pg_column_size(w.*)), 0) FROM checkpoint_writes w WHERE thread_id = %(t)s)"
+            " AS n",
+            {"t": thread_id},
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    return int(row["n"])
+
+
+async def _run(graph: Any, db: Database, tenant_id: str, durability: str) -> tuple[int, int]:
+    thread_id = str(uuid.uuid4())
+    config = {"configurable": {"thread_id": thread_id, "tenant_id": tenant_id}}
+    for i in range(TURNS):
+        await graph.ainvoke(turn(SCRIPT[i % 2]), config, durability=durability)
+    state = await graph.aget_state(config)
+    message_bytes = sum(len(json.dumps(m.model_dump(mode="json"))) for m in state.values["messages"])
+    return await stored_bytes(db, thread_id), message_bytes
+
+
+async def main() -> dict[str, float]:
+    db, url = await open_bench_database()
+    tenant_id = await new_tenant(db)
+    saver = ChorusCheckpointer(db.pool)
+    await saver.setup()
+    stock, manager = await stock_saver(url)
+    c_stored, c_msgs = await _run(compile_chorus(db, saver), db, tenant_id, "exit")
+    ca_stored, ca_msgs = await _run(compile_chorus(db, saver), db, tenant_id, "async")
+    s_stored, s_msgs = await _run(compile_stock(db, stock), db, tenant_id, "async")
+    await manager.__aexit__(None, None, None)
+    await db.close()
+    result = {"ratio": c_stored / c_msgs, "ratio_async": ca_stored / ca_msgs, "stock_ratio": s_stored / s_msgs,
+              "chorus_bytes": c_stored, "stock_bytes": s_stored, "message_bytes": c_msgs}
+    print(f"storage after {TURNS} turns: messages {c_msgs / 1024:.0f} KiB; chorus {c_stored / 1024:.0f} KiB -> "
+          f"{result['ratio']:.2f}x (target <= 3x; {result['ratio_async']:.2f}x with durability async); "
+          f"stock {s_stored / 1024:.0f} KiB -> {result['stock_ratio']:.1f}x")
+    return result
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
