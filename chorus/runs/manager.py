@@ -118,6 +118,7 @@ class RunManager:
         self._needs_repair: set[str] = set()
         self._parsed: dict[tuple[str, int], BotConfig] = {}
         self._pending_input: dict[str, list[AnyMessage]] = {}
+        self._graphs: dict[tuple[str, str, int], CompiledBot] = {}
 
     # -- submitting ------------------------------------------------------------------------------
 
@@ -261,8 +262,17 @@ class RunManager:
         return self._parsed[key]
 
     async def graph_for(self, tenant_id: str, assistant_id: str, version: int) -> CompiledBot:
-        stored = await self.configs.get(tenant_id, assistant_id, version)
-        return self.cache.get(stored.config_id, version, self._bot(stored.config_id, version, stored.config))
+        # A config version never changes, so a graph compiled for this tenant's version can be reused
+        # without asking the database again.
+        key = (tenant_id, assistant_id, version)
+        graph = self._graphs.get(key)
+        if graph is None:
+            stored = await self.configs.get(tenant_id, assistant_id, version)
+            graph = self.cache.get(stored.config_id, version, self._bot(stored.config_id, version, stored.config))
+            self._graphs[key] = graph
+            if len(self._graphs) > self.cache.capacity:
+                self._graphs.pop(next(iter(self._graphs)))
+        return graph
 
     async def _execute(self, h: RunHandle) -> None:
         tenant_id_var.set(h.tenant_id)
@@ -275,8 +285,7 @@ class RunManager:
         final: dict[str, Any] | None = None
         h.status = "running"
         try:
-            await self.threads.set_run_status(h.run_id, "running")
-            await self.threads.set_status(h.thread_id, "busy")
+            await self.threads.mark_running(h.run_id, h.thread_id)
             graph = await self.graph_for(h.tenant_id, h.assistant_id, h.version)
             config: RunnableConfig = {
                 "configurable": {

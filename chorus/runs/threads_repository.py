@@ -217,6 +217,15 @@ class ThreadRepository:
                 (status, error, checkpoint_before, run_id),
             )
 
+    async def mark_running(self, run_id: str, thread_id: str) -> None:
+        """The run starts: run 'running', thread 'busy', in one statement."""
+        async with self.db.connection() as conn:
+            await conn.execute(
+                "WITH r AS (UPDATE runs SET status = 'running', updated_at = now() WHERE run_id = %s)"
+                " UPDATE threads SET status = 'busy', updated_at = now() WHERE thread_id = %s",
+                (run_id, thread_id),
+            )
+
     async def get_run(self, tenant_id: str, thread_id: str, run_id: str) -> dict[str, Any]:
         run_id = parse_uuid(run_id, "run")
         thread_id = parse_uuid(thread_id, "thread")

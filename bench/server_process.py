@@ -1,0 +1,62 @@
+"""A Chorus server in its own process (as in production) on a temporary database, with a tenant, a key
+and the example support bot, for the benchmarks that go through HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+
+from bench.harness import ACME, new_tenant, open_bench_database
+from chorus.agents.tenancy.keys import create_api_key
+
+
+@dataclass
+class BenchServer:
+    url: str
+    key: str
+    assistant_id: str
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@asynccontextmanager
+async def chorus_server() -> AsyncIterator[BenchServer]:
+    db, url = await open_bench_database()
+    tenant_id = await new_tenant(db)
+    key = await create_api_key(db, tenant_id=tenant_id, role="admin")
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": url, "CHORUS_OFFLINE": "1", "CHORUS_LOG_LEVEL": "WARNING",
+           "CHORUS_DB_POOL_SIZE": "40"}
+    proc = subprocess.Popen([sys.executable, "-m", "chorus.cli", "serve", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=base, headers={"x-api-key": key}) as client:
+            for _ in range(200):
+                try:
+                    if (await client.get("/health")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    await asyncio.sleep(0.1)
+            created = await client.post("/assistants", json={"graph_id": "chatbot", "context": ACME})
+            assistant_id = created.json()["assistant_id"]
+        yield BenchServer(base, key, assistant_id)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        await db.close()
+        time.sleep(0.2)
