@@ -45,10 +45,16 @@ async def main() -> dict[str, float]:
     rates = {name: await _throughput(graph, tenant_id, durability) for name, (graph, durability) in graphs.items()}
     await manager.__aexit__(None, None, None)
     await db.close()
-    result = {**rates, "ratio": rates["chorus"] / rates["chorus_none"], "stock_ratio": rates["stock"] / rates["stock_none"]}
-    print(f"64 concurrent threads x {TURNS} turns: chorus {rates['chorus']:.0f} turns/s with checkpoints vs "
-          f"{rates['chorus_none']:.0f} without -> {result['ratio']:.2f}x (target >= 0.8x); stock "
-          f"{rates['stock']:.0f} vs {rates['stock_none']:.0f} -> {result['stock_ratio']:.2f}x")
+    result = {
+        **rates,
+        "ratio": rates["chorus"] / rates["chorus_none"],
+        "stock_ratio": rates["stock"] / rates["stock_none"],
+    }
+    print(
+        f"64 concurrent threads x {TURNS} turns: chorus {rates['chorus']:.0f} turns/s with checkpoints vs "
+        f"{rates['chorus_none']:.0f} without -> {result['ratio']:.2f}x (target >= 0.8x); stock "
+        f"{rates['stock']:.0f} vs {rates['stock_none']:.0f} -> {result['stock_ratio']:.2f}x"
+    )
     return result
 
 

@@ -39,10 +39,19 @@ async def chorus_server() -> AsyncIterator[BenchServer]:
     tenant_id = await new_tenant(db)
     key = await create_api_key(db, tenant_id=tenant_id, role="admin")
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": url, "CHORUS_OFFLINE": "1", "CHORUS_LOG_LEVEL": "WARNING",
-           "CHORUS_DB_POOL_SIZE": "40"}
-    proc = subprocess.Popen([sys.executable, "-m", "chorus.cli", "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "CHORUS_OFFLINE": "1",
+        "CHORUS_LOG_LEVEL": "WARNING",
+        "CHORUS_DB_POOL_SIZE": "40",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chorus.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(base_url=base, headers={"x-api-key": key}) as client:

@@ -53,8 +53,9 @@ async def main() -> dict[str, float]:
     baseline = await model_first_token()
     async with chorus_server() as server:
         limits = httpx.Limits(max_connections=300, max_keepalive_connections=300)
-        async with httpx.AsyncClient(base_url=server.url, headers={"x-api-key": server.key}, limits=limits,
-                                     timeout=120) as client:
+        async with httpx.AsyncClient(
+            base_url=server.url, headers={"x-api-key": server.key}, limits=limits, timeout=120
+        ) as client:
             for _ in range(20):  # warm-up: compile the graph, fill pools
                 await first_token(client, server)
             single = [await first_token(client, server) - baseline for _ in range(100)]
@@ -62,16 +63,23 @@ async def main() -> dict[str, float]:
             follow_up = [await first_token(client, server, thread_id) - baseline for _ in range(100)]
             crowd = await asyncio.gather(*(first_token(client, server) for _ in range(200)))
     crowd_overhead = [t - baseline for t in crowd]
-    result = {"model_first_token_ms": baseline * 1000, "p50_single_ms": median(single) * 1000,
-              "p95_single_ms": pct(single, 0.95) * 1000, "p50_follow_up_ms": median(follow_up) * 1000, "p50_200_ms": median(crowd_overhead) * 1000,
-              "p95_200_ms": pct(crowd_overhead, 0.95) * 1000}
+    result = {
+        "model_first_token_ms": baseline * 1000,
+        "p50_single_ms": median(single) * 1000,
+        "p95_single_ms": pct(single, 0.95) * 1000,
+        "p50_follow_up_ms": median(follow_up) * 1000,
+        "p50_200_ms": median(crowd_overhead) * 1000,
+        "p95_200_ms": pct(crowd_overhead, 0.95) * 1000,
+    }
     result["ratio_single"] = result["p50_single_ms"] / 5.0
     result["ratio_200"] = result["p95_200_ms"] / 50.0
-    print(f"SSE first-token overhead (model's own first token {result['model_first_token_ms']:.3f} ms): "
-          f"1 stream p50 {result['p50_single_ms']:.2f} ms on a new thread (target 5 ms -> "
-          f"{result['ratio_single']:.2f}x), {result['p50_follow_up_ms']:.2f} ms on later turns; "
-          f"200 concurrent streams p50 {result['p50_200_ms']:.0f} ms, p95 {result['p95_200_ms']:.0f} ms "
-          f"(target 50 ms -> {result['ratio_200']:.2f}x)")
+    print(
+        f"SSE first-token overhead (model's own first token {result['model_first_token_ms']:.3f} ms): "
+        f"1 stream p50 {result['p50_single_ms']:.2f} ms on a new thread (target 5 ms -> "
+        f"{result['ratio_single']:.2f}x), {result['p50_follow_up_ms']:.2f} ms on later turns; "
+        f"200 concurrent streams p50 {result['p50_200_ms']:.0f} ms, p95 {result['p95_200_ms']:.0f} ms "
+        f"(target 50 ms -> {result['ratio_200']:.2f}x)"
+    )
     return result
 
 

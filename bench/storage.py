@@ -52,11 +52,19 @@ async def main() -> dict[str, float]:
     s_stored, s_msgs = await _run(compile_stock(db, stock), db, tenant_id, "async")
     await manager.__aexit__(None, None, None)
     await db.close()
-    result = {"ratio": c_stored / c_msgs, "ratio_async": ca_stored / ca_msgs, "stock_ratio": s_stored / s_msgs,
-              "chorus_bytes": c_stored, "stock_bytes": s_stored, "message_bytes": c_msgs}
-    print(f"storage after {TURNS} turns: messages {c_msgs / 1024:.0f} KiB; chorus {c_stored / 1024:.0f} KiB -> "
-          f"{result['ratio']:.2f}x (target <= 3x; {result['ratio_async']:.2f}x with durability async); "
-          f"stock {s_stored / 1024:.0f} KiB -> {result['stock_ratio']:.1f}x")
+    result = {
+        "ratio": c_stored / c_msgs,
+        "ratio_async": ca_stored / ca_msgs,
+        "stock_ratio": s_stored / s_msgs,
+        "chorus_bytes": c_stored,
+        "stock_bytes": s_stored,
+        "message_bytes": c_msgs,
+    }
+    print(
+        f"storage after {TURNS} turns: messages {c_msgs / 1024:.0f} KiB; chorus {c_stored / 1024:.0f} KiB -> "
+        f"{result['ratio']:.2f}x (target <= 3x; {result['ratio_async']:.2f}x with durability async); "
+        f"stock {s_stored / 1024:.0f} KiB -> {result['stock_ratio']:.1f}x"
+    )
     return result
 
 

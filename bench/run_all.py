@@ -1,0 +1,16 @@
+"""Run every benchmark in turn and print one line each (`make bench`)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bench import concurrency, sse_first_token, storage, turn_overhead, vs_langgraph_dev
+
+
+async def main() -> None:
+    for module in (turn_overhead, concurrency, storage, sse_first_token, vs_langgraph_dev):
+        await module.main()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
