@@ -317,8 +317,9 @@ class OfflineChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         for chunk in self._chunks(messages):
+            # Pause before each token, like a remote model; even at 0 other tasks run between tokens.
+            await asyncio.sleep(self.token_delay_s)
             yield chunk
-            await asyncio.sleep(self.token_delay_s)  # a real stream: other tasks run between tokens
 
 
 def _usage(messages: Sequence[BaseMessage], answer: AIMessage) -> Any:
