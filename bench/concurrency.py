@@ -10,8 +10,7 @@ import time
 import uuid
 from typing import Any
 
-from bench.harness import SCRIPT, compile_chorus, compile_stock, new_tenant, open_bench_database, stock_saver, turn
-from chorus.graphs.checkpointer import ChorusCheckpointer
+from bench.harness import SCRIPT, compile_chorus, compile_stock, open_rig, turn
 
 THREADS = 64
 TURNS = 6
@@ -29,22 +28,18 @@ async def _throughput(graph: Any, tenant_id: str, durability: str) -> float:
 
 
 async def main() -> dict[str, float]:
-    db, url = await open_bench_database()
-    tenant_id = await new_tenant(db)
-    saver = ChorusCheckpointer(db.pool)
-    await saver.setup()
-    stock, manager = await stock_saver(url)
+    rig = await open_rig()
+    db, tenant_id = rig.db, rig.tenant_id
     graphs = {
-        "chorus": (compile_chorus(db, saver), "exit"),
+        "chorus": (compile_chorus(db, rig.chorus_saver), "exit"),
         "chorus_none": (compile_chorus(db, None), "exit"),
-        "stock": (compile_stock(db, stock), "async"),
+        "stock": (compile_stock(db, rig.stock_saver), "async"),
         "stock_none": (compile_stock(db, None), "async"),
     }
     for graph, durability in graphs.values():  # warm-up
         await _throughput(graph, tenant_id, durability)
     rates = {name: await _throughput(graph, tenant_id, durability) for name, (graph, durability) in graphs.items()}
-    await manager.__aexit__(None, None, None)
-    await db.close()
+    await rig.close()
     result = {
         **rates,
         "ratio": rates["chorus"] / rates["chorus_none"],

@@ -11,6 +11,7 @@ import json
 import statistics
 import tempfile
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
@@ -27,6 +28,7 @@ from chorus.agents.storage.database import Database, open_database
 from chorus.agents.storage.embedded import embedded_database_url
 from chorus.agents.tenancy.keys import ensure_tenant
 from chorus.agents.tools.registry import default_registry
+from chorus.graphs.checkpointer import ChorusCheckpointer
 from chorus.graphs.compiler import CompiledBot, GraphDeps, bot_tools, compile_bot
 from chorus.graphs.escalation import Escalator
 from chorus.graphs.nodes.agent import make_agent, route_after_agent
@@ -121,3 +123,27 @@ def pct(values: list[float], q: float) -> float:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+@dataclass
+class BenchRig:
+    """A database with a tenant, and both checkpointers on it: Chorus's and the stock one."""
+
+    db: Database
+    tenant_id: str
+    chorus_saver: ChorusCheckpointer
+    stock_saver: AsyncPostgresSaver
+    _stock_cm: Any
+
+    async def close(self) -> None:
+        await self._stock_cm.__aexit__(None, None, None)
+        await self.db.close()
+
+
+async def open_rig() -> BenchRig:
+    db, url = await open_bench_database()
+    tenant_id = await new_tenant(db)
+    chorus = ChorusCheckpointer(db.pool)
+    await chorus.setup()
+    stock, manager = await stock_saver(url)
+    return BenchRig(db, tenant_id, chorus, stock, manager)

@@ -10,9 +10,8 @@ import json
 import uuid
 from typing import Any
 
-from bench.harness import SCRIPT, compile_chorus, compile_stock, new_tenant, open_bench_database, stock_saver, turn
+from bench.harness import SCRIPT, compile_chorus, compile_stock, open_rig, turn
 from chorus.agents.storage.database import Database
-from chorus.graphs.checkpointer import ChorusCheckpointer
 
 TURNS = 200
 
@@ -42,16 +41,12 @@ async def _run(graph: Any, db: Database, tenant_id: str, durability: str) -> tup
 
 
 async def main() -> dict[str, float]:
-    db, url = await open_bench_database()
-    tenant_id = await new_tenant(db)
-    saver = ChorusCheckpointer(db.pool)
-    await saver.setup()
-    stock, manager = await stock_saver(url)
-    c_stored, c_msgs = await _run(compile_chorus(db, saver), db, tenant_id, "exit")
-    ca_stored, ca_msgs = await _run(compile_chorus(db, saver), db, tenant_id, "async")
-    s_stored, s_msgs = await _run(compile_stock(db, stock), db, tenant_id, "async")
-    await manager.__aexit__(None, None, None)
-    await db.close()
+    rig = await open_rig()
+    db, tenant_id = rig.db, rig.tenant_id
+    c_stored, c_msgs = await _run(compile_chorus(db, rig.chorus_saver), db, tenant_id, "exit")
+    ca_stored, ca_msgs = await _run(compile_chorus(db, rig.chorus_saver), db, tenant_id, "async")
+    s_stored, s_msgs = await _run(compile_stock(db, rig.stock_saver), db, tenant_id, "async")
+    await rig.close()
     result = {
         "ratio": c_stored / c_msgs,
         "ratio_async": ca_stored / ca_msgs,

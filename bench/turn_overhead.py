@@ -15,12 +15,9 @@ from bench.harness import (
     compile_chorus,
     compile_stock,
     median,
-    new_tenant,
-    open_bench_database,
-    stock_saver,
+    open_rig,
     turn,
 )
-from chorus.graphs.checkpointer import ChorusCheckpointer
 
 TURNS = 120
 
@@ -36,20 +33,16 @@ async def _per_turn(graph: object, tenant_id: str, durability: str = "async") ->
 
 
 async def main() -> dict[str, float]:
-    db, url = await open_bench_database()
-    tenant_id = await new_tenant(db)
-    chorus_saver = ChorusCheckpointer(db.pool)
-    await chorus_saver.setup()
-    saver, manager = await stock_saver(url)
-    chorus = compile_chorus(db, chorus_saver)
-    stock = compile_stock(db, saver)
+    rig = await open_rig()
+    tenant_id = rig.tenant_id
+    chorus = compile_chorus(rig.db, rig.chorus_saver)
+    stock = compile_stock(rig.db, rig.stock_saver)
     # Chorus runs turns with durability "exit" (one checkpoint per turn); stock LangGraph defaults to "async".
     await _per_turn(chorus, tenant_id, "exit")  # warm-up both
     await _per_turn(stock, tenant_id)
     c = await _per_turn(chorus, tenant_id, "exit")
     s = await _per_turn(stock, tenant_id)
-    await manager.__aexit__(None, None, None)
-    await db.close()
+    await rig.close()
     result = {
         "chorus_ms": median(c) * 1000,
         "stock_ms": median(s) * 1000,

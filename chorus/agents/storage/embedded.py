@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -14,6 +15,8 @@ def embedded_database_url(home: Path, *, cleanup_mode: str | None = "stop") -> s
     Several processes may share one data directory: pgserver starts the server once and the
     last handle to exit stops it (cleanup_mode "stop"), or nobody does (None).
     """
+    # pgserver's platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); it falls back to /tmp.
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     import pgserver  # type: ignore[attr-defined,unused-ignore]
 
     home.mkdir(parents=True, exist_ok=True)
