@@ -143,7 +143,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         app.state.config_service = ConfigService(configs, registry)
         app.state.threads = threads
         app.state.key_resolver = KeyResolver(db)
-        app.state.run_manager = RunManager(db=db, configs=configs, threads=threads, cache=cache)
+        app.state.run_manager = RunManager(
+            db=db, configs=configs, threads=threads, cache=cache, run_timeout_s=settings.run_timeout_s
+        )
         sweeper = asyncio.create_task(_sweep_expired(threads, checkpointer))
         try:
             yield

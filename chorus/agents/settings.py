@@ -21,6 +21,7 @@ class Settings:
         default_factory=lambda: float(v) if (v := os.environ.get("CHORUS_THREAD_TTL_DAYS")) else None
     )
     pool_max_size: int = field(default_factory=lambda: int(os.environ.get("CHORUS_DB_POOL_SIZE", "20")))
+    run_timeout_s: float = field(default_factory=lambda: float(os.environ.get("CHORUS_RUN_TIMEOUT_SECONDS", "300")))
     log_level: str = field(default_factory=lambda: os.environ.get("CHORUS_LOG_LEVEL", "INFO"))
 
 

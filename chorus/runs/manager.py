@@ -107,8 +107,15 @@ def _input_messages(req: RunCreate) -> list[AnyMessage]:
 
 class RunManager:
     def __init__(
-        self, *, db: Database, configs: ConfigRepository, threads: ThreadRepository, cache: GraphCache
+        self,
+        *,
+        db: Database,
+        configs: ConfigRepository,
+        threads: ThreadRepository,
+        cache: GraphCache,
+        run_timeout_s: float = 300.0,
     ) -> None:
+        self.run_timeout_s = run_timeout_s
         self.db = db
         self.configs = configs
         self.threads = threads
@@ -311,20 +318,21 @@ class RunManager:
             stream = graph.astream(
                 {"messages": messages}, config, stream_mode=modes, durability=h.request.durability or "exit"
             )
-            async for item in stream:
-                mode, chunk = cast(tuple[str, Any], item)
-                if mode == "values":
-                    final = chunk
-                    if "values" in wanted:
-                        h.publish("values", chunk)
-                elif mode == "updates":
-                    h.publish("updates", chunk)
-                else:
-                    msg, meta = chunk
-                    if first_token:
-                        FIRST_TOKEN.observe(time.perf_counter() - started)
-                        first_token = False
-                    h.publish("messages", [msg, stream_metadata(meta)])
+            async with asyncio.timeout(self.run_timeout_s):
+                async for item in stream:
+                    mode, chunk = cast(tuple[str, Any], item)
+                    if mode == "values":
+                        final = chunk
+                        if "values" in wanted:
+                            h.publish("values", chunk)
+                    elif mode == "updates":
+                        h.publish("updates", chunk)
+                    else:
+                        msg, meta = chunk
+                        if first_token:
+                            FIRST_TOKEN.observe(time.perf_counter() - started)
+                            first_token = False
+                        h.publish("messages", [msg, stream_metadata(meta)])
             h.status = "success"
             h.result = final
             values = jsonable(final or {})
@@ -339,6 +347,14 @@ class RunManager:
                 await self.threads.set_status(h.thread_id, "idle")
                 await self._finish_cancelled(h)
             return
+        except TimeoutError:
+            await self._fail(
+                h,
+                "timeout",
+                f"the run took longer than {self.run_timeout_s:g} s and was stopped "
+                "(CHORUS_RUN_TIMEOUT_SECONDS); what it checkpointed is kept",
+                status="timeout",
+            )
         except ChorusError as exc:
             await self._fail(h, exc.code, exc.detail)
         except Exception as exc:
@@ -352,13 +368,13 @@ class RunManager:
             # Keep the finished run in memory a while for late joiners, then let it go.
             asyncio.get_running_loop().call_later(300, self._handles.pop, h.run_id, None)
 
-    async def _fail(self, h: RunHandle, error: str, message: str) -> None:
-        h.status = "error"
+    async def _fail(self, h: RunHandle, error: str, message: str, *, status: str = "error") -> None:
+        h.status = status
         h.error = {"error": error, "message": message}
         h.publish("error", h.error)
         self._needs_repair.add(h.thread_id)
         with contextlib.suppress(Exception):
-            await self.threads.set_run_status(h.run_id, "error", error=message)
+            await self.threads.set_run_status(h.run_id, status, error=message)
             await self.threads.set_status(h.thread_id, "error")
 
     # -- reading ---------------------------------------------------------------------------------

@@ -54,7 +54,11 @@ async def test_builtin_order_tools_use_the_tenant_demo_data(db: Database, tenant
         await registry.get("initiate_refund").invoke(ctx, {"order_id": "ORD-1001"})
 
 
-async def test_http_tool_get_post_timeout_and_500(db: Database, tenant: Tenant) -> None:
+async def test_http_tool_get_post_timeout_and_500(
+    db: Database, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHORUS_HTTP_TOOLS_ALLOW_PRIVATE", "1")  # the stand-in API listens on loopback
+    monkeypatch.setenv("SHOP_KEY", "acme-secret")
     api = inventory_api()
     ctx = ToolContext(tenant_id=tenant.tenant_id, db=db)
     async with serve(api) as base:
@@ -62,14 +66,14 @@ async def test_http_tool_get_post_timeout_and_500(db: Database, tenant: Tenant) 
             ToolNeeded(
                 tool_name="check_product_availability",
                 input_schema={"product_id": "string", "warehouse": "string?"},
-                http={"method": "GET", "url": base + "/inventory/{product_id}", "headers": {"X-Shop": "acme"}},
+                http={"method": "GET", "url": base + "/inventory/{product_id}", "headers": {"X-Shop": "${SHOP_KEY}"}},
             )
         )
         result, _ = await get_tool.invoke(ctx, {"product_id": "SKU 12", "warehouse": "north"})
         assert result.content == {"product_id": "SKU 12", "available": True, "stock_count": 7}
         seen = api.state.seen[-1]
         assert seen["query"] == {"warehouse": "north"}
-        assert seen["headers"]["x-shop"] == "acme"
+        assert seen["headers"]["x-shop"] == "acme-secret"  # from the environment, not the config
 
         post_tool = build_http_tool(
             ToolNeeded(
@@ -127,3 +131,29 @@ async def test_tools_api_list_schema_invoke_and_audit(http: httpx.AsyncClient, d
         )
         rows = [(r["tool_name"], r["ok"]) for r in await cur.fetchall()]
     assert rows == [("fetch_order_status", True), ("fetch_order_status", False)]
+
+
+async def test_http_tool_destinations_and_secrets(
+    db: Database, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx = ToolContext(tenant_id=tenant.tenant_id, db=db)
+    monkeypatch.delenv("CHORUS_HTTP_TOOLS_ALLOW_PRIVATE", raising=False)
+    local = build_http_tool(ToolNeeded(tool_name="local", input_schema={}, http={"url": "http://127.0.0.1:9/x"}))
+    with pytest.raises(ToolError, match="private address"):
+        await local.invoke(ctx, {})
+    monkeypatch.setenv("CHORUS_HTTP_TOOLS_ALLOW_PRIVATE", "1")
+    metadata = build_http_tool(
+        ToolNeeded(tool_name="meta", input_schema={}, http={"url": "http://169.254.169.254/latest/meta-data"})
+    )
+    with pytest.raises(ToolError, match="link-local"):
+        await metadata.invoke(ctx, {})
+    secret = build_http_tool(
+        ToolNeeded(
+            tool_name="needs_key",
+            input_schema={},
+            http={"url": "http://127.0.0.1:9/x", "headers": {"Authorization": "Bearer ${NOPE_KEY}"}},
+        )
+    )
+    monkeypatch.delenv("NOPE_KEY", raising=False)
+    with pytest.raises(ToolError, match="NOPE_KEY"):
+        await secret.invoke(ctx, {})

@@ -272,6 +272,19 @@ class OfflineChatModel(BaseChatModel):
         message.response_metadata["model_name"] = self.model_name
         return ChatResult(generations=[ChatGeneration(message=message)])
 
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        result = self._generate(messages, stop)
+        if self.token_delay_s:  # generating takes as long as streaming would
+            tokens = max(1, len(str(result.generations[0].message.content).split()))
+            await asyncio.sleep(self.token_delay_s * tokens)
+        return result
+
     def _chunks(self, messages: list[BaseMessage]) -> Iterator[ChatGenerationChunk]:
         message = self.respond(messages)
         meta = {**message.response_metadata, "model_name": self.model_name}
