@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -22,7 +20,6 @@ from chorus.agents.configs.router import router as configs_router
 from chorus.agents.configs.service import ConfigService
 from chorus.agents.errors import ChorusError
 from chorus.agents.observability.logs import request_id_var
-from chorus.agents.observability.metrics import HTTP_REQUESTS
 from chorus.agents.observability.router import router as ops_router
 from chorus.agents.settings import Settings, load_settings
 from chorus.agents.storage.database import Database, open_database
@@ -31,6 +28,7 @@ from chorus.agents.tools.registry import default_registry
 from chorus.agents.tools.router import router as tools_router
 from chorus.graphs.checkpointer import ChorusCheckpointer
 from chorus.graphs.compiler import GraphCache, GraphDeps
+from chorus.request_context import RequestContextMiddleware
 from chorus.runs.assistants_router import router as assistants_router
 from chorus.runs.manager import RunManager
 from chorus.runs.runs_router import router as runs_router
@@ -43,10 +41,11 @@ log = logging.getLogger(__name__)
 _SWEEP_SECONDS = 300
 
 
-async def _sweep_expired(threads: ThreadRepository, checkpointer: ChorusCheckpointer) -> None:
+async def _sweep_expired(threads: ThreadRepository, checkpointer: ChorusCheckpointer, manager: RunManager) -> None:
     while True:
         try:
             for thread_id in await threads.expired():
+                manager.forget_thread(thread_id)
                 await checkpointer.adelete_thread(thread_id)
         except Exception:
             log.exception("thread expiry sweep failed")
@@ -95,32 +94,6 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
 
-def _install_middleware(app: FastAPI, settings: Settings) -> None:
-    @app.middleware("http")
-    async def request_context(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        request_id_var.set(request_id)
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > settings.max_body_bytes:
-            return _error(
-                413,
-                "payload_too_large",
-                f"the body is {length} bytes; the limit is {settings.max_body_bytes} (CHORUS_MAX_BODY_BYTES)",
-            )
-        if request.method in ("POST", "PUT", "PATCH") and not length:
-            body = await request.body()  # chunked upload: measure what actually arrived
-            if len(body) > settings.max_body_bytes:
-                return _error(413, "payload_too_large", f"the body is larger than {settings.max_body_bytes} bytes")
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        HTTP_REQUESTS.labels(request.method, getattr(route, "path", "unmatched"), str(response.status_code)).inc()
-        response.headers["x-request-id"] = request_id
-        if response.media_type != "text/event-stream":
-            response.headers["server-timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
-        return response
-
-
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
     """Build the app. With `database`, the caller owns it (tests share one pool across apps)."""
     settings = settings or load_settings()
@@ -135,7 +108,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         threads = ThreadRepository(db, ttl_days=settings.thread_ttl_days)
         recovered = await threads.recover_after_crash()
         if recovered:
-            log.warning("marked runs left active by a previous process as failed", extra={"count": recovered})
+            log.warning("marked runs left active by a previous process as failed", extra={"count": len(recovered)})
         cache = GraphCache(GraphDeps(db=db, registry=registry, checkpointer=checkpointer, offline=settings.offline))
         app.state.settings = settings
         app.state.db = db
@@ -146,7 +119,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         app.state.run_manager = RunManager(
             db=db, configs=configs, threads=threads, cache=cache, run_timeout_s=settings.run_timeout_s
         )
-        sweeper = asyncio.create_task(_sweep_expired(threads, checkpointer))
+        app.state.run_manager.needs_repair(recovered)
+        sweeper = asyncio.create_task(_sweep_expired(threads, checkpointer, app.state.run_manager))
         try:
             yield
         finally:
@@ -166,7 +140,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         lifespan=lifespan,
     )
     _install_error_handlers(app)
-    _install_middleware(app, settings)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     for router in (
         ops_router,
         configs_router,

@@ -8,25 +8,22 @@
    serialize every write (it may be a whole message history there) and autocommits each row of a
    pipeline; with deltas the payloads are a few messages, so they are serialized inline and each
    checkpoint or batch of writes is one transaction.
-4. Hot threads are not re-read. Rebuilding a DeltaChannel means deserializing every message since the
-   last snapshot at the start of each turn. This saver remembers the messages of the checkpoint it
-   last rebuilt for a thread; when the next turn starts from a descendant of it, only the writes in
-   between are read from Postgres. The chain of checkpoint ids is verified, so a cache entry from
-   another branch (rollback, a fork) or another process simply misses.
+4. A thread's own last checkpoint is not read back. Each turn starts by loading the newest checkpoint
+   and rebuilding the message history from every write since the last snapshot. The saver remembers,
+   per thread, the checkpoint it last wrote and the history at it (checkpoint_cache.py), so a turn on
+   a thread this process runs starts without a query. Chorus runs each thread in one process; code
+   that changes checkpoints behind the saver's back calls `forget`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import secrets
-from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.channels.binop import _get_overwrite
 from langgraph.checkpoint.base import (
     WRITES_IDX_MAP,
     ChannelVersions,
@@ -34,10 +31,8 @@ from langgraph.checkpoint.base import (
     CheckpointMetadata,
     CheckpointTuple,
     DeltaChannelHistory,
-    PendingWrite,
     get_checkpoint_id,
     get_serializable_checkpoint_metadata,
-    writes_sort_key,
 )
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.serde.types import _DeltaSnapshot
@@ -47,10 +42,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-Reducer = Callable[[Any, Sequence[Any]], Any]
-# Longest chain of checkpoints between two turns the cache will bridge (a turn writes a few per step).
-_MAX_BRIDGE = 200
-
+from chorus.graphs.checkpoint_cache import Reducer, ThreadCache, fold
 
 _BLOBS_SQL = "INSERT INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob) VALUES "
 _CHECKPOINT_SQL = (
@@ -67,27 +59,9 @@ _WRITES_UPSERT = f"{_WRITES_KEY} DO UPDATE SET channel = EXCLUDED.channel, type 
 _WRITES_IGNORE = f"{_WRITES_KEY} DO NOTHING"
 
 
-def _chain(parent_of: dict[str, str | None], *, start: str, target: str) -> list[str] | None:
-    """Checkpoint ids from `start` to the parent of `target`, oldest first; None if `start` is no ancestor."""
-    chain: list[str] = []
-    node = parent_of.get(target)
-    while node is not None:
-        chain.append(node)
-        if node == start:
-            return list(reversed(chain))
-        node = parent_of.get(node)
-    return None
-
-
 def _values(rows: int, columns: int) -> str:
     row = "(" + ", ".join(["%s"] * columns) + ")"
     return ", ".join([row] * rows)
-
-
-@dataclass
-class _Hot:
-    checkpoint_id: str
-    values: dict[str, Any]
 
 
 class ChorusCheckpointer(AsyncPostgresSaver):
@@ -100,10 +74,9 @@ class ChorusCheckpointer(AsyncPostgresSaver):
     ) -> None:
         super().__init__(pool)
         self._pool = pool
-        self._hot: OrderedDict[tuple[str, str], _Hot] = OrderedDict()
-        self._hot_capacity = hot_threads
         default: dict[str, Reducer] = {"messages": cast(Reducer, _messages_delta_reducer)}
         self._reducers: dict[str, Reducer] = dict(delta_reducers or default)
+        self._cache = ThreadCache(capacity=hot_threads, reducers=self._reducers)
 
     @asynccontextmanager
     async def _cursor(self, *, pipeline: bool = False) -> AsyncIterator[AsyncCursor[DictRow]]:
@@ -142,13 +115,14 @@ class ChorusCheckpointer(AsyncPostgresSaver):
             blobs = await asyncio.to_thread(self._dump_blobs, thread_id, ns, blob_values, versions)
         else:
             blobs = self._dump_blobs(thread_id, ns, blob_values, versions)
+        row_metadata = get_serializable_checkpoint_metadata(config, metadata)
         row = [
             thread_id,
             ns,
             checkpoint["id"],
             conf.get("checkpoint_id"),
             Jsonb(copy),
-            Jsonb(get_serializable_checkpoint_metadata(config, metadata)),
+            Jsonb(row_metadata),
         ]
         if blobs:
             # Blobs and checkpoint in one statement: one round trip, one commit, all or nothing.
@@ -158,7 +132,20 @@ class ChorusCheckpointer(AsyncPostgresSaver):
             sql, params = _CHECKPOINT_SQL, row
         async with self._pool.connection() as conn:
             await conn.execute(sql, params)
-        return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint["id"]}}
+        next_config: RunnableConfig = {
+            "configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint["id"]}
+        }
+        parent = conf.get("checkpoint_id")
+        parent_config: RunnableConfig | None = (
+            {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": parent}} if parent else None
+        )
+        remembered = cast(Checkpoint, dict(checkpoint))
+        remembered["channel_values"] = dict(checkpoint["channel_values"])
+        self._cache.wrote_checkpoint(
+            (str(thread_id), str(ns)),
+            CheckpointTuple(next_config, remembered, row_metadata, parent_config, []),
+        )
+        return next_config
 
     async def aput_writes(
         self,
@@ -175,6 +162,13 @@ class ChorusCheckpointer(AsyncPostgresSaver):
         conflict = _WRITES_UPSERT if upsert else _WRITES_IGNORE
         async with self._pool.connection() as conn:
             await conn.execute(f"{_WRITES_SQL}{_values(len(params), 9)} {conflict}", [v for p in params for v in p])
+        self._cache.wrote_writes(
+            (str(conf["thread_id"]), str(conf["checkpoint_ns"])),
+            str(conf["checkpoint_id"]),
+            task_id,
+            task_path,
+            [(WRITES_IDX_MAP.get(channel, idx), channel, value) for idx, (channel, value) in enumerate(writes)],
+        )
 
     async def _load_checkpoint_tuple(self, value: DictRow) -> CheckpointTuple:
         thread_id, ns = value["thread_id"], value["checkpoint_ns"]
@@ -215,66 +209,46 @@ class ChorusCheckpointer(AsyncPostgresSaver):
                 return {ch: {"writes": []} for ch in channels}
             target = str(found.config["configurable"]["checkpoint_id"])
         key = (thread_id, ns)
-        hot = await self._from_hot(key, target, channels)
-        result = hot if hot is not None else await super().aget_delta_channel_history(config=config, channels=channels)
-        self._remember(key, target, channels, result)
-        return result
-
-    async def _from_hot(
-        self, key: tuple[str, str], target: str, channels: list[str]
-    ) -> dict[str, DeltaChannelHistory] | None:
-        hot = self._hot.get(key)
-        if hot is None or not set(channels) <= hot.values.keys():
-            return None
-        if hot.checkpoint_id == target:
-            return {ch: {"seed": _DeltaSnapshot(list(hot.values[ch])), "writes": []} for ch in channels}
-        # One round trip: the checkpoints between the remembered one and the target, with their writes.
-        async with self._cursor() as cur:
-            await cur.execute(
-                "SELECT c.checkpoint_id, c.parent_checkpoint_id, w.task_id, w.task_path, w.idx, w.channel, w.type,"
-                " w.blob FROM checkpoints c LEFT JOIN checkpoint_writes w ON w.thread_id = c.thread_id"
-                " AND w.checkpoint_ns = c.checkpoint_ns AND w.checkpoint_id = c.checkpoint_id AND w.channel = ANY(%s)"
-                " WHERE c.thread_id = %s AND c.checkpoint_ns = %s AND c.checkpoint_id >= %s AND c.checkpoint_id <= %s",
-                (channels, key[0], key[1], hot.checkpoint_id, target),
-            )
-            rows = await cur.fetchall()
-        if len(rows) > _MAX_BRIDGE * 8:
-            return None
-        parent_of = {r["checkpoint_id"]: r["parent_checkpoint_id"] for r in rows}
-        chain = _chain(parent_of, start=hot.checkpoint_id, target=target)
-        if chain is None:
-            return None
-        position = {cid: i for i, cid in enumerate(chain)}
-        found = [r for r in rows if r["task_id"] is not None and r["checkpoint_id"] in position]
-        found.sort(
-            key=lambda r: (position[r["checkpoint_id"]], writes_sort_key(r["task_path"], r["task_id"], r["idx"]))
-        )
-        writes: dict[str, list[PendingWrite]] = {ch: [] for ch in channels}
-        for r in found:
-            writes[r["channel"]].append((r["task_id"], r["channel"], self.serde.loads_typed((r["type"], r["blob"]))))
-        self._hot.move_to_end(key)
-        return {ch: {"seed": _DeltaSnapshot(list(hot.values[ch])), "writes": writes[ch]} for ch in channels}
-
-    def _remember(
-        self, key: tuple[str, str], target: str, channels: list[str], result: Mapping[str, DeltaChannelHistory]
-    ) -> None:
+        known = self._cache.delta(key, target, channels)
+        if known is not None:
+            return {ch: {"seed": _DeltaSnapshot(known[ch]), "writes": []} for ch in channels}
+        result = await super().aget_delta_channel_history(config=config, channels=channels)
         values: dict[str, Any] = {}
         for ch in channels:
-            reducer = self._reducers.get(ch)
-            entry = result[ch]
-            writes = [w[2] for w in entry["writes"]]
-            if reducer is None or any(_get_overwrite(w)[0] for w in writes):
-                self._hot.pop(key, None)
-                return
+            reducer, entry = self._reducers.get(ch), result[ch]
             seed = entry.get("seed")
-            base: list[Any] = list(seed.value if isinstance(seed, _DeltaSnapshot) else (seed or []))
-            values[ch] = reducer(base, writes) if writes else base
-        self._hot[key] = _Hot(target, values)
-        self._hot.move_to_end(key)
-        while len(self._hot) > self._hot_capacity:
-            self._hot.popitem(last=False)
+            value = (
+                fold(reducer, seed.value if isinstance(seed, _DeltaSnapshot) else seed, entry["writes"])
+                if reducer
+                else None
+            )
+            if value is None:
+                return result
+            values[ch] = value
+        self._cache.remember_delta(key, target, values)
+        return result
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        conf = config["configurable"]
+        key = (str(conf["thread_id"]), str(conf.get("checkpoint_ns", "")))
+        wanted = get_checkpoint_id(config)
+        known = self._cache.latest(key, wanted)
+        if known is not None:
+            return known
+        found = await super().aget_tuple(config)
+        if found is not None and wanted is None:
+            self._cache.read_checkpoint(key, found)
+        return found
+
+    def forget(self, thread_id: str) -> None:
+        """Checkpoints of the thread changed behind the saver (e.g. a rolled-back run was erased)."""
+        self._cache.forget(thread_id)
 
     async def adelete_thread(self, thread_id: str) -> None:
-        for key in [k for k in self._hot if k[0] == str(thread_id)]:
-            del self._hot[key]
+        self._cache.forget(thread_id)
         await super().adelete_thread(thread_id)
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        for thread_id in thread_ids:
+            self._cache.forget(thread_id)
+        await super().aprune(thread_ids, strategy=strategy)

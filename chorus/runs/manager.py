@@ -20,13 +20,15 @@ from typing import Any, cast
 from langchain_core.messages import AnyMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import StreamMode
+from psycopg.errors import ForeignKeyViolation
 
 from chorus.agents.configs.models import BotConfig
-from chorus.agents.configs.repository import ConfigRepository
+from chorus.agents.configs.repository import ConfigRepository, parse_uuid
 from chorus.agents.errors import ChorusError, Conflict, InvalidInput, NotFound
 from chorus.agents.observability.logs import run_id_var, tenant_id_var, thread_id_var
 from chorus.agents.observability.metrics import FIRST_TOKEN, RUNS, TURN_LATENCY
 from chorus.agents.storage.database import Database
+from chorus.graphs.checkpointer import ChorusCheckpointer
 from chorus.graphs.compiler import CompiledBot, GraphCache
 from chorus.graphs.repair import dangling_tool_calls
 from chorus.runs.schemas import RunCreate
@@ -126,11 +128,14 @@ class RunManager:
         self._parsed: dict[tuple[str, int], BotConfig] = {}
         self._pending_input: dict[str, list[AnyMessage]] = {}
         self._graphs: dict[tuple[str, str, int], CompiledBot] = {}
+        # thread -> (tenant, assistant, version): a thread's pin never changes once set.
+        self._pins: dict[str, tuple[str, str, int]] = {}
 
     # -- submitting ------------------------------------------------------------------------------
 
     async def submit(self, tenant_id: str, thread_id: str, req: RunCreate) -> RunHandle:
         messages = _input_messages(req)
+        thread_id = parse_uuid(thread_id, "thread")
         lane = self._lanes.setdefault(thread_id, _Lane())
         lane.users += 1
         try:
@@ -146,31 +151,46 @@ class RunManager:
         finally:
             lane.users -= 1
 
-    async def _admit(self, tenant_id: str, thread_id: str, req: RunCreate, lane: _Lane) -> RunHandle:
+    async def _pinned(self, tenant_id: str, thread_id: str, req: RunCreate) -> tuple[str, int]:
+        """The (assistant, config version) the thread is pinned to, pinning it on its first run."""
+        pin = self._pins.get(thread_id)
+        if pin is None or pin[0] != tenant_id:
+            pin = await self._pin_from_db(tenant_id, thread_id, req)
+            self._pins[thread_id] = pin
+        _, assistant_id, version = pin
+        if not _is_uuid(req.assistant_id) or str(uuid.UUID(req.assistant_id)) != assistant_id:
+            raise Conflict(
+                f"thread '{thread_id}' belongs to assistant '{assistant_id}'; "
+                "start a new thread to talk to another assistant"
+            )
+        return assistant_id, version
+
+    async def _pin_from_db(self, tenant_id: str, thread_id: str, req: RunCreate) -> tuple[str, str, int]:
         try:
             thread = await self.threads.get(tenant_id, thread_id)
         except NotFound:
             if req.if_not_exists != "create":
                 raise
             thread = await self.threads.create(tenant_id, thread_id=thread_id, metadata={})
-        thread_id = str(thread["thread_id"])
+        if thread["status"] == "error":
+            self._needs_repair.add(thread_id)
         if thread["assistant_id"] is not None:
-            assistant_id = str(thread["assistant_id"])
-            if not _is_uuid(req.assistant_id) or str(uuid.UUID(req.assistant_id)) != assistant_id:
-                raise Conflict(
-                    f"thread '{thread_id}' belongs to assistant '{assistant_id}'; "
-                    "start a new thread to talk to another assistant"
-                )
-            version = int(thread["config_version"])
-        else:
-            stored = await self.configs.get(tenant_id, req.assistant_id)
-            if stored.product_type != "chatbot":
-                raise InvalidInput(
-                    f"assistant '{stored.config_id}' is a {stored.product_type}; only chatbots take chat runs"
-                )
-            version = stored.version
-            assistant_id = stored.config_id
-            await self.threads.pin(thread_id, stored.config_id, version)
+            return tenant_id, str(thread["assistant_id"]), int(thread["config_version"])
+        stored = await self.configs.get(tenant_id, req.assistant_id)
+        if stored.product_type != "chatbot":
+            raise InvalidInput(
+                f"assistant '{stored.config_id}' is a {stored.product_type}; only chatbots take chat runs"
+            )
+        await self.threads.pin(thread_id, stored.config_id, stored.version)
+        return tenant_id, stored.config_id, stored.version
+
+    def forget_thread(self, thread_id: str) -> None:
+        """The thread was deleted or recreated: drop what this process remembers of it."""
+        key = str(uuid.UUID(thread_id)) if _is_uuid(thread_id) else thread_id
+        self._pins.pop(key, None)
+
+    async def _admit(self, tenant_id: str, thread_id: str, req: RunCreate, lane: _Lane) -> RunHandle:
+        assistant_id, version = await self._pinned(tenant_id, thread_id, req)
         busy = [h for h in ([lane.active] if lane.active else []) + list(lane.queue)]
         if busy:
             strategy = req.multitask_strategy
@@ -184,19 +204,24 @@ class RunManager:
                     await self._cancel(h, strategy)
         run_id = str(uuid.uuid4())
         kwargs = {"input": jsonable(req.input), "stream_mode": req.stream_mode, "config": req.config or {}}
-        row = await self.threads.insert_run(
-            run_id=run_id,
-            tenant_id=tenant_id,
-            thread_id=thread_id,
-            assistant_id=assistant_id,
-            version=version,
-            strategy=req.multitask_strategy,
-            kwargs=kwargs,
-            metadata=req.metadata,
-        )
-        if thread["status"] == "error":
-            self._needs_repair.add(thread_id)
-        return RunHandle(run_id, tenant_id, thread_id, assistant_id, version, req, row)
+        try:
+            row = await self.threads.insert_run(
+                run_id=run_id,
+                tenant_id=tenant_id,
+                thread_id=thread_id,
+                assistant_id=assistant_id,
+                version=version,
+                strategy=req.multitask_strategy,
+                kwargs=kwargs,
+                metadata=req.metadata,
+                start_now=not busy,  # an idle thread starts the run in the same statement
+            )
+        except ForeignKeyViolation:
+            self.forget_thread(thread_id)
+            raise NotFound(f"thread '{thread_id}' does not exist") from None
+        handle = RunHandle(run_id, tenant_id, thread_id, assistant_id, version, req, row)
+        handle.status = str(row["status"])
+        return handle
 
     # -- cancelling ------------------------------------------------------------------------------
 
@@ -230,22 +255,33 @@ class RunManager:
         handle.finish()
 
     async def _rollback(self, handle: RunHandle) -> None:
-        """Erase every checkpoint the run wrote, then the run itself."""
-        async with self.db.connection() as conn:
+        """Erase every checkpoint the run wrote and the writes its steps stored, then the run itself.
+
+        A turn's writes are stored against the checkpoint it started from (durability "exit"), so the
+        writes on that checkpoint go too; Chorus never leaves other pending writes on a thread's newest
+        checkpoint between runs.
+        """
+        async with self.db.connection() as conn, conn.transaction():
             cur = await conn.execute(
-                "SELECT checkpoint_id FROM checkpoints WHERE thread_id = %s AND metadata->>'run_id' = %s",
+                "SELECT checkpoint_id, parent_checkpoint_id FROM checkpoints"
+                " WHERE thread_id = %s AND metadata->>'run_id' = %s",
                 (handle.thread_id, handle.run_id),
             )
-            ids = [r["checkpoint_id"] for r in await cur.fetchall()]
+            rows = await cur.fetchall()
+            ids = [r["checkpoint_id"] for r in rows]
+            started_from = [r["parent_checkpoint_id"] for r in rows if r["parent_checkpoint_id"] not in ids]
             if ids:
                 await conn.execute(
                     "DELETE FROM checkpoint_writes WHERE thread_id = %s AND checkpoint_id = ANY(%s)",
-                    (handle.thread_id, ids),
+                    (handle.thread_id, ids + [p for p in started_from if p]),
                 )
                 await conn.execute(
                     "DELETE FROM checkpoints WHERE thread_id = %s AND checkpoint_id = ANY(%s)",
                     (handle.thread_id, ids),
                 )
+        checkpointer = self.cache.deps.checkpointer
+        if isinstance(checkpointer, ChorusCheckpointer):
+            checkpointer.forget(handle.thread_id)
         await self.threads.delete_run(handle.run_id)
 
     # -- executing -------------------------------------------------------------------------------
@@ -287,12 +323,15 @@ class RunManager:
         run_id_var.set(h.run_id)
         started = time.perf_counter()
         first_token = True
+        last_meta: Any = None
+        last_meta_json: dict[str, Any] = {}
         usage = UsageCollector()
         messages = self._pending_input.pop(h.run_id, [])
         final: dict[str, Any] | None = None
-        h.status = "running"
         try:
-            await self.threads.mark_running(h.run_id, h.thread_id)
+            if h.status != "running":
+                await self.threads.mark_running(h.run_id, h.thread_id)
+            h.status = "running"
             graph = await self.graph_for(h.tenant_id, h.assistant_id, h.version)
             config: RunnableConfig = {
                 "configurable": {
@@ -332,7 +371,9 @@ class RunManager:
                         if first_token:
                             FIRST_TOKEN.observe(time.perf_counter() - started)
                             first_token = False
-                        h.publish("messages", [msg, stream_metadata(meta)])
+                        if meta is not last_meta:  # one metadata dict per model call, reused per token
+                            last_meta, last_meta_json = meta, stream_metadata(meta)
+                        h.publish("messages", [msg, last_meta_json])
             h.status = "success"
             h.result = final
             values = jsonable(final or {})
@@ -381,6 +422,10 @@ class RunManager:
 
     def handle(self, run_id: str) -> RunHandle | None:
         return self._handles.get(run_id)
+
+    def needs_repair(self, thread_ids: list[str]) -> None:
+        """Threads whose last run died mid-turn: their next turn first answers dangling tool calls."""
+        self._needs_repair.update(thread_ids)
 
     async def shutdown(self) -> None:
         for lane in list(self._lanes.values()):

@@ -28,10 +28,18 @@ async def run_events(
     try:
         while True:
             item = await queue.get()
+            # Send what is already waiting in one write: the first token is never held back, and a
+            # busy server makes one socket write per batch of tokens instead of one per token.
+            batch = []
+            while item is not END:
+                batch.append(sse(*item))
+                if queue.empty():
+                    break
+                item = queue.get_nowait()
+            if batch:
+                yield b"".join(batch)
             if item is END:
                 return
-            event, data = item
-            yield sse(event, data)
     finally:
         if not handle.done.is_set() and cancel_on_disconnect and await request.is_disconnected():
             await manager.cancel(handle.tenant_id, handle.thread_id, handle.run_id, action="interrupt", wait=False)

@@ -186,22 +186,32 @@ class ThreadRepository:
         strategy: str,
         kwargs: dict[str, Any],
         metadata: dict[str, Any],
+        start_now: bool,
     ) -> dict[str, Any]:
+        """Insert the run; with `start_now` it is inserted running and its thread marked busy, in one go."""
+        status = "running" if start_now else "pending"
+        busy = (
+            "WITH busy AS (UPDATE threads SET status = 'busy', updated_at = now() WHERE thread_id = %s) "
+            if start_now
+            else ""
+        )
+        params: list[Any] = [thread_id] if start_now else []
+        params += [
+            run_id,
+            tenant_id,
+            thread_id,
+            assistant_id,
+            version,
+            status,
+            strategy,
+            json.dumps(kwargs, default=str),
+            json.dumps(metadata),
+        ]
         async with self.db.connection() as conn:
             cur = await conn.execute(
-                f"INSERT INTO runs (run_id, tenant_id, thread_id, assistant_id, config_version, status,"
-                f" multitask_strategy, kwargs, metadata) VALUES (%s,%s,%s,%s,%s,'pending',%s,%s,%s)"
-                f" RETURNING {_RUN_COLS}",
-                (
-                    run_id,
-                    tenant_id,
-                    thread_id,
-                    assistant_id,
-                    version,
-                    strategy,
-                    json.dumps(kwargs, default=str),
-                    json.dumps(metadata),
-                ),
+                f"{busy}INSERT INTO runs (run_id, tenant_id, thread_id, assistant_id, config_version, status,"
+                f" multitask_strategy, kwargs, metadata) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s) RETURNING {_RUN_COLS}",
+                params,
             )
             row = await cur.fetchone()
         assert row is not None
@@ -257,7 +267,7 @@ class ThreadRepository:
         async with self.db.connection() as conn:
             await conn.execute("DELETE FROM runs WHERE run_id = %s", (run_id,))
 
-    async def recover_after_crash(self) -> int:
+    async def recover_after_crash(self) -> list[str]:
         """Runs left running/pending by a dead process end as errors; their threads are marked for repair."""
         async with self.db.connection() as conn:
             cur = await conn.execute(
@@ -267,4 +277,4 @@ class ThreadRepository:
             threads = [r["thread_id"] for r in await cur.fetchall()]
             if threads:
                 await conn.execute("UPDATE threads SET status = 'error' WHERE thread_id = ANY(%s)", (threads,))
-        return len(threads)
+        return [str(t) for t in threads]

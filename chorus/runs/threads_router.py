@@ -62,7 +62,11 @@ async def _graph_and_config(manager: RunManager, thread: dict[str, Any], tenant_
 
 
 @router.post("", summary="Create a thread")
-async def create(body: ThreadCreate, principal: PrincipalDep, threads: ThreadsDep) -> dict[str, Any]:
+async def create(
+    body: ThreadCreate, principal: PrincipalDep, threads: ThreadsDep, manager: ManagerDep
+) -> dict[str, Any]:
+    if body.thread_id:
+        manager.forget_thread(body.thread_id)
     return thread_view(
         await threads.create(
             principal.tenant_id, thread_id=body.thread_id, metadata=body.metadata, if_exists=body.if_exists
@@ -97,6 +101,7 @@ async def prune(body: ThreadPrune, principal: DeveloperDep, threads: ThreadsDep,
         except Exception:
             continue
         await manager.cache.deps.checkpointer.adelete_thread(thread_id)  # type: ignore[union-attr]
+        manager.forget_thread(thread_id)
         deleted += 1
     return {"pruned_count": deleted}
 
@@ -118,6 +123,7 @@ async def delete(thread_id: str, principal: PrincipalDep, threads: ThreadsDep, m
         raise InvalidInput("the thread has an active run; cancel it first")
     await threads.delete(principal.tenant_id, thread_id)
     await manager.cache.deps.checkpointer.adelete_thread(str(thread["thread_id"]))  # type: ignore[union-attr]
+    manager.forget_thread(str(thread["thread_id"]))
     return Response(status_code=204)
 
 

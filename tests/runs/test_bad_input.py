@@ -24,6 +24,19 @@ async def test_body_over_the_limit(http: httpx.AsyncClient, acme_config: dict[st
     assert "limit" in resp.json()["detail"]
 
 
+async def test_chunked_body_over_the_limit(http: httpx.AsyncClient) -> None:
+    async def chunks() -> Any:
+        yield b'{"metadata": {"x": "'
+        for _ in range(40):
+            yield b"y" * 10_000
+        yield b'"}}'
+
+    resp = await http.post("/threads", content=chunks(), headers={"content-type": "application/json"})
+    assert resp.status_code == 413
+    assert "larger than" in resp.json()["detail"]
+    assert resp.headers["x-request-id"]
+
+
 async def test_unknown_and_foreign_ids(
     http: httpx.AsyncClient, server: RunningServer, db: Database, assistant_id: str
 ) -> None:

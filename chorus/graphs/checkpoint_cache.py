@@ -1,0 +1,148 @@
+"""What the checkpointer remembers of the threads this process runs, so that a turn starts without
+reading its own last checkpoint back from Postgres.
+
+Per thread: the newest checkpoint this process wrote (or read), the writes stored against it since, and
+the value of each delta channel (the message history) at a known checkpoint. When a new checkpoint is
+written on top of the remembered one, the delta values move forward by applying the writes in between
+with the channel's reducer, exactly as LangGraph rebuilds them from the database.
+
+Correct only while one process writes a thread's checkpoints, which Chorus guarantees by running a
+thread's runs in the process that owns its run queue; anything that changes checkpoints behind the
+saver's back (deleting a rolled-back run) must call `forget`.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from langgraph.channels.binop import _get_overwrite
+from langgraph.checkpoint.base import CheckpointTuple, PendingWrite, writes_sort_key
+
+Reducer = Callable[[Any, Sequence[Any]], Any]
+Key = tuple[str, str]  # (thread_id, checkpoint_ns)
+
+
+@dataclass
+class _Entry:
+    latest: CheckpointTuple | None = None
+    # writes stored against `latest`: (sort key, task_id, channel, value)
+    writes: list[tuple[tuple[str, str, int], str, str, Any]] = field(default_factory=list)
+    delta_at: str | None = None
+    delta_values: dict[str, Any] = field(default_factory=dict)
+
+
+def _copy_values(values: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: v if v is None or isinstance(v, str | int | float | bool) else copy.deepcopy(v) for k, v in values.items()
+    }
+
+
+class ThreadCache:
+    def __init__(self, *, capacity: int, reducers: dict[str, Reducer]) -> None:
+        self._entries: OrderedDict[Key, _Entry] = OrderedDict()
+        self._capacity = capacity
+        self.reducers = reducers
+
+    def _entry(self, key: Key) -> _Entry:
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = self._entries[key] = _Entry()
+            while len(self._entries) > self._capacity:
+                self._entries.popitem(last=False)
+        else:
+            self._entries.move_to_end(key)
+        return entry
+
+    def forget(self, thread_id: str) -> None:
+        for key in [k for k in self._entries if k[0] == str(thread_id)]:
+            del self._entries[key]
+
+    # -- the newest checkpoint -------------------------------------------------------------------
+
+    def latest(self, key: Key, checkpoint_id: str | None) -> CheckpointTuple | None:
+        """The remembered checkpoint if it is the one asked for (None = the newest), as a fresh copy."""
+        entry = self._entries.get(key)
+        if entry is None or entry.latest is None:
+            return None
+        tup = entry.latest
+        if checkpoint_id is not None and checkpoint_id != tup.config["configurable"]["checkpoint_id"]:
+            return None
+        checkpoint: Any = dict(tup.checkpoint)
+        checkpoint["channel_values"] = _copy_values(tup.checkpoint["channel_values"])
+        pending = [(task, ch, copy.deepcopy(v)) for _, task, ch, v in sorted(entry.writes, key=lambda w: w[0])]
+        return CheckpointTuple(tup.config, checkpoint, copy.deepcopy(tup.metadata), tup.parent_config, pending)
+
+    def wrote_checkpoint(self, key: Key, tup: CheckpointTuple) -> None:
+        entry = self._entry(key)
+        parent = tup.parent_config["configurable"]["checkpoint_id"] if tup.parent_config else None
+        new_id = tup.config["configurable"]["checkpoint_id"]
+        previous = entry.latest.config["configurable"]["checkpoint_id"] if entry.latest else None
+        if entry.delta_at is not None and entry.delta_at == parent == previous:
+            entry.delta_values = self._advance(entry.delta_values, entry.writes)
+            entry.delta_at = new_id if entry.delta_values is not None else None
+        elif entry.delta_at != new_id:
+            entry.delta_at, entry.delta_values = None, {}
+        entry.latest = CheckpointTuple(tup.config, tup.checkpoint, tup.metadata, tup.parent_config, [])
+        entry.writes = []
+
+    def wrote_writes(
+        self, key: Key, checkpoint_id: str, task_id: str, task_path: str, writes: Sequence[tuple[int, str, Any]]
+    ) -> None:
+        entry = self._entries.get(key)
+        if entry is None or entry.latest is None:
+            return
+        if entry.latest.config["configurable"]["checkpoint_id"] != checkpoint_id:
+            # Writes against an older checkpoint (they may land after its child, with durability
+            # "async"): the remembered history no longer covers every write on the chain.
+            entry.delta_at, entry.delta_values = None, {}
+            return
+        for idx, channel, value in writes:
+            entry.writes = [w for w in entry.writes if not (w[1] == task_id and w[0][2] == idx)]
+            entry.writes.append((writes_sort_key(task_path, task_id, idx), task_id, channel, value))
+
+    def read_checkpoint(self, key: Key, tup: CheckpointTuple) -> None:
+        """A newest checkpoint read from the database is remembered, unless writes are pending on it
+        (their stored order is not known here)."""
+        entry = self._entry(key)
+        if tup.pending_writes:
+            entry.latest, entry.writes, entry.delta_at, entry.delta_values = None, [], None, {}
+            return
+        entry.latest = CheckpointTuple(tup.config, tup.checkpoint, tup.metadata, tup.parent_config, [])
+        entry.writes = []
+        if entry.delta_at != tup.config["configurable"]["checkpoint_id"]:
+            entry.delta_at, entry.delta_values = None, {}
+
+    # -- delta channels --------------------------------------------------------------------------
+
+    def delta(self, key: Key, checkpoint_id: str, channels: list[str]) -> dict[str, Any] | None:
+        entry = self._entries.get(key)
+        if entry is None or entry.delta_at != checkpoint_id or not set(channels) <= entry.delta_values.keys():
+            return None
+        return {ch: list(entry.delta_values[ch]) for ch in channels}
+
+    def remember_delta(self, key: Key, checkpoint_id: str, values: dict[str, Any]) -> None:
+        entry = self._entry(key)
+        entry.delta_at, entry.delta_values = checkpoint_id, values
+
+    def _advance(self, values: dict[str, Any], writes: list[tuple[tuple[str, str, int], str, str, Any]]) -> Any:
+        ordered = sorted(writes, key=lambda w: w[0])
+        out: dict[str, Any] = {}
+        for ch, value in values.items():
+            news = [w[3] for w in ordered if w[2] == ch]
+            if any(_get_overwrite(v)[0] for v in news):
+                return None
+            out[ch] = self.reducers[ch](list(value), news) if news else value
+        return out
+
+
+def fold(reducer: Reducer, seed: Any, writes: list[PendingWrite]) -> list[Any] | None:
+    """The channel value after `writes` on top of `seed`, or None if an Overwrite makes it unsafe."""
+    values = [w[2] for w in writes]
+    if any(_get_overwrite(v)[0] for v in values):
+        return None
+    base: list[Any] = list(seed or [])
+    return list(reducer(base, values)) if values else base

@@ -1,0 +1,87 @@
+"""Pure ASGI middleware: request ids, the body size limit (also for chunked bodies), request metrics.
+
+Pure ASGI rather than `@app.middleware("http")`: it adds no task or memory stream per request and
+leaves streaming responses (SSE) untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from chorus.agents.observability.logs import request_id_var
+from chorus.agents.observability.metrics import HTTP_REQUESTS
+
+
+def _error_body(status: int, code: str, detail: str) -> tuple[dict[str, Any], bytes]:
+    body = json.dumps({"error": code, "detail": detail}).encode()
+    start = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+    }
+    return start, body
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        request_id = headers.get(b"x-request-id", b"").decode("latin-1") or uuid.uuid4().hex
+        request_id_var.set(request_id)
+        limit = self.max_body_bytes
+        length = headers.get(b"content-length", b"").decode("latin-1")
+        if length.isdigit() and int(length) > limit:
+            await self._reject(send, scope, f"the body is {length} bytes; the limit is {limit} (CHORUS_MAX_BODY_BYTES)")
+            return
+
+        received = 0
+        started = False
+        rejected = False
+        status = 500
+
+        async def counted_receive() -> Message:
+            nonlocal received, rejected, started
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit and not started:
+                    # Chunked upload past the limit: answer 413 now and tell the app the client left.
+                    rejected = started = True
+                    await self._reject(send, scope, f"the body is larger than {limit} bytes (CHORUS_MAX_BODY_BYTES)")
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started, status
+            if rejected:
+                return
+            if message["type"] == "http.response.start":
+                started = True
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, send_with_id)
+        finally:
+            route = scope.get("route")
+            HTTP_REQUESTS.labels(
+                scope["method"], getattr(route, "path", "unmatched"), str(413 if rejected else status)
+            ).inc()
+
+    @staticmethod
+    async def _reject(send: Send, scope: Scope, detail: str) -> None:
+        start, body = _error_body(413, "payload_too_large", detail)
+        start["headers"].append((b"x-request-id", (request_id_var.get() or "").encode()))
+        await send(start)
+        await send({"type": "http.response.body", "body": body})
