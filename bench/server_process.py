@@ -50,7 +50,7 @@ async def chorus_server() -> AsyncIterator[BenchServer]:
         [sys.executable, "-m", "chorus.cli", "serve", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=open(os.environ.get("BENCH_SERVER_LOG", os.devnull), "w"),  # noqa: SIM115
     )
     base = f"http://127.0.0.1:{port}"
     try:

@@ -42,6 +42,16 @@ async def model_first_token(delay_s: float = 0.0) -> float:
 async def first_token(
     client: httpx.AsyncClient, server: BenchServer, thread_id: str | None = None, assistant_id: str | None = None
 ) -> float:
+    try:
+        return await _first_token(client, server, thread_id, assistant_id)
+    except (httpx.ReadError, httpx.RemoteProtocolError):
+        # A pooled keep-alive connection the server closed as it was reused: a client-side race, retry.
+        return await _first_token(client, server, thread_id, assistant_id)
+
+
+async def _first_token(
+    client: httpx.AsyncClient, server: BenchServer, thread_id: str | None, assistant_id: str | None
+) -> float:
     thread_id = thread_id or (await client.post("/threads", json={})).json()["thread_id"]
     body = {**BODY, "assistant_id": assistant_id or server.assistant_id}
     started = time.perf_counter()

@@ -255,30 +255,8 @@ class RunManager:
         handle.finish()
 
     async def _rollback(self, handle: RunHandle) -> None:
-        """Erase every checkpoint the run wrote and the writes its steps stored, then the run itself.
-
-        A turn's writes are stored against the checkpoint it started from (durability "exit"), so the
-        writes on that checkpoint go too; Chorus never leaves other pending writes on a thread's newest
-        checkpoint between runs.
-        """
-        async with self.db.connection() as conn, conn.transaction():
-            cur = await conn.execute(
-                "SELECT checkpoint_id, parent_checkpoint_id FROM checkpoints"
-                " WHERE thread_id = %s AND metadata->>'run_id' = %s",
-                (handle.thread_id, handle.run_id),
-            )
-            rows = await cur.fetchall()
-            ids = [r["checkpoint_id"] for r in rows]
-            started_from = [r["parent_checkpoint_id"] for r in rows if r["parent_checkpoint_id"] not in ids]
-            if ids:
-                await conn.execute(
-                    "DELETE FROM checkpoint_writes WHERE thread_id = %s AND checkpoint_id = ANY(%s)",
-                    (handle.thread_id, ids + [p for p in started_from if p]),
-                )
-                await conn.execute(
-                    "DELETE FROM checkpoints WHERE thread_id = %s AND checkpoint_id = ANY(%s)",
-                    (handle.thread_id, ids),
-                )
+        """Erase what the run checkpointed, then the run itself."""
+        await self.threads.erase_run_checkpoints(handle.thread_id, handle.run_id)
         checkpointer = self.cache.deps.checkpointer
         if isinstance(checkpointer, ChorusCheckpointer):
             checkpointer.forget(handle.thread_id)

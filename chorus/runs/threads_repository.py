@@ -267,6 +267,31 @@ class ThreadRepository:
         async with self.db.connection() as conn:
             await conn.execute("DELETE FROM runs WHERE run_id = %s", (run_id,))
 
+    async def erase_run_checkpoints(self, thread_id: str, run_id: str) -> None:
+        """Delete the checkpoints a run wrote and the writes its steps stored (a rollback).
+
+        A turn's writes are stored against the checkpoint it started from (durability "exit"), so the
+        writes on that checkpoint go too; Chorus leaves no other pending writes on a thread's newest
+        checkpoint between runs.
+        """
+        async with self.db.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "SELECT checkpoint_id, parent_checkpoint_id FROM checkpoints"
+                " WHERE thread_id = %s AND metadata->>'run_id' = %s",
+                (thread_id, run_id),
+            )
+            rows = await cur.fetchall()
+            ids = [r["checkpoint_id"] for r in rows]
+            started_from = [r["parent_checkpoint_id"] for r in rows if r["parent_checkpoint_id"] not in ids]
+            if ids:
+                await conn.execute(
+                    "DELETE FROM checkpoint_writes WHERE thread_id = %s AND checkpoint_id = ANY(%s)",
+                    (thread_id, ids + [p for p in started_from if p]),
+                )
+                await conn.execute(
+                    "DELETE FROM checkpoints WHERE thread_id = %s AND checkpoint_id = ANY(%s)", (thread_id, ids)
+                )
+
     async def recover_after_crash(self) -> list[str]:
         """Runs left running/pending by a dead process end as errors; their threads are marked for repair."""
         async with self.db.connection() as conn:
