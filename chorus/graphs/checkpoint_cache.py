@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from langgraph.channels.binop import _get_overwrite
-from langgraph.checkpoint.base import CheckpointTuple, PendingWrite, writes_sort_key
+from langgraph.checkpoint.base import CheckpointTuple, PendingWrite, copy_checkpoint, writes_sort_key
 
 Reducer = Callable[[Any, Sequence[Any]], Any]
 Key = tuple[str, str]  # (thread_id, checkpoint_ns)
@@ -71,7 +71,7 @@ class ThreadCache:
         tup = entry.latest
         if checkpoint_id is not None and checkpoint_id != tup.config["configurable"]["checkpoint_id"]:
             return None
-        checkpoint: Any = dict(tup.checkpoint)
+        checkpoint = copy_checkpoint(tup.checkpoint)
         checkpoint["channel_values"] = _copy_values(tup.checkpoint["channel_values"])
         pending = [(task, ch, copy.deepcopy(v)) for _, task, ch, v in sorted(entry.writes, key=lambda w: w[0])]
         return CheckpointTuple(tup.config, checkpoint, copy.deepcopy(tup.metadata), tup.parent_config, pending)
@@ -82,11 +82,12 @@ class ThreadCache:
         new_id = tup.config["configurable"]["checkpoint_id"]
         previous = entry.latest.config["configurable"]["checkpoint_id"] if entry.latest else None
         if entry.delta_at is not None and entry.delta_at == parent == previous:
-            entry.delta_values = self._advance(entry.delta_values, entry.writes)
-            entry.delta_at = new_id if entry.delta_values is not None else None
+            advanced = self._advance(entry.delta_values, entry.writes)
+            entry.delta_at, entry.delta_values = (new_id, advanced) if advanced is not None else (None, {})
         elif entry.delta_at != new_id:
             entry.delta_at, entry.delta_values = None, {}
-        entry.latest = CheckpointTuple(tup.config, tup.checkpoint, tup.metadata, tup.parent_config, [])
+        # A copy: the run that wrote it may go on changing its own checkpoint's version maps.
+        entry.latest = CheckpointTuple(tup.config, copy_checkpoint(tup.checkpoint), tup.metadata, tup.parent_config, [])
         entry.writes = []
 
     def wrote_writes(
@@ -128,7 +129,9 @@ class ThreadCache:
         entry = self._entry(key)
         entry.delta_at, entry.delta_values = checkpoint_id, values
 
-    def _advance(self, values: dict[str, Any], writes: list[tuple[tuple[str, str, int], str, str, Any]]) -> Any:
+    def _advance(
+        self, values: dict[str, Any], writes: list[tuple[tuple[str, str, int], str, str, Any]]
+    ) -> dict[str, Any] | None:
         ordered = sorted(writes, key=lambda w: w[0])
         out: dict[str, Any] = {}
         for ch, value in values.items():

@@ -150,6 +150,9 @@ class RunManager:
                 return handle
         finally:
             lane.users -= 1
+            idle = not lane.queue and lane.active is None and (lane.worker is None or lane.worker.done())
+            if idle and lane.users == 0 and self._lanes.get(thread_id) is lane:
+                del self._lanes[thread_id]  # a rejected submission leaves nothing behind
 
     async def _pinned(self, tenant_id: str, thread_id: str, req: RunCreate) -> tuple[str, int]:
         """The (assistant, config version) the thread is pinned to, pinning it on its first run."""

@@ -1,10 +1,12 @@
-"""The checkpointer: no global lock across threads, storage linear in turns, threads survive reconnects."""
+"""The checkpointer: no global lock, storage linear in turns, remembered state equal to what Postgres holds."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
+import pytest
 from langchain_core.messages import HumanMessage
 
 from chorus.agents.configs.models import BotConfig
@@ -66,3 +68,32 @@ async def test_storage_grows_linearly_with_turns(db: Database, tenant: Tenant) -
     assert sizes[1] / sizes[0] < 2.6, sizes
     state = await graph.aget_state(config)
     assert len(state.values["messages"]) == 120
+
+
+@pytest.mark.parametrize("durability", ["exit", "async"])
+async def test_remembered_state_matches_the_database(db: Database, tenant: Tenant, durability: str) -> None:
+    def compile_with(saver: ChorusCheckpointer) -> Any:
+        return compile_bot(
+            BotConfig.model_validate(example("acme_support_bot")),
+            GraphDeps(db=db, registry=default_registry(), checkpointer=saver, offline=True),
+        )
+
+    saver = ChorusCheckpointer(db.pool)
+    await saver.setup()
+    graph = compile_with(saver)
+    config: Any = {"configurable": {"thread_id": str(uuid.uuid4()), "tenant_id": tenant.tenant_id}}
+    script = ["hello, I'm Jane Doe", "Where is my order ORD-1001?", "thanks", "refund $5 on ORD-1003, it was late"]
+    for i in range(12):
+        await graph.ainvoke(
+            {"messages": [HumanMessage(script[i % 4], id=str(uuid.uuid4()))]}, config, durability=durability
+        )
+    remembered = await graph.aget_state(config)
+    stored = await compile_with(ChorusCheckpointer(db.pool)).aget_state(config)  # a new saver reads Postgres
+    assert [m.model_dump() for m in remembered.values["messages"]] == [
+        m.model_dump() for m in stored.values["messages"]
+    ]
+    assert {k: v for k, v in remembered.values.items() if k != "messages"} == {
+        k: v for k, v in stored.values.items() if k != "messages"
+    }
+    assert remembered.config["configurable"]["checkpoint_id"] == stored.config["configurable"]["checkpoint_id"]
+    assert len(stored.values["messages"]) >= 36

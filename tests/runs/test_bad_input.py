@@ -155,3 +155,15 @@ async def test_health_and_metrics(http: httpx.AsyncClient, assistant_id: str) ->
     assert {"/threads/{thread_id}/runs/stream", "/api/v1/configs", "/api/v1/tools/{name}/invoke"} <= set(
         openapi["paths"]
     )
+
+
+async def test_rejected_runs_leave_nothing_in_memory(http: httpx.AsyncClient, server: RunningServer) -> None:
+    manager = server.app.state.run_manager
+    before = len(manager._lanes)
+    for _ in range(20):
+        resp = await http.post(
+            f"/threads/{uuid.uuid4()}/runs",
+            json={"assistant_id": str(uuid.uuid4()), "input": {"messages": [{"role": "user", "content": "hi"}]}},
+        )
+        assert resp.status_code == 404
+    assert len(manager._lanes) <= before
