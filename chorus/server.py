@@ -126,6 +126,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         finally:
             sweeper.cancel()
             await app.state.run_manager.shutdown()
+            await checkpointer.aflush()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
             if database is None:

@@ -43,6 +43,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from chorus.graphs.checkpoint_cache import Reducer, ThreadCache, fold
+from chorus.graphs.write_buffer import WriteBuffer, values_sql
 
 _BLOBS_SQL = "INSERT INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob) VALUES "
 _CHECKPOINT_SQL = (
@@ -50,18 +51,6 @@ _CHECKPOINT_SQL = (
     " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id)"
     " DO UPDATE SET checkpoint = EXCLUDED.checkpoint, metadata = EXCLUDED.metadata"
 )
-_WRITES_SQL = (
-    "INSERT INTO checkpoint_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel,"
-    " type, blob) VALUES "
-)
-_WRITES_KEY = "ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx)"
-_WRITES_UPSERT = f"{_WRITES_KEY} DO UPDATE SET channel = EXCLUDED.channel, type = EXCLUDED.type, blob = EXCLUDED.blob"
-_WRITES_IGNORE = f"{_WRITES_KEY} DO NOTHING"
-
-
-def _values(rows: int, columns: int) -> str:
-    row = "(" + ", ".join(["%s"] * columns) + ")"
-    return ", ".join([row] * rows)
 
 
 class ChorusCheckpointer(AsyncPostgresSaver):
@@ -77,6 +66,7 @@ class ChorusCheckpointer(AsyncPostgresSaver):
         default: dict[str, Reducer] = {"messages": cast(Reducer, _messages_delta_reducer)}
         self._reducers: dict[str, Reducer] = dict(delta_reducers or default)
         self._cache = ThreadCache(capacity=hot_threads, reducers=self._reducers)
+        self._writes = WriteBuffer(pool)
 
     @asynccontextmanager
     async def _cursor(self, *, pipeline: bool = False) -> AsyncIterator[AsyncCursor[DictRow]]:
@@ -124,14 +114,14 @@ class ChorusCheckpointer(AsyncPostgresSaver):
             Jsonb(copy),
             Jsonb(row_metadata),
         ]
+        # The step's held writes, its blobs and the checkpoint in one statement: one round trip, one commit.
+        ctes, params = self._writes.take((str(thread_id), str(ns)))
         if blobs:
-            # Blobs and checkpoint in one statement: one round trip, one commit, all or nothing.
-            sql = f"WITH blobs AS ({_BLOBS_SQL}{_values(len(blobs), 6)} ON CONFLICT DO NOTHING) {_CHECKPOINT_SQL}"
-            params = [v for b in blobs for v in b] + row
-        else:
-            sql, params = _CHECKPOINT_SQL, row
+            ctes.append(f"blobs AS ({_BLOBS_SQL}{values_sql(len(blobs), 6)} ON CONFLICT DO NOTHING)")
+            params += [v for b in blobs for v in b]
+        sql = f"WITH {', '.join(ctes)} {_CHECKPOINT_SQL}" if ctes else _CHECKPOINT_SQL
         async with self._pool.connection() as conn:
-            await conn.execute(sql, params)
+            await conn.execute(sql, params + row)
         next_config: RunnableConfig = {
             "configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint["id"]}
         }
@@ -159,9 +149,8 @@ class ChorusCheckpointer(AsyncPostgresSaver):
         params = self._dump_writes(
             conf["thread_id"], conf["checkpoint_ns"], conf["checkpoint_id"], task_id, task_path, writes
         )
-        conflict = _WRITES_UPSERT if upsert else _WRITES_IGNORE
-        async with self._pool.connection() as conn:
-            await conn.execute(f"{_WRITES_SQL}{_values(len(params), 9)} {conflict}", [v for p in params for v in p])
+        key = (str(conf["thread_id"]), str(conf["checkpoint_ns"]))
+        self._writes.add(key, params, upsert=upsert)
         self._cache.wrote_writes(
             (str(conf["thread_id"]), str(conf["checkpoint_ns"])),
             str(conf["checkpoint_id"]),
@@ -212,6 +201,7 @@ class ChorusCheckpointer(AsyncPostgresSaver):
         known = self._cache.delta(key, target, channels)
         if known is not None:
             return {ch: {"seed": _DeltaSnapshot(known[ch]), "writes": []} for ch in channels}
+        await self._writes.flush(key)
         result = await super().aget_delta_channel_history(config=config, channels=channels)
         values: dict[str, Any] = {}
         for ch in channels:
@@ -235,6 +225,7 @@ class ChorusCheckpointer(AsyncPostgresSaver):
         known = self._cache.latest(key, wanted)
         if known is not None:
             return known
+        await self._writes.flush(key)
         found = await super().aget_tuple(config)
         if found is not None and wanted is None:
             self._cache.read_checkpoint(key, found)
@@ -242,13 +233,32 @@ class ChorusCheckpointer(AsyncPostgresSaver):
 
     def forget(self, thread_id: str) -> None:
         """Checkpoints of the thread changed behind the saver (e.g. a rolled-back run was erased)."""
-        self._cache.forget(thread_id)
+        self._cache.forget(str(thread_id))
+        self._writes.drop(str(thread_id))
+
+    async def aflush(self) -> None:
+        """Store every held write now (at shutdown)."""
+        await self._writes.flush_all()
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        if config is not None and "thread_id" in config.get("configurable", {}):
+            conf = config["configurable"]
+            await self._writes.flush((str(conf["thread_id"]), str(conf.get("checkpoint_ns", ""))))
+        async for item in super().alist(config, filter=filter, before=before, limit=limit):
+            yield item
 
     async def adelete_thread(self, thread_id: str) -> None:
-        self._cache.forget(thread_id)
+        self.forget(thread_id)
         await super().adelete_thread(thread_id)
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         for thread_id in thread_ids:
-            self._cache.forget(thread_id)
+            self.forget(thread_id)
         await super().aprune(thread_ids, strategy=strategy)

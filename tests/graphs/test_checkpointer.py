@@ -97,3 +97,33 @@ async def test_remembered_state_matches_the_database(db: Database, tenant: Tenan
     }
     assert remembered.config["configurable"]["checkpoint_id"] == stored.config["configurable"]["checkpoint_id"]
     assert len(stored.values["messages"]) >= 36
+
+
+async def _writes_stored(db: Database, thread_id: str) -> int:
+    async with db.connection() as conn:
+        cur = await conn.execute("SELECT count(*) AS n FROM checkpoint_writes WHERE thread_id = %s", (thread_id,))
+        row = await cur.fetchone()
+    assert row is not None
+    return int(row["n"])
+
+
+async def test_held_writes_reach_postgres(db: Database) -> None:
+    saver = ChorusCheckpointer(db.pool)
+    thread_id = str(uuid.uuid4())
+    config: Any = {"configurable": {"thread_id": thread_id, "checkpoint_ns": "", "checkpoint_id": str(uuid.uuid4())}}
+    # With no checkpoint after them, held writes are stored on their own shortly after...
+    await saver.aput_writes(config, [("messages", [HumanMessage("hi", id="m1")])], "task-1")
+    for _ in range(50):
+        if await _writes_stored(db, thread_id):
+            break
+        await asyncio.sleep(0.02)
+    assert await _writes_stored(db, thread_id) == 1
+    # ...and at once before a read of the thread that goes to Postgres.
+    await saver.aput_writes(config, [("messages", [HumanMessage("again", id="m2")])], "task-2")
+    assert [t async for t in saver.alist(config)] == []  # no checkpoint, but the read flushed the writes
+    assert await _writes_stored(db, thread_id) == 2
+    # A forgotten thread's held writes are dropped (a rolled-back run must not come back).
+    await saver.aput_writes(config, [("messages", [HumanMessage("gone", id="m3")])], "task-3")
+    saver.forget(thread_id)
+    await asyncio.sleep(0.1)
+    assert await _writes_stored(db, thread_id) == 2
