@@ -141,3 +141,25 @@ async def test_seed_config_upload_api(http: httpx.AsyncClient, acme_config: dict
     assert rejected.json()["errors"][0]["path"] == "$.llm_config"
     assistant = await http.get(f"/assistants/{body['config_id']}")
     assert assistant.json()["graph_id"] == "chatbot"
+
+
+async def test_stateless_runs_and_joining_a_stream(
+    sdk: LangGraphClient, assistant_id: str, acme_config: dict[str, Any]
+) -> None:
+    result: Any = await sdk.runs.wait(None, assistant_id, input=ORDER_QUESTION)
+    assert "shipped" in result["messages"][-1]["content"]
+    parts = [p.event async for p in sdk.runs.stream(None, assistant_id, input=ORDER_QUESTION, stream_mode="updates")]
+    assert parts[0] == "metadata" and "updates" in parts
+
+    slow = await sdk.assistants.create(graph_id="chatbot", context=slow_bot(acme_config, delay_ms=20))
+    thread = await sdk.threads.create()
+    run = await sdk.runs.create(
+        thread["thread_id"],
+        slow["assistant_id"],
+        input={"messages": [{"role": "user", "content": "hello"}]},
+        stream_mode=["messages-tuple"],
+    )
+    joined = [p.event async for p in sdk.runs.join_stream(thread["thread_id"], run["run_id"])]
+    assert joined[0] == "metadata"
+    assert "messages" in joined  # tokens still to come were delivered to the late joiner
+    assert (await sdk.runs.get(thread["thread_id"], run["run_id"]))["status"] == "success"
