@@ -6,9 +6,9 @@ the value of each delta channel (the message history) at a known checkpoint. Whe
 written on top of the remembered one, the delta values move forward by applying the writes in between
 with the channel's reducer, exactly as LangGraph rebuilds them from the database.
 
-Correct only while one process writes a thread's checkpoints, which Chorus guarantees by running a
-thread's runs in the process that owns its run queue; anything that changes checkpoints behind the
-saver's back (deleting a rolled-back run) must call `forget`.
+The saver checks that the remembered checkpoint is still the thread's newest before using it, so a
+turn written by another process is never missed; code that changes checkpoints behind the saver's back
+(deleting a rolled-back run) must call `forget`.
 """
 
 from __future__ import annotations
@@ -62,6 +62,12 @@ class ThreadCache:
             del self._entries[key]
 
     # -- the newest checkpoint -------------------------------------------------------------------
+
+    def latest_id(self, key: Key) -> str | None:
+        entry = self._entries.get(key)
+        if entry is None or entry.latest is None:
+            return None
+        return str(entry.latest.config["configurable"]["checkpoint_id"])
 
     def latest(self, key: Key, checkpoint_id: str | None) -> CheckpointTuple | None:
         """The remembered checkpoint if it is the one asked for (None = the newest), as a fresh copy."""

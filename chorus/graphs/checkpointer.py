@@ -3,16 +3,14 @@
 1. No global lock. The stock saver funnels every operation of every thread through one asyncio.Lock,
    even with a pool (langgraph#7259). Here each operation takes its own pooled connection.
 2. Linear storage. BotState keeps messages in a DeltaChannel: each step stores only its new messages
-   (plus a full snapshot every 100 updates), not the whole history again.
-3. Small writes stay on the event loop and commit once. The stock saver hops to a worker thread to
-   serialize every write (it may be a whole message history there) and autocommits each row of a
-   pipeline; with deltas the payloads are a few messages, so they are serialized inline and each
-   checkpoint or batch of writes is one transaction.
+   (plus a full snapshot every 1000 updates), not the whole history again.
+3. One statement per step. Writes are serialized inline (the stock saver hops to a thread for each)
+   and held briefly (write_buffer.py) so they go to Postgres with the checkpoint that follows them.
 4. A thread's own last checkpoint is not read back. Each turn starts by loading the newest checkpoint
    and rebuilding the message history from every write since the last snapshot. The saver remembers,
-   per thread, the checkpoint it last wrote and the history at it (checkpoint_cache.py), so a turn on
-   a thread this process runs starts without a query. Chorus runs each thread in one process; code
-   that changes checkpoints behind the saver's back calls `forget`.
+   per thread, the checkpoint it last wrote and the history at it (checkpoint_cache.py); one index
+   lookup confirms it is still the newest (another process, e.g. `chorus chat`, may have written).
+   Code that changes checkpoints behind the saver's back calls `forget`.
 """
 
 from __future__ import annotations
@@ -222,14 +220,30 @@ class ChorusCheckpointer(AsyncPostgresSaver):
         conf = config["configurable"]
         key = (str(conf["thread_id"]), str(conf.get("checkpoint_ns", "")))
         wanted = get_checkpoint_id(config)
-        known = self._cache.latest(key, wanted)
-        if known is not None:
-            return known
+        remembered = self._cache.latest_id(key)
+        # A checkpoint never changes once written, but "the newest" does if another process (a second
+        # server, `chorus chat`) wrote to the thread: one index lookup tells.
+        if remembered is not None and (
+            wanted == remembered or (wanted is None and await self._newest(key) == remembered)
+        ):
+            known = self._cache.latest(key, remembered)
+            if known is not None:
+                return known
         await self._writes.flush(key)
         found = await super().aget_tuple(config)
         if found is not None and wanted is None:
             self._cache.read_checkpoint(key, found)
         return found
+
+    async def _newest(self, key: tuple[str, str]) -> str | None:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT checkpoint_id FROM checkpoints WHERE thread_id = %s AND checkpoint_ns = %s"
+                " ORDER BY checkpoint_id DESC LIMIT 1",
+                key,
+            )
+            row = await cur.fetchone()
+        return str(row["checkpoint_id"]) if row else None
 
     def forget(self, thread_id: str) -> None:
         """Checkpoints of the thread changed behind the saver (e.g. a rolled-back run was erased)."""

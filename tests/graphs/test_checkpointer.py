@@ -127,3 +127,19 @@ async def test_held_writes_reach_postgres(db: Database) -> None:
     saver.forget(thread_id)
     await asyncio.sleep(0.1)
     assert await _writes_stored(db, thread_id) == 2
+
+
+async def test_a_turn_written_by_another_process_is_seen(db: Database, tenant: Tenant) -> None:
+    def compile_with(saver: ChorusCheckpointer) -> Any:
+        return compile_bot(
+            BotConfig.model_validate(example("acme_support_bot")),
+            GraphDeps(db=db, registry=default_registry(), checkpointer=saver, offline=True),
+        )
+
+    here, elsewhere = compile_with(ChorusCheckpointer(db.pool)), compile_with(ChorusCheckpointer(db.pool))
+    config: Any = {"configurable": {"thread_id": str(uuid.uuid4()), "tenant_id": tenant.tenant_id}}
+    await here.ainvoke({"messages": [HumanMessage("hello", id=str(uuid.uuid4()))]}, config)
+    await elsewhere.ainvoke({"messages": [HumanMessage("thanks", id=str(uuid.uuid4()))]}, config)
+    await here.ainvoke({"messages": [HumanMessage("bye", id=str(uuid.uuid4()))]}, config)
+    state = await here.aget_state(config)
+    assert [m.content for m in state.values["messages"] if m.type == "human"] == ["hello", "thanks", "bye"]
