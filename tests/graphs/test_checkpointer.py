@@ -72,15 +72,9 @@ async def test_storage_grows_linearly_with_turns(db: Database, tenant: Tenant) -
 
 @pytest.mark.parametrize("durability", ["exit", "async"])
 async def test_remembered_state_matches_the_database(db: Database, tenant: Tenant, durability: str) -> None:
-    def compile_with(saver: ChorusCheckpointer) -> Any:
-        return compile_bot(
-            BotConfig.model_validate(example("acme_support_bot")),
-            GraphDeps(db=db, registry=default_registry(), checkpointer=saver, offline=True),
-        )
-
     saver = ChorusCheckpointer(db.pool)
     await saver.setup()
-    graph = compile_with(saver)
+    graph = _compile(db, saver)
     config: Any = {"configurable": {"thread_id": str(uuid.uuid4()), "tenant_id": tenant.tenant_id}}
     script = ["hello, I'm Jane Doe", "Where is my order ORD-1001?", "thanks", "refund $5 on ORD-1003, it was late"]
     for i in range(12):
@@ -88,7 +82,7 @@ async def test_remembered_state_matches_the_database(db: Database, tenant: Tenan
             {"messages": [HumanMessage(script[i % 4], id=str(uuid.uuid4()))]}, config, durability=durability
         )
     remembered = await graph.aget_state(config)
-    stored = await compile_with(ChorusCheckpointer(db.pool)).aget_state(config)  # a new saver reads Postgres
+    stored = await _compile(db, ChorusCheckpointer(db.pool)).aget_state(config)  # a new saver reads Postgres
     assert [m.model_dump() for m in remembered.values["messages"]] == [
         m.model_dump() for m in stored.values["messages"]
     ]
@@ -97,6 +91,13 @@ async def test_remembered_state_matches_the_database(db: Database, tenant: Tenan
     }
     assert remembered.config["configurable"]["checkpoint_id"] == stored.config["configurable"]["checkpoint_id"]
     assert len(stored.values["messages"]) >= 36
+
+
+def _compile(db: Database, saver: ChorusCheckpointer) -> Any:
+    return compile_bot(
+        BotConfig.model_validate(example("acme_support_bot")),
+        GraphDeps(db=db, registry=default_registry(), checkpointer=saver, offline=True),
+    )
 
 
 async def _writes_stored(db: Database, thread_id: str) -> int:
@@ -130,13 +131,7 @@ async def test_held_writes_reach_postgres(db: Database) -> None:
 
 
 async def test_a_turn_written_by_another_process_is_seen(db: Database, tenant: Tenant) -> None:
-    def compile_with(saver: ChorusCheckpointer) -> Any:
-        return compile_bot(
-            BotConfig.model_validate(example("acme_support_bot")),
-            GraphDeps(db=db, registry=default_registry(), checkpointer=saver, offline=True),
-        )
-
-    here, elsewhere = compile_with(ChorusCheckpointer(db.pool)), compile_with(ChorusCheckpointer(db.pool))
+    here, elsewhere = _compile(db, ChorusCheckpointer(db.pool)), _compile(db, ChorusCheckpointer(db.pool))
     config: Any = {"configurable": {"thread_id": str(uuid.uuid4()), "tenant_id": tenant.tenant_id}}
     await here.ainvoke({"messages": [HumanMessage("hello", id=str(uuid.uuid4()))]}, config)
     await elsewhere.ainvoke({"messages": [HumanMessage("thanks", id=str(uuid.uuid4()))]}, config)
