@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -82,6 +83,21 @@ def _install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 405:
             detail = f"{request.method} is not allowed on {request.url.path}; see /docs"
         return _error(exc.status_code, "http_error", detail)
+
+    @app.exception_handler(UnicodeEncodeError)
+    async def unencodable(request: Request, exc: UnicodeEncodeError) -> JSONResponse:
+        return _error(
+            422,
+            "invalid_input",
+            "the request contains text that cannot be stored (for example an "
+            "unpaired UTF-16 surrogate); send valid UTF-8",
+        )
+
+    @app.exception_handler(psycopg.DataError)
+    async def bad_value(request: Request, exc: psycopg.DataError) -> JSONResponse:
+        return _error(
+            422, "invalid_input", f"a value in the request cannot be stored: {exc.diag.message_primary or exc}"
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

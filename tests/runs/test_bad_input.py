@@ -167,3 +167,11 @@ async def test_rejected_runs_leave_nothing_in_memory(http: httpx.AsyncClient, se
         )
         assert resp.status_code == 404
     assert len(manager._lanes) <= before
+
+
+async def test_text_that_cannot_be_stored(http: httpx.AsyncClient) -> None:
+    # Found by fuzzing the OpenAPI document: an unpaired surrogate is valid JSON but not storable UTF-8.
+    body = b'{"name": "\\udbb8", "metadata": {"k": "\\ud800x"}}'
+    resp = await http.post("/assistants/search", content=body, headers={"content-type": "application/json"})
+    assert resp.status_code == 422
+    assert "UTF-8" in resp.json()["detail"]
