@@ -8,7 +8,7 @@ endif
 PORT ?= 8000
 HOST ?= 127.0.0.1
 
-.PHONY: run test lint typecheck pytest bench env
+.PHONY: run test lint typecheck pytest bench fuzz env
 
 env:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -38,3 +38,6 @@ test: lint typecheck pytest
 bench: env
 	@$(UV) sync --frozen --quiet --group bench
 	$(UV) run --frozen --group bench python -m bench.run_all
+
+fuzz: env
+	./scripts/fuzz-api.sh
