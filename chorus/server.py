@@ -39,18 +39,20 @@ from chorus.webchat.router import STATIC_DIR
 from chorus.webchat.router import router as webchat_router
 
 log = logging.getLogger(__name__)
-_SWEEP_SECONDS = 300
+_SWEEP_SECONDS = 60
 
 
-async def _sweep_expired(threads: ThreadRepository, checkpointer: ChorusCheckpointer, manager: RunManager) -> None:
+async def _housekeeping(threads: ThreadRepository, checkpointer: ChorusCheckpointer, manager: RunManager) -> None:
+    """Every few minutes: delete expired threads; fail runs whose process died (its lease ran out)."""
     while True:
+        await asyncio.sleep(_SWEEP_SECONDS)
         try:
             for thread_id in await threads.expired():
                 manager.forget_thread(thread_id)
                 await checkpointer.adelete_thread(thread_id)
+            manager.needs_repair(await threads.recover_after_crash())
         except Exception:
-            log.exception("thread expiry sweep failed")
-        await asyncio.sleep(_SWEEP_SECONDS)
+            log.exception("housekeeping failed")
 
 
 def _error(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
@@ -136,15 +138,19 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             db=db, configs=configs, threads=threads, cache=cache, run_timeout_s=settings.run_timeout_s
         )
         app.state.run_manager.needs_repair(recovered)
-        sweeper = asyncio.create_task(_sweep_expired(threads, checkpointer, app.state.run_manager))
+        background = [
+            asyncio.create_task(_housekeeping(threads, checkpointer, app.state.run_manager)),
+            asyncio.create_task(app.state.run_manager.renew_leases_forever()),
+        ]
         try:
             yield
         finally:
-            sweeper.cancel()
+            for task in background:
+                task.cancel()
             await app.state.run_manager.shutdown()
             await checkpointer.aflush()
             with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+                await asyncio.gather(*background)
             if database is None:
                 await db.close()
 

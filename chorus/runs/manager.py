@@ -33,11 +33,13 @@ from chorus.graphs.compiler import CompiledBot, GraphCache
 from chorus.graphs.repair import dangling_tool_calls
 from chorus.runs.schemas import RunCreate
 from chorus.runs.serialization import jsonable, stream_metadata
-from chorus.runs.threads_repository import ThreadRepository
+from chorus.runs.threads_repository import Lease, ThreadRepository
 from chorus.runs.usage import UsageCollector
 
 log = logging.getLogger(__name__)
 END = object()
+LEASE_SECONDS = 30.0
+_TAKE_RETRY_S = (0.02, 0.5)  # first and longest pause while waiting for another process's turn
 
 
 @dataclass
@@ -118,6 +120,8 @@ class RunManager:
         run_timeout_s: float = 300.0,
     ) -> None:
         self.run_timeout_s = run_timeout_s
+        # This process's claim on the threads whose turns it runs (renewed while it lives).
+        self.lease = Lease(owner=uuid.uuid4().hex, seconds=LEASE_SECONDS)
         self.db = db
         self.configs = configs
         self.threads = threads
@@ -217,11 +221,19 @@ class RunManager:
                 strategy=req.multitask_strategy,
                 kwargs=kwargs,
                 metadata=req.metadata,
-                start_now=not busy,  # an idle thread starts the run in the same statement
+                # An idle thread starts the run in the same statement, if no other process holds it.
+                lease=None if busy else self.lease,
             )
         except ForeignKeyViolation:
             self.forget_thread(thread_id)
             raise NotFound(f"thread '{thread_id}' does not exist") from None
+        if not busy and row["status"] == "pending" and req.multitask_strategy != "enqueue":
+            # Another server process is running this thread's turn; only waiting is possible from here.
+            await self.threads.delete_run(run_id)
+            raise Conflict(
+                f"thread '{thread_id}' is busy with a run in another server process; wait for it, or send "
+                "multitask_strategy 'enqueue'"
+            )
         handle = RunHandle(run_id, tenant_id, thread_id, assistant_id, version, req, row)
         handle.status = str(row["status"])
         return handle
@@ -310,9 +322,7 @@ class RunManager:
         messages = self._pending_input.pop(h.run_id, [])
         final: dict[str, Any] | None = None
         try:
-            if h.status != "running":
-                await self.threads.mark_running(h.run_id, h.thread_id)
-            h.status = "running"
+            await self._take_thread(h)
             graph = await self.graph_for(h.tenant_id, h.assistant_id, h.version)
             config: RunnableConfig = {
                 "configurable": {
@@ -359,14 +369,18 @@ class RunManager:
             h.result = final
             values = jsonable(final or {})
             await self.threads.set_status(
-                h.thread_id, "idle", values=values, metadata={"escalated": bool(values.get("escalated"))}
+                h.thread_id,
+                "idle",
+                values=values,
+                metadata={"escalated": bool(values.get("escalated"))},
+                release=self.lease,
             )
             await self.threads.set_run_status(h.run_id, "success")
             await usage.store(self.db, tenant_id=h.tenant_id, run_id=h.run_id, thread_id=h.thread_id)
         except asyncio.CancelledError:
             self._needs_repair.add(h.thread_id)
             with contextlib.suppress(Exception):
-                await self.threads.set_status(h.thread_id, "idle")
+                await self.threads.set_status(h.thread_id, "idle", release=self.lease)
                 await self._finish_cancelled(h)
             return
         except TimeoutError:
@@ -390,6 +404,24 @@ class RunManager:
             # Keep the finished run in memory a while for late joiners, then let it go.
             asyncio.get_running_loop().call_later(300, self._handles.pop, h.run_id, None)
 
+    async def _take_thread(self, h: RunHandle) -> None:
+        """Wait until this process holds the thread (another process may be running a turn on it)."""
+        pause = _TAKE_RETRY_S[0]
+        while h.status != "running":
+            if await self.threads.mark_running(h.run_id, h.thread_id, self.lease):
+                h.status = "running"
+                return
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, _TAKE_RETRY_S[1])
+
+    async def renew_leases_forever(self) -> None:
+        while True:
+            await asyncio.sleep(LEASE_SECONDS / 3)
+            try:
+                await self.threads.renew_leases(self.lease)
+            except Exception:
+                log.exception("could not renew thread leases")
+
     async def _fail(self, h: RunHandle, error: str, message: str, *, status: str = "error") -> None:
         h.status = status
         h.error = {"error": error, "message": message}
@@ -397,7 +429,7 @@ class RunManager:
         self._needs_repair.add(h.thread_id)
         with contextlib.suppress(Exception):
             await self.threads.set_run_status(h.run_id, status, error=message)
-            await self.threads.set_status(h.thread_id, "error")
+            await self.threads.set_status(h.thread_id, "error", release=self.lease)
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -409,11 +441,15 @@ class RunManager:
         self._needs_repair.update(thread_ids)
 
     async def shutdown(self) -> None:
+        """Stop active turns (they end as interrupted and give their threads back), then the workers."""
+        active = [lane.active.task for lane in self._lanes.values() if lane.active and lane.active.task]
+        for task in active:
+            task.cancel()
+        if active:
+            await asyncio.wait(active, timeout=5)
         for lane in list(self._lanes.values()):
             if lane.worker:
                 lane.worker.cancel()
-            if lane.active and lane.active.task:
-                lane.active.task.cancel()
 
 
 def _is_uuid(value: str) -> bool:

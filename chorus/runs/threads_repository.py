@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,6 +14,12 @@ from chorus.agents.storage.database import Database
 
 _THREAD_COLS = (
     'thread_id, tenant_id, assistant_id, config_version, status, metadata, "values", created_at, updated_at, expires_at'
+)
+# Take a thread for one process's turn: free, already ours, or a dead process's expired lease.
+_TAKE_THREAD = (
+    "UPDATE threads SET status = 'busy', updated_at = now(), run_owner = %s,"
+    " run_lease_until = now() + make_interval(secs => %s) WHERE thread_id = %s"
+    " AND (run_owner IS NULL OR run_owner = %s OR run_lease_until < now()) RETURNING thread_id"
 )
 _RUN_COLS = (
     "run_id, thread_id, assistant_id, config_version, status, multitask_strategy, kwargs, metadata, error,"
@@ -50,6 +57,14 @@ def run_view(row: dict[str, Any]) -> dict[str, Any]:
         "kwargs": row["kwargs"],
         "error": row["error"],
     }
+
+
+@dataclass(frozen=True)
+class Lease:
+    """This process's claim on a thread while one of its turns runs."""
+
+    owner: str
+    seconds: float
 
 
 class ThreadRepository:
@@ -142,18 +157,32 @@ class ThreadRepository:
             )
 
     async def set_status(
-        self, thread_id: str, status: str, *, values: Any = None, metadata: dict[str, Any] | None = None
+        self,
+        thread_id: str,
+        status: str,
+        *,
+        values: Any = None,
+        metadata: dict[str, Any] | None = None,
+        release: Lease | None = None,
     ) -> None:
+        """Set the thread's status; with `release`, also give the thread back if this process holds it."""
         sets = ["status = %s", "updated_at = now()", "expires_at = %s"]
         params: list[Any] = [status, self._expiry()]
+        if release is not None:
+            sets += ["run_owner = NULL", "run_lease_until = NULL"]
         if values is not None:
             sets.append('"values" = %s')
             params.append(json.dumps(values))
         if metadata:
             sets.append("metadata = metadata || %s")
             params.append(json.dumps(metadata))
+        where = "thread_id = %s"
+        params.append(thread_id)
+        if release is not None:  # a lease that expired and was taken over is no longer ours to end
+            where += " AND (run_owner IS NULL OR run_owner = %s)"
+            params.append(release.owner)
         async with self.db.connection() as conn:
-            await conn.execute(f"UPDATE threads SET {', '.join(sets)} WHERE thread_id = %s", (*params, thread_id))
+            await conn.execute(f"UPDATE threads SET {', '.join(sets)} WHERE {where}", params)
 
     async def delete(self, tenant_id: str, thread_id: str) -> None:
         thread_id = parse_uuid(thread_id, "thread")
@@ -186,33 +215,35 @@ class ThreadRepository:
         strategy: str,
         kwargs: dict[str, Any],
         metadata: dict[str, Any],
-        start_now: bool,
+        lease: Lease | None,
     ) -> dict[str, Any]:
-        """Insert the run; with `start_now` it is inserted running and its thread marked busy, in one go."""
-        status = "running" if start_now else "pending"
-        busy = (
-            "WITH busy AS (UPDATE threads SET status = 'busy', updated_at = now() WHERE thread_id = %s) "
-            if start_now
-            else ""
-        )
-        params: list[Any] = [thread_id] if start_now else []
-        params += [
+        """Insert the run. With a `lease` it also tries to take the thread for this process: the run is
+        inserted running (thread busy) if it got it, pending if another process holds the thread."""
+        values = [
             run_id,
             tenant_id,
             thread_id,
             assistant_id,
             version,
-            status,
             strategy,
             json.dumps(kwargs, default=str),
             json.dumps(metadata),
         ]
-        async with self.db.connection() as conn:
-            cur = await conn.execute(
-                f"{busy}INSERT INTO runs (run_id, tenant_id, thread_id, assistant_id, config_version, status,"
-                f" multitask_strategy, kwargs, metadata) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s) RETURNING {_RUN_COLS}",
-                params,
+        if lease is None:
+            sql = (
+                f"INSERT INTO runs (run_id, tenant_id, thread_id, assistant_id, config_version, multitask_strategy,"
+                f" kwargs, metadata, status) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,'pending') RETURNING {_RUN_COLS}"
             )
+            params: list[Any] = values
+        else:
+            sql = (
+                f"WITH lease AS ({_TAKE_THREAD}) INSERT INTO runs (run_id, tenant_id, thread_id, assistant_id,"
+                f" config_version, multitask_strategy, kwargs, metadata, status) SELECT %s,%s,%s,%s,%s,%s,%s,%s,"
+                f" CASE WHEN EXISTS (SELECT 1 FROM lease) THEN 'running' ELSE 'pending' END RETURNING {_RUN_COLS}"
+            )
+            params = [lease.owner, lease.seconds, thread_id, lease.owner, *values]
+        async with self.db.connection() as conn:
+            cur = await conn.execute(sql, params)
             row = await cur.fetchone()
         assert row is not None
         return row
@@ -227,14 +258,15 @@ class ThreadRepository:
                 (status, error, checkpoint_before, run_id),
             )
 
-    async def mark_running(self, run_id: str, thread_id: str) -> None:
-        """The run starts: run 'running', thread 'busy', in one statement."""
+    async def mark_running(self, run_id: str, thread_id: str, lease: Lease) -> bool:
+        """Take the thread for this process and start the run; False if another process holds it."""
         async with self.db.connection() as conn:
-            await conn.execute(
-                "WITH r AS (UPDATE runs SET status = 'running', updated_at = now() WHERE run_id = %s)"
-                " UPDATE threads SET status = 'busy', updated_at = now() WHERE thread_id = %s",
-                (run_id, thread_id),
+            cur = await conn.execute(
+                f"WITH lease AS ({_TAKE_THREAD}) UPDATE runs SET status = 'running', updated_at = now()"
+                " WHERE run_id = %s AND EXISTS (SELECT 1 FROM lease) RETURNING run_id",
+                (lease.owner, lease.seconds, thread_id, lease.owner, run_id),
             )
+            return await cur.fetchone() is not None
 
     async def get_run(self, tenant_id: str, thread_id: str, run_id: str) -> dict[str, Any]:
         run_id = parse_uuid(run_id, "run")
@@ -292,14 +324,28 @@ class ThreadRepository:
                     "DELETE FROM checkpoints WHERE thread_id = %s AND checkpoint_id = ANY(%s)", (thread_id, ids)
                 )
 
+    async def renew_leases(self, lease: Lease) -> None:
+        """Keep this process's threads: a live process renews, a dead one's leases run out."""
+        async with self.db.connection() as conn:
+            await conn.execute(
+                "UPDATE threads SET run_lease_until = now() + make_interval(secs => %s) WHERE run_owner = %s",
+                (lease.seconds, lease.owner),
+            )
+
     async def recover_after_crash(self) -> list[str]:
-        """Runs left running/pending by a dead process end as errors; their threads are marked for repair."""
+        """Runs left running/pending by a dead process (no live lease on their thread) end as errors; their
+        threads are marked for repair and given back."""
         async with self.db.connection() as conn:
             cur = await conn.execute(
                 "UPDATE runs SET status = 'error', error = 'the server stopped while this run was active',"
-                " updated_at = now() WHERE status IN ('pending', 'running') RETURNING thread_id"
+                " updated_at = now() WHERE status IN ('pending', 'running') AND thread_id IN (SELECT thread_id"
+                " FROM threads WHERE run_owner IS NULL OR run_lease_until < now()) RETURNING thread_id"
             )
             threads = [r["thread_id"] for r in await cur.fetchall()]
             if threads:
-                await conn.execute("UPDATE threads SET status = 'error' WHERE thread_id = ANY(%s)", (threads,))
+                await conn.execute(
+                    "UPDATE threads SET status = 'error', run_owner = NULL, run_lease_until = NULL"
+                    " WHERE thread_id = ANY(%s) AND (run_owner IS NULL OR run_lease_until < now())",
+                    (threads,),
+                )
         return [str(t) for t in threads]
