@@ -374,8 +374,8 @@ class RunManager:
                 values=values,
                 metadata={"escalated": bool(values.get("escalated"))},
                 release=self.lease,
+                run=(h.run_id, "success", None),
             )
-            await self.threads.set_run_status(h.run_id, "success")
             await usage.store(self.db, tenant_id=h.tenant_id, run_id=h.run_id, thread_id=h.thread_id)
         except asyncio.CancelledError:
             self._needs_repair.add(h.thread_id)
@@ -428,8 +428,7 @@ class RunManager:
         h.publish("error", h.error)
         self._needs_repair.add(h.thread_id)
         with contextlib.suppress(Exception):
-            await self.threads.set_run_status(h.run_id, status, error=message)
-            await self.threads.set_status(h.thread_id, "error", release=self.lease)
+            await self.threads.set_status(h.thread_id, "error", release=self.lease, run=(h.run_id, status, message))
 
     # -- reading ---------------------------------------------------------------------------------
 

@@ -164,8 +164,10 @@ class ThreadRepository:
         values: Any = None,
         metadata: dict[str, Any] | None = None,
         release: Lease | None = None,
+        run: tuple[str, str, str | None] | None = None,
     ) -> None:
-        """Set the thread's status; with `release`, also give the thread back if this process holds it."""
+        """Set the thread's status; with `release`, also give the thread back if this process holds it;
+        with `run` = (run_id, status, error), end that run in the same statement."""
         sets = ["status = %s", "updated_at = now()", "expires_at = %s"]
         params: list[Any] = [status, self._expiry()]
         if release is not None:
@@ -181,8 +183,15 @@ class ThreadRepository:
         if release is not None:  # a lease that expired and was taken over is no longer ours to end
             where += " AND (run_owner IS NULL OR run_owner = %s)"
             params.append(release.owner)
+        sql = f"UPDATE threads SET {', '.join(sets)} WHERE {where}"
+        if run is not None:
+            sql = (
+                "WITH ended AS (UPDATE runs SET status = %s, error = coalesce(%s, error), updated_at = now()"
+                f" WHERE run_id = %s) {sql}"
+            )
+            params = [run[1], run[2], run[0], *params]
         async with self.db.connection() as conn:
-            await conn.execute(f"UPDATE threads SET {', '.join(sets)} WHERE {where}", params)
+            await conn.execute(sql, params)
 
     async def delete(self, tenant_id: str, thread_id: str) -> None:
         thread_id = parse_uuid(thread_id, "thread")
