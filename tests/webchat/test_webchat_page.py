@@ -57,6 +57,15 @@ async def test_chat_in_the_browser(
     await expect(page.locator("#escalated-banner")).to_be_visible()
     await page.screenshot(path=str(tmp_path / "webchat.png"))
 
+    # Reloading the page resumes the same conversation, from the server's state.
+    await page.reload()
+    await expect(page.locator(".msg.user")).to_have_count(2)
+    await expect(page.locator(".msg.ai").nth(1)).to_contain_text("shipped")
+    await expect(page.locator("#escalated-banner")).to_be_visible()
+    await page.click("#new-thread")
+    await expect(page.locator(".msg.user")).to_have_count(0)
+    await expect(page.locator("#escalated-banner")).to_be_hidden()
+
 
 async def test_page_asks_for_a_key(browser: Browser, server: RunningServer) -> None:
     page = await browser.new_page()

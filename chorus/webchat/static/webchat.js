@@ -56,17 +56,54 @@ async function loadBots() {
     select.appendChild(opt);
   }
   if (!state.assistants.length) { setStatus("no chatbots yet: upload a config"); return; }
-  await newThread();
+  await openThread();
+}
+
+function threadKey() { return `chorus-thread-${state.assistant.assistant_id}`; }
+
+function greet() {
+  const first = state.assistant && state.assistant.context && state.assistant.context.first_message;
+  if (first) bubble("ai", first);
 }
 
 async function newThread() {
   state.assistant = state.assistants.find((a) => a.assistant_id === $("bot").value);
   const res = await api("/threads", { method: "POST", body: JSON.stringify({ metadata: { channel: "webchat" } }) });
   state.thread = (await res.json()).thread_id;
+  localStorage.setItem(threadKey(), state.thread);
   $("log").innerHTML = "";
   setEscalated(false);
-  const first = state.assistant && state.assistant.context && state.assistant.context.first_message;
-  if (first) bubble("ai", first);
+  greet();
+  setStatus("ready");
+}
+
+function render(message) {
+  const text = typeof message.content === "string" ? message.content : JSON.stringify(message.content);
+  if (message.type === "human") bubble("user", text);
+  else if (message.type === "tool") bubble(message.status === "error" ? "tool error" : "tool", `← ${message.name}: ${text}`);
+  else if (message.type === "ai") {
+    for (const call of message.tool_calls || []) bubble("tool", `→ ${call.name}(${JSON.stringify(call.args)})`);
+    if (text) bubble("ai", text);
+  }
+}
+
+async function openThread() {
+  // Resume this bot's last conversation in this browser (it survives server restarts), else start one.
+  state.assistant = state.assistants.find((a) => a.assistant_id === $("bot").value);
+  const saved = localStorage.getItem(threadKey());
+  if (!saved) return newThread();
+  let values;
+  try {
+    values = (await (await api(`/threads/${saved}/state`)).json()).values || {};
+  } catch (err) {
+    if (err.status === 404) return newThread();
+    throw err;
+  }
+  state.thread = saved;
+  $("log").innerHTML = "";
+  greet();
+  for (const message of values.messages || []) render(message);
+  setEscalated(Boolean(values.escalated));
   setStatus("ready");
 }
 
@@ -174,6 +211,6 @@ $("composer").addEventListener("submit", (e) => {
   $("message").value = "";
   send(text);
 });
-$("bot").addEventListener("change", newThread);
+$("bot").addEventListener("change", openThread);
 $("new-thread").addEventListener("click", newThread);
 start();
