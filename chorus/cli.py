@@ -137,6 +137,7 @@ def threads_prune() -> None:
     """Delete threads past their expiry (CHORUS_THREAD_TTL_DAYS) with their checkpoints."""
     from chorus.agents.storage.database import open_database
     from chorus.graphs.checkpointer import ChorusCheckpointer
+    from chorus.runs.expiry import delete_expired_threads
     from chorus.runs.threads_repository import ThreadRepository
 
     async def run() -> int:
@@ -145,13 +146,7 @@ def threads_prune() -> None:
         try:
             checkpointer = ChorusCheckpointer(db.pool)
             await checkpointer.setup()
-            repo = ThreadRepository(db, ttl_days=settings.thread_ttl_days)
-            total = 0
-            while batch := await repo.expired():
-                for thread_id in batch:
-                    await checkpointer.adelete_thread(thread_id)
-                total += len(batch)
-            return total
+            return await delete_expired_threads(ThreadRepository(db, ttl_days=settings.thread_ttl_days), checkpointer)
         finally:
             await db.close()
 

@@ -31,6 +31,7 @@ from chorus.graphs.checkpointer import ChorusCheckpointer
 from chorus.graphs.compiler import GraphCache, GraphDeps
 from chorus.request_context import RequestContextMiddleware
 from chorus.runs.assistants_router import router as assistants_router
+from chorus.runs.expiry import delete_expired_threads
 from chorus.runs.manager import RunManager
 from chorus.runs.runs_router import router as runs_router
 from chorus.runs.threads_repository import ThreadRepository
@@ -47,9 +48,7 @@ async def _housekeeping(threads: ThreadRepository, checkpointer: ChorusCheckpoin
     while True:
         await asyncio.sleep(_SWEEP_SECONDS)
         try:
-            for thread_id in await threads.expired():
-                manager.forget_thread(thread_id)
-                await checkpointer.adelete_thread(thread_id)
+            await delete_expired_threads(threads, checkpointer, on_deleted=manager.forget_thread)
             manager.needs_repair(await threads.recover_after_crash())
         except Exception:
             log.exception("housekeeping failed")

@@ -19,6 +19,7 @@ from typing import Any, cast
 
 from langchain_core.messages import AnyMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import StreamMode
 from psycopg.errors import ForeignKeyViolation
 
@@ -190,6 +191,19 @@ class RunManager:
             )
         await self.threads.pin(thread_id, stored.config_id, stored.version)
         return tenant_id, stored.config_id, stored.version
+
+    @property
+    def checkpointer(self) -> BaseCheckpointSaver[str]:
+        saver = self.cache.deps.checkpointer
+        assert saver is not None, "the run manager needs a checkpointer"
+        return saver
+
+    async def delete_thread(self, tenant_id: str, thread_id: str) -> None:
+        """Delete the thread with its runs and checkpoints, and what this process remembers of it."""
+        thread_id = parse_uuid(thread_id, "thread")
+        await self.threads.delete(tenant_id, thread_id)  # NotFound for unknown or foreign threads
+        await self.checkpointer.adelete_thread(thread_id)
+        self.forget_thread(thread_id)
 
     def forget_thread(self, thread_id: str) -> None:
         """The thread was deleted or recreated: drop what this process remembers of it."""

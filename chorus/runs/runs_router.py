@@ -82,9 +82,7 @@ async def stateless_wait(body: RunCreate, principal: DeveloperDep, manager: Mana
     handle = await manager.submit(principal.tenant_id, thread_id, body)
     await handle.done.wait()
     if body.on_completion == "delete":
-        await threads.delete(principal.tenant_id, thread_id)
-        await manager.cache.deps.checkpointer.adelete_thread(thread_id)  # type: ignore[union-attr]
-        manager.forget_thread(thread_id)
+        await manager.delete_thread(principal.tenant_id, thread_id)
     return _outcome(handle)
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response
 from langgraph.types import StateSnapshot
 
 from chorus.agents.api_deps import DeveloperDep, PrincipalDep
-from chorus.agents.errors import InvalidInput
+from chorus.agents.errors import InvalidInput, NotFound
 from chorus.runs.deps import ManagerDep, ThreadsDep
 from chorus.runs.manager import RunManager
 from chorus.runs.schemas import HistoryRequest, ThreadCreate, ThreadPatch, ThreadPrune, ThreadSearch
@@ -97,11 +97,9 @@ async def prune(body: ThreadPrune, principal: DeveloperDep, threads: ThreadsDep,
     deleted = 0
     for thread_id in body.thread_ids:
         try:
-            await threads.delete(principal.tenant_id, thread_id)
-        except Exception:
+            await manager.delete_thread(principal.tenant_id, thread_id)
+        except NotFound:
             continue
-        await manager.cache.deps.checkpointer.adelete_thread(thread_id)  # type: ignore[union-attr]
-        manager.forget_thread(thread_id)
         deleted += 1
     return {"pruned_count": deleted}
 
@@ -121,9 +119,7 @@ async def delete(thread_id: str, principal: PrincipalDep, threads: ThreadsDep, m
     thread = await threads.get(principal.tenant_id, thread_id)
     if thread["status"] == "busy":
         raise InvalidInput("the thread has an active run; cancel it first")
-    await threads.delete(principal.tenant_id, thread_id)
-    await manager.cache.deps.checkpointer.adelete_thread(str(thread["thread_id"]))  # type: ignore[union-attr]
-    manager.forget_thread(str(thread["thread_id"]))
+    await manager.delete_thread(principal.tenant_id, str(thread["thread_id"]))
     return Response(status_code=204)
 
 
