@@ -27,9 +27,18 @@ def _error_body(status: int, code: str, detail: str) -> tuple[dict[str, Any], by
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        upload_paths: frozenset[str] = frozenset(),
+        max_upload_bytes: int = 0,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.upload_paths = upload_paths
+        self.max_upload_bytes = max_upload_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -38,10 +47,12 @@ class RequestContextMiddleware:
         headers = dict(scope["headers"])
         request_id = headers.get(b"x-request-id", b"").decode("latin-1") or uuid.uuid4().hex
         request_id_var.set(request_id)
-        limit = self.max_body_bytes
+        upload = scope["path"] in self.upload_paths
+        limit = self.max_upload_bytes + 64 * 1024 if upload else self.max_body_bytes  # room for the form fields
+        setting = "CHORUS_UPLOAD_MAX_BYTES" if upload else "CHORUS_MAX_BODY_BYTES"
         length = headers.get(b"content-length", b"").decode("latin-1")
         if length.isdigit() and int(length) > limit:
-            await self._reject(send, scope, f"the body is {length} bytes; the limit is {limit} (CHORUS_MAX_BODY_BYTES)")
+            await self._reject(send, scope, f"the body is {length} bytes; the limit is {limit} ({setting})")
             return
 
         received = 0
@@ -57,7 +68,7 @@ class RequestContextMiddleware:
                 if received > limit and not started:
                     # Chunked upload past the limit: answer 413 now and tell the app the client left.
                     rejected = started = True
-                    await self._reject(send, scope, f"the body is larger than {limit} bytes (CHORUS_MAX_BODY_BYTES)")
+                    await self._reject(send, scope, f"the body is larger than {limit} bytes ({setting})")
                     return {"type": "http.disconnect"}
             return message
 

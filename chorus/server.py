@@ -20,6 +20,8 @@ from chorus.agents.configs.repository import ConfigRepository
 from chorus.agents.configs.router import router as configs_router
 from chorus.agents.configs.service import ConfigService
 from chorus.agents.errors import ChorusError
+from chorus.agents.knowledge.router import router as knowledge_router
+from chorus.agents.knowledge.service import KnowledgeBase
 from chorus.agents.observability.logs import request_id_var
 from chorus.agents.observability.router import router as ops_router
 from chorus.agents.settings import Settings, load_settings
@@ -41,6 +43,7 @@ from chorus.webchat.router import router as webchat_router
 
 log = logging.getLogger(__name__)
 _SWEEP_SECONDS = 60
+UPLOAD_PATHS = frozenset({"/api/v1/rag/ingest/file", "/api/v1/rag/faq/import"})
 
 
 async def _housekeeping(threads: ThreadRepository, checkpointer: ChorusCheckpointer, manager: RunManager) -> None:
@@ -137,7 +140,10 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             db=db, configs=configs, threads=threads, cache=cache, run_timeout_s=settings.run_timeout_s
         )
         app.state.run_manager.needs_repair(recovered)
+        app.state.knowledge = knowledge = KnowledgeBase(db, max_file_bytes=settings.upload_max_bytes)
+        await knowledge.jobs.fail_stale()
         background = [
+            asyncio.create_task(knowledge.jobs.heartbeat_forever()),
             asyncio.create_task(_housekeeping(threads, checkpointer, app.state.run_manager)),
             asyncio.create_task(app.state.run_manager.renew_leases_forever()),
         ]
@@ -147,6 +153,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             for task in background:
                 task.cancel()
             await app.state.run_manager.shutdown()
+            await knowledge.jobs.shutdown()
             await checkpointer.aflush()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(*background)
@@ -162,11 +169,17 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         lifespan=lifespan,
     )
     _install_error_handlers(app)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        upload_paths=UPLOAD_PATHS,
+        max_upload_bytes=settings.upload_max_bytes,
+    )
     for router in (
         ops_router,
         configs_router,
         tools_router,
+        knowledge_router,
         assistants_router,
         threads_router,
         runs_router,

@@ -22,6 +22,9 @@ class Settings:
     )
     pool_max_size: int = field(default_factory=lambda: int(os.environ.get("CHORUS_DB_POOL_SIZE", "20")))
     run_timeout_s: float = field(default_factory=lambda: float(os.environ.get("CHORUS_RUN_TIMEOUT_SECONDS", "300")))
+    upload_max_bytes: int = field(
+        default_factory=lambda: int(os.environ.get("CHORUS_UPLOAD_MAX_BYTES", str(20 * 1024 * 1024)))
+    )
     log_level: str = field(default_factory=lambda: os.environ.get("CHORUS_LOG_LEVEL", "INFO"))
 
 

@@ -15,6 +15,7 @@ from langgraph.graph import START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
 from chorus.agents.configs.models import BotConfig
+from chorus.agents.knowledge.bot_tools import KNOWLEDGE_TOOLS, bound_tools
 from chorus.agents.providers.factory import build_chat_model
 from chorus.agents.storage.database import Database
 from chorus.agents.tools.http_tool import build_http_tool
@@ -38,15 +39,19 @@ class GraphDeps:
 
 
 def bot_tools(cfg: BotConfig, registry: ToolRegistry) -> dict[str, RegisteredTool]:
-    """The tools a bot can call: implemented ones, HTTP declarations taking precedence over built-ins."""
+    """The tools a bot can call: implemented ones, HTTP declarations taking precedence over built-ins, and
+    the knowledge tools its `knowledge` block binds."""
     tools: dict[str, RegisteredTool] = {}
+    knowledge = bound_tools(cfg.knowledge)
     for name in cfg.implemented_tools():
         spec = cfg.tool_needed(name)
+        if name in KNOWLEDGE_TOOLS:
+            continue
         if spec is not None and spec.http is not None:
             tools[name] = build_http_tool(spec)
         elif name in registry:
             tools[name] = registry.get(name)
-    return tools
+    return {**tools, **knowledge}
 
 
 def compile_bot(cfg: BotConfig, deps: GraphDeps) -> CompiledBot:
@@ -57,7 +62,11 @@ def compile_bot(cfg: BotConfig, deps: GraphDeps) -> CompiledBot:
     pii_fields = pii.fields if pii and pii.enabled else []
 
     graph = StateGraph(BotState)
-    graph.add_node("intake", make_intake(pii_fields=pii_fields, escalator=escalator), destinations=("agent", "__end__"))
+    graph.add_node(
+        "intake",
+        make_intake(pii_fields=pii_fields, escalator=escalator, knowledge=cfg.knowledge, db=deps.db),
+        destinations=("agent", "__end__"),
+    )
     graph.add_node(
         "agent",
         make_agent(model=model, system_prompt=build_system_prompt(cfg, tool_names=list(tools)), escalator=escalator),

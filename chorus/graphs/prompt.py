@@ -17,6 +17,12 @@ def build_system_prompt(cfg: BotConfig, *, tool_names: list[str]) -> str:
             "",
             "You are speaking on the phone: answer in short spoken sentences, no lists or markdown.",
         ]
+    if "knowledge_search" in tool_names or "faq_search" in tool_names:
+        lines += [
+            "",
+            "For questions about policies, products or how things work, search the knowledge base first and answer "
+            "only from what it returns, citing each source as [citation]. If it has nothing, say you don't know.",
+        ]
     if "escalate_to_human" in tool_names:
         lines += ["", "If the customer asks for a person or cannot be helped, call escalate_to_human."]
     pii = cfg.workflow_features.pii_collection

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,9 @@ class ValidationReport:
             "errors": [p.to_dict() for p in self.errors],
             "warnings": [p.to_dict() for p in self.warnings],
         }
+
+
+_NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 def _json_path(parts: list[Any]) -> str:
@@ -146,6 +150,25 @@ def _cross_field_problems(cfg: BotConfig, registry: ToolRegistry) -> tuple[list[
             suffix = "" if not isinstance(cfg.llm_config.fallback, list) else f"[{j}]"
             errors.append(
                 Problem(f"$.llm_config.fallback{suffix}.base_url", "provider openai_compatible needs base_url")
+            )
+
+    knowledge = cfg.knowledge
+    bound = {
+        "knowledge_search": bool(knowledge and knowledge.namespaces),
+        "faq_search": bool(knowledge and knowledge.faq_namespace),
+    }
+    for i, tool in enumerate(cfg.tools_available):
+        if tool.status == "implemented" and tool.tool_name in bound and not bound[tool.tool_name]:
+            needs = "knowledge.namespaces" if tool.tool_name == "knowledge_search" else "knowledge.faq_namespace"
+            errors.append(Problem(f"$.tools_available[{i}]", f"tool '{tool.tool_name}' needs {needs} in the config"))
+    if knowledge:
+        for k, ns_name in enumerate([*knowledge.namespaces, knowledge.faq_namespace]):
+            if ns_name is not None and not _NAMESPACE.match(ns_name):
+                path = f"$.knowledge.namespaces[{k}]" if k < len(knowledge.namespaces) else "$.knowledge.faq_namespace"
+                errors.append(Problem(path, f"invalid namespace '{ns_name}': 1-64 letters, digits, '_', '-', '.'"))
+        if knowledge.auto_answer_threshold is not None and not knowledge.faq_namespace:
+            warnings.append(
+                Problem("$.knowledge.auto_answer_threshold", "ignored: auto-answer needs knowledge.faq_namespace")
             )
 
     wf = cfg.workflow_features

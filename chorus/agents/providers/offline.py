@@ -2,8 +2,10 @@
 
 It needs no network and no key. It (i) calls a bound tool when the user's message matches the tool's
 name or description and the required arguments can be taken from the conversation, else asks for the
-missing ones by name; (ii) answers from the tool results after a tool call; (iii) otherwise answers
-plainly in the bot's tone. It is never used in place of a configured provider unless the server runs
+missing ones by name; (ii) when no tool matches and the bot has knowledge tools (knowledge_search,
+faq_search), searches them with the user's words; (iii) answers from the tool results after a tool call,
+quoting the FAQ answer or the best passage with its citation; (iv) otherwise answers plainly in the
+bot's tone. It is never used in place of a configured provider unless the server runs
 offline on purpose (`CHORUS_OFFLINE=1` / `chorus serve --offline`).
 """
 
@@ -94,6 +96,8 @@ _STOP = {
 _GREETING = re.compile(r"^\s*(hi|hello|hey|good (morning|afternoon|evening))\b", re.IGNORECASE)
 _THANKS = re.compile(r"\b(thanks|thank you|cheers)\b", re.IGNORECASE)
 PENDING_TOOL_KEY = "chorus_offline_pending_tool"
+KNOWLEDGE_TOOLS = ("faq_search", "knowledge_search")
+_FAQ_CONFIDENT = 0.6
 
 
 def _stem(word: str) -> str:
@@ -171,6 +175,14 @@ class OfflineChatModel(BaseChatModel):
         user_texts = [str(m.content) for m in reversed(messages) if isinstance(m, HumanMessage)]
         text = user_texts[0] if user_texts else ""
         tool = self._choose_tool(text, messages)
+        if tool is None and text.strip() and not _GREETING.search(text) and not _THANKS.search(text):
+            calls = [
+                {"name": name, "args": {"query": text}, "id": f"call_{uuid.uuid4().hex[:16]}", "type": "tool_call"}
+                for name in KNOWLEDGE_TOOLS
+                if any(t["function"]["name"] == name for t in self.tools)
+            ]
+            if calls:
+                return AIMessage(content="", tool_calls=calls, response_metadata={"confidence": 0.7})
         if tool is not None:
             fn = tool["function"]
             args, missing = extract_arguments(fn.get("parameters", {}), user_texts[:4])
@@ -200,6 +212,8 @@ class OfflineChatModel(BaseChatModel):
         best: tuple[float, dict[str, Any]] | None = None
         for tool in self.tools:
             fn = tool["function"]
+            if fn["name"] in KNOWLEDGE_TOOLS:  # searched when nothing else matches, see respond()
+                continue
             name_words = _words(_humanize(fn["name"]))
             desc_words = _words(fn.get("description", ""))
             hits = 2 * len(words & name_words) + len(words & desc_words)
@@ -221,6 +235,9 @@ class OfflineChatModel(BaseChatModel):
                 break
             results.append(m)
         results.reverse()
+        if results and all(r.name in KNOWLEDGE_TOOLS for r in results):
+            answer = self._opener(tone) + _knowledge_answer(results)
+            return AIMessage(content=answer, response_metadata={"confidence": 0.8})
         sentences = []
         for r in results:
             name = _humanize(r.name or "the tool")
@@ -333,6 +350,27 @@ class OfflineChatModel(BaseChatModel):
             # Pause before each token, like a remote model; even at 0 other tasks run between tokens.
             await asyncio.sleep(self.token_delay_s)
             yield chunk
+
+
+def _knowledge_answer(results: Sequence[ToolMessage]) -> str:
+    """The FAQ answer when one matched well, else the best passage with its citation."""
+    found: dict[str, Any] = {}
+    for r in results:
+        try:
+            found[r.name or ""] = json.loads(str(r.content)) if r.status != "error" else {}
+        except ValueError:
+            found[r.name or ""] = {}
+    faqs = found.get("faq_search", {}).get("results") or []
+    if faqs and faqs[0].get("confidence_score", 0) >= _FAQ_CONFIDENT:
+        return f"{faqs[0]['answer']} (Source: FAQ \u201c{faqs[0]['question']}\u201d)"
+    passages = found.get("knowledge_search", {}).get("results") or []
+    if passages:
+        best = passages[0]
+        text = " ".join(str(best["content"]).split())
+        if len(text) > 600:
+            text = text[:600].rsplit(" ", 1)[0] + " …"
+        return f"Here is what our documentation says: {text} [{best['citation']}]"
+    return "I couldn't find that in our help articles. Could you rephrase it, or would you like a person to help?"
 
 
 def _usage(messages: Sequence[BaseMessage], answer: AIMessage) -> Any:

@@ -85,7 +85,7 @@ class RegisteredTool:
         return (out if isinstance(out, ToolResult) else ToolResult(content=out)), elapsed
 
 
-def _schema_from_signature(fn: ToolFn) -> dict[str, Any]:
+def schema_from_signature(fn: ToolFn) -> dict[str, Any]:
     hints = get_type_hints(fn, include_extras=True)
     params = list(inspect.signature(fn).parameters.values())[1:]  # first parameter is the ToolContext
     fields: dict[str, Any] = {}
@@ -114,7 +114,7 @@ class ToolRegistry:
         """Decorator: register an async function `(ctx, **typed_args)` as a tool."""
 
         def wrap(fn: ToolFn) -> ToolFn:
-            self.register(RegisteredTool(name, description, _schema_from_signature(fn), fn))
+            self.register(RegisteredTool(name, description, schema_from_signature(fn), fn))
             return fn
 
         return wrap
@@ -142,11 +142,13 @@ def default_registry() -> ToolRegistry:
     """The process-wide registry with the built-in tools loaded."""
     global _DEFAULT
     if _DEFAULT is None:
+        from chorus.agents.knowledge import bot_tools as knowledge_tools
         from chorus.agents.tools import builtin_appointments, builtin_escalation, builtin_orders
 
         registry = ToolRegistry()
         builtin_orders.register(registry)
         builtin_escalation.register(registry)
         builtin_appointments.register(registry)
+        knowledge_tools.register(registry)
         _DEFAULT = registry
     return _DEFAULT

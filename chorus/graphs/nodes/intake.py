@@ -1,4 +1,5 @@
-"""Intake: first node of every turn. Captures PII and fires the escalation triggers of the user turn."""
+"""Intake: first node of every turn. Captures PII, fires the escalation triggers of the user turn, and
+answers straight from an FAQ when auto-answer is on and one matches with enough confidence."""
 
 from __future__ import annotations
 
@@ -6,17 +7,42 @@ import uuid
 from typing import Any
 
 from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END
 from langgraph.types import Command
 
+from chorus.agents.configs.models import KnowledgeConfig
+from chorus.agents.knowledge.bot_tools import faq_auto_answer
 from chorus.agents.observability.metrics import ESCALATIONS
 from chorus.agents.pii import extract_pii
+from chorus.agents.storage.database import Database
+from chorus.agents.tools.registry import ToolContext
 from chorus.graphs.escalation import Escalator, escalation_record
 from chorus.graphs.state import BotState
 
 
-def make_intake(*, pii_fields: list[str], escalator: Escalator | None) -> Any:
-    async def intake(state: BotState) -> Command[Any]:
+def make_intake(
+    *, pii_fields: list[str], escalator: Escalator | None, knowledge: KnowledgeConfig | None, db: Database
+) -> Any:
+    async def answer_from_faq(text: str, update: dict[str, Any], config: RunnableConfig) -> Command[Any]:
+        conf = config.get("configurable", {})
+        ctx = ToolContext(tenant_id=conf["tenant_id"], db=db, thread_id=conf.get("thread_id"))
+        faq = await faq_auto_answer(ctx, knowledge, text) if text and not update["suggest_handoff"] else None
+        if faq is None:
+            return Command(update=update, goto="agent")
+        reply = AIMessage(
+            content=f"{faq['answer']}\n\n(Source: FAQ \u201c{faq['question']}\u201d)",
+            id=str(uuid.uuid4()),
+            response_metadata={
+                "source": "faq",
+                "faq_id": faq["faq_id"],
+                "confidence": faq["confidence_score"],
+                "matched_via": faq["matched_via"],
+            },
+        )
+        return Command(update={**update, "messages": [reply]}, goto=END)
+
+    async def intake(state: BotState, config: RunnableConfig) -> Command[Any]:
         messages = state.get("messages", [])
         last = messages[-1] if messages else None
         text = str(last.content) if isinstance(last, HumanMessage) else ""
@@ -24,7 +50,7 @@ def make_intake(*, pii_fields: list[str], escalator: Escalator | None) -> Any:
         if pii_fields and text and (found := extract_pii(text, pii_fields)):
             update["pii"] = found
         if escalator is None:
-            return Command(update=update, goto="agent")
+            return await answer_from_faq(text, update, config)
         if state.get("escalated"):
             reply = AIMessage(content=escalator.after_handoff_text(), id=str(uuid.uuid4()))
             return Command(update={**update, "messages": [reply]}, goto=END)
@@ -39,6 +65,6 @@ def make_intake(*, pii_fields: list[str], escalator: Escalator | None) -> Any:
                     update={**update, "escalated": True, "escalation": record, "messages": [reply]}, goto=END
                 )
             update["suggest_handoff"] = True
-        return Command(update=update, goto="agent")
+        return await answer_from_faq(text, update, config)
 
     return intake

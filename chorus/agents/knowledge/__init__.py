@@ -1,0 +1,1 @@
+"""The knowledge base: documents and chunks with embeddings in pgvector, hybrid search, FAQs, bot tools."""
