@@ -2,7 +2,8 @@
 
 Strategies (`chunk_size` is a target in words):
 - `paragraph` (default): paragraphs (runs of lines, broken at blank lines and headings) packed together
-  up to `chunk_size`; a paragraph longer than that is cut like `fixed_size`.
+  up to `chunk_size` within a section (same heading, same PDF page, so a citation names one page);
+  a paragraph longer than that is cut like `fixed_size`.
 - `fixed_size`: a window of `chunk_size` words sliding with 1/8 overlap, regardless of structure.
 - `semantic`: paragraphs are embedded and a new chunk starts where the topic shifts, i.e. where the
   similarity of neighbouring paragraphs falls below both 0.5 and the document's lower quartile, at a
@@ -128,7 +129,8 @@ def _pack(groups: list[list[_Piece]], size: int) -> list[Chunk]:
 def _by_heading(pieces: list[_Piece]) -> list[list[_Piece]]:
     groups: list[list[_Piece]] = []
     for piece in pieces:
-        if groups and groups[-1][-1].lines[0].heading == piece.lines[0].heading:
+        last = groups[-1][-1].lines[0] if groups else None
+        if last is not None and (last.heading, last.page) == (piece.lines[0].heading, piece.lines[0].page):
             groups[-1].append(piece)
         else:
             groups.append([piece])
@@ -143,8 +145,9 @@ def _semantic_groups(pieces: list[_Piece], embed: Callable[[list[str]], Matrix])
     cut = min(0.5, float(np.percentile(similarity, 25)))
     groups: list[list[_Piece]] = [[pieces[0]]]
     for i, piece in enumerate(pieces[1:]):
-        new_heading = piece.lines[0].heading != groups[-1][-1].lines[0].heading
-        if new_heading or similarity[i] < cut:
+        last = groups[-1][-1].lines[0]
+        new_section = (piece.lines[0].heading, piece.lines[0].page) != (last.heading, last.page)
+        if new_section or similarity[i] < cut:
             groups.append([piece])
         else:
             groups[-1].append(piece)
