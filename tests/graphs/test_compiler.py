@@ -50,11 +50,14 @@ async def test_examples_compile_to_intake_agent_tools(
 
 
 def test_only_implemented_tools_are_bound() -> None:
+    """Implemented tools, plus the knowledge tools its `knowledge` block binds; never the missing ones."""
     cfg = BotConfig.model_validate(example("acme_support_bot"))
     assert sorted(bot_tools(cfg, default_registry())) == [
         "escalate_to_human",
+        "faq_search",
         "fetch_order_status",
         "initiate_refund",
+        "knowledge_search",
         "update_shipping_address",
     ]
 

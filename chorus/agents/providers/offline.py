@@ -236,8 +236,8 @@ class OfflineChatModel(BaseChatModel):
             results.append(m)
         results.reverse()
         if results and all(r.name in KNOWLEDGE_TOOLS for r in results):
-            answer = self._opener(tone) + _knowledge_answer(results)
-            return AIMessage(content=answer, response_metadata={"confidence": 0.8})
+            answer, confidence = _knowledge_answer(results)
+            return AIMessage(content=self._opener(tone) + answer, response_metadata={"confidence": confidence})
         sentences = []
         for r in results:
             name = _humanize(r.name or "the tool")
@@ -352,8 +352,9 @@ class OfflineChatModel(BaseChatModel):
             yield chunk
 
 
-def _knowledge_answer(results: Sequence[ToolMessage]) -> str:
-    """The FAQ answer when one matched well, else the best passage with its citation."""
+def _knowledge_answer(results: Sequence[ToolMessage]) -> tuple[str, float]:
+    """The FAQ answer when one matched well, else the best passage with its citation; with a confidence
+    that is low when nothing was found, so the bot's ai_confidence escalation rule can act on it."""
     found: dict[str, Any] = {}
     for r in results:
         try:
@@ -362,15 +363,15 @@ def _knowledge_answer(results: Sequence[ToolMessage]) -> str:
             found[r.name or ""] = {}
     faqs = found.get("faq_search", {}).get("results") or []
     if faqs and faqs[0].get("confidence_score", 0) >= _FAQ_CONFIDENT:
-        return f"{faqs[0]['answer']} (Source: FAQ \u201c{faqs[0]['question']}\u201d)"
+        return f"{faqs[0]['answer']} (Source: FAQ \u201c{faqs[0]['question']}\u201d)", 0.85
     passages = found.get("knowledge_search", {}).get("results") or []
     if passages:
         best = passages[0]
         text = " ".join(str(best["content"]).split())
         if len(text) > 600:
             text = text[:600].rsplit(" ", 1)[0] + " …"
-        return f"Here is what our documentation says: {text} [{best['citation']}]"
-    return "I couldn't find that in our help articles. Could you rephrase it, or would you like a person to help?"
+        return f"Here is what our documentation says: {text} [{best['citation']}]", 0.75
+    return "I couldn't find that in our help articles. Could you rephrase it?", 0.4
 
 
 def _usage(messages: Sequence[BaseMessage], answer: AIMessage) -> Any:
