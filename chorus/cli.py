@@ -1,4 +1,4 @@
-"""The `chorus` command: serve, chat, config validate/schema, keys create, threads prune."""
+"""The `chorus` command: serve, chat, config validate/schema, keys create, threads prune, kb (knowledge)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from chorus.agents.settings import load_settings
+from chorus.kb_cli import kb_app
 
 app = typer.Typer(
     help="Chorus: a self-hosted runtime for customer-facing AI agents.",
@@ -25,6 +26,7 @@ threads_app = typer.Typer(help="Threads.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(keys_app, name="keys")
 app.add_typer(threads_app, name="threads")
+app.add_typer(kb_app, name="kb")
 
 
 def _fail(message: str, code: int = 1) -> None:

@@ -1,9 +1,11 @@
 """Local stand-ins for remote services (the only fakes in the suite): an HTTP API for declarative tools,
-and an OpenAI-compatible chat completions server for the real langchain-openai client."""
+and an OpenAI-compatible server (chat completions for the real langchain-openai client, embeddings for
+the real openai client)."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -91,6 +93,23 @@ def openai_api(*, fail_first: int = 0, reply: str = "Hello from the stand-in mod
             yield b"data: [DONE]\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")
+
+    @app.post("/v1/embeddings")
+    async def embeddings(request: Request) -> Any:
+        """1536-dim vectors whose similarity follows shared words (enough to rank, not a real model)."""
+        body = await request.json()
+        calls.append(body)
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = []
+        for i, text in enumerate(inputs):
+            vector = [0.0] * 1536
+            for word in str(text).lower().split():
+                token = "".join(ch for ch in word if ch.isalnum())
+                if token:
+                    vector[int(hashlib.sha256(token.encode()).hexdigest(), 16) % 1536] += 1.0
+            vector[0] += 0.01
+            data.append({"object": "embedding", "index": i, "embedding": vector})
+        return {"object": "list", "data": data, "model": body["model"], "usage": {"prompt_tokens": 1, "total_tokens": 1}}
 
     return app
 
