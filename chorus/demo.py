@@ -1,4 +1,8 @@
-"""The demo set-up `make run` does: a demo tenant, its API key, and the example bots loaded."""
+"""The demo set-up `make run` does: a demo tenant, its API key, the example bots and their knowledge.
+
+Knowledge: every folder under configs/examples/knowledge/ is ingested into the namespace of its name
+(unchanged files are skipped), and every <namespace>.csv there is imported (merged) as FAQs.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from chorus.agents.tools.registry import default_registry
 
 log = logging.getLogger(__name__)
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "configs" / "examples"
+KNOWLEDGE_DIR = EXAMPLES_DIR / "knowledge"
 DEMO_TENANT = "demo"
 
 
@@ -44,6 +49,34 @@ async def load_config_file(db: Database, tenant_id: str, path: Path) -> tuple[st
     return stored.config_id, stored.version, True
 
 
+async def load_demo_knowledge(db: Database, settings: Settings, tenant_id: str) -> None:
+    from chorus.agents.knowledge.faq_import import submit_import
+    from chorus.agents.knowledge.local_files import ingest_path
+    from chorus.agents.knowledge.service import KnowledgeBase
+
+    kb = KnowledgeBase(db, max_file_bytes=settings.upload_max_bytes)
+    try:
+        for folder in sorted(p for p in KNOWLEDGE_DIR.iterdir() if p.is_dir()):
+            outcomes = await ingest_path(kb, tenant_id, folder, namespace=folder.name)
+            for o in outcomes:
+                if o.status == "failed":
+                    log.error("example document not loaded", extra={"file": o.path.name, "error": o.detail})
+            log.info(
+                "example knowledge ready",
+                extra={"namespace": folder.name, "documents": sum(o.status != "skipped" for o in outcomes)},
+            )
+        for faq_file in sorted(KNOWLEDGE_DIR.glob("*.csv")):
+            data = await asyncio.to_thread(faq_file.read_bytes)
+            job = await submit_import(
+                kb.faqs, kb.jobs, tenant_id, faq_file.stem, faq_file.name, data, mode="merge", mapping=None, actor=None
+            )
+            await kb.jobs.wait(job["job_id"])
+            done = await kb.jobs.get(tenant_id, job["job_id"])
+            log.info("example FAQs ready", extra={"namespace": faq_file.stem, "result": done["result"]})
+    finally:
+        await kb.jobs.shutdown()
+
+
 async def bootstrap_demo(db: Database, settings: Settings) -> str:
     """Create the demo tenant and load the examples; return its API key (kept under $CHORUS_HOME)."""
     tenant_id = await ensure_tenant(db, DEMO_TENANT)
@@ -57,6 +90,7 @@ async def bootstrap_demo(db: Database, settings: Settings) -> str:
             "example bot ready",
             extra={"file": path.name, "config_id": config_id, "version": version, "changed": changed},
         )
+    await load_demo_knowledge(db, settings, tenant_id)
     key_file = settings.home / "demo_api_key"
     if key_file.exists():
         key = key_file.read_text().strip()
