@@ -4,11 +4,27 @@ from __future__ import annotations
 
 import asyncio
 
-from bench import concurrency, sse_first_token, storage, turn_overhead, vs_langgraph_dev
+from bench import (
+    concurrency,
+    ingestion_throughput,
+    knowledge_search,
+    sse_first_token,
+    storage,
+    turn_overhead,
+    vs_langgraph_dev,
+)
 
 
 async def main() -> None:
-    for module in (turn_overhead, concurrency, storage, sse_first_token, vs_langgraph_dev):
+    for module in (
+        turn_overhead,
+        concurrency,
+        storage,
+        sse_first_token,
+        vs_langgraph_dev,
+        ingestion_throughput,
+        knowledge_search,
+    ):
         await module.main()
 
 

@@ -4,8 +4,10 @@ Each signal ranks its own top candidates inside the namespace (and filters); rec
 (score = sum of 1/(60 + rank)) merges them. `score` is that sum scaled so that a chunk ranked first by
 every signal that found anything scores 1.0; `similarity` is the chunk's cosine similarity to the query.
 - vector: the query embedding against chunk embeddings (HNSW index, iterative scan so filters keep recall)
-- keyword: any of the query's words (English stemming) in the chunk's heading (weight A) or text (B)
-- trigram: the query as a fuzzy match inside the document title and section heading (typos, short queries)
+- keyword: ranks, by how many of the query's words (English stemming) a chunk has in its heading (weight A)
+  or text (B), the chunks that contain all of them (GIN index, at most 500) and the vector candidates
+- trigram: for queries of up to 6 words, the query as a fuzzy match inside the document title and
+  section heading (typos, product names)
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from chorus.agents.knowledge.repository import Namespace
 from chorus.agents.storage.database import Database
 
 RRF_K = 60
+KEYWORD_CANDIDATES = 500  # chunks containing every query word that the keyword signal ranks, at most
+FUZZY_MAX_WORDS = 6  # the trigram signal is for short, possibly misspelt queries (titles, product names)
 _COLUMNS = {"document_type": "document_type", "category": "category"}
 
 
@@ -118,6 +122,10 @@ def _sql(dims: int, where: str) -> str:
     scope = f"tenant_id = %(t)s AND namespace = %(ns)s AND dims = {dims}{where}"
     return f"""
 WITH
+q AS (
+    SELECT plainto_tsquery('english', %(q)s) AS all_words,
+           replace(plainto_tsquery('english', %(q)s)::text, ' & ', ' | ')::tsquery AS any_word
+),
 vec AS (
     SELECT chunk_id, row_number() OVER (ORDER BY d, chunk_id) AS r FROM (
         SELECT chunk_id, {vec} <=> {qv} AS d FROM kb_chunks WHERE {scope} ORDER BY {vec} <=> {qv} LIMIT %(n)s
@@ -125,15 +133,19 @@ vec AS (
 ),
 kw AS (
     SELECT chunk_id, row_number() OVER (ORDER BY rank DESC, chunk_id) AS r FROM (
-        SELECT chunk_id, ts_rank_cd(tsv, q.query) AS rank
-        FROM kb_chunks, (SELECT replace(plainto_tsquery('english', %(q)s)::text, ' & ', ' | ')::tsquery AS query) q
-        WHERE {scope} AND tsv @@ q.query ORDER BY rank DESC LIMIT %(n)s
+        SELECT chunk_id, ts_rank_cd(tsv, q.any_word) AS rank FROM (
+            -- candidates: chunks with every word (GIN index), capped, plus the vector candidates
+            (SELECT chunk_id, tsv FROM kb_chunks, q WHERE {scope} AND tsv @@ q.all_words LIMIT %(kw_cap)s)
+            UNION
+            (SELECT c.chunk_id, c.tsv FROM kb_chunks c JOIN vec USING (chunk_id))
+        ) candidates, q
+        WHERE candidates.tsv @@ q.any_word ORDER BY rank DESC LIMIT %(n)s
     ) k
 ),
 tri AS (
     SELECT chunk_id, row_number() OVER (ORDER BY sim DESC, chunk_id) AS r FROM (
         SELECT chunk_id, word_similarity(%(q)s, heading) AS sim
-        FROM kb_chunks WHERE {scope} AND %(q)s <%% heading ORDER BY sim DESC LIMIT %(n)s
+        FROM kb_chunks WHERE {scope} AND %(fuzzy)s AND %(q)s <%% heading ORDER BY sim DESC LIMIT %(n)s
     ) g
 ),
 fused AS (
@@ -176,6 +188,23 @@ def citation(row: dict[str, Any]) -> str:
     return f"{row['title']}" + (f", {', '.join(where)}" if where else "")
 
 
+def search_statement(
+    ns: Namespace, query: str, vector: str, *, top_k: int, filters: Filters | None = None
+) -> tuple[str, dict[str, Any]]:
+    """The hybrid query and its parameters (also what bench/knowledge_search.py times)."""
+    params: dict[str, Any] = {
+        "t": ns.tenant_id,
+        "ns": ns.namespace,
+        "q": query,
+        "v": vector,
+        "n": max(top_k * 4, 40),
+        "k": top_k,
+        "kw_cap": KEYWORD_CANDIDATES,
+        "fuzzy": len(query.split()) <= FUZZY_MAX_WORDS,
+    }
+    return _sql(ns.dimension, _filter_sql(filters or Filters(), params)), params
+
+
 async def hybrid_search(
     db: Database,
     ns: Namespace,
@@ -191,15 +220,7 @@ async def hybrid_search(
         raise InvalidInput("query is empty", errors=[{"path": "$.query", "message": "empty"}])
     vector = (await embed(get_embedder(ns.embedding_model), [query]))[0]
     embedded = time.perf_counter()
-    params: dict[str, Any] = {
-        "t": ns.tenant_id,
-        "ns": ns.namespace,
-        "q": query,
-        "v": to_pgvector(vector),
-        "n": max(top_k * 4, 40),
-        "k": top_k,
-    }
-    sql = _sql(ns.dimension, _filter_sql(filters or Filters(), params))
+    sql, params = search_statement(ns, query, to_pgvector(vector), top_k=top_k, filters=filters)
     async with db.connection() as conn, conn.transaction():
         # Keep scanning the HNSW graph until enough rows pass the tenant/namespace/filter conditions.
         await conn.execute(
