@@ -109,7 +109,12 @@ def openai_api(*, fail_first: int = 0, reply: str = "Hello from the stand-in mod
                     vector[int(hashlib.sha256(token.encode()).hexdigest(), 16) % 1536] += 1.0
             vector[0] += 0.01
             data.append({"object": "embedding", "index": i, "embedding": vector})
-        return {"object": "list", "data": data, "model": body["model"], "usage": {"prompt_tokens": 1, "total_tokens": 1}}
+        return {
+            "object": "list",
+            "data": data,
+            "model": body["model"],
+            "usage": {"prompt_tokens": 1, "total_tokens": 1},
+        }
 
     return app
 

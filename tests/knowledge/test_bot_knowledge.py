@@ -7,13 +7,13 @@ from typing import Any
 
 from langgraph_sdk.client import LangGraphClient
 
+from chorus.agents.configs.models import BotConfig
 from chorus.agents.knowledge.faq_import import submit_import
 from chorus.agents.knowledge.local_files import ingest_path
 from chorus.agents.knowledge.service import KnowledgeBase
 from chorus.agents.storage.database import Database
 from chorus.agents.tools.registry import default_registry
 from chorus.graphs.compiler import bot_tools
-from chorus.agents.configs.models import BotConfig
 from tests.conftest import Tenant
 from tests.knowledge.conftest import CORPUS, FAQ_FILE
 
@@ -22,13 +22,22 @@ async def load_example_knowledge(kb: KnowledgeBase, tenant: Tenant) -> None:
     outcomes = await ingest_path(kb, tenant.tenant_id, CORPUS, namespace="acme_support")
     assert all(o.status == "completed" for o in outcomes)
     job = await submit_import(
-        kb.faqs, kb.jobs, tenant.tenant_id, "acme_support_faq", FAQ_FILE.name, FAQ_FILE.read_bytes(),
-        mode="merge", mapping=None, actor=None,
+        kb.faqs,
+        kb.jobs,
+        tenant.tenant_id,
+        "acme_support_faq",
+        FAQ_FILE.name,
+        FAQ_FILE.read_bytes(),
+        mode="merge",
+        mapping=None,
+        actor=None,
     )
     await kb.jobs.wait(job["job_id"])
 
 
-async def turn(sdk: LangGraphClient, assistant_id: str, text: str, thread_id: str | None = None) -> tuple[str, list[Any]]:
+async def turn(
+    sdk: LangGraphClient, assistant_id: str, text: str, thread_id: str | None = None
+) -> tuple[str, list[Any]]:
     if thread_id is None:
         thread_id = (await sdk.threads.create())["thread_id"]
     result = await sdk.runs.wait(thread_id, assistant_id, input={"messages": [{"role": "user", "content": text}]})

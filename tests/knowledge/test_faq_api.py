@@ -45,8 +45,11 @@ async def test_crud_with_versions(http: httpx.AsyncClient) -> None:
     faq_id = created["faq_id"]
     patched = await http.patch(
         f"/api/v1/rag/faq/{faq_id}",
-        json={"answer": "Open Settings > Billing and choose Update Payment Method.", "tags": ["billing", "self_service"],
-              "change_reason": "new settings page"},
+        json={
+            "answer": "Open Settings > Billing and choose Update Payment Method.",
+            "tags": ["billing", "self_service"],
+            "change_reason": "new settings page",
+        },
     )
     assert patched.status_code == 200, patched.text
     assert patched.json()["version"] == 2 and patched.json()["updated_fields"] == ["answer", "tags"]
@@ -103,8 +106,10 @@ async def test_import_merge_replace_and_bad_rows(http: httpx.AsyncClient) -> Non
     top = (await search(http, "when will I get my money back"))["results"][0]
     assert top["question"] == "How long does a refund take?" and top["matched_via"] == "alternate_question"
 
-    changed = b'[{"question": "Do gift cards expire?", "answer": "Never.", "category": "gift_cards"},' \
+    changed = (
+        b'[{"question": "Do gift cards expire?", "answer": "Never.", "category": "gift_cards"},'
         b' {"question": "Do you price match?", "answer": "Yes, within 14 days."}]'
+    )
     merged = await wait_job(http, (await upload("more.json", changed)).json()["job_id"])
     assert merged["result"] == {"created": 1, "updated": 1, "unchanged": 0, "deleted": 0, "mode": "merge"}
     replaced = await wait_job(http, (await upload("more.json", changed, import_mode="replace")).json()["job_id"])
@@ -150,5 +155,6 @@ async def test_viewer_can_search_but_not_write(server: RunningServer, db: Any, h
     async with httpx.AsyncClient(base_url=server.url, headers={"x-api-key": viewer.key}) as client:
         refused = await client.post("/api/v1/rag/faq", json=PASSWORD)
         assert refused.status_code == 403
-        assert (await client.post("/api/v1/rag/ingest", json={"document_id": "a", "namespace": "n", "content": "x"})
-                ).status_code == 403
+        assert (
+            await client.post("/api/v1/rag/ingest", json={"document_id": "a", "namespace": "n", "content": "x"})
+        ).status_code == 403

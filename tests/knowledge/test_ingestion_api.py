@@ -41,7 +41,8 @@ async def test_text_ingest_job_reports_progress_and_results_cite_lines(http: htt
     body = {
         "document_id": "returns-101",
         "namespace": "docs",
-        "content": "# Returns\n\nYou can return items within 30 days.\n\n## Fees\n\nChange-of-mind returns cost $6.95.\n",
+        "content": "# Returns\n\nYou can return items within 30 days.\n\n"
+        "## Fees\n\nChange-of-mind returns cost $6.95.\n",
         "metadata": {"document_type": "policy", "category": "returns", "created_at": "2025-03-01"},
         "chunking_strategy": "paragraph",
         "chunk_size": 50,
@@ -210,8 +211,13 @@ async def test_chunking_strategies(http: httpx.AsyncClient) -> None:
     for strategy in ("fixed_size", "paragraph", "semantic"):
         response = await http.post(
             "/api/v1/rag/ingest",
-            json={"document_id": strategy, "namespace": "strategies", "content": text,
-                  "chunking_strategy": strategy, "chunk_size": 40},
+            json={
+                "document_id": strategy,
+                "namespace": "strategies",
+                "content": text,
+                "chunking_strategy": strategy,
+                "chunk_size": 40,
+            },
         )
         job = await wait_job(http, response.json()["job_id"])
         assert job["status"] == "completed", job
