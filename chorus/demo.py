@@ -70,8 +70,7 @@ async def load_demo_knowledge(db: Database, settings: Settings, tenant_id: str) 
             job = await submit_import(
                 kb.faqs, kb.jobs, tenant_id, faq_file.stem, faq_file.name, data, mode="merge", mapping=None, actor=None
             )
-            await kb.jobs.wait(job["job_id"])
-            done = await kb.jobs.get(tenant_id, job["job_id"])
+            done = await kb.jobs.finished(tenant_id, job["job_id"])
             log.info("example FAQs ready", extra={"namespace": faq_file.stem, "result": done["result"]})
     finally:
         await kb.jobs.shutdown()

@@ -45,6 +45,15 @@ def _run(work: Callable[[Any, str], Awaitable[T]], tenant: str) -> T:
         raise typer.Exit(1) from None
 
 
+def _result(job: dict[str, Any], what: str) -> dict[str, Any]:
+    """A finished job's result, or exit 1 with its error."""
+    if job["status"] != "completed":
+        typer.secho(f"{what} failed: {job['error']}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
+    result: dict[str, Any] = job["result"]
+    return result
+
+
 @kb_app.command("ingest")
 def ingest(
     path: Annotated[Path, typer.Argument(help="A file or a folder (every supported file under it).")],
@@ -137,15 +146,10 @@ def faq_import(
             mapping=None,
             actor=None,
         )
-        await kb.jobs.wait(job["job_id"])
-        done: dict[str, Any] = await kb.jobs.get(tenant_id, job["job_id"])
+        done: dict[str, Any] = await kb.jobs.finished(tenant_id, job["job_id"])
         return done
 
-    job = _run(work, tenant)
-    if job["status"] != "completed":
-        typer.secho(f"import failed: {job['error']}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(1)
-    r = job["result"]
+    r = _result(_run(work, tenant), "import")
     typer.echo(
         f"{r['created']} created, {r['updated']} updated, {r['unchanged']} unchanged, {r['deleted']} deleted "
         f"in '{namespace}'"
@@ -164,15 +168,10 @@ def reembed(
     async def work(kb: Any, tenant_id: str) -> dict[str, Any]:
         get_embedder(check_model(model))
         job = await kb.submit_reembed(tenant_id, namespace, model)
-        await kb.jobs.wait(job["job_id"])
-        done: dict[str, Any] = await kb.jobs.get(tenant_id, job["job_id"])
+        done: dict[str, Any] = await kb.jobs.finished(tenant_id, job["job_id"])
         return done
 
-    job = _run(work, tenant)
-    if job["status"] != "completed":
-        typer.secho(f"re-embed failed: {job['error']}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(1)
-    r = job["result"]
+    r = _result(_run(work, tenant), "re-embed")
     typer.echo(
         f"'{namespace}': {r['chunks']} chunks and {r['faq_phrasings']} FAQ phrasings re-embedded with "
         f"{r['embedding_model']} ({r['dimension']} dimensions; was {r['from_model']})"

@@ -127,6 +127,11 @@ class JobRunner:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.shield(task)
 
+    async def finished(self, tenant_id: str, job_id: str) -> dict[str, Any]:
+        """Wait for a job this process runs, then return its row."""
+        await self.wait(job_id)
+        return await self.get(tenant_id, job_id)
+
     async def get(self, tenant_id: str, job_id: str) -> dict[str, Any]:
         try:
             uuid.UUID(job_id)

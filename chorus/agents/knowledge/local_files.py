@@ -77,8 +77,7 @@ async def ingest_path(
         except ChorusError as exc:
             outcomes.append(FileOutcome(file, "failed", exc.detail))
             continue
-        await kb.jobs.wait(job["job_id"])
-        done = await kb.jobs.get(tenant_id, job["job_id"])
+        done = await kb.jobs.finished(tenant_id, job["job_id"])
         detail = done["error"] or f"{done['result'].get('chunks', 0)} chunks"
         outcomes.append(FileOutcome(file, done["status"], detail, done))
     return outcomes
