@@ -24,6 +24,7 @@ from chorus.agents.knowledge.router import router as knowledge_router
 from chorus.agents.knowledge.service import KnowledgeBase
 from chorus.agents.observability.logs import request_id_var
 from chorus.agents.observability.router import router as ops_router
+from chorus.agents.queue import JobQueue, Notifications, Worker
 from chorus.agents.settings import Settings, load_settings
 from chorus.agents.storage.database import Database, open_database
 from chorus.agents.tenancy.keys import KeyResolver
@@ -33,8 +34,8 @@ from chorus.graphs.checkpointer import ChorusCheckpointer
 from chorus.graphs.compiler import GraphCache, GraphDeps
 from chorus.request_context import RequestContextMiddleware
 from chorus.runs.assistants_router import router as assistants_router
+from chorus.runs.engine import RunEngine
 from chorus.runs.expiry import delete_expired_threads
-from chorus.runs.manager import RunManager
 from chorus.runs.runs_router import router as runs_router
 from chorus.runs.threads_repository import ThreadRepository
 from chorus.runs.threads_router import router as threads_router
@@ -46,13 +47,12 @@ _SWEEP_SECONDS = 60
 UPLOAD_PATHS = frozenset({"/api/v1/rag/ingest/file", "/api/v1/rag/faq/import"})
 
 
-async def _housekeeping(threads: ThreadRepository, checkpointer: ChorusCheckpointer, manager: RunManager) -> None:
-    """Every few minutes: delete expired threads; fail runs whose process died (its lease ran out)."""
+async def _housekeeping(threads: ThreadRepository, checkpointer: ChorusCheckpointer, engine: RunEngine) -> None:
+    """Every minute: delete expired threads (never one with a queued or running run)."""
     while True:
         await asyncio.sleep(_SWEEP_SECONDS)
         try:
-            await delete_expired_threads(threads, checkpointer, on_deleted=manager.forget_thread)
-            manager.needs_repair(await threads.recover_after_crash())
+            await delete_expired_threads(threads, checkpointer, on_deleted=engine.forget_thread)
         except Exception:
             log.exception("housekeeping failed")
 
@@ -126,37 +126,50 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         registry = default_registry()
         configs = ConfigRepository(db)
         threads = ThreadRepository(db, ttl_days=settings.thread_ttl_days)
-        recovered = await threads.recover_after_crash()
-        if recovered:
-            log.warning("marked runs left active by a previous process as failed", extra={"count": len(recovered)})
         cache = GraphCache(GraphDeps(db=db, registry=registry, checkpointer=checkpointer, offline=settings.offline))
+        notifications = Notifications(db.url)
+        worker = Worker(JobQueue(db), notifications)
+        engine = RunEngine(
+            db=db,
+            configs=configs,
+            threads=threads,
+            cache=cache,
+            worker=worker,
+            notifications=notifications,
+            run_timeout_s=settings.run_timeout_s,
+            max_runs=settings.max_runs,
+        )
         app.state.settings = settings
         app.state.db = db
         app.state.registry = registry
         app.state.config_service = ConfigService(configs, registry)
         app.state.threads = threads
         app.state.key_resolver = KeyResolver(db)
-        app.state.run_manager = RunManager(
-            db=db, configs=configs, threads=threads, cache=cache, run_timeout_s=settings.run_timeout_s
-        )
-        app.state.run_manager.needs_repair(recovered)
+        app.state.run_engine = engine
+        app.state.worker = worker
         app.state.knowledge = knowledge = KnowledgeBase(db, max_file_bytes=settings.upload_max_bytes)
         await knowledge.jobs.fail_stale()
         background = [
+            asyncio.create_task(notifications.run_forever(), name="notifications"),
+            asyncio.create_task(engine.relay.run_forever(), name="event-relay"),
             asyncio.create_task(knowledge.jobs.heartbeat_forever()),
-            asyncio.create_task(_housekeeping(threads, checkpointer, app.state.run_manager)),
-            asyncio.create_task(app.state.run_manager.renew_leases_forever()),
+            asyncio.create_task(_housekeeping(threads, checkpointer, engine)),
         ]
+        if not await notifications.wait_listening(10):
+            log.warning("not yet listening for notifications; runs are still picked up by polling")
+        worker.start()
         try:
             yield
         finally:
-            for task in background:
-                task.cancel()
-            await app.state.run_manager.shutdown()
+            # Stop taking runs; running ones get the grace period, then go back to the queue.
+            await engine.drain(settings.drain_seconds)
             await knowledge.jobs.shutdown()
             await checkpointer.aflush()
+            for task in background:
+                task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(*background)
+            await notifications.close()
             if database is None:
                 await db.close()
 

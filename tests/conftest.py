@@ -7,6 +7,9 @@ import copy
 import json
 import os
 import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -137,3 +140,31 @@ def slow_bot(config: dict[str, Any], delay_ms: int = 30) -> dict[str, Any]:
 async def assistant_id(sdk: LangGraphClient, acme_config: dict[str, Any]) -> str:
     created = await sdk.assistants.create(graph_id="chatbot", context=acme_config)
     return str(created["assistant_id"])
+
+
+@dataclass
+class ServerProcess:
+    url: str
+    process: subprocess.Popen[bytes]
+
+
+def start_server_process(database_url: str, home: Path, port: int | None = None) -> ServerProcess:
+    """`chorus serve` as a real process on the shared test database (offline model)."""
+    port = port or free_port()
+    env = {**os.environ, "DATABASE_URL": database_url, "CHORUS_HOME": str(home), "CHORUS_OFFLINE": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chorus.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return ServerProcess(url, proc)
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise AssertionError("server did not start")

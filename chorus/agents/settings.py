@@ -25,6 +25,10 @@ class Settings:
     upload_max_bytes: int = field(
         default_factory=lambda: int(os.environ.get("CHORUS_UPLOAD_MAX_BYTES", str(20 * 1024 * 1024)))
     )
+    # Runs one server process executes at once (more wait in the queue for any process).
+    max_runs: int = field(default_factory=lambda: int(os.environ.get("CHORUS_MAX_RUNS", "200")))
+    # At shutdown, how long running turns may take to finish before they are handed to another process.
+    drain_seconds: float = field(default_factory=lambda: float(os.environ.get("CHORUS_DRAIN_SECONDS", "10")))
     log_level: str = field(default_factory=lambda: os.environ.get("CHORUS_LOG_LEVEL", "INFO"))
 
 

@@ -118,7 +118,10 @@ class ThreadCache:
         if tup.pending_writes:
             entry.latest, entry.writes, entry.delta_at, entry.delta_values = None, [], None, {}
             return
-        entry.latest = CheckpointTuple(tup.config, tup.checkpoint, tup.metadata, tup.parent_config, [])
+        # A copy: the caller hands the tuple it read to LangGraph, which changes it in place during the run.
+        checkpoint = copy_checkpoint(tup.checkpoint)
+        checkpoint["channel_values"] = _copy_values(tup.checkpoint["channel_values"])
+        entry.latest = CheckpointTuple(tup.config, checkpoint, copy.deepcopy(tup.metadata), tup.parent_config, [])
         entry.writes = []
         if entry.delta_at != tup.config["configurable"]["checkpoint_id"]:
             entry.delta_at, entry.delta_values = None, {}

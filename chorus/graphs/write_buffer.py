@@ -3,8 +3,9 @@ that follows them: a turn then costs one write statement instead of one per task
 
 Writes still reach the database on their own after `delay_s` if no checkpoint follows (a run that
 fails between steps), and before any read of the thread that goes to the database (`flush`).
-Held writes are lost if the process dies in that window, together with the run that made them;
-the next turn starts from the thread's last checkpoint, which is what Chorus does after a crash anyway.
+With the default durability ("sync") a step's checkpoint is stored before the next step starts, taking
+the step's held writes with it, so nothing a later step depends on is only held in memory. A background
+flush that fails keeps its writes and tries again.
 """
 
 from __future__ import annotations
@@ -36,6 +37,17 @@ def values_sql(rows: int, columns: int) -> str:
     return ", ".join([row] * rows)
 
 
+def _statement(upsert: dict[tuple[Any, ...], Row], ignore: dict[tuple[Any, ...], Row]) -> tuple[list[str], list[Any]]:
+    ctes: list[str] = []
+    params: list[Any] = []
+    for name, held, conflict in (("wi", ignore, WRITES_IGNORE), ("wu", upsert, WRITES_UPSERT)):
+        rows = list(held.values())
+        if rows:
+            ctes.append(f"{name} AS ({WRITES_SQL}{values_sql(len(rows), 9)} {conflict})")
+            params += [v for r in rows for v in r]
+    return ctes, params
+
+
 class WriteBuffer:
     def __init__(self, pool: AsyncConnectionPool[AsyncConnection[DictRow]], *, delay_s: float = 0.02) -> None:
         self._pool = pool
@@ -60,14 +72,7 @@ class WriteBuffer:
 
     def take(self, key: Key) -> tuple[list[str], list[Any]]:
         """The held writes of a thread as CTEs (and their parameters) for the caller's statement."""
-        ctes: list[str] = []
-        params: list[Any] = []
-        for name, store, conflict in (("wi", self._ignore, WRITES_IGNORE), ("wu", self._upsert, WRITES_UPSERT)):
-            rows = list(store.pop(key, {}).values())
-            if rows:
-                ctes.append(f"{name} AS ({WRITES_SQL}{values_sql(len(rows), 9)} {conflict})")
-                params += [v for r in rows for v in r]
-        return ctes, params
+        return _statement(self._upsert.pop(key, {}), self._ignore.pop(key, {}))
 
     def drop(self, thread_id: str) -> None:
         for store in (self._ignore, self._upsert):
@@ -79,10 +84,17 @@ class WriteBuffer:
         inflight = self._inflight.get(key)
         if inflight is not None:
             await asyncio.shield(inflight)
-        ctes, params = self.take(key)
+        upsert, ignore = self._upsert.pop(key, {}), self._ignore.pop(key, {})
+        ctes, params = _statement(upsert, ignore)
         if ctes:
-            async with self._pool.connection() as conn:
-                await conn.execute(f"WITH {', '.join(ctes)} SELECT 1", params)
+            try:
+                async with self._pool.connection() as conn:
+                    await conn.execute(f"WITH {', '.join(ctes)} SELECT 1", params)
+            except BaseException:
+                for held, store in ((upsert, self._upsert), (ignore, self._ignore)):
+                    if held:
+                        self._restore(store.setdefault(key, {}), held)
+                raise
 
     async def flush_all(self) -> None:
         for key in list({*self._ignore, *self._upsert}):
@@ -93,14 +105,33 @@ class WriteBuffer:
         if key in self._ignore or key in self._upsert:
             task = asyncio.get_running_loop().create_task(self._flush_in_background(key))
             self._inflight[key] = task
-            task.add_done_callback(lambda _t: self._inflight.pop(key, None))
+
+            def done(finished: asyncio.Task[None]) -> None:
+                # Only this flush's own entry: a later flush of the same thread may have replaced it.
+                if self._inflight.get(key) is finished:
+                    del self._inflight[key]
+
+            task.add_done_callback(done)
 
     async def _flush_in_background(self, key: Key) -> None:
-        ctes, params = self.take(key)
+        upsert, ignore = self._upsert.pop(key, {}), self._ignore.pop(key, {})
+        ctes, params = _statement(upsert, ignore)
         if not ctes:
             return
         try:
             async with self._pool.connection() as conn:
                 await conn.execute(f"WITH {', '.join(ctes)} SELECT 1", params)
-        except Exception:
-            log.exception("could not store held checkpoint writes", extra={"thread_id": key[0]})
+        except Exception as exc:
+            # Keep them (newer writes of the same keys win) and try again: a failed flush loses nothing.
+            log.warning("could not store held checkpoint writes; retrying: %s", type(exc).__name__)
+            for held, store in ((upsert, self._upsert), (ignore, self._ignore)):
+                if held:
+                    self._restore(store.setdefault(key, {}), held)
+            if key not in self._timers:
+                self._timers.add(key)
+                asyncio.get_running_loop().call_later(max(self._delay_s, 0.5), self._on_timer, key)
+
+    @staticmethod
+    def _restore(current: dict[tuple[Any, ...], Row], held: dict[tuple[Any, ...], Row]) -> None:
+        for pk, row in held.items():
+            current.setdefault(pk, row)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from chorus.agents.api_deps import ConfigServiceDep, DeveloperDep, PrincipalDep
 from chorus.agents.configs.repository import StoredConfig
 from chorus.agents.errors import Conflict, InvalidInput, NotFound
-from chorus.runs.deps import ManagerDep
+from chorus.runs.deps import EngineDep
 
 router = APIRouter(prefix="/assistants", tags=["assistants"])
 
@@ -174,11 +174,11 @@ async def set_latest(
 
 @router.get("/{assistant_id}/graph", summary="The compiled graph, as nodes and edges")
 async def graph(
-    assistant_id: str, principal: PrincipalDep, service: ConfigServiceDep, manager: ManagerDep
+    assistant_id: str, principal: PrincipalDep, service: ConfigServiceDep, engine: EngineDep
 ) -> dict[str, Any]:
     stored = await service.repo.get(principal.tenant_id, assistant_id)
     if stored.product_type != "chatbot":
         raise InvalidInput("only chatbots compile to a chat graph")
-    compiled = await manager.graph_for(principal.tenant_id, stored.config_id, stored.version)
+    compiled = await engine.graph_for(principal.tenant_id, stored.config_id, stored.version)
     drawable: dict[str, Any] = compiled.get_graph().to_json()
     return drawable

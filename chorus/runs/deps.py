@@ -6,13 +6,13 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from chorus.runs.manager import RunManager
+from chorus.runs.engine import RunEngine
 from chorus.runs.threads_repository import ThreadRepository
 
 
-def _manager(request: Request) -> RunManager:
-    manager: RunManager = request.app.state.run_manager
-    return manager
+def _engine(request: Request) -> RunEngine:
+    engine: RunEngine = request.app.state.run_engine
+    return engine
 
 
 def _threads(request: Request) -> ThreadRepository:
@@ -20,5 +20,5 @@ def _threads(request: Request) -> ThreadRepository:
     return repo
 
 
-ManagerDep = Annotated[RunManager, Depends(_manager)]
+EngineDep = Annotated[RunEngine, Depends(_engine)]
 ThreadsDep = Annotated[ThreadRepository, Depends(_threads)]

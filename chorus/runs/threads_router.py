@@ -8,9 +8,9 @@ from fastapi import APIRouter, Response
 from langgraph.types import StateSnapshot
 
 from chorus.agents.api_deps import DeveloperDep, PrincipalDep
-from chorus.agents.errors import InvalidInput, NotFound
-from chorus.runs.deps import ManagerDep, ThreadsDep
-from chorus.runs.manager import RunManager
+from chorus.agents.errors import Conflict, InvalidInput, NotFound
+from chorus.runs.deps import EngineDep, ThreadsDep
+from chorus.runs.engine import RunEngine
 from chorus.runs.schemas import HistoryRequest, ThreadCreate, ThreadPatch, ThreadPrune, ThreadSearch
 from chorus.runs.serialization import jsonable
 from chorus.runs.threads_repository import thread_view
@@ -55,18 +55,16 @@ def _empty_state(thread_id: str) -> dict[str, Any]:
     }
 
 
-async def _graph_and_config(manager: RunManager, thread: dict[str, Any], tenant_id: str) -> Any:
+async def _graph_and_config(engine: RunEngine, thread: dict[str, Any], tenant_id: str) -> Any:
     if thread["assistant_id"] is None:
         return None
-    return await manager.graph_for(tenant_id, str(thread["assistant_id"]), int(thread["config_version"]))
+    return await engine.graph_for(tenant_id, str(thread["assistant_id"]), int(thread["config_version"]))
 
 
 @router.post("", summary="Create a thread")
-async def create(
-    body: ThreadCreate, principal: PrincipalDep, threads: ThreadsDep, manager: ManagerDep
-) -> dict[str, Any]:
+async def create(body: ThreadCreate, principal: PrincipalDep, threads: ThreadsDep, engine: EngineDep) -> dict[str, Any]:
     if body.thread_id:
-        manager.forget_thread(body.thread_id)
+        engine.forget_thread(body.thread_id)
     return thread_view(
         await threads.create(
             principal.tenant_id, thread_id=body.thread_id, metadata=body.metadata, if_exists=body.if_exists
@@ -88,20 +86,24 @@ async def search(body: ThreadSearch, principal: PrincipalDep, threads: ThreadsDe
 
 
 @router.post("/prune", summary="Delete threads and their checkpoints")
-async def prune(body: ThreadPrune, principal: DeveloperDep, threads: ThreadsDep, manager: ManagerDep) -> dict[str, Any]:
+async def prune(body: ThreadPrune, principal: DeveloperDep, threads: ThreadsDep, engine: EngineDep) -> dict[str, Any]:
     if body.strategy == "keep_latest":
         raise InvalidInput(
             "strategy 'keep_latest' is not needed in Chorus: checkpoints store only new messages "
             "per turn; use 'delete', or set CHORUS_THREAD_TTL_DAYS to expire idle threads"
         )
     deleted = 0
+    busy: list[str] = []
     for thread_id in body.thread_ids:
         try:
-            await manager.delete_thread(principal.tenant_id, thread_id)
+            await engine.delete_thread(principal.tenant_id, thread_id)
         except NotFound:
             continue
+        except Conflict:
+            busy.append(thread_id)  # a run is queued or running on it: kept
+            continue
         deleted += 1
-    return {"pruned_count": deleted}
+    return {"pruned_count": deleted, "busy_thread_ids": busy}
 
 
 @router.get("/{thread_id}", summary="Get a thread")
@@ -115,18 +117,15 @@ async def patch(thread_id: str, body: ThreadPatch, principal: PrincipalDep, thre
 
 
 @router.delete("/{thread_id}", status_code=204, summary="Delete a thread, its runs and its checkpoints")
-async def delete(thread_id: str, principal: PrincipalDep, threads: ThreadsDep, manager: ManagerDep) -> Response:
-    thread = await threads.get(principal.tenant_id, thread_id)
-    if thread["status"] == "busy":
-        raise InvalidInput("the thread has an active run; cancel it first")
-    await manager.delete_thread(principal.tenant_id, str(thread["thread_id"]))
+async def delete(thread_id: str, principal: PrincipalDep, threads: ThreadsDep, engine: EngineDep) -> Response:
+    await engine.delete_thread(principal.tenant_id, thread_id)
     return Response(status_code=204)
 
 
 @router.get("/{thread_id}/state", summary="The thread's current state")
-async def state(thread_id: str, principal: PrincipalDep, threads: ThreadsDep, manager: ManagerDep) -> dict[str, Any]:
+async def state(thread_id: str, principal: PrincipalDep, threads: ThreadsDep, engine: EngineDep) -> dict[str, Any]:
     thread = await threads.get(principal.tenant_id, thread_id)
-    graph = await _graph_and_config(manager, thread, principal.tenant_id)
+    graph = await _graph_and_config(engine, thread, principal.tenant_id)
     if graph is None:
         return _empty_state(str(thread["thread_id"]))
     snap = await graph.aget_state({"configurable": {"thread_id": str(thread["thread_id"])}})
@@ -135,10 +134,10 @@ async def state(thread_id: str, principal: PrincipalDep, threads: ThreadsDep, ma
 
 @router.post("/{thread_id}/history", summary="Past states of the thread, newest first")
 async def history(
-    thread_id: str, body: HistoryRequest, principal: PrincipalDep, threads: ThreadsDep, manager: ManagerDep
+    thread_id: str, body: HistoryRequest, principal: PrincipalDep, threads: ThreadsDep, engine: EngineDep
 ) -> list[dict[str, Any]]:
     thread = await threads.get(principal.tenant_id, thread_id)
-    graph = await _graph_and_config(manager, thread, principal.tenant_id)
+    graph = await _graph_and_config(engine, thread, principal.tenant_id)
     if graph is None:
         return []
     config: dict[str, Any] = {"configurable": {"thread_id": str(thread["thread_id"])}}

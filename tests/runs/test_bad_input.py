@@ -158,15 +158,15 @@ async def test_health_and_metrics(http: httpx.AsyncClient, assistant_id: str) ->
 
 
 async def test_rejected_runs_leave_nothing_in_memory(http: httpx.AsyncClient, server: RunningServer) -> None:
-    manager = server.app.state.run_manager
-    before = len(manager._lanes)
+    engine = server.app.state.run_engine
+    before = (len(engine.handles), len(engine.pins))
     for _ in range(20):
         resp = await http.post(
             f"/threads/{uuid.uuid4()}/runs",
             json={"assistant_id": str(uuid.uuid4()), "input": {"messages": [{"role": "user", "content": "hi"}]}},
         )
         assert resp.status_code == 404
-    assert len(manager._lanes) <= before
+    assert (len(engine.handles), len(engine.pins)) <= before
 
 
 async def test_text_that_cannot_be_stored(http: httpx.AsyncClient) -> None:

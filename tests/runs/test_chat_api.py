@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from typing import Any
 
@@ -27,11 +28,13 @@ async def test_chat_turn_with_a_tool_call(
     state = await sdk.threads.get_state(thread["thread_id"])
     assert [m["type"] for m in state["values"]["messages"]] == types
     history = await sdk.threads.get_history(thread["thread_id"], limit=20)
-    # Turns checkpoint once, at the end (durability "exit"): the input checkpoint and the turn's result.
-    assert len(history) == 2
+    # Durability "sync" (the default): every step is checkpointed before the next one starts, so the
+    # user's message and each tool result are in Postgres before the next model call.
+    assert [h["metadata"]["step"] for h in history] == [4, 3, 2, 1, 0, -1]
+    assert [len(h["values"].get("messages", [])) for h in history] == [4, 3, 2, 1, 1, 0]
     assert history[0]["checkpoint"]["checkpoint_id"] == state["checkpoint"]["checkpoint_id"]
-    assert history[1]["values"].get("messages", []) == []  # before the first turn
-    assert history[0]["parent_checkpoint"]["checkpoint_id"] == history[1]["checkpoint"]["checkpoint_id"]
+    for newer, older in itertools.pairwise(history):
+        assert newer["parent_checkpoint"]["checkpoint_id"] == older["checkpoint"]["checkpoint_id"]
 
     got = await sdk.threads.get(thread["thread_id"])
     assert got["status"] == "idle"

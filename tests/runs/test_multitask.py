@@ -78,16 +78,16 @@ async def test_cancel_then_next_turn_works(sdk: LangGraphClient, slow_assistant:
 
 
 async def test_run_timeout(sdk: LangGraphClient, slow_assistant: str, http: httpx.AsyncClient, server: Any) -> None:
-    manager = server.app.state.run_manager
-    previous = manager.run_timeout_s
-    manager.run_timeout_s = 0.2
+    engine = server.app.state.run_engine
+    previous = engine.run_timeout_s
+    engine.run_timeout_s = 0.2
     try:
         thread = await sdk.threads.create()
         resp = await http.post(
             f"/threads/{thread['thread_id']}/runs/wait", json={"assistant_id": slow_assistant, "input": HELLO}
         )
     finally:
-        manager.run_timeout_s = previous
+        engine.run_timeout_s = previous
     assert resp.json().get("__error__", {}).get("error") == "timeout", resp.text
     runs = await sdk.runs.list(thread["thread_id"])
     assert runs[0]["status"] == "timeout"

@@ -2,38 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 from langgraph_sdk import get_client
 
 from chorus.agents.storage.database import Database
-from tests.conftest import free_port, make_tenant
+from tests.conftest import free_port, make_tenant, start_server_process
 
 
 def _start(database_url: str, home: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "DATABASE_URL": database_url, "CHORUS_HOME": str(home), "CHORUS_OFFLINE": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "chorus.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise AssertionError("server did not start")
+    return start_server_process(database_url, home, port).process
 
 
 async def test_thread_survives_restart(

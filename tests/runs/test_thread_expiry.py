@@ -35,7 +35,7 @@ async def test_expired_threads_are_pruned(http: httpx.AsyncClient, db: Database,
 async def test_prune_endpoint(http: httpx.AsyncClient, assistant_id: str) -> None:
     thread_id = (await http.post("/threads", json={})).json()["thread_id"]
     pruned = await http.post("/threads/prune", json={"thread_ids": [thread_id]})
-    assert pruned.json() == {"pruned_count": 1}
+    assert pruned.json() == {"pruned_count": 1, "busy_thread_ids": []}
     assert (await http.get(f"/threads/{thread_id}")).status_code == 404
     keep_latest = await http.post("/threads/prune", json={"thread_ids": [thread_id], "strategy": "keep_latest"})
     assert keep_latest.status_code == 422

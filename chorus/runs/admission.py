@@ -1,0 +1,113 @@
+"""Admitting a run: its input checked, its thread pinned to a config version, its multitask strategy
+applied. A thread is pinned to the config version of its first run, so a new version never changes a
+conversation in flight."""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict
+from typing import Any
+
+from langchain_core.messages import AnyMessage, HumanMessage
+
+from chorus.agents.configs.repository import ConfigRepository
+from chorus.agents.errors import Conflict, InvalidInput, NotFound
+from chorus.runs.schemas import RunCreate
+from chorus.runs.serialization import jsonable
+from chorus.runs.threads_repository import ThreadRepository
+
+_PIN_CACHE = 50_000
+
+
+def input_messages(req: RunCreate) -> list[AnyMessage]:
+    if req.input is None:
+        raise InvalidInput(
+            "input.messages is required: send {'input': {'messages': [{'role': 'user', 'content': '...'}]}}"
+        )
+    out: list[AnyMessage] = []
+    for i, m in enumerate(req.input.messages):
+        role = (m.role or m.type or "").lower()
+        if role not in ("user", "human"):
+            raise InvalidInput(
+                f"input.messages[{i}] has role '{role or '?'}'; only user messages can be sent",
+                errors=[{"path": f"$.input.messages[{i}].role", "message": "must be 'user'"}],
+            )
+        if isinstance(m.content, str) and not m.content.strip():
+            raise InvalidInput(
+                f"input.messages[{i}] is empty",
+                errors=[{"path": f"$.input.messages[{i}].content", "message": "must not be empty"}],
+            )
+        out.append(HumanMessage(content=m.content, id=m.id or str(uuid.uuid4())))
+    return out
+
+
+def run_kwargs(req: RunCreate, messages: list[AnyMessage]) -> dict[str, Any]:
+    """What the run row keeps: the input (with message ids, so a retried run adds the same messages)
+    and the options a worker in any process needs to execute it."""
+    return {
+        "input": {"messages": [{"type": "human", "content": m.content, "id": m.id} for m in messages]},
+        "stream_mode": req.stream_mode,
+        "config": jsonable(req.config or {}),
+        "durability": req.durability,
+    }
+
+
+def is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+class Pins:
+    """Which (assistant, config version) each thread talks to; remembered, since a pin never changes."""
+
+    def __init__(self, *, threads: ThreadRepository, configs: ConfigRepository) -> None:
+        self.threads = threads
+        self.configs = configs
+        self._pins: OrderedDict[str, tuple[str, str, int]] = OrderedDict()
+
+    def forget(self, thread_id: str) -> None:
+        key = str(uuid.UUID(thread_id)) if is_uuid(thread_id) else thread_id
+        self._pins.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._pins)
+
+    async def pinned(self, tenant_id: str, thread_id: str, req: RunCreate) -> tuple[str, int]:
+        """The (assistant, config version) the thread is pinned to, pinning it on its first run."""
+        pin = self._pins.get(thread_id)
+        if pin is None or pin[0] != tenant_id:
+            pin = await self._from_db(tenant_id, thread_id, req)
+            self._pins[thread_id] = pin
+            if len(self._pins) > _PIN_CACHE:
+                self._pins.popitem(last=False)
+        else:
+            self._pins.move_to_end(thread_id)
+        _, assistant_id, version = pin
+        if not is_uuid(req.assistant_id) or str(uuid.UUID(req.assistant_id)) != assistant_id:
+            raise Conflict(
+                f"thread '{thread_id}' belongs to assistant '{assistant_id}'; "
+                "start a new thread to talk to another assistant"
+            )
+        return assistant_id, version
+
+    async def _from_db(self, tenant_id: str, thread_id: str, req: RunCreate) -> tuple[str, str, int]:
+        try:
+            thread = await self.threads.get(tenant_id, thread_id)
+        except NotFound:
+            if req.if_not_exists != "create":
+                raise
+            thread = await self.threads.create(tenant_id, thread_id=thread_id, metadata={}, if_exists="do_nothing")
+        if thread["assistant_id"] is not None:
+            return tenant_id, str(thread["assistant_id"]), int(thread["config_version"])
+        stored = await self.configs.get(tenant_id, req.assistant_id)
+        if stored.product_type != "chatbot":
+            raise InvalidInput(
+                f"assistant '{stored.config_id}' is a {stored.product_type}; only chatbots take chat runs"
+            )
+        await self.threads.pin(thread_id, stored.config_id, stored.version)
+        # Another request may have pinned it first: what is stored wins.
+        thread = await self.threads.get(tenant_id, thread_id)
+        return tenant_id, str(thread["assistant_id"]), int(thread["config_version"])

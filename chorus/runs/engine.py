@@ -1,0 +1,219 @@
+"""The run engine: what the API asks of runs — submit, cancel, join, follow — in any server process.
+
+A run is stored with its input and queued in one statement; the process that stored it runs it at once
+when its thread is free (no hop between processes on the common path), otherwise whichever worker
+claims it when the thread's earlier runs end. Cancels reach the process running a run through Postgres;
+a run executing elsewhere is followed through the event relay.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict
+from typing import Any
+
+from psycopg.errors import ForeignKeyViolation
+
+from chorus.agents.configs.models import BotConfig
+from chorus.agents.configs.repository import ConfigRepository, parse_uuid
+from chorus.agents.errors import Conflict, NotFound
+from chorus.agents.queue import CancelAction, JobStatus, Notifications, Worker
+from chorus.agents.storage.database import Database
+from chorus.graphs.checkpointer import ChorusCheckpointer
+from chorus.graphs.compiler import CompiledBot, GraphCache
+from chorus.runs.admission import Pins, input_messages, run_kwargs
+from chorus.runs.executor import RunExecutor, RunSpec
+from chorus.runs.handles import HandleTable, RunHandle
+from chorus.runs.relay import EventRelay
+from chorus.runs.runs_repository import RUN_KIND, NewRun, RunRepository
+from chorus.runs.schemas import RunCreate
+from chorus.runs.statuses import RunStatus
+from chorus.runs.threads_repository import ThreadRepository
+
+
+class RunEngine:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        configs: ConfigRepository,
+        threads: ThreadRepository,
+        cache: GraphCache,
+        worker: Worker,
+        notifications: Notifications,
+        run_timeout_s: float = 300.0,
+        max_runs: int = 200,
+    ) -> None:
+        self.db = db
+        self.configs = configs
+        self.threads = threads
+        self.cache = cache
+        self.worker = worker
+        self.runs = RunRepository(db)
+        self.handles = HandleTable()
+        self.pins = Pins(threads=threads, configs=configs)
+        self.relay = EventRelay(notifications, self.handles, me=worker.lease.worker, lookup=self.runs.outcomes)
+        checkpointer = cache.deps.checkpointer
+        self.checkpointer = checkpointer if isinstance(checkpointer, ChorusCheckpointer) else None
+        self.executor = RunExecutor(
+            db=db,
+            runs=self.runs,
+            threads=threads,
+            queue=worker.queue,
+            handles=self.handles,
+            relay=self.relay,
+            graph_for=self.graph_for,
+            checkpointer=self.checkpointer,
+            run_timeout_s=run_timeout_s,
+        )
+        worker.register(RUN_KIND, self.executor, concurrency=max_runs)
+        worker.on_lane_free.append(worker.claim_lane)
+        self._graphs: OrderedDict[tuple[str, str, int], CompiledBot] = OrderedDict()
+
+    @property
+    def run_timeout_s(self) -> float:
+        return self.executor.run_timeout_s
+
+    @run_timeout_s.setter
+    def run_timeout_s(self, value: float) -> None:
+        self.executor.run_timeout_s = value
+
+    # -- submitting ------------------------------------------------------------------------------
+
+    async def submit(self, tenant_id: str, thread_id: str, req: RunCreate) -> RunHandle:
+        """Store the run and its input (durable from here on), then run it here or queue it."""
+        messages = input_messages(req)
+        thread_id = parse_uuid(thread_id, "thread")
+        assistant_id, version = await self.pins.pinned(tenant_id, thread_id, req)
+        run = NewRun(
+            run_id=str(uuid.uuid4()),
+            tenant_id=tenant_id,
+            thread_id=thread_id,
+            assistant_id=assistant_id,
+            version=version,
+            strategy=req.multitask_strategy,
+            kwargs=run_kwargs(req, messages),
+            metadata=req.metadata,
+        )
+        claim = self.worker.lease if self.worker.has_room(RUN_KIND) else None
+        try:
+            row, job = await self.runs.insert(run, claim=claim)
+        except ForeignKeyViolation:
+            self.pins.forget(thread_id)
+            raise NotFound(f"thread '{thread_id}' does not exist") from None
+        handle = self.handles.add(
+            RunHandle(run.run_id, tenant_id, thread_id, assistant_id, stream_mode=list(req.stream_mode))
+        )
+        handle.row = row
+        if job.status == JobStatus.RUNNING and job.worker == self.worker.lease.worker:
+            handle.status = RunStatus.RUNNING
+            self.executor.prepared[run.run_id] = RunSpec.from_row(row, tenant_id)
+            self.worker.adopt(job)
+            return handle
+        await self._busy_thread(handle, req)
+        return handle
+
+    async def _busy_thread(self, handle: RunHandle, req: RunCreate) -> None:
+        """The run was queued behind others: apply its multitask strategy."""
+        lane = await self.worker.queue.lane_jobs(handle.thread_id)
+        ahead = []
+        for job in lane:
+            if job.job_id == handle.run_id:
+                break
+            ahead.append(job)
+        if ahead and req.multitask_strategy == "reject":
+            cancelled = await self.worker.queue.request_cancel(handle.run_id, CancelAction.INTERRUPT)
+            if cancelled is not None and cancelled.status == JobStatus.QUEUED:
+                await self.runs.end_unexecuted(handle.run_id, RunStatus.INTERRUPTED)
+                await self.runs.delete_finished(handle.tenant_id, handle.run_id)
+                self.handles.drop(handle.run_id)
+                raise Conflict(
+                    f"thread '{handle.thread_id}' is busy with run '{ahead[0].job_id}'; wait for it, or send "
+                    "multitask_strategy 'enqueue', 'interrupt' or 'rollback'"
+                )
+        if req.multitask_strategy in ("interrupt", "rollback"):
+            for job in ahead:
+                await self._cancel_job(job.job_id, handle.tenant_id, CancelAction(req.multitask_strategy))
+        self.relay.watch(handle)  # whichever process claims it, its events reach this handle
+
+    # -- cancelling ------------------------------------------------------------------------------
+
+    async def cancel(self, tenant_id: str, thread_id: str, run_id: str, *, action: str, wait: bool) -> None:
+        row = await self.runs.get(tenant_id, thread_id, run_id)
+        run_id = str(row["run_id"])
+        if not RunStatus(row["status"]).active:
+            raise Conflict(f"run '{run_id}' has already ended (status '{row['status']}'); there is nothing to cancel")
+        await self._cancel_job(run_id, tenant_id, CancelAction(action))
+        if wait:
+            await self.join(tenant_id, thread_id, run_id)
+
+    async def _cancel_job(self, run_id: str, tenant_id: str, action: CancelAction) -> None:
+        job = await self.worker.queue.request_cancel(run_id, action)
+        if job is None:
+            return  # it ended meanwhile
+        if job.status == JobStatus.QUEUED:  # removed from the queue before it started
+            await self.runs.end_unexecuted(run_id, RunStatus.INTERRUPTED)
+            if action == CancelAction.ROLLBACK:
+                await self.runs.delete_finished(tenant_id, run_id)
+            handle = self.handles.get(run_id)
+            if handle is not None:
+                self.relay.unwatch(run_id)
+                handle.finish(RunStatus.INTERRUPTED.value)
+                self.handles.finished(handle)
+        else:
+            self.worker.cancel_local(run_id, action)  # the notification reaches other processes
+
+    # -- following -------------------------------------------------------------------------------
+
+    async def follow(self, tenant_id: str, thread_id: str, run_id: str) -> RunHandle | None:
+        """A handle on the run's events, wherever it executes; None if it has ended."""
+        row = await self.runs.get(tenant_id, thread_id, run_id)
+        run_id = str(row["run_id"])
+        handle = self.handles.get(run_id)
+        if handle is not None:
+            return handle
+        if not RunStatus(row["status"]).active:
+            return None
+        handle = self.handles.add(RunHandle(run_id, tenant_id, str(row["thread_id"]), str(row["assistant_id"])))
+        handle.row = row
+        self.relay.watch(handle)
+        return handle
+
+    async def join(self, tenant_id: str, thread_id: str, run_id: str) -> Any:
+        """Wait for the run to end; its outcome (the thread's values, or the error)."""
+        handle = await self.follow(tenant_id, thread_id, run_id)
+        if handle is not None:
+            await handle.done.wait()
+            return handle.outcome()
+        thread = await self.threads.get(tenant_id, thread_id)
+        return thread["values"] or {}
+
+    # -- threads ---------------------------------------------------------------------------------
+
+    async def delete_thread(self, tenant_id: str, thread_id: str) -> None:
+        """Delete the thread with its runs and checkpoints; 409 while a run is queued or running on it."""
+        thread_id = parse_uuid(thread_id, "thread")
+        await self.threads.delete(tenant_id, thread_id)
+        if self.checkpointer is not None:
+            await self.checkpointer.adelete_thread(thread_id)
+        self.pins.forget(thread_id)
+
+    def forget_thread(self, thread_id: str) -> None:
+        self.pins.forget(thread_id)
+
+    async def graph_for(self, tenant_id: str, assistant_id: str, version: int) -> CompiledBot:
+        # A config version never changes, so a graph compiled for it can be reused without asking again.
+        key = (tenant_id, assistant_id, version)
+        graph = self._graphs.get(key)
+        if graph is None:
+            stored = await self.configs.get(tenant_id, assistant_id, version)
+            graph = self.cache.get(stored.config_id, version, BotConfig.model_validate(stored.config))
+            self._graphs[key] = graph
+            if len(self._graphs) > self.cache.capacity:
+                self._graphs.popitem(last=False)
+        else:
+            self._graphs.move_to_end(key)
+        return graph
+
+    async def drain(self, grace_s: float) -> None:
+        await self.worker.drain(grace_s)

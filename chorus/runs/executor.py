@@ -1,0 +1,302 @@
+"""Executes one claimed run: the thread's pinned graph, streamed to the run's subscribers, checkpointed
+step by step, ended in one statement with the thread's new values.
+
+A run claimed again after its process died resumes from its last checkpoint (LangGraph re-runs only the
+unfinished step; side-effecting tools do not repeat, see graphs/tool_ledger.py). How a run stops early
+depends on why: a user's interrupt keeps what it checkpointed, a rollback erases it, a draining process
+hands the run back to the queue, and a lost lease leaves everything to the worker that took it over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+from langchain_core.messages import AnyMessage, HumanMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.types import Durability, StreamMode
+
+from chorus.agents.errors import ChorusError
+from chorus.agents.observability.logs import run_id_var, tenant_id_var, thread_id_var
+from chorus.agents.observability.metrics import FIRST_TOKEN, RUNS, TURN_LATENCY
+from chorus.agents.queue import Job, JobContext, JobQueue, StopReason
+from chorus.agents.storage.database import Database
+from chorus.graphs.checkpointer import ChorusCheckpointer
+from chorus.graphs.compiler import CompiledBot
+from chorus.graphs.repair import dangling_tool_calls
+from chorus.runs.handles import HandleTable, RunHandle
+from chorus.runs.relay import EventRelay
+from chorus.runs.runs_repository import RunRepository
+from chorus.runs.serialization import jsonable, stream_metadata
+from chorus.runs.statuses import RunStatus
+from chorus.runs.threads_repository import ThreadRepository
+from chorus.runs.usage import UsageCollector
+
+log = logging.getLogger(__name__)
+DEFAULT_DURABILITY: Durability = "sync"  # a step's writes are in Postgres before the next step starts
+_NEEDS_REPAIR = frozenset({RunStatus.ERROR, RunStatus.TIMEOUT, RunStatus.INTERRUPTED})
+GraphFor = Callable[[str, str, int], Awaitable[CompiledBot]]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What executing a run needs, read from its row (or handed over by the process that stored it)."""
+
+    run_id: str
+    tenant_id: str
+    thread_id: str
+    assistant_id: str
+    version: int
+    kwargs: dict[str, Any]
+    previous_status: str | None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any], tenant_id: str) -> RunSpec:
+        return cls(
+            run_id=str(row["run_id"]),
+            tenant_id=tenant_id,
+            thread_id=str(row["thread_id"]),
+            assistant_id=str(row["assistant_id"]),
+            version=int(row["config_version"]),
+            kwargs=row["kwargs"] or {},
+            previous_status=row.get("previous_status"),
+        )
+
+    def input_messages(self) -> list[AnyMessage]:
+        stored = (self.kwargs.get("input") or {}).get("messages") or []
+        return [HumanMessage(content=m["content"], id=m["id"]) for m in stored]
+
+    @property
+    def stream_mode(self) -> list[str]:
+        modes = self.kwargs.get("stream_mode") or ["values"]
+        return [modes] if isinstance(modes, str) else list(modes)
+
+
+class RunExecutor:
+    """The queue's handler for jobs of kind `run`."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        runs: RunRepository,
+        threads: ThreadRepository,
+        queue: JobQueue,
+        handles: HandleTable,
+        relay: EventRelay,
+        graph_for: GraphFor,
+        checkpointer: ChorusCheckpointer | None,
+        run_timeout_s: float,
+    ) -> None:
+        self.db = db
+        self.runs = runs
+        self.threads = threads
+        self.queue = queue
+        self.handles = handles
+        self.relay = relay
+        self.graph_for = graph_for
+        self.checkpointer = checkpointer
+        self.run_timeout_s = run_timeout_s
+        # Specs of runs stored by this process and claimed at once: no need to read them back.
+        self.prepared: dict[str, RunSpec] = {}
+
+    async def run(self, job: Job, ctx: JobContext) -> None:
+        spec = self.prepared.pop(job.job_id, None)
+        if spec is None:
+            row = await self.runs.for_execution(job.job_id)
+            if row is None or job.tenant_id is None:  # the thread (and its runs) were deleted
+                await self.queue_done(job, ctx)
+                return
+            spec = RunSpec.from_row(row, job.tenant_id)
+        handle = self.handles.add(
+            RunHandle(spec.run_id, spec.tenant_id, spec.thread_id, spec.assistant_id, stream_mode=spec.stream_mode)
+        )
+        handle.attempt = job.attempts
+        handle.status = RunStatus.RUNNING
+        self.relay.unwatch(spec.run_id)  # it executes here now
+        await self._execute(spec, handle, job, ctx)
+
+    async def queue_done(self, job: Job, ctx: JobContext) -> None:
+        async with self.db.connection() as conn:
+            await conn.execute(
+                "DELETE FROM queue_jobs WHERE job_id = %s AND worker = %s", (job.job_id, ctx.lease.worker)
+            )
+        ctx.finished = True
+
+    async def given_up(self, job: Job) -> None:
+        await self.runs.end_unexecuted(
+            job.job_id,
+            RunStatus.ERROR,
+            f"the run's server process stopped {job.attempts} time(s) while running it; what it checkpointed is "
+            "kept and the thread takes new runs",
+        )
+
+    def _emit(self, handle: RunHandle, event: str, data: Any) -> None:
+        handle.publish(event, data)
+        if self.relay.watched(handle.run_id):
+            self.relay.send(handle, event, data)
+
+    async def _execute(self, spec: RunSpec, h: RunHandle, job: Job, ctx: JobContext) -> None:
+        tenant_id_var.set(spec.tenant_id)
+        thread_id_var.set(spec.thread_id)
+        run_id_var.set(spec.run_id)
+        started = time.perf_counter()
+        usage = UsageCollector()
+        final: dict[str, Any] | None = None
+        status, error = RunStatus.SUCCESS, None
+        try:
+            graph = await self.graph_for(spec.tenant_id, spec.assistant_id, spec.version)
+            config: RunnableConfig = {
+                "configurable": {
+                    "thread_id": spec.thread_id,
+                    "tenant_id": spec.tenant_id,
+                    "run_id": spec.run_id,
+                    "assistant_id": spec.assistant_id,
+                },
+                "metadata": {"run_id": spec.run_id, "assistant_id": spec.assistant_id},
+                "callbacks": [usage],
+                "recursion_limit": 25,
+            }
+            resume = job.attempts > 1 and await self.runs.has_checkpoints(spec.thread_id, spec.run_id)
+            graph_input: dict[str, Any] | None = None
+            if not resume:
+                messages = spec.input_messages()
+                if spec.previous_status in _NEEDS_REPAIR:
+                    state = await graph.aget_state(config)
+                    messages = dangling_tool_calls(state.values.get("messages", [])) + messages
+                graph_input = {"messages": messages}
+            async with asyncio.timeout(self.run_timeout_s):
+                final = await self._stream(graph, graph_input, config, spec, h, started)
+            if final is None:  # resumed after the graph had already finished
+                final = (await graph.aget_state(config)).values
+        except asyncio.CancelledError:
+            await self._stopped(spec, h, job, ctx)
+            return
+        except TimeoutError:
+            status, error = (
+                RunStatus.TIMEOUT,
+                {
+                    "error": "timeout",
+                    "message": f"the run took longer than {self.run_timeout_s:g} s and was stopped "
+                    "(CHORUS_RUN_TIMEOUT_SECONDS); what it checkpointed is kept",
+                },
+            )
+        except ChorusError as exc:
+            status, error = RunStatus.ERROR, {"error": exc.code, "message": exc.detail}
+        except Exception as exc:
+            log.exception("run failed")
+            status, error = RunStatus.ERROR, {"error": type(exc).__name__, "message": str(exc) or type(exc).__name__}
+        finally:
+            TURN_LATENCY.observe(time.perf_counter() - started)
+        values = jsonable(final or {}) if status == RunStatus.SUCCESS else None
+        if error is not None:
+            self._emit(h, "error", error)
+        await self._end(spec, h, ctx, status, error=error, values=values)
+        if status == RunStatus.SUCCESS:
+            try:
+                await usage.store(self.db, tenant_id=spec.tenant_id, run_id=spec.run_id, thread_id=spec.thread_id)
+            except Exception:
+                log.exception("could not store token usage")
+
+    async def _stream(
+        self,
+        graph: CompiledBot,
+        graph_input: dict[str, Any] | None,
+        config: RunnableConfig,
+        spec: RunSpec,
+        h: RunHandle,
+        started: float,
+    ) -> dict[str, Any] | None:
+        wanted = spec.stream_mode
+        modes: list[StreamMode] = ["values"]
+        if "updates" in wanted:
+            modes.append("updates")
+        if "messages-tuple" in wanted:
+            modes.append("messages")
+        durability = cast(Durability, spec.kwargs.get("durability") or DEFAULT_DURABILITY)
+        first_token = True
+        last_meta: Any = None
+        last_meta_json: dict[str, Any] = {}
+        final: dict[str, Any] | None = None
+        async for item in graph.astream(graph_input, config, stream_mode=modes, durability=durability):
+            mode, chunk = cast(tuple[str, Any], item)
+            if mode == "values":
+                final = chunk
+                if "values" in wanted:
+                    self._emit(h, "values", chunk)
+            elif mode == "updates":
+                self._emit(h, "updates", chunk)
+            else:
+                msg, meta = chunk
+                if first_token:
+                    FIRST_TOKEN.observe(time.perf_counter() - started)
+                    first_token = False
+                if meta is not last_meta:  # one metadata dict per model call, reused per token
+                    last_meta, last_meta_json = meta, stream_metadata(meta)
+                self._emit(h, "messages", [msg, last_meta_json])
+        return final
+
+    async def _end(
+        self,
+        spec: RunSpec,
+        h: RunHandle,
+        ctx: JobContext,
+        status: RunStatus,
+        *,
+        error: dict[str, str] | None = None,
+        values: Any = None,
+        delete_run: bool = False,
+    ) -> None:
+        try:
+            ended = await self.runs.finish(
+                run_id=spec.run_id,
+                thread_id=spec.thread_id,
+                lease=ctx.lease,
+                status=status,
+                error=error["message"] if error else None,
+                values=values,
+                metadata={"escalated": bool(values.get("escalated"))} if isinstance(values, dict) else None,
+                expires_at=self.threads.expiry(),
+                delete_run=delete_run,
+            )
+            ctx.finished = True
+            if not ended:
+                log.warning("another worker took this run over before it ended here; its outcome is theirs")
+        except Exception:
+            # The lease runs out and the run is claimed again; it resumes from its last checkpoint.
+            log.exception("could not record the end of a run; it will be resumed by the queue")
+        RUNS.labels(status.value).inc()
+        h.finish(status.value, result=values, error=error)
+        self.relay.send_end(h)
+        self.handles.finished(h)
+
+    async def _stopped(self, spec: RunSpec, h: RunHandle, job: Job, ctx: JobContext) -> None:
+        reason = ctx.stop_reason or StopReason.HAND_BACK
+        if reason == StopReason.ROLLBACK:
+            await self.runs.erase_checkpoints(spec.thread_id, spec.run_id)
+            if self.checkpointer is not None:
+                self.checkpointer.forget(spec.thread_id)
+            await self._end(spec, h, ctx, RunStatus.INTERRUPTED, delete_run=True)
+        elif reason == StopReason.INTERRUPT:
+            await self._end(spec, h, ctx, RunStatus.INTERRUPTED)
+        elif reason == StopReason.HAND_BACK:
+            try:
+                await self.queue.hand_back(job.job_id, ctx.lease)
+                await self.runs.hand_back(spec.run_id)
+            except Exception:
+                log.exception("could not hand a run back; its lease will run out and it will be resumed")
+            ctx.finished = True
+            message = "this server process is stopping; the run goes on in another one (join it again)"
+            self._emit(h, "error", {"error": "server_draining", "message": message})
+            h.finish(RunStatus.PENDING.value, error={"error": "server_draining", "message": message})
+            self.handles.drop(spec.run_id)
+        else:  # LOST: another worker holds the run now
+            ctx.finished = True
+            message = "another server process took this run over; join it again to follow it"
+            self._emit(h, "error", {"error": "run_moved", "message": message})
+            h.finish(RunStatus.RUNNING.value, error={"error": "run_moved", "message": message})
+            self.handles.drop(spec.run_id)

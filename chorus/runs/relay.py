@@ -1,0 +1,187 @@
+"""Stream events between processes: a client joined to a run that executes in another process.
+
+The watching process announces its interest on `chorus_watch` (again every few seconds while it waits);
+the executing process then sends that run's events on `chorus_events`, split into parts when larger
+than a notification may be. Runs nobody watches from elsewhere cost nothing. The watcher also checks
+the run's row every few seconds, so it learns the outcome even if the executing process died.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+
+from chorus.agents.queue.notifications import MAX_PAYLOAD, Notifications
+from chorus.runs.handles import HandleTable, RunHandle
+from chorus.runs.serialization import dumps
+
+log = logging.getLogger(__name__)
+EVENTS_CHANNEL = "chorus_events"
+WATCH_CHANNEL = "chorus_watch"
+WATCH_EVERY_S = 2.0
+WATCH_TTL_S = 3 * WATCH_EVERY_S
+END_EVENT = "__end__"
+_OUTBOX_MAX = 20000
+_PART = MAX_PAYLOAD - 300  # room for the part's envelope
+
+# (run ids) -> {run_id: (status, error, values)} for runs that have ended
+OutcomeLookup = Callable[[list[str]], Awaitable[dict[str, tuple[str, dict[str, str] | None, Any]]]]
+
+
+def _messages(run_id: str, attempt: int, seq: int, event: str, data: Any) -> list[str]:
+    body = dumps([event, data]).decode()
+    if len(body) <= _PART:
+        return [f'{{"r":"{run_id}","a":{attempt},"s":{seq},"b":{body}}}']
+    parts = [body[i : i + _PART] for i in range(0, len(body), _PART)]
+    return [
+        orjson.dumps({"r": run_id, "a": attempt, "s": seq, "i": i, "n": len(parts), "c": part}).decode()
+        for i, part in enumerate(parts)
+    ]
+
+
+class EventRelay:
+    def __init__(self, notifications: Notifications, handles: HandleTable, *, me: str, lookup: OutcomeLookup) -> None:
+        self._notifications = notifications
+        self._handles = handles
+        self._me = me
+        self._lookup = lookup
+        self._watchers: dict[str, dict[str, float]] = {}  # run executing here -> {watcher: until}
+        self._watching: dict[str, RunHandle] = {}  # run executing elsewhere -> local handle
+        self._parts: dict[tuple[str, int, int], list[str | None]] = {}
+        self._outbox: asyncio.Queue[tuple[str, str]] = asyncio.Queue(maxsize=_OUTBOX_MAX)
+        notifications.on(EVENTS_CHANNEL, self._on_event)
+        notifications.on(WATCH_CHANNEL, self._on_watch)
+        notifications.on_reconnect(self._announce_soon)
+        self._announce = asyncio.Event()
+
+    # -- the executing side ----------------------------------------------------------------------
+
+    def watched(self, run_id: str) -> bool:
+        watchers = self._watchers.get(run_id)
+        if not watchers:
+            return False
+        now = time.monotonic()
+        for watcher in [w for w, until in watchers.items() if until < now]:
+            del watchers[watcher]
+        if not watchers:
+            del self._watchers[run_id]
+            return False
+        return True
+
+    def send(self, handle: RunHandle, event: str, data: Any) -> None:
+        """Relay one event of a run executing here to the processes watching it."""
+        for message in _messages(handle.run_id, handle.attempt, handle.seq, event, data):
+            try:
+                self._outbox.put_nowait((EVENTS_CHANNEL, message))
+            except asyncio.QueueFull:
+                log.warning("event relay is behind; dropping an event", extra={"run_id": handle.run_id})
+                return
+
+    def send_end(self, handle: RunHandle) -> None:
+        if self.watched(handle.run_id):
+            self.send(handle, END_EVENT, {"status": handle.status, "error": handle.error, "result": handle.result})
+        self._watchers.pop(handle.run_id, None)
+
+    def _on_watch(self, payload: str) -> None:
+        run_id, _, watcher = payload.partition(":")
+        if watcher == self._me:
+            return
+        handle = self._handles.get(run_id)
+        if handle is None or handle.done.is_set() or run_id in self._watching:
+            return  # not executing here
+        self._watchers.setdefault(run_id, {})[watcher] = time.monotonic() + WATCH_TTL_S
+
+    # -- the watching side -----------------------------------------------------------------------
+
+    def watch(self, handle: RunHandle) -> None:
+        """Feed `handle` with the events of its run, which executes in another process."""
+        self._watching[handle.run_id] = handle
+        self._announce.set()
+
+    def unwatch(self, run_id: str) -> None:
+        self._watching.pop(run_id, None)
+
+    def watching(self, run_id: str) -> bool:
+        return run_id in self._watching
+
+    def _announce_soon(self) -> None:
+        self._announce.set()
+
+    def _on_event(self, payload: str) -> None:
+        try:
+            message = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return
+        run_id = message.get("r")
+        handle = self._watching.get(run_id) if isinstance(run_id, str) else None
+        if handle is None:
+            return
+        attempt, seq = int(message["a"]), int(message["s"])
+        if "b" in message:
+            event, data = message["b"]
+        else:
+            key = (run_id, attempt, seq)
+            parts = self._parts.setdefault(key, [None] * int(message["n"]))
+            parts[int(message["i"])] = message["c"]
+            if any(p is None for p in parts):
+                return
+            del self._parts[key]
+            event, data = orjson.loads("".join(p for p in parts if p is not None))
+        if attempt < handle.attempt or (attempt == handle.attempt and seq <= handle.seq and seq > 0):
+            return  # a repeat
+        handle.attempt, handle.seq = attempt, seq - 1
+        if event == END_EVENT:
+            self._finish(handle, data["status"], data.get("error"), data.get("result"))
+        else:
+            handle.publish(event, data)
+
+    def _finish(self, handle: RunHandle, status: str, error: dict[str, str] | None, result: Any) -> None:
+        self.unwatch(handle.run_id)
+        if error is not None and not handle.done.is_set():
+            handle.publish("error", error)
+        handle.finish(status, result=result, error=error)
+        self._handles.finished(handle)
+        for key in [k for k in self._parts if k[0] == handle.run_id]:
+            del self._parts[key]
+
+    # -- the background task ---------------------------------------------------------------------
+
+    async def run_forever(self) -> None:
+        await asyncio.gather(self._publish_forever(), self._watch_forever())
+
+    async def _publish_forever(self) -> None:
+        while True:
+            batch = [await self._outbox.get()]
+            while not self._outbox.empty() and len(batch) < 200:
+                batch.append(self._outbox.get_nowait())
+            try:
+                await self._notifications.publish(batch)
+            except Exception as exc:
+                log.warning("could not relay %d stream event(s): %s", len(batch), type(exc).__name__)
+
+    async def _watch_forever(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(WATCH_EVERY_S):
+                    await self._announce.wait()
+            self._announce.clear()
+            runs = list(self._watching)
+            if not runs:
+                continue
+            with contextlib.suppress(Exception):
+                await self._notifications.publish([(WATCH_CHANNEL, f"{r}:{self._me}") for r in runs])
+            try:
+                ended = await self._lookup(runs)
+            except Exception as exc:
+                log.warning("could not check watched runs: %s", type(exc).__name__)
+                continue
+            for run_id, (status, error, values) in ended.items():
+                handle = self._watching.get(run_id)
+                if handle is not None and not handle.done.is_set():
+                    self._finish(handle, status, error, values)
