@@ -74,7 +74,7 @@ def serve(
 def config_validate(path: Annotated[Path, typer.Argument(help="Bot config JSON file.")]) -> None:
     """Validate a bot config; prints every problem with its JSON path. Exit code 1 if invalid."""
     from chorus.agents.configs.validation import validate_config
-    from chorus.agents.tools.registry import default_registry
+    from chorus.agents.tools.builtins import build_registry
 
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -82,7 +82,7 @@ def config_validate(path: Annotated[Path, typer.Argument(help="Bot config JSON f
         _fail(f"{path}: no such file", 2)
     except json.JSONDecodeError as exc:
         _fail(f"{path}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}")
-    report = validate_config(data, registry=default_registry())
+    report = validate_config(data, registry=build_registry())
     for p in report.errors:
         typer.echo(f"error   {p.path}: {p.message}")
     for p in report.warnings:

@@ -27,7 +27,7 @@ from chorus.agents.observability.router import router as ops_router
 from chorus.agents.settings import Settings, load_settings
 from chorus.agents.storage.database import Database, open_database
 from chorus.agents.tenancy.keys import KeyResolver
-from chorus.agents.tools.registry import default_registry
+from chorus.agents.tools.builtins import build_registry
 from chorus.agents.tools.router import router as tools_router
 from chorus.graphs.checkpointer import ChorusCheckpointer
 from chorus.graphs.compiler import GraphCache, GraphDeps
@@ -123,7 +123,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         db = database or await open_database(settings)
         checkpointer = ChorusCheckpointer(db.pool)
         await checkpointer.setup()
-        registry = default_registry()
+        registry = build_registry()
         configs = ConfigRepository(db)
         threads = ThreadRepository(db, ttl_days=settings.thread_ttl_days)
         recovered = await threads.recover_after_crash()

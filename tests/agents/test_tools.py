@@ -10,15 +10,16 @@ import pytest
 from chorus.agents.configs.models import ToolNeeded
 from chorus.agents.errors import InvalidInput, ToolError
 from chorus.agents.storage.database import Database
+from chorus.agents.tools.builtins import build_registry
 from chorus.agents.tools.http_tool import build_http_tool
-from chorus.agents.tools.registry import ToolContext, default_registry
+from chorus.agents.tools.registry import ToolContext
 from chorus.agents.tools.schemas import normalize_input_schema
 from tests.conftest import Tenant
 from tests.fakes import inventory_api, serve
 
 
 def test_schema_is_derived_from_the_signature() -> None:
-    refund = default_registry().get("initiate_refund").input_schema
+    refund = build_registry().get("initiate_refund").input_schema
     assert refund["required"] == ["order_id", "refund_amount", "reason"]
     assert refund["properties"]["refund_amount"]["type"] == "number"
     assert refund["properties"]["order_id"]["description"]
@@ -33,7 +34,7 @@ def test_shorthand_schema() -> None:
 
 async def test_builtin_order_tools_use_the_tenant_demo_data(db: Database, tenant: Tenant) -> None:
     ctx = ToolContext(tenant_id=tenant.tenant_id, db=db)
-    registry = default_registry()
+    registry = build_registry()
     status, _ = await registry.get("fetch_order_status").invoke(ctx, {"order_id": "ord-1001"})
     assert status.content["status"] == "shipped"
     updated, _ = await registry.get("update_shipping_address").invoke(

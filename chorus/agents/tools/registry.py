@@ -133,22 +133,3 @@ class ToolRegistry:
 
     def all(self) -> list[RegisteredTool]:
         return [self._tools[n] for n in self.names()]
-
-
-_DEFAULT: ToolRegistry | None = None
-
-
-def default_registry() -> ToolRegistry:
-    """The process-wide registry with the built-in tools loaded."""
-    global _DEFAULT
-    if _DEFAULT is None:
-        from chorus.agents.knowledge import bot_tools as knowledge_tools
-        from chorus.agents.tools import builtin_appointments, builtin_escalation, builtin_orders
-
-        registry = ToolRegistry()
-        builtin_orders.register(registry)
-        builtin_escalation.register(registry)
-        builtin_appointments.register(registry)
-        knowledge_tools.register(registry)
-        _DEFAULT = registry
-    return _DEFAULT
