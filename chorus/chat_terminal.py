@@ -14,6 +14,9 @@ from langchain_core.runnables import RunnableConfig
 from chorus.agents.configs.models import BotConfig
 from chorus.agents.configs.repository import ConfigRepository
 from chorus.agents.errors import ChorusError
+from chorus.agents.secrets.master_key import load_vault_key
+from chorus.agents.secrets.repository import SecretRepository
+from chorus.agents.secrets.service import SecretVault
 from chorus.agents.settings import Settings
 from chorus.agents.storage.database import Database, open_database
 from chorus.agents.tenancy.keys import ensure_tenant
@@ -64,7 +67,13 @@ async def run_terminal_chat(bot: str, *, thread_id: str, settings: Settings) -> 
         try:
             graph = compile_bot(
                 cfg,
-                GraphDeps(db=db, registry=registry, checkpointer=checkpointer, offline=settings.offline),
+                GraphDeps(
+                    db=db,
+                    registry=registry,
+                    checkpointer=checkpointer,
+                    offline=settings.offline,
+                    secrets=SecretVault(SecretRepository(db), load_vault_key(settings)),
+                ),
             )
         except ChorusError as exc:
             print(f"error: {exc.detail}", file=sys.stderr)

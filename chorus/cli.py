@@ -1,4 +1,5 @@
-"""The `chorus` command: serve, chat, config validate/schema, keys create, threads prune, kb (knowledge)."""
+"""The `chorus` command: serve, chat, config validate/schema, keys create, threads prune, kb (knowledge),
+secrets (the vault)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import typer
 
 from chorus.agents.settings import load_settings
 from chorus.kb_cli import kb_app
+from chorus.secrets_cli import secrets_app
 
 app = typer.Typer(
     help="Chorus: a self-hosted runtime for customer-facing AI agents.",
@@ -27,6 +29,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(keys_app, name="keys")
 app.add_typer(threads_app, name="threads")
 app.add_typer(kb_app, name="kb")
+app.add_typer(secrets_app, name="secrets")
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -44,8 +47,10 @@ def serve(
     """Run the API server (embedded Postgres unless DATABASE_URL is set)."""
     import uvicorn
 
+    from chorus.agents.errors import ServerMisconfigured
     from chorus.agents.observability.logs import configure_logging
     from chorus.agents.providers.factory import describe_provider_mode
+    from chorus.agents.secrets.master_key import load_vault_key
     from chorus.agents.storage.database import open_database
     from chorus.demo import bootstrap_demo
     from chorus.server import create_app
@@ -54,6 +59,10 @@ def serve(
         os.environ["CHORUS_OFFLINE"] = "1"
     settings = load_settings()
     configure_logging(settings.log_level)
+    try:
+        load_vault_key(settings)  # a malformed CHORUS_SECRET_KEY stops here, before anything starts
+    except ServerMisconfigured as exc:
+        _fail(f"chorus serve: {exc.detail}")
     typer.echo(f"chorus: {describe_provider_mode(settings.offline)}")
     if demo:
 

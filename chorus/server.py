@@ -24,6 +24,10 @@ from chorus.agents.knowledge.router import router as knowledge_router
 from chorus.agents.knowledge.service import KnowledgeBase
 from chorus.agents.observability.logs import request_id_var
 from chorus.agents.observability.router import router as ops_router
+from chorus.agents.secrets.master_key import load_vault_key
+from chorus.agents.secrets.repository import SecretRepository
+from chorus.agents.secrets.router import router as secrets_router
+from chorus.agents.secrets.service import SecretVault
 from chorus.agents.settings import Settings, load_settings
 from chorus.agents.storage.database import Database, open_database
 from chorus.agents.tenancy.keys import KeyResolver
@@ -120,7 +124,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        vault_key = load_vault_key(settings)  # before the database: a bad key stops the start at once
         db = database or await open_database(settings)
+        secrets = SecretVault(SecretRepository(db), vault_key)
         checkpointer = ChorusCheckpointer(db.pool)
         await checkpointer.setup()
         registry = build_registry()
@@ -129,10 +135,13 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         recovered = await threads.recover_after_crash()
         if recovered:
             log.warning("marked runs left active by a previous process as failed", extra={"count": len(recovered)})
-        cache = GraphCache(GraphDeps(db=db, registry=registry, checkpointer=checkpointer, offline=settings.offline))
+        cache = GraphCache(
+            GraphDeps(db=db, registry=registry, checkpointer=checkpointer, offline=settings.offline, secrets=secrets)
+        )
         app.state.settings = settings
         app.state.db = db
         app.state.registry = registry
+        app.state.secrets = secrets
         app.state.config_service = ConfigService(configs, registry)
         app.state.threads = threads
         app.state.key_resolver = KeyResolver(db)
@@ -180,6 +189,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         configs_router,
         tools_router,
         knowledge_router,
+        secrets_router,
         assistants_router,
         threads_router,
         runs_router,

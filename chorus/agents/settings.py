@@ -26,6 +26,8 @@ class Settings:
         default_factory=lambda: int(os.environ.get("CHORUS_UPLOAD_MAX_BYTES", str(20 * 1024 * 1024)))
     )
     log_level: str = field(default_factory=lambda: os.environ.get("CHORUS_LOG_LEVEL", "INFO"))
+    # The vault key: 32 bytes, base64. Unset: a key generated into $CHORUS_HOME/secret.key (development).
+    secret_key: str | None = field(default_factory=lambda: os.environ.get("CHORUS_SECRET_KEY") or None, repr=False)
 
 
 def load_settings() -> Settings:
