@@ -46,8 +46,9 @@ def load_vault_key(settings: Settings) -> VaultKey:
     key = parse_key(text, source=f"the key file {path}")
     if created:
         log.warning(
-            "CHORUS_SECRET_KEY is not set: generated a new vault key into the key file; back it up, and in "
-            "production set CHORUS_SECRET_KEY instead",
+            "CHORUS_SECRET_KEY is not set: generated a new vault key into %s (mode 0600); back it up with the "
+            "database, and in production set CHORUS_SECRET_KEY instead (32 bytes, base64)",
+            path,
             extra={"key_file": str(path), "key_id": key.key_id},
         )
     else:
