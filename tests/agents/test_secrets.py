@@ -11,8 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
+from chorus.agents.configs.validation import validate_config
 from chorus.agents.storage.database import Database
 from chorus.agents.tenancy.keys import create_api_key
+from chorus.agents.tools.builtins import build_registry
 from tests.conftest import RunningServer, Tenant, make_tenant
 
 SECRETS = "/api/v1/secrets"
@@ -139,10 +141,7 @@ async def test_another_tenant_sees_404_exactly_as_for_unknown_names(
         cfg = with_header_tool(acme_config, {"Authorization": "Bearer ${secret:MINE}"})
         refused = await intruder.post("/api/v1/configs", json=cfg)
         assert refused.status_code == 422
-        assert {
-            "path": "$.tools_needed[2].http.headers.Authorization",
-            "message": refused.json()["errors"][0]["message"],
-        } in refused.json()["errors"]
+        assert [e["path"] for e in refused.json()["errors"]] == ["$.tools_needed[2].http.headers.Authorization"]
         assert "secret 'MINE' does not exist for this tenant" in refused.text
     # The owner's secret is untouched and still usable by the owner's configs.
     mine = await http.post(
@@ -252,3 +251,11 @@ async def test_delete_reports_the_configs_that_use_it(http: httpx.AsyncClient, a
     ]
     events = (await http.get(f"{SECRETS}/USED_KEY/audit")).json()["events"]
     assert events[0]["action"] == "delete" and "forced" in events[0]["detail"]
+
+
+def test_validation_without_a_tenant_checks_syntax_and_warns(acme_config: dict[str, Any]) -> None:
+    """`chorus config validate` has no tenant: the syntax is checked, existence left to the upload."""
+    ok = validate_config(with_header_tool(acme_config, {"A": "Bearer ${secret:SOME_KEY}"}), registry=build_registry())
+    assert ok.valid and any("SOME_KEY" in w.message and "upload" in w.message for w in ok.warnings)
+    bad = validate_config(with_header_tool(acme_config, {"A": "${HOME}"}), registry=build_registry())
+    assert not bad.valid and "not a vault reference" in bad.errors[0].message
