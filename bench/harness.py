@@ -27,7 +27,7 @@ from chorus.agents.settings import Settings
 from chorus.agents.storage.database import Database, open_database
 from chorus.agents.storage.embedded import embedded_database_url
 from chorus.agents.tenancy.keys import ensure_tenant
-from chorus.agents.tools.registry import default_registry
+from chorus.agents.tools.builtins import build_registry
 from chorus.graphs.checkpointer import ChorusCheckpointer
 from chorus.graphs.compiler import CompiledBot, GraphDeps, bot_tools, compile_bot
 from chorus.graphs.escalation import Escalator
@@ -54,13 +54,13 @@ def acme() -> BotConfig:
 
 
 def compile_chorus(db: Database, checkpointer: BaseCheckpointSaver[Any] | None) -> CompiledBot:
-    return compile_bot(acme(), GraphDeps(db=db, registry=default_registry(), checkpointer=checkpointer, offline=True))
+    return compile_bot(acme(), GraphDeps(db=db, registry=build_registry(), checkpointer=checkpointer, offline=True))
 
 
 def compile_stock(db: Database, checkpointer: BaseCheckpointSaver[Any] | None) -> CompiledBot:
     """The same nodes and edges as compile_bot, on stock LangGraph state."""
     cfg = acme()
-    tools = bot_tools(cfg, default_registry())
+    tools = bot_tools(cfg, build_registry())
     model = build_chat_model(cfg.llm_config, tools=[t.openai_schema() for t in tools.values()], offline=True)
     escalator = Escalator.from_config(cfg.workflow_features.human_escalation)
     pii = cfg.workflow_features.pii_collection

@@ -14,10 +14,14 @@ from langchain_core.runnables import RunnableConfig
 from chorus.agents.configs.models import BotConfig
 from chorus.agents.configs.repository import ConfigRepository
 from chorus.agents.errors import ChorusError
+from chorus.agents.secrets.master_key import load_vault_key
+from chorus.agents.secrets.repository import SecretRepository
+from chorus.agents.secrets.service import SecretVault
 from chorus.agents.settings import Settings
 from chorus.agents.storage.database import Database, open_database
 from chorus.agents.tenancy.keys import ensure_tenant
-from chorus.agents.tools.registry import default_registry
+from chorus.agents.tools.builtins import build_registry
+from chorus.agents.tools.registry import ToolRegistry
 from chorus.demo import load_config_file
 from chorus.graphs.checkpointer import ChorusCheckpointer
 from chorus.graphs.compiler import GraphDeps, compile_bot
@@ -25,7 +29,7 @@ from chorus.graphs.compiler import GraphDeps, compile_bot
 LOCAL_TENANT = "local"
 
 
-async def _resolve(db: Database, bot: str) -> tuple[str, str, int, BotConfig]:
+async def _resolve(db: Database, bot: str, registry: ToolRegistry) -> tuple[str, str, int, BotConfig]:
     """(tenant_id, config_id, version, config) for a file (stored under the 'local' tenant) or an id."""
     path = Path(bot)
     is_file = await asyncio.to_thread(path.exists)
@@ -33,7 +37,7 @@ async def _resolve(db: Database, bot: str) -> tuple[str, str, int, BotConfig]:
         if not is_file:
             raise ChorusError(f"{path}: no such file")
         tenant_id = await ensure_tenant(db, LOCAL_TENANT)
-        config_id, version, _ = await load_config_file(db, tenant_id, path)
+        config_id, version, _ = await load_config_file(db, tenant_id, path, registry=registry)
     else:
         try:
             uuid.UUID(bot)
@@ -51,9 +55,10 @@ async def _resolve(db: Database, bot: str) -> tuple[str, str, int, BotConfig]:
 
 async def run_terminal_chat(bot: str, *, thread_id: str, settings: Settings) -> None:
     db = await open_database(settings)
+    registry = build_registry()
     try:
         try:
-            tenant_id, config_id, version, cfg = await _resolve(db, bot)
+            tenant_id, config_id, version, cfg = await _resolve(db, bot, registry)
         except ChorusError as exc:
             print(f"error: {exc.detail}", file=sys.stderr)
             raise SystemExit(1) from None
@@ -62,7 +67,13 @@ async def run_terminal_chat(bot: str, *, thread_id: str, settings: Settings) -> 
         try:
             graph = compile_bot(
                 cfg,
-                GraphDeps(db=db, registry=default_registry(), checkpointer=checkpointer, offline=settings.offline),
+                GraphDeps(
+                    db=db,
+                    registry=registry,
+                    checkpointer=checkpointer,
+                    offline=settings.offline,
+                    secrets=SecretVault(SecretRepository(db), load_vault_key(settings)),
+                ),
             )
         except ChorusError as exc:
             print(f"error: {exc.detail}", file=sys.stderr)

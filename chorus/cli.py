@@ -1,4 +1,5 @@
-"""The `chorus` command: serve, chat, config validate/schema, keys create, threads prune, kb (knowledge)."""
+"""The `chorus` command: serve, chat, config validate/schema, keys create, threads prune, kb (knowledge),
+secrets (the vault)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import typer
 
 from chorus.agents.settings import load_settings
 from chorus.kb_cli import kb_app
+from chorus.secrets_cli import secrets_app
 
 app = typer.Typer(
     help="Chorus: a self-hosted runtime for customer-facing AI agents.",
@@ -27,6 +29,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(keys_app, name="keys")
 app.add_typer(threads_app, name="threads")
 app.add_typer(kb_app, name="kb")
+app.add_typer(secrets_app, name="secrets")
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -44,8 +47,10 @@ def serve(
     """Run the API server (embedded Postgres unless DATABASE_URL is set)."""
     import uvicorn
 
+    from chorus.agents.errors import ServerMisconfigured
     from chorus.agents.observability.logs import configure_logging
     from chorus.agents.providers.factory import describe_provider_mode
+    from chorus.agents.secrets.master_key import load_vault_key
     from chorus.agents.storage.database import open_database
     from chorus.demo import bootstrap_demo
     from chorus.server import create_app
@@ -54,6 +59,10 @@ def serve(
         os.environ["CHORUS_OFFLINE"] = "1"
     settings = load_settings()
     configure_logging(settings.log_level)
+    try:
+        load_vault_key(settings)  # a malformed CHORUS_SECRET_KEY stops here, before anything starts
+    except ServerMisconfigured as exc:
+        _fail(f"chorus serve: {exc.detail}")
     typer.echo(f"chorus: {describe_provider_mode(settings.offline)}")
     if demo:
 
@@ -74,7 +83,7 @@ def serve(
 def config_validate(path: Annotated[Path, typer.Argument(help="Bot config JSON file.")]) -> None:
     """Validate a bot config; prints every problem with its JSON path. Exit code 1 if invalid."""
     from chorus.agents.configs.validation import validate_config
-    from chorus.agents.tools.registry import default_registry
+    from chorus.agents.tools.builtins import build_registry
 
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -82,7 +91,7 @@ def config_validate(path: Annotated[Path, typer.Argument(help="Bot config JSON f
         _fail(f"{path}: no such file", 2)
     except json.JSONDecodeError as exc:
         _fail(f"{path}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}")
-    report = validate_config(data, registry=default_registry())
+    report = validate_config(data, registry=build_registry())
     for p in report.errors:
         typer.echo(f"error   {p.path}: {p.message}")
     for p in report.warnings:

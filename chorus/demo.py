@@ -18,7 +18,8 @@ from chorus.agents.errors import ChorusError
 from chorus.agents.settings import Settings
 from chorus.agents.storage.database import Database
 from chorus.agents.tenancy.keys import create_api_key, ensure_tenant, resolve_api_key
-from chorus.agents.tools.registry import default_registry
+from chorus.agents.tools.builtins import build_registry
+from chorus.agents.tools.registry import ToolRegistry
 
 log = logging.getLogger(__name__)
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "configs" / "examples"
@@ -31,13 +32,15 @@ def _comparable(config: dict[str, Any]) -> dict[str, Any]:
     return {**config, "config_metadata": meta}
 
 
-async def load_config_file(db: Database, tenant_id: str, path: Path) -> tuple[str, int, bool]:
+async def load_config_file(
+    db: Database, tenant_id: str, path: Path, *, registry: ToolRegistry
+) -> tuple[str, int, bool]:
     """Store the config in `path` for the tenant: new bot, new version if it changed, or nothing.
 
     Returns (config_id, version, changed).
     """
     raw = json.loads(await asyncio.to_thread(path.read_text, encoding="utf-8"))
-    service = ConfigService(ConfigRepository(db), default_registry())
+    service = ConfigService(ConfigRepository(db), registry)
     name = (raw.get("config_metadata") or {}).get("name") or (raw.get("system_prompt") or {}).get("role")
     existing = await service.repo.find_by_name(tenant_id, str(name)) if name else None
     if existing is None:
@@ -79,9 +82,10 @@ async def load_demo_knowledge(db: Database, settings: Settings, tenant_id: str) 
 async def bootstrap_demo(db: Database, settings: Settings) -> str:
     """Create the demo tenant and load the examples; return its API key (kept under $CHORUS_HOME)."""
     tenant_id = await ensure_tenant(db, DEMO_TENANT)
+    registry = build_registry()
     for path in sorted(EXAMPLES_DIR.glob("*.json")):
         try:
-            config_id, version, changed = await load_config_file(db, tenant_id, path)
+            config_id, version, changed = await load_config_file(db, tenant_id, path, registry=registry)
         except ChorusError as exc:
             log.error("example bot not loaded", extra={"file": path.name, "error": exc.detail})
             continue

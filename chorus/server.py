@@ -25,10 +25,14 @@ from chorus.agents.knowledge.service import KnowledgeBase
 from chorus.agents.observability.logs import request_id_var
 from chorus.agents.observability.router import router as ops_router
 from chorus.agents.queue import JobQueue, Notifications, Worker
+from chorus.agents.secrets.master_key import load_vault_key
+from chorus.agents.secrets.repository import SecretRepository
+from chorus.agents.secrets.router import router as secrets_router
+from chorus.agents.secrets.service import SecretVault
 from chorus.agents.settings import Settings, load_settings
 from chorus.agents.storage.database import Database, open_database
 from chorus.agents.tenancy.keys import KeyResolver
-from chorus.agents.tools.registry import default_registry
+from chorus.agents.tools.builtins import build_registry
 from chorus.agents.tools.router import router as tools_router
 from chorus.graphs.checkpointer import ChorusCheckpointer
 from chorus.graphs.compiler import GraphCache, GraphDeps
@@ -120,13 +124,17 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        vault_key = load_vault_key(settings)  # before the database: a bad key stops the start at once
         db = database or await open_database(settings)
+        secrets = SecretVault(SecretRepository(db), vault_key)
         checkpointer = ChorusCheckpointer(db.pool)
         await checkpointer.setup()
-        registry = default_registry()
+        registry = build_registry()
         configs = ConfigRepository(db)
         threads = ThreadRepository(db, ttl_days=settings.thread_ttl_days)
-        cache = GraphCache(GraphDeps(db=db, registry=registry, checkpointer=checkpointer, offline=settings.offline))
+        cache = GraphCache(
+            GraphDeps(db=db, registry=registry, checkpointer=checkpointer, offline=settings.offline, secrets=secrets)
+        )
         notifications = Notifications(db.url)
         worker = Worker(JobQueue(db), notifications)
         engine = RunEngine(
@@ -142,6 +150,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         app.state.settings = settings
         app.state.db = db
         app.state.registry = registry
+        app.state.secrets = secrets
         app.state.config_service = ConfigService(configs, registry)
         app.state.threads = threads
         app.state.key_resolver = KeyResolver(db)
@@ -193,6 +202,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         configs_router,
         tools_router,
         knowledge_router,
+        secrets_router,
         assistants_router,
         threads_router,
         runs_router,

@@ -14,11 +14,12 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 
 def inventory_api() -> FastAPI:
-    """What a customer's backend might expose: GET /inventory/{id}, POST /tickets, a slow and a broken route."""
+    """What a customer's backend might expose: GET /inventory/{id}, POST /tickets, a slow and a broken route,
+    and two careless ones that echo the request's headers back (in a JSON answer, in an error page)."""
     app = FastAPI()
     seen: list[dict[str, Any]] = []
     app.state.seen = seen
@@ -31,8 +32,19 @@ def inventory_api() -> FastAPI:
     @app.post("/tickets")
     async def tickets(request: Request) -> dict[str, Any]:
         body = await request.json()
-        seen.append({"path": request.url.path, "body": body})
+        seen.append({"path": request.url.path, "body": body, "headers": dict(request.headers)})
         return {"ticket_id": "T-1", "received": body}
+
+    @app.post("/echo")
+    async def echo(request: Request) -> dict[str, Any]:
+        body = await request.json()
+        seen.append({"path": request.url.path, "body": body, "headers": dict(request.headers)})
+        return {"received": body, "your_headers": dict(request.headers)}
+
+    @app.post("/reject")
+    async def reject(request: Request) -> PlainTextResponse:
+        seen.append({"path": request.url.path, "headers": dict(request.headers)})
+        return PlainTextResponse(f"refused credentials: {request.headers.get('authorization')}", status_code=403)
 
     @app.get("/slow/{item}")
     async def slow(item: str) -> dict[str, Any]:

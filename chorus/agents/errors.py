@@ -73,3 +73,18 @@ class ToolError(ChorusError):
 
     status = 502
     code = "tool_error"
+
+
+class ServerMisconfigured(ChorusError):
+    """A setting the operator gave cannot be used (e.g. a malformed CHORUS_SECRET_KEY); raised at startup."""
+
+    status = 500
+    code = "server_misconfigured"
+
+
+class SecretUndecryptable(ChorusError):
+    """A stored secret cannot be decrypted with the server's key (CHORUS_SECRET_KEY changed, or the row was
+    altered); the operator must restore the key it was encrypted with, or the secret must be rotated."""
+
+    status = 503
+    code = "secret_undecryptable"

@@ -30,6 +30,8 @@ class Settings:
     # At shutdown, how long running turns may take to finish before they are handed to another process.
     drain_seconds: float = field(default_factory=lambda: float(os.environ.get("CHORUS_DRAIN_SECONDS", "10")))
     log_level: str = field(default_factory=lambda: os.environ.get("CHORUS_LOG_LEVEL", "INFO"))
+    # The vault key: 32 bytes, base64. Unset: a key generated into $CHORUS_HOME/secret.key (development).
+    secret_key: str | None = field(default_factory=lambda: os.environ.get("CHORUS_SECRET_KEY") or None, repr=False)
 
 
 def load_settings() -> Settings:

@@ -19,7 +19,7 @@ from chorus.agents.knowledge.bot_tools import KNOWLEDGE_TOOLS, bound_tools
 from chorus.agents.providers.factory import build_chat_model
 from chorus.agents.storage.database import Database
 from chorus.agents.tools.http_tool import build_http_tool
-from chorus.agents.tools.registry import RegisteredTool, ToolRegistry
+from chorus.agents.tools.registry import RegisteredTool, SecretResolver, ToolRegistry
 from chorus.graphs.escalation import Escalator
 from chorus.graphs.nodes.agent import make_agent, route_after_agent
 from chorus.graphs.nodes.intake import make_intake
@@ -36,6 +36,7 @@ class GraphDeps:
     registry: ToolRegistry
     checkpointer: BaseCheckpointSaver[Any] | None
     offline: bool
+    secrets: SecretResolver | None = None  # the tenant vault HTTP tools reveal header secrets from
 
 
 def bot_tools(cfg: BotConfig, registry: ToolRegistry) -> dict[str, RegisteredTool]:
@@ -75,7 +76,7 @@ def compile_bot(cfg: BotConfig, deps: GraphDeps) -> CompiledBot:
     if tools:
         graph.add_node(
             "tools",
-            make_tools_node(tools=tools, db=deps.db, escalator=escalator),
+            make_tools_node(tools=tools, db=deps.db, escalator=escalator, secrets=deps.secrets),
             destinations=("agent", "__end__"),
         )
         graph.add_conditional_edges("agent", route_after_agent, {"tools": "tools", "__end__": "__end__"})

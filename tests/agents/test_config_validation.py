@@ -13,12 +13,12 @@ import pytest
 
 from chorus.agents.configs.schema import SCHEMA_PATH, render_schema
 from chorus.agents.configs.validation import validate_config
-from chorus.agents.tools.registry import default_registry
+from chorus.agents.tools.builtins import build_registry
 from tests.conftest import EXAMPLES, example
 
 
 def check(cfg: Any) -> dict[str, Any]:
-    return validate_config(cfg, registry=default_registry()).to_dict()
+    return validate_config(cfg, registry=build_registry()).to_dict()
 
 
 def paths(report: dict[str, Any]) -> list[str]:

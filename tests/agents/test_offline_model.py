@@ -7,9 +7,9 @@ import json
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
 from chorus.agents.providers.offline import OfflineChatModel
-from chorus.agents.tools.registry import default_registry
+from chorus.agents.tools.builtins import build_registry
 
-TOOLS = [t.openai_schema() for t in default_registry().all()]
+TOOLS = [t.openai_schema() for t in build_registry().all()]
 SYSTEM = SystemMessage("Role: support\n\nTone: friendly professional")
 
 

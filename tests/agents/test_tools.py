@@ -10,15 +10,16 @@ import pytest
 from chorus.agents.configs.models import ToolNeeded
 from chorus.agents.errors import InvalidInput, ToolError
 from chorus.agents.storage.database import Database
+from chorus.agents.tools.builtins import build_registry
 from chorus.agents.tools.http_tool import build_http_tool
-from chorus.agents.tools.registry import ToolContext, default_registry
+from chorus.agents.tools.registry import ToolContext
 from chorus.agents.tools.schemas import normalize_input_schema
 from tests.conftest import Tenant
 from tests.fakes import inventory_api, serve
 
 
 def test_schema_is_derived_from_the_signature() -> None:
-    refund = default_registry().get("initiate_refund").input_schema
+    refund = build_registry().get("initiate_refund").input_schema
     assert refund["required"] == ["order_id", "refund_amount", "reason"]
     assert refund["properties"]["refund_amount"]["type"] == "number"
     assert refund["properties"]["order_id"]["description"]
@@ -33,7 +34,7 @@ def test_shorthand_schema() -> None:
 
 async def test_builtin_order_tools_use_the_tenant_demo_data(db: Database, tenant: Tenant) -> None:
     ctx = ToolContext(tenant_id=tenant.tenant_id, db=db)
-    registry = default_registry()
+    registry = build_registry()
     status, _ = await registry.get("fetch_order_status").invoke(ctx, {"order_id": "ord-1001"})
     assert status.content["status"] == "shipped"
     updated, _ = await registry.get("update_shipping_address").invoke(
@@ -58,7 +59,6 @@ async def test_http_tool_get_post_timeout_and_500(
     db: Database, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CHORUS_HTTP_TOOLS_ALLOW_PRIVATE", "1")  # the stand-in API listens on loopback
-    monkeypatch.setenv("SHOP_KEY", "acme-secret")
     api = inventory_api()
     ctx = ToolContext(tenant_id=tenant.tenant_id, db=db)
     async with serve(api) as base:
@@ -66,14 +66,14 @@ async def test_http_tool_get_post_timeout_and_500(
             ToolNeeded(
                 tool_name="check_product_availability",
                 input_schema={"product_id": "string", "warehouse": "string?"},
-                http={"method": "GET", "url": base + "/inventory/{product_id}", "headers": {"X-Shop": "${SHOP_KEY}"}},
+                http={"method": "GET", "url": base + "/inventory/{product_id}", "headers": {"X-Shop": "acme"}},
             )
         )
         result, _ = await get_tool.invoke(ctx, {"product_id": "SKU 12", "warehouse": "north"})
         assert result.content == {"product_id": "SKU 12", "available": True, "stock_count": 7}
         seen = api.state.seen[-1]
         assert seen["query"] == {"warehouse": "north"}
-        assert seen["headers"]["x-shop"] == "acme-secret"  # from the environment, not the config
+        assert seen["headers"]["x-shop"] == "acme"
 
         post_tool = build_http_tool(
             ToolNeeded(
@@ -84,6 +84,7 @@ async def test_http_tool_get_post_timeout_and_500(
         )
         result, _ = await post_tool.invoke(ctx, {"subject": "help", "priority": 2})
         assert result.content["received"] == {"subject": "help", "priority": 2}
+        assert api.state.seen[-1]["headers"]["idempotency-key"]  # every POST carries one
 
         slow = build_http_tool(
             ToolNeeded(
@@ -154,6 +155,6 @@ async def test_http_tool_destinations_and_secrets(
             http={"url": "http://127.0.0.1:9/x", "headers": {"Authorization": "Bearer ${NOPE_KEY}"}},
         )
     )
-    monkeypatch.delenv("NOPE_KEY", raising=False)
-    with pytest.raises(ToolError, match="NOPE_KEY"):
+    monkeypatch.setenv("NOPE_KEY", "from-the-environment")
+    with pytest.raises(ToolError, match="not a vault reference"):  # never read from the server's environment
         await secret.invoke(ctx, {})

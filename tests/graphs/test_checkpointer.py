@@ -11,7 +11,7 @@ from langchain_core.messages import HumanMessage
 
 from chorus.agents.configs.models import BotConfig
 from chorus.agents.storage.database import Database
-from chorus.agents.tools.registry import default_registry
+from chorus.agents.tools.builtins import build_registry
 from chorus.graphs.checkpointer import ChorusCheckpointer
 from chorus.graphs.compiler import GraphDeps, compile_bot
 from tests.conftest import Tenant, example
@@ -55,7 +55,7 @@ async def test_storage_grows_linearly_with_turns(db: Database, tenant: Tenant) -
     await saver.setup()
     graph = compile_bot(
         BotConfig.model_validate(example("acme_support_bot")),
-        GraphDeps(db=db, registry=default_registry(), checkpointer=saver, offline=True),
+        GraphDeps(db=db, registry=build_registry(), checkpointer=saver, offline=True),
     )
     thread_id = str(uuid.uuid4())
     config = {"configurable": {"thread_id": thread_id, "tenant_id": tenant.tenant_id}}
@@ -96,7 +96,7 @@ async def test_remembered_state_matches_the_database(db: Database, tenant: Tenan
 def _compile(db: Database, saver: ChorusCheckpointer) -> Any:
     return compile_bot(
         BotConfig.model_validate(example("acme_support_bot")),
-        GraphDeps(db=db, registry=default_registry(), checkpointer=saver, offline=True),
+        GraphDeps(db=db, registry=build_registry(), checkpointer=saver, offline=True),
     )
 
 

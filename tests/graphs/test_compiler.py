@@ -11,7 +11,7 @@ from langchain_core.runnables import RunnableConfig
 
 from chorus.agents.configs.models import BotConfig
 from chorus.agents.storage.database import Database
-from chorus.agents.tools.registry import default_registry
+from chorus.agents.tools.builtins import build_registry
 from chorus.graphs.checkpointer import ChorusCheckpointer
 from chorus.graphs.compiler import CompiledBot, GraphDeps, bot_tools, compile_bot
 from chorus.graphs.repair import CANCELLED, dangling_tool_calls, model_view
@@ -29,7 +29,7 @@ def compile_example(name: str, db: Database, checkpointer: ChorusCheckpointer, *
     raw = example(name)
     raw.update(overrides)
     cfg = BotConfig.model_validate(raw)
-    return compile_bot(cfg, GraphDeps(db=db, registry=default_registry(), checkpointer=checkpointer, offline=True))
+    return compile_bot(cfg, GraphDeps(db=db, registry=build_registry(), checkpointer=checkpointer, offline=True))
 
 
 def conf(tenant: Tenant) -> RunnableConfig:
@@ -52,7 +52,7 @@ async def test_examples_compile_to_intake_agent_tools(
 def test_only_implemented_tools_are_bound() -> None:
     """Implemented tools, plus the knowledge tools its `knowledge` block binds; never the missing ones."""
     cfg = BotConfig.model_validate(example("acme_support_bot"))
-    assert sorted(bot_tools(cfg, default_registry())) == [
+    assert sorted(bot_tools(cfg, build_registry())) == [
         "escalate_to_human",
         "faq_search",
         "fetch_order_status",

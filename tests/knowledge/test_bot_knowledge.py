@@ -12,7 +12,7 @@ from chorus.agents.knowledge.faq_import import submit_import
 from chorus.agents.knowledge.local_files import ingest_path
 from chorus.agents.knowledge.service import KnowledgeBase
 from chorus.agents.storage.database import Database
-from chorus.agents.tools.registry import default_registry
+from chorus.agents.tools.builtins import build_registry
 from chorus.graphs.compiler import bot_tools
 from tests.conftest import Tenant
 from tests.knowledge.conftest import CORPUS, FAQ_FILE
@@ -46,12 +46,12 @@ async def turn(
 
 
 def test_knowledge_block_binds_tools_to_its_namespaces(acme_config: dict[str, Any]) -> None:
-    tools = bot_tools(BotConfig.model_validate(acme_config), default_registry())
+    tools = bot_tools(BotConfig.model_validate(acme_config), build_registry())
     assert {"knowledge_search", "faq_search", "fetch_order_status"} <= set(tools)
     assert set(tools["knowledge_search"].input_schema["properties"]) == {"query", "top_k"}  # namespace is bound
     no_kb = copy.deepcopy(acme_config)
     no_kb.pop("knowledge")
-    assert "knowledge_search" not in bot_tools(BotConfig.model_validate(no_kb), default_registry())
+    assert "knowledge_search" not in bot_tools(BotConfig.model_validate(no_kb), build_registry())
 
 
 async def test_answers_from_documents_with_a_citation(

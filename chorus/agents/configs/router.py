@@ -6,9 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
 
-from chorus.agents.api_deps import ConfigServiceDep, DeveloperDep, PrincipalDep, RegistryDep
+from chorus.agents.api_deps import ConfigServiceDep, DeveloperDep, PrincipalDep
 from chorus.agents.configs.repository import StoredConfig
-from chorus.agents.configs.validation import validate_config
 
 router = APIRouter(prefix="/api/v1/configs", tags=["configs"])
 
@@ -41,9 +40,9 @@ async def create_config(
 
 @router.post("/validate", summary="Validate a bot config without storing it")
 async def validate(
-    principal: PrincipalDep, registry: RegistryDep, body: Annotated[Any, Body(description="The bot config")]
+    principal: PrincipalDep, service: ConfigServiceDep, body: Annotated[Any, Body(description="The bot config")]
 ) -> dict[str, Any]:
-    return validate_config(body, registry=registry).to_dict()
+    return (await service.validate(principal.tenant_id, body)).to_dict()
 
 
 @router.get("/{config_id}", summary="Get a bot config (latest version, or ?version=N)")

@@ -8,11 +8,12 @@ from typing import Any
 from chorus.agents.configs.repository import ConfigRepository, StoredConfig
 from chorus.agents.configs.validation import ValidationReport, validate_config
 from chorus.agents.errors import InvalidInput
+from chorus.agents.secrets.references import referenced_names
+from chorus.agents.secrets.repository import SecretRepository
 from chorus.agents.tools.registry import ToolRegistry
 
 
-def _checked(raw: Any, registry: ToolRegistry) -> ValidationReport:
-    report = validate_config(raw, registry=registry)
+def _raise_if_invalid(report: ValidationReport) -> ValidationReport:
     if not report.valid:
         raise InvalidInput(
             f"the bot config is invalid ({len(report.errors)} problem(s)); fix each path listed in 'errors'",
@@ -25,6 +26,15 @@ class ConfigService:
     def __init__(self, repo: ConfigRepository, registry: ToolRegistry) -> None:
         self.repo = repo
         self.registry = registry
+        self.secrets = SecretRepository(repo.db)
+
+    async def validate(self, tenant_id: str, raw: Any) -> ValidationReport:
+        """Validate for this tenant: the secrets the config references must exist in its vault."""
+        names = await self.secrets.names(tenant_id) if referenced_names(raw) else set()
+        return validate_config(raw, registry=self.registry, secret_names=names)
+
+    async def _checked(self, tenant_id: str, raw: Any) -> ValidationReport:
+        return _raise_if_invalid(await self.validate(tenant_id, raw))
 
     async def create(
         self,
@@ -36,7 +46,7 @@ class ConfigService:
         config_id: str | None = None,
         commit_message: str | None = None,
     ) -> tuple[StoredConfig, ValidationReport]:
-        report = _checked(raw, self.registry)
+        report = await self._checked(tenant_id, raw)
         assert report.config is not None
         config_id = config_id or str(uuid.uuid4())
         stored = await self.repo.insert(
@@ -65,7 +75,7 @@ class ConfigService:
         report: ValidationReport | None = None
         new_raw = current.config
         if raw is not None:
-            report = _checked(raw, self.registry)
+            report = await self._checked(tenant_id, raw)
             assert report.config is not None
             if report.config.product_type != current.product_type:
                 raise InvalidInput(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,7 @@ from chorus.agents.configs.escalation_rules import parse_trigger
 from chorus.agents.configs.models import BotConfig
 from chorus.agents.configs.schema import bot_schema
 from chorus.agents.pii import has_extractor
+from chorus.agents.secrets.references import config_references
 from chorus.agents.tools.registry import ToolRegistry
 from chorus.agents.tools.schemas import InvalidToolSchema, normalize_input_schema
 
@@ -194,7 +196,31 @@ def _cross_field_problems(cfg: BotConfig, registry: ToolRegistry) -> tuple[list[
     return errors, warnings
 
 
-def validate_config(data: Any, *, registry: ToolRegistry) -> ValidationReport:
+def _secret_problems(data: Any, secret_names: Collection[str] | None) -> tuple[list[Problem], list[Problem]]:
+    """`${…}` in HTTP tools: only `${secret:NAME}` in headers, naming a secret the tenant has. Without
+    `secret_names` (no tenant, e.g. `chorus config validate`) existence is left to the upload."""
+    errors: list[Problem] = []
+    warnings: list[Problem] = []
+    for found in config_references(data):
+        errors.extend(Problem(found.path, message) for message in found.scan.problems)
+        for name in found.scan.names:
+            if secret_names is None:
+                warnings.append(Problem(found.path, f"uses secret '{name}'; the upload checks that it exists"))
+            elif name not in secret_names:
+                errors.append(
+                    Problem(
+                        found.path,
+                        f"secret '{name}' does not exist for this tenant; create it first "
+                        f"(POST /api/v1/secrets or `chorus secrets set {name}`)",
+                    )
+                )
+    return errors, warnings
+
+
+def validate_config(
+    data: Any, *, registry: ToolRegistry, secret_names: Collection[str] | None = None
+) -> ValidationReport:
+    """Validate `data`; `secret_names` (the tenant's secrets) checks that referenced secrets exist."""
     if not isinstance(data, dict):
         return ValidationReport(errors=[Problem("$", "a bot config must be a JSON object")])
     report = ValidationReport(errors=_schema_problems(data))
@@ -206,6 +232,9 @@ def validate_config(data: Any, *, registry: ToolRegistry) -> ValidationReport:
         report.errors = [Problem(_json_path(list(e["loc"])), e["msg"]) for e in exc.errors()]
         return report
     report.errors, report.warnings = _cross_field_problems(cfg, registry)
+    secret_errors, secret_warnings = _secret_problems(data, secret_names)
+    report.errors += secret_errors
+    report.warnings += secret_warnings
     if not report.errors:
         report.config = cfg
     return report

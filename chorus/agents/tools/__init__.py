@@ -1,11 +1,8 @@
-"""The tool registry shared by chat and voice, the built-in tools and declarative HTTP tools."""
+"""The tool registry shared by chat and voice, the built-in tools and declarative HTTP tools.
 
-from chorus.agents.tools.registry import (
-    RegisteredTool,
-    ToolContext,
-    ToolRegistry,
-    ToolResult,
-    default_registry,
-)
+`chorus.agents.tools.builtins.build_registry()` composes the built-ins into a registry.
+"""
 
-__all__ = ["RegisteredTool", "ToolContext", "ToolRegistry", "ToolResult", "default_registry"]
+from chorus.agents.tools.registry import RegisteredTool, ToolContext, ToolRegistry, ToolResult
+
+__all__ = ["RegisteredTool", "ToolContext", "ToolRegistry", "ToolResult"]

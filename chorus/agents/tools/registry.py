@@ -10,7 +10,7 @@ import inspect
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, get_type_hints
+from typing import TYPE_CHECKING, Any, Protocol, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, create_model
 
@@ -21,14 +21,24 @@ if TYPE_CHECKING:
     from chorus.agents.storage.database import Database
 
 
+class SecretResolver(Protocol):
+    """Reveals one of the calling tenant's secrets to a tool call (the vault implements it and audits it).
+
+    Raises NotFound for a name the tenant has no secret under, SecretUndecryptable if the key is wrong."""
+
+    async def reveal(self, ctx: ToolContext, name: str, *, tool_name: str) -> str: ...
+
+
 @dataclass(frozen=True)
 class ToolContext:
-    """What a tool may know about the call: who is calling and where."""
+    """What a tool may know about the call: who is calling and where, and how to reach the tenant's secrets."""
 
     tenant_id: str
     db: Database
     thread_id: str | None = None
     run_id: str | None = None
+    tool_call_id: str | None = None  # the model's id for this call; stable when a turn is retried
+    secrets: SecretResolver | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -133,22 +143,3 @@ class ToolRegistry:
 
     def all(self) -> list[RegisteredTool]:
         return [self._tools[n] for n in self.names()]
-
-
-_DEFAULT: ToolRegistry | None = None
-
-
-def default_registry() -> ToolRegistry:
-    """The process-wide registry with the built-in tools loaded."""
-    global _DEFAULT
-    if _DEFAULT is None:
-        from chorus.agents.knowledge import bot_tools as knowledge_tools
-        from chorus.agents.tools import builtin_appointments, builtin_escalation, builtin_orders
-
-        registry = ToolRegistry()
-        builtin_orders.register(registry)
-        builtin_escalation.register(registry)
-        builtin_appointments.register(registry)
-        knowledge_tools.register(registry)
-        _DEFAULT = registry
-    return _DEFAULT

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import time
@@ -18,7 +19,7 @@ from chorus.agents.errors import InvalidInput, ToolError
 from chorus.agents.observability.metrics import ESCALATIONS
 from chorus.agents.storage.database import Database
 from chorus.agents.tools.audit import record_invocation
-from chorus.agents.tools.registry import RegisteredTool, ToolContext, ToolResult
+from chorus.agents.tools.registry import RegisteredTool, SecretResolver, ToolContext, ToolResult
 from chorus.graphs.escalation import Escalator
 from chorus.graphs.state import BotState
 
@@ -29,9 +30,16 @@ def _content(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
-def make_tools_node(*, tools: dict[str, RegisteredTool], db: Database, escalator: Escalator | None) -> Any:
+def make_tools_node(
+    *,
+    tools: dict[str, RegisteredTool],
+    db: Database,
+    escalator: Escalator | None,
+    secrets: SecretResolver | None = None,
+) -> Any:
     async def run_one(call: dict[str, Any], ctx: ToolContext) -> tuple[ToolMessage, dict[str, Any]]:
         name, args, call_id = call["name"], call.get("args") or {}, call["id"]
+        ctx = dataclasses.replace(ctx, tool_call_id=call_id)
         tool = tools.get(name)
         started = time.perf_counter()
         result: ToolResult | None = None
@@ -68,7 +76,11 @@ def make_tools_node(*, tools: dict[str, RegisteredTool], db: Database, escalator
         assert isinstance(last, AIMessage)
         conf = config.get("configurable", {})
         ctx = ToolContext(
-            tenant_id=conf["tenant_id"], db=db, thread_id=conf.get("thread_id"), run_id=conf.get("run_id")
+            tenant_id=conf["tenant_id"],
+            db=db,
+            thread_id=conf.get("thread_id"),
+            run_id=conf.get("run_id"),
+            secrets=secrets,
         )
         outcomes = await asyncio.gather(*(run_one(dict(c), ctx) for c in last.tool_calls))
         update: dict[str, Any] = {"messages": [m for m, _ in outcomes]}

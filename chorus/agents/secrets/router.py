@@ -1,0 +1,105 @@
+"""The vault over HTTP: /api/v1/secrets. Every route needs the admin role; values go in, never out."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from chorus.agents.api_deps import PrincipalDep
+from chorus.agents.secrets.repository import Actor
+from chorus.agents.secrets.schemas import (
+    AuditEntry,
+    SecretAudit,
+    SecretCreate,
+    SecretDeleted,
+    SecretDetail,
+    SecretList,
+    SecretRotate,
+    SecretSummary,
+)
+from chorus.agents.secrets.service import SecretVault
+from chorus.agents.tenancy.keys import Principal
+
+router = APIRouter(prefix="/api/v1/secrets", tags=["secrets"])
+
+
+async def _admin(principal: PrincipalDep) -> Principal:
+    principal.require("admin")
+    return principal
+
+
+def _vault(request: Request) -> SecretVault:
+    vault: SecretVault = request.app.state.secrets
+    return vault
+
+
+AdminDep = Annotated[Principal, Depends(_admin)]
+VaultDep = Annotated[SecretVault, Depends(_vault)]
+
+
+def _actor(principal: Principal) -> Actor:
+    return Actor(f"key:{principal.key_id}")
+
+
+@router.post("", status_code=201, summary="Store a secret (encrypted; 409 if the name exists)")
+async def create_secret(body: SecretCreate, principal: AdminDep, vault: VaultDep) -> SecretDetail:
+    described = await vault.create(
+        principal.tenant_id, name=body.name, value=body.value, description=body.description, actor=_actor(principal)
+    )
+    return SecretDetail.of(described)
+
+
+@router.get("", summary="List the tenant's secrets (masked)")
+async def list_secrets(principal: AdminDep, vault: VaultDep) -> SecretList:
+    records = await vault.list_secrets(principal.tenant_id, _actor(principal))
+    items = [
+        SecretSummary(
+            name=r.name,
+            description=r.description,
+            version=r.latest_version,
+            created_at=r.created_at,
+            updated_at=r.updated_at,
+            last_used=r.last_used,
+            usage_count=r.usage_count,
+        )
+        for r in records
+    ]
+    return SecretList(secrets=items, total=len(items))
+
+
+@router.get("/{name}", summary="A secret's metadata and versions (masked; audited as a read)")
+async def get_secret(name: str, principal: AdminDep, vault: VaultDep) -> SecretDetail:
+    return SecretDetail.of(await vault.describe(principal.tenant_id, name, _actor(principal)))
+
+
+@router.post("/{name}/rotate", summary="Rotate: store a new value as the next version (old versions are kept)")
+async def rotate_secret(name: str, body: SecretRotate, principal: AdminDep, vault: VaultDep) -> SecretDetail:
+    described = await vault.rotate(
+        principal.tenant_id, name, value=body.value, reason=body.rotation_reason, actor=_actor(principal)
+    )
+    return SecretDetail.of(described)
+
+
+@router.delete(
+    "/{name}",
+    summary="Delete a secret and all its versions; 409 naming the configs that use it unless ?force=true",
+)
+async def delete_secret(
+    name: str,
+    principal: AdminDep,
+    vault: VaultDep,
+    force: Annotated[bool, Query(description="Delete even if bot configs reference it (they are listed)")] = False,
+) -> SecretDeleted:
+    return SecretDeleted.of(await vault.delete(principal.tenant_id, name, force=force, actor=_actor(principal)))
+
+
+@router.get("/{name}/audit", summary="Who created, read, rotated, deleted and used a secret, newest first")
+async def secret_audit(
+    name: str,
+    principal: AdminDep,
+    vault: VaultDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> SecretAudit:
+    events = await vault.audit(principal.tenant_id, name, limit=limit)
+    return SecretAudit(name=name, events=[AuditEntry.of(e) for e in events])

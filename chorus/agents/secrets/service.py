@@ -1,0 +1,227 @@
+"""The vault's rules: names and values checked, values sealed per version, every touch audited.
+
+`SecretVault` is also the `SecretResolver` tool calls use: `reveal` is the one place a plaintext value
+leaves the vault, and only into a tool call of the same tenant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from chorus.agents.errors import Conflict, InvalidInput, NotFound, SecretUndecryptable
+from chorus.agents.secrets.crypto import VaultKey, associated_data, seal, unseal
+from chorus.agents.secrets.references import NAME_RULE, is_valid_name, referenced_names
+from chorus.agents.secrets.repository import (
+    Actor,
+    AuditEvent,
+    Sealer,
+    SecretRecord,
+    SecretRepository,
+    SecretVersion,
+)
+from chorus.agents.tools.registry import ToolContext
+
+MAX_VALUE_BYTES = 8192
+MAX_DESCRIPTION_CHARS = 500
+
+
+def name_problem(name: str) -> str | None:
+    if is_valid_name(name):
+        return None
+    shown = name if len(name) <= 80 else name[:80] + "…"
+    return f"invalid secret name {shown!r}: names are {NAME_RULE} (e.g. SHOP_API_KEY)"
+
+
+def value_problem(value: str) -> str | None:
+    if not value:
+        return "the value is empty"
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "the value is not valid text: it contains an unpaired UTF-16 surrogate"
+    if size > MAX_VALUE_BYTES:
+        return f"the value is {size} bytes; the limit is {MAX_VALUE_BYTES}"
+    if value != value.strip(" "):
+        return "the value starts or ends with a space, which HTTP headers do not carry; remove it"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        return (
+            "the value contains a control character (newline, tab, NUL…); values are sent in HTTP headers, "
+            "so encode binary or multi-line values (e.g. as base64)"
+        )
+    return None
+
+
+def description_problem(description: str | None) -> str | None:
+    if description is None:
+        return None
+    if len(description) > MAX_DESCRIPTION_CHARS:
+        return f"the description is {len(description)} characters; the limit is {MAX_DESCRIPTION_CHARS}"
+    try:
+        description.encode("utf-8")
+    except UnicodeEncodeError:
+        return "the description is not valid text: it contains an unpaired UTF-16 surrogate"
+    return None
+
+
+def _check(problems: dict[str, str | None]) -> None:
+    errors = [{"path": f"$.{path}", "message": msg} for path, msg in problems.items() if msg]
+    if errors:
+        raise InvalidInput("; ".join(e["message"] for e in errors), errors=errors)
+
+
+def _known_name(name: str) -> None:
+    """An invalid name can name no secret: answer exactly as for an unknown one."""
+    if not is_valid_name(name):
+        raise NotFound("no secret by that name; GET /api/v1/secrets lists this tenant's secrets")
+
+
+@dataclass(frozen=True)
+class Dependent:
+    """A bot config whose versions reference a secret."""
+
+    config_id: str
+    config_name: str
+    versions: list[int]
+    latest_version: int
+
+    @property
+    def latest_uses_it(self) -> bool:
+        return self.latest_version in self.versions
+
+
+@dataclass(frozen=True)
+class Described:
+    record: SecretRecord
+    versions: list[SecretVersion]
+    decryptable: bool
+
+
+@dataclass(frozen=True)
+class Deleted:
+    name: str
+    versions_deleted: int
+    dependents: list[Dependent] = field(default_factory=list)
+
+
+def tool_actor(ctx: ToolContext, tool_name: str) -> Actor:
+    label = f"run:{ctx.run_id}" if ctx.run_id else f"thread:{ctx.thread_id}" if ctx.thread_id else "tool:api"
+    return Actor(label, ctx.thread_id, ctx.run_id, tool_name, ctx.tool_call_id)
+
+
+class SecretVault:
+    def __init__(self, repo: SecretRepository, key: VaultKey) -> None:
+        self.repo = repo
+        self._key = key
+
+    def _sealer(self, tenant_id: str, name: str, value: str) -> Sealer:
+        def sealer(version: int) -> tuple[bytes, bytes]:
+            return seal(self._key, value, aad=associated_data(tenant_id=tenant_id, name=name, version=version))
+
+        return sealer
+
+    async def create(
+        self, tenant_id: str, *, name: str, value: str, description: str | None, actor: Actor
+    ) -> Described:
+        _check(
+            {"name": name_problem(name), "value": value_problem(value), "description": description_problem(description)}
+        )
+
+        record = await self.repo.insert(
+            tenant_id=tenant_id,
+            name=name,
+            description=description,
+            seal=self._sealer(tenant_id, name, value),
+            key_id=self._key.key_id,
+            actor=actor,
+        )
+        return await self._described(tenant_id, record)
+
+    async def rotate(self, tenant_id: str, name: str, *, value: str, reason: str | None, actor: Actor) -> Described:
+        _known_name(name)
+        _check({"value": value_problem(value), "rotation_reason": description_problem(reason)})
+
+        record = await self.repo.add_version(
+            tenant_id=tenant_id,
+            name=name,
+            seal=self._sealer(tenant_id, name, value),
+            key_id=self._key.key_id,
+            reason=reason,
+            actor=actor,
+        )
+        return await self._described(tenant_id, record)
+
+    async def list_secrets(self, tenant_id: str, actor: Actor) -> list[SecretRecord]:
+        records = await self.repo.all(tenant_id)
+        await self.repo.record(tenant_id, "*", "list", actor)
+        return records
+
+    async def describe(self, tenant_id: str, name: str, actor: Actor) -> Described:
+        """A secret's metadata and versions (never its value); audited as a read."""
+        _known_name(name)
+        record = await self.repo.get(tenant_id, name)
+        await self.repo.record(tenant_id, name, "read", actor, version=record.latest_version)
+        return await self._described(tenant_id, record)
+
+    async def _described(self, tenant_id: str, record: SecretRecord) -> Described:
+        versions = await self.repo.versions(tenant_id, record.name)
+        latest = next((v for v in versions if v.version == record.latest_version), None)
+        return Described(record, versions, decryptable=latest is not None and latest.key_id == self._key.key_id)
+
+    async def dependents(self, tenant_id: str, name: str) -> list[Dependent]:
+        rows = await self.repo.configs_mentioning(tenant_id, f"${{secret:{name}}}")
+        found: dict[str, Dependent] = {}
+        for row in rows:
+            if name not in referenced_names(row["config"]):
+                continue
+            config_id = str(row["config_id"])
+            entry = found.setdefault(config_id, Dependent(config_id, row["name"], [], row["latest_version"]))
+            entry.versions.append(row["version"])
+        return list(found.values())
+
+    async def delete(self, tenant_id: str, name: str, *, force: bool, actor: Actor) -> Deleted:
+        _known_name(name)
+        await self.repo.get(tenant_id, name)
+        dependents = await self.dependents(tenant_id, name)
+        listed = [{"config_id": d.config_id, "config_name": d.config_name, "versions": d.versions} for d in dependents]
+        if dependents and not force:
+            names = ", ".join(f"'{d.config_name}'" for d in dependents)
+            raise Conflict(
+                f"secret '{name}' is referenced by {len(dependents)} bot config(s): {names}; change them to stop "
+                "using it, or delete anyway with ?force=true (their HTTP tools will then fail until fixed)",
+                extra={"dependent_configs": listed},
+            )
+        detail = f"forced; referenced by {len(dependents)} config(s)" if dependents else None
+        deleted = await self.repo.delete(tenant_id, name, actor, detail=detail)
+        return Deleted(name, deleted, dependents)
+
+    async def audit(self, tenant_id: str, name: str, *, limit: int) -> list[AuditEvent]:
+        """The audit trail of a name (kept after the secret is deleted); 404 when there is none."""
+        _known_name(name)
+        events = await self.repo.audit_events(tenant_id, name, limit=limit)
+        if not events:
+            await self.repo.get(tenant_id, name)
+        return events
+
+    async def reveal(self, ctx: ToolContext, name: str, *, tool_name: str) -> str:
+        actor = tool_actor(ctx, tool_name)
+        if not is_valid_name(name):
+            raise NotFound(f"there is no secret named {name!r}")
+        try:
+            sealed = await self.repo.latest_sealed(ctx.tenant_id, name)
+        except NotFound:
+            await self.repo.record(ctx.tenant_id, name, "use_failed", actor, detail="no such secret")
+            raise NotFound(f"this tenant has no secret named '{name}'; create it with POST /api/v1/secrets") from None
+        try:
+            value = unseal(
+                self._key,
+                nonce=sealed.nonce,
+                ciphertext=sealed.ciphertext,
+                aad=associated_data(tenant_id=ctx.tenant_id, name=name, version=sealed.version),
+                sealed_by=sealed.key_id,
+                what=f"secret '{name}' (version {sealed.version})",
+            )
+        except SecretUndecryptable as exc:
+            await self.repo.record(ctx.tenant_id, name, "use_failed", actor, version=sealed.version, detail=exc.detail)
+            raise
+        await self.repo.record(ctx.tenant_id, name, "use", actor, version=sealed.version)
+        return value
