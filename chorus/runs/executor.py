@@ -109,7 +109,8 @@ class RunExecutor:
         if spec is None:
             row = await self.runs.for_execution(job.job_id)
             if row is None or job.tenant_id is None:  # the thread (and its runs) were deleted
-                await self.queue_done(job, ctx)
+                await self.queue.finish(job.job_id, ctx.lease)
+                ctx.finished = True
                 return
             spec = RunSpec.from_row(row, job.tenant_id)
         handle = self.handles.add(
@@ -119,13 +120,6 @@ class RunExecutor:
         handle.status = RunStatus.RUNNING
         self.relay.unwatch(spec.run_id)  # it executes here now
         await self._execute(spec, handle, job, ctx)
-
-    async def queue_done(self, job: Job, ctx: JobContext) -> None:
-        async with self.db.connection() as conn:
-            await conn.execute(
-                "DELETE FROM queue_jobs WHERE job_id = %s AND worker = %s", (job.job_id, ctx.lease.worker)
-            )
-        ctx.finished = True
 
     async def given_up(self, job: Job) -> None:
         await self.runs.end_unexecuted(

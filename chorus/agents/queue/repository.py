@@ -200,6 +200,12 @@ class JobQueue:
             if row is not None:
                 await notify(conn, WAKE_CHANNEL, row["kind"])
 
+    async def finish(self, job_id: str, lease: Lease) -> bool:
+        """End a job held by this worker whose domain row needs no update (e.g. it is gone)."""
+        async with self.db.connection() as conn:
+            cur = await conn.execute("DELETE FROM queue_jobs WHERE job_id = %s AND worker = %s", (job_id, lease.worker))
+            return cur.rowcount > 0
+
     async def reap(self) -> tuple[list[Job], list[Job]]:
         """Jobs whose worker stopped renewing: re-queued while attempts remain, else removed.
 
