@@ -91,7 +91,11 @@ async def main(*, streams: int = SIZES["streams"], paced_turns: int = SIZES["pac
     baseline = await model_first_token()
     paced_baseline = await model_first_token(PACED_MS / 1000, samples=max(10, streams // 10))
     async with chorus_server() as server:
-        limits = httpx.Limits(max_connections=streams + 100, max_keepalive_connections=streams + 100)
+        # The client drops an idle connection before uvicorn does (5 s): with equal timeouts, a request sent
+        # on a connection the server is closing fails with httpx.ReadError.
+        limits = httpx.Limits(
+            max_connections=streams + 100, max_keepalive_connections=streams + 100, keepalive_expiry=2.0
+        )
         async with httpx.AsyncClient(
             base_url=server.url, headers={"x-api-key": server.key}, limits=limits, timeout=120
         ) as client:
