@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -64,6 +65,8 @@ async def _measure(
 
 
 async def _langgraph_dev() -> tuple[subprocess.Popen[bytes], str]:
+    # langgraph dev keeps its in-memory runs and checkpoints here between starts: start from none each run.
+    shutil.rmtree(LGDEV_DIR / ".langgraph_api", ignore_errors=True)
     port = free_port()
     env = {**os.environ, "LANGGRAPH_CLI_NO_ANALYTICS": "1", "LANGSMITH_TRACING": "false"}
     cli = Path(sys.executable).parent / "langgraph"
