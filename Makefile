@@ -35,9 +35,9 @@ pytest: env
 
 test: lint typecheck pytest
 
+# BENCH_ARGS: e.g. --tiny (the smoke test's sizes), --only turn_overhead,storage
 bench: env
-	@$(UV) sync --frozen --quiet --group bench
-	$(UV) run --frozen --group bench python -m bench.run_all
+	$(UV) run --frozen python -m bench.run_all $(BENCH_ARGS)
 
 fuzz: env
 	./scripts/fuzz-api.sh

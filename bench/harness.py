@@ -3,11 +3,16 @@
 "chorus" is the bot as Chorus runs it (DeltaChannel messages, lock-free pooled checkpointer).
 "stock" is the same nodes on stock LangGraph: add_messages state and the stock AsyncPostgresSaver.
 Both use the offline model with no token delay, i.e. a zero-latency scripted model.
+
+Every benchmark takes its sizes as flags (`--help`), and `--tiny` for the smoke test's sizes. One embedded
+Postgres serves all the benchmarks of a process; `BENCH_DATABASE_URL` points them at another one instead.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import statistics
 import tempfile
 import uuid
@@ -49,6 +54,11 @@ class StockState(TypedDict, total=False):
     suggest_handoff: bool
 
 
+# The example bot without its knowledge block, for `langgraph dev`, which has no Chorus database: its FAQ
+# auto-answer and knowledge tools need one. Both sides of bench.vs_langgraph_dev run this same config.
+ACME_NO_KNOWLEDGE = {k: v for k, v in ACME.items() if k != "knowledge"}
+
+
 def acme() -> BotConfig:
     return BotConfig.model_validate(ACME)
 
@@ -67,7 +77,7 @@ def compile_stock(db: Database, checkpointer: BaseCheckpointSaver[Any] | None) -
     graph = StateGraph(StockState)
     graph.add_node(
         "intake",
-        make_intake(pii_fields=pii.fields if pii else [], escalator=escalator),
+        make_intake(pii_fields=pii.fields if pii else [], escalator=escalator, knowledge=cfg.knowledge, db=db),
         destinations=("agent", "__end__"),
         input_schema=StockState,
     )
@@ -89,12 +99,36 @@ def compile_stock(db: Database, checkpointer: BaseCheckpointSaver[Any] | None) -
     return graph.compile(checkpointer=checkpointer)
 
 
+_EMBEDDED: dict[str, str] = {}
+
+
+def bench_database_url() -> str:
+    """BENCH_DATABASE_URL, else this process's embedded Postgres (started on first use)."""
+    url = os.environ.get("BENCH_DATABASE_URL")
+    if url:
+        return url
+    if "url" not in _EMBEDDED:
+        _EMBEDDED["url"] = embedded_database_url(Path(tempfile.mkdtemp(prefix="chorus-bench-")))
+    return _EMBEDDED["url"]
+
+
 async def open_bench_database() -> tuple[Database, str]:
-    home = Path(tempfile.mkdtemp(prefix="chorus-bench-"))
-    settings = Settings(home=home, database_url=None, offline=True, pool_max_size=40)
-    url = embedded_database_url(home)
+    url = bench_database_url()
+    settings = Settings(home=Path(tempfile.gettempdir()), database_url=url, offline=True, pool_max_size=40)
     db = await open_database(settings, url=url)
     return db, url
+
+
+def parse_sizes(doc: str | None, defaults: dict[str, int], tiny: dict[str, int]) -> dict[str, int]:
+    """A benchmark's sizes from its command line: `--<size> N` each, `--tiny` for the smoke test's."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tiny", action="store_true", help="the smoke test's sizes: seconds, not minutes")
+    for name, value in defaults.items():
+        flag = "--" + name.replace("_", "-")
+        parser.add_argument(flag, dest=name, type=int, default=None, help=f"default {value}, tiny {tiny[name]}")
+    args = parser.parse_args()
+    base = tiny if args.tiny else defaults
+    return {name: getattr(args, name) if getattr(args, name) is not None else base[name] for name in defaults}
 
 
 async def stock_saver(url: str) -> tuple[AsyncPostgresSaver, Any]:

@@ -7,7 +7,7 @@ Queries: the 52 labelled questions of tests/knowledge/data. Printed: p50/p95 of 
 part that grows with the corpus), p95 end to end (with embedding the query), and the ratio of the
 indexed hybrid search to the same query run with index scans disabled (exact scan).
 
-    uv run python -m bench.knowledge_search [--sizes 10000,100000]
+    uv run python -m bench.knowledge_search [--sizes 10000,100000] [--questions 52] [--sentences N] [--tiny]
 """
 
 from __future__ import annotations
@@ -123,16 +123,27 @@ async def measure(db: Database, tenant_id: str, namespace: str, questions: list[
     return times
 
 
-async def main(sizes: tuple[int, ...] = (10_000, 100_000)) -> None:
+SIZES = (10_000, 100_000)
+TINY_SIZES = (200,)
+TINY_QUESTIONS = 2
+TINY_SENTENCES = 8
+TINY = {"sizes": TINY_SIZES, "questions": TINY_QUESTIONS, "sentences_used": TINY_SENTENCES}
+
+
+async def main(
+    *, sizes: tuple[int, ...] = SIZES, questions: int | None = None, sentences_used: int | None = None
+) -> dict[str, float]:
+    """`questions` and `sentences_used` (of the corpus, to build chunks from) default to all."""
     db, _ = await open_bench_database()
     try:
         tenant_id = await new_tenant(db)
         namespace = "bench"
         model = get_embedder("all-MiniLM-L6-v2")
         await KnowledgeRepository(db).ensure_namespace(tenant_id, namespace, model.name, model.dimension)
-        pool = sentences()
+        pool = sentences()[:sentences_used]
         vectors = model.embed(pool)
-        questions = [q["q"] for q in json.loads(QUESTIONS.read_text())["questions"]]
+        asked = [q["q"] for q in json.loads(QUESTIONS.read_text())["questions"]][:questions]
+        result: dict[str, float] = {}
         loaded = 0
         for size in sizes:
             started = time.perf_counter()
@@ -141,12 +152,12 @@ async def main(sizes: tuple[int, ...] = (10_000, 100_000)) -> None:
             async with db.connection() as conn:
                 await conn.execute("ANALYZE kb_chunks")
             fill_s = time.perf_counter() - started
-            await measure(db, tenant_id, namespace, questions[:5], exact=False)  # warm
-            indexed = await measure(db, tenant_id, namespace, questions, exact=False)
-            exact = await measure(db, tenant_id, namespace, questions, exact=True)
+            await measure(db, tenant_id, namespace, asked[:5], exact=False)  # warm
+            indexed = await measure(db, tenant_id, namespace, asked, exact=False)
+            exact = await measure(db, tenant_id, namespace, asked, exact=True)
             ns = await KnowledgeRepository(db).namespace(tenant_id, namespace)
             e2e = []
-            for q in questions:
+            for q in asked:
                 t = time.perf_counter()
                 await hybrid_search(db, ns, q, top_k=5)
                 e2e.append((time.perf_counter() - t) * 1000)
@@ -158,12 +169,21 @@ async def main(sizes: tuple[int, ...] = (10_000, 100_000)) -> None:
                 f"embedding p95 {pct(e2e, 0.95):.1f} ms; load+index {fill_s:.0f} s",
                 flush=True,
             )
+            result[f"p95_ms_{size}"] = p95
+            result[f"ratio_{size}"] = p95 / pct(exact, 0.95)
+        return result
     finally:
         await db.close()
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--sizes", default="10000,100000")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default=None, help="chunk counts, comma-separated: default 10000,100000, tiny 200")
+    parser.add_argument("--questions", type=int, default=None, help=f"default all 52, tiny {TINY_QUESTIONS}")
+    parser.add_argument("--sentences", type=int, default=None, help=f"default all, tiny {TINY_SENTENCES}")
+    parser.add_argument("--tiny", action="store_true", help="the smoke test's sizes: seconds, not minutes")
     args = parser.parse_args()
-    asyncio.run(main(tuple(int(s) for s in args.sizes.split(","))))
+    sizes = tuple(int(s) for s in args.sizes.split(",")) if args.sizes else TINY_SIZES if args.tiny else SIZES
+    questions = args.questions or (TINY_QUESTIONS if args.tiny else None)
+    sentences_used = args.sentences or (TINY_SENTENCES if args.tiny else None)
+    asyncio.run(main(sizes=sizes, questions=questions, sentences_used=sentences_used))

@@ -7,10 +7,10 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -34,7 +34,8 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def chorus_server() -> AsyncIterator[BenchServer]:
+async def chorus_server(config: dict[str, Any] | None = None) -> AsyncIterator[BenchServer]:
+    """A server with a tenant, an admin key and one assistant: `config` (default the example support bot)."""
     db, url = await open_bench_database()
     tenant_id = await new_tenant(db)
     key = await create_api_key(db, tenant_id=tenant_id, role="admin")
@@ -55,17 +56,29 @@ async def chorus_server() -> AsyncIterator[BenchServer]:
     base = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(base_url=base, headers={"x-api-key": key}) as client:
-            for _ in range(200):
+            for _ in range(300):
+                if proc.poll() is not None:
+                    raise RuntimeError(
+                        f"chorus serve exited with {proc.returncode} (BENCH_SERVER_LOG=<file> keeps its log)"
+                    )
                 try:
                     if (await client.get("/health")).status_code == 200:
                         break
                 except httpx.HTTPError:
-                    await asyncio.sleep(0.1)
-            created = await client.post("/assistants", json={"graph_id": "chatbot", "context": ACME})
+                    pass
+                await asyncio.sleep(0.1)
+            else:
+                raise RuntimeError("chorus serve did not answer /health within 30 s")
+            created = await client.post("/assistants", json={"graph_id": "chatbot", "context": config or ACME})
+            created.raise_for_status()
             assistant_id = created.json()["assistant_id"]
         yield BenchServer(base, key, assistant_id)
     finally:
         proc.terminate()
-        proc.wait(timeout=20)
+        try:
+            await asyncio.to_thread(proc.wait, 20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            await asyncio.to_thread(proc.wait)
         await db.close()
-        time.sleep(0.2)
+        await asyncio.sleep(0.2)

@@ -19,8 +19,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from langgraph.channels.binop import _get_overwrite
 from langgraph.checkpoint.base import CheckpointTuple, PendingWrite, copy_checkpoint, writes_sort_key
+
+from chorus.graphs.upstream import _get_overwrite
 
 Reducer = Callable[[Any, Sequence[Any]], Any]
 Key = tuple[str, str]  # (thread_id, checkpoint_ns)

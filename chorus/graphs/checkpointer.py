@@ -23,24 +23,26 @@ from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
-    WRITES_IDX_MAP,
     ChannelVersions,
     Checkpoint,
     CheckpointMetadata,
     CheckpointTuple,
-    DeltaChannelHistory,
     get_checkpoint_id,
     get_serializable_checkpoint_metadata,
 )
-from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
-from langgraph.checkpoint.serde.types import _DeltaSnapshot
-from langgraph.graph.message import _messages_delta_reducer
 from psycopg import AsyncConnection, AsyncCursor
 from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from chorus.graphs.checkpoint_cache import Reducer, ThreadCache, fold
+from chorus.graphs.upstream import (
+    WRITES_IDX_MAP,
+    AsyncPostgresSaver,
+    DeltaChannelHistory,
+    _DeltaSnapshot,
+    _messages_delta_reducer,
+)
 from chorus.graphs.write_buffer import WriteBuffer, values_sql
 
 _BLOBS_SQL = "INSERT INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob) VALUES "
@@ -273,6 +275,10 @@ class ChorusCheckpointer(AsyncPostgresSaver):
         await super().adelete_thread(thread_id)
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        if strategy != "delete":
+            # "keep_latest" keeps the newest checkpoint's writes: store the held ones first, or forgetting
+            # the thread below would drop them (found by the conformance suite).
+            await self._writes.flush_all()
         for thread_id in thread_ids:
             self.forget(thread_id)
         await super().aprune(thread_ids, strategy=strategy)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any, TypedDict
 
 from langchain_core.messages import AnyMessage
-from langgraph.channels.delta import DeltaChannel
-from langgraph.graph.message import _messages_delta_reducer
+
+from chorus.graphs.upstream import DeltaChannel, _messages_delta_reducer
 
 
 def _merge(current: dict[str, str] | None, update: dict[str, str] | None) -> dict[str, str]:
