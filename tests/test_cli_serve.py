@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,8 +28,9 @@ def _postgres_of(pgdata: Path) -> list[psutil.Process]:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_signal_stops_the_embedded_postgres(tmp_path: Path, sig: signal.Signals) -> None:
-    home = tmp_path / "home"
+def test_a_signal_stops_the_embedded_postgres(sig: signal.Signals) -> None:
+    # Not under pytest's tmp dir, which another pytest run may chmod 0700 (Postgres runs as another user).
+    home = Path(tempfile.mkdtemp(prefix="chorus-serve-")) / "home"
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env.update({"CHORUS_HOME": str(home), "CHORUS_OFFLINE": "1", "CHORUS_LOG_LEVEL": "WARNING"})
     port = free_port()
@@ -64,3 +67,4 @@ def test_a_signal_stops_the_embedded_postgres(tmp_path: Path, sig: signal.Signal
             proc.wait()
         for leftover in _postgres_of((home / "pgdata").resolve()):
             leftover.kill()
+        shutil.rmtree(home.parent, ignore_errors=True)
