@@ -6,6 +6,7 @@ import asyncio
 
 from bench import (
     concurrency,
+    db_outage,
     ingestion_throughput,
     knowledge_search,
     sse_first_token,
@@ -24,6 +25,7 @@ async def main() -> None:
         vs_langgraph_dev,
         ingestion_throughput,
         knowledge_search,
+        db_outage,
     ):
         await module.main()
 
