@@ -14,6 +14,7 @@ from typing import Any
 
 from bench import (
     concurrency,
+    db_outage,
     ingestion_throughput,
     knowledge_search,
     sse_first_token,
@@ -30,6 +31,7 @@ MODULES: list[ModuleType] = [
     vs_langgraph_dev,
     ingestion_throughput,
     knowledge_search,
+    db_outage,
 ]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
 import uuid
 from pathlib import Path
@@ -44,7 +45,11 @@ def serve(
     offline: Annotated[bool, typer.Option(help="Answer with the offline development model, on purpose.")] = False,
     demo: Annotated[bool, typer.Option(help="Create the demo tenant, print its key, load the example bots.")] = False,
 ) -> None:
-    """Run the API server (embedded Postgres unless DATABASE_URL is set)."""
+    """Run the API server (embedded Postgres unless DATABASE_URL is set).
+
+    SIGTERM and Ctrl-C shut the app down gracefully, then stop the embedded Postgres this process
+    started (the last process sharing its data directory stops it); an external DATABASE_URL is left alone.
+    """
     import uvicorn
 
     from chorus.agents.errors import ServerMisconfigured
@@ -52,6 +57,7 @@ def serve(
     from chorus.agents.providers.factory import describe_provider_mode
     from chorus.agents.secrets.master_key import load_vault_key
     from chorus.agents.storage.database import open_database
+    from chorus.agents.storage.embedded import release_embedded_servers
     from chorus.demo import bootstrap_demo
     from chorus.server import create_app
 
@@ -64,19 +70,30 @@ def serve(
     except ServerMisconfigured as exc:
         _fail(f"chorus serve: {exc.detail}")
     typer.echo(f"chorus: {describe_provider_mode(settings.offline)}")
-    if demo:
+    # uvicorn shuts down gracefully on SIGTERM, then raises SIGTERM again; with the default action the
+    # process would die there, skipping the `finally` below and pgserver's atexit hook alike.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        if demo:
 
-        async def _demo() -> str:
-            db = await open_database(settings)
-            try:
-                return await bootstrap_demo(db, settings)
-            finally:
-                await db.close()
+            async def _demo() -> str:
+                db = await open_database(settings)
+                try:
+                    return await bootstrap_demo(db, settings)
+                finally:
+                    await db.close()
 
-        key = asyncio.run(_demo())
-        typer.echo(f"chorus: demo tenant API key: {key}")
-        typer.echo(f"chorus: open http://{'localhost' if host in ('127.0.0.1', '0.0.0.0') else host}:{port}/?key={key}")
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+            key = asyncio.run(_demo())
+            typer.echo(f"chorus: demo tenant API key: {key}")
+            shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
+            typer.echo(f"chorus: open http://{shown}:{port}/?key={key}")
+        uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+    finally:
+        release_embedded_servers()
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 @config_app.command("validate")

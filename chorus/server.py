@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
+import psycopg_pool
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -19,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from chorus.agents.configs.repository import ConfigRepository
 from chorus.agents.configs.router import router as configs_router
 from chorus.agents.configs.service import ConfigService
-from chorus.agents.errors import ChorusError
+from chorus.agents.errors import ChorusError, DatabaseUnavailable
 from chorus.agents.knowledge.router import router as knowledge_router
 from chorus.agents.knowledge.service import KnowledgeBase
 from chorus.agents.observability.logs import request_id_var
@@ -31,6 +32,7 @@ from chorus.agents.secrets.router import router as secrets_router
 from chorus.agents.secrets.service import SecretVault
 from chorus.agents.settings import Settings, load_settings
 from chorus.agents.storage.database import Database, open_database
+from chorus.agents.storage.outage import describe as describe_database_error
 from chorus.agents.tenancy.keys import KeyResolver
 from chorus.agents.tools.builtins import build_registry
 from chorus.agents.tools.router import router as tools_router
@@ -68,7 +70,16 @@ def _error(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ChorusError)
     async def chorus_error(request: Request, exc: ChorusError) -> JSONResponse:
-        return JSONResponse(exc.to_dict(), status_code=exc.status)
+        return JSONResponse(exc.to_dict(), status_code=exc.status, headers=dict(exc.headers))
+
+    @app.exception_handler(psycopg.OperationalError)
+    @app.exception_handler(psycopg_pool.PoolTimeout)
+    async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # A lost connection, a refused connect, no free connection in time: the database is down or
+        # overloaded, which the caller can only wait out.
+        log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+        db: Database = request.app.state.db
+        return await chorus_error(request, DatabaseUnavailable(describe_database_error(exc, timeout_s=db.timeout_s)))
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -10,6 +11,7 @@ class ChorusError(Exception):
 
     status = 500
     code = "internal_error"
+    headers: Mapping[str, str] = {}  # sent with the response, e.g. Retry-After
 
     def __init__(self, detail: str, *, extra: dict[str, Any] | None = None) -> None:
         super().__init__(detail)
@@ -66,6 +68,19 @@ class ProviderUnavailable(ChorusError):
 
     status = 503
     code = "provider_unavailable"
+
+
+class DatabaseUnavailable(ChorusError):
+    """Postgres cannot be reached (or gave no connection in time). Clients retry; nothing to fix on their side."""
+
+    status = 503
+    code = "database_unavailable"
+    retry_after_s = 2
+    headers = {"Retry-After": str(retry_after_s)}
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the database is not reachable ({reason}); retry in a few seconds")
+        self.reason = reason
 
 
 class ToolError(ChorusError):

@@ -21,6 +21,8 @@ class Settings:
         default_factory=lambda: float(v) if (v := os.environ.get("CHORUS_THREAD_TTL_DAYS")) else None
     )
     pool_max_size: int = field(default_factory=lambda: int(os.environ.get("CHORUS_DB_POOL_SIZE", "20")))
+    # How long a request waits for a database connection before it answers 503 (also the connect timeout).
+    db_timeout_s: float = field(default_factory=lambda: float(os.environ.get("CHORUS_DB_TIMEOUT_SECONDS", "1.5")))
     run_timeout_s: float = field(default_factory=lambda: float(os.environ.get("CHORUS_RUN_TIMEOUT_SECONDS", "300")))
     upload_max_bytes: int = field(
         default_factory=lambda: int(os.environ.get("CHORUS_UPLOAD_MAX_BYTES", str(20 * 1024 * 1024)))
