@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
+import psycopg.errors
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -27,6 +28,7 @@ from chorus.agents.observability.router import router as ops_router
 from chorus.agents.settings import Settings, load_settings
 from chorus.agents.storage.database import Database, open_database
 from chorus.agents.tenancy.keys import KeyResolver
+from chorus.agents.tenancy.router import router as keys_router
 from chorus.agents.tools.registry import default_registry
 from chorus.agents.tools.router import router as tools_router
 from chorus.graphs.checkpointer import ChorusCheckpointer
@@ -96,6 +98,13 @@ def _install_error_handlers(app: FastAPI) -> None:
             "the request contains text that cannot be stored (for example an "
             "unpaired UTF-16 surrogate); send valid UTF-8",
         )
+
+    @app.exception_handler(psycopg.errors.UniqueViolation)
+    async def duplicate(request: Request, exc: psycopg.errors.UniqueViolation) -> JSONResponse:
+        # A safety net: repositories that know the resource answer a Conflict with a better message. This
+        # one names no table, key or value, so it cannot tell whether another tenant holds the value.
+        log.warning("unique violation reached the API", extra={"constraint": exc.diag.constraint_name})
+        return _error(409, "conflict", "this conflicts with something that already exists (a duplicate id or name)")
 
     @app.exception_handler(psycopg.DataError)
     async def bad_value(request: Request, exc: psycopg.DataError) -> JSONResponse:
@@ -180,6 +189,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         configs_router,
         tools_router,
         knowledge_router,
+        keys_router,
         assistants_router,
         threads_router,
         runs_router,

@@ -63,7 +63,7 @@ async def _graph_and_config(manager: RunManager, thread: dict[str, Any], tenant_
 
 @router.post("", summary="Create a thread")
 async def create(
-    body: ThreadCreate, principal: PrincipalDep, threads: ThreadsDep, manager: ManagerDep
+    body: ThreadCreate, principal: DeveloperDep, threads: ThreadsDep, manager: ManagerDep
 ) -> dict[str, Any]:
     if body.thread_id:
         manager.forget_thread(body.thread_id)
@@ -110,12 +110,12 @@ async def get(thread_id: str, principal: PrincipalDep, threads: ThreadsDep) -> d
 
 
 @router.patch("/{thread_id}", summary="Merge metadata into a thread")
-async def patch(thread_id: str, body: ThreadPatch, principal: PrincipalDep, threads: ThreadsDep) -> dict[str, Any]:
+async def patch(thread_id: str, body: ThreadPatch, principal: DeveloperDep, threads: ThreadsDep) -> dict[str, Any]:
     return thread_view(await threads.update_metadata(principal.tenant_id, thread_id, body.metadata))
 
 
 @router.delete("/{thread_id}", status_code=204, summary="Delete a thread, its runs and its checkpoints")
-async def delete(thread_id: str, principal: PrincipalDep, threads: ThreadsDep, manager: ManagerDep) -> Response:
+async def delete(thread_id: str, principal: DeveloperDep, threads: ThreadsDep, manager: ManagerDep) -> Response:
     thread = await threads.get(principal.tenant_id, thread_id)
     if thread["status"] == "busy":
         raise InvalidInput("the thread has an active run; cancel it first")
