@@ -40,4 +40,4 @@ bench: env
 	$(UV) run --frozen --group bench python -m bench.run_all
 
 fuzz: env
-	./scripts/fuzz-api.sh
+	UV="$(UV)" ./scripts/fuzz-api.sh

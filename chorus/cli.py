@@ -166,7 +166,7 @@ def keys_list(tenant: Annotated[str, typer.Option(help="Tenant name.")] = "defau
 
 @keys_app.command("revoke")
 def keys_revoke(
-    key: Annotated[str, typer.Argument(help="The key id, or its prefix (chorus_xxxxx, as `keys list` shows).")],
+    key: Annotated[str, typer.Argument(help="The key id, its prefix (as `keys list` shows) or the key itself.")],
     tenant: Annotated[str | None, typer.Option(help="Tenant name, when a prefix is not unique.")] = None,
 ) -> None:
     """Revoke an API key; every server on this database refuses it within 5 s (their key cache)."""

@@ -79,6 +79,10 @@ async def test_cli_lists_and_revokes(
     assert f"revoked {new['key_id']}" in revoked.stdout
     assert next(k for k in (await http.get("/api/v1/keys")).json()["keys"] if k["key_id"] == new["key_id"])["revoked"]
 
+    by_key = (await http.post("/api/v1/keys", json={"role": "developer"})).json()
+    assert run_cli(["keys", "revoke", by_key["key"]], database_url, tmp_path).returncode == 0
+    assert (await http.post("/threads/search", json={}, headers={"x-api-key": by_key["key"]})).status_code == 401
+
     missing = run_cli(["keys", "revoke", "chorus_nope"], database_url, tmp_path)
     assert missing.returncode == 1 and "no key matches" in missing.stderr
     unknown = run_cli(["keys", "list", "--tenant", "no-such-tenant-x"], database_url, tmp_path)

@@ -160,9 +160,9 @@ async def list_api_keys(db: Database, tenant_id: str) -> list[KeyInfo]:
 
 
 async def find_keys(db: Database, ref: str, *, tenant_id: str | None = None) -> list[tuple[str, str]]:
-    """(key id, tenant id) of the keys matching a key id or a prefix (`chorus_xxxxx`), maybe in one tenant."""
-    sql = "SELECT key_id, tenant_id FROM api_keys WHERE (key_id::text = %s OR prefix = %s)"
-    params: list[Any] = [ref.lower() if len(ref) == 36 else ref, ref]
+    """(key id, tenant id) of the keys matching a key id, a prefix (`chorus_xxxxx`) or the key itself."""
+    sql = "SELECT key_id, tenant_id FROM api_keys WHERE (key_id::text = %s OR prefix = %s OR key_hash = %s)"
+    params: list[Any] = [ref.lower() if len(ref) == 36 else ref, ref, _hash(ref)]
     if tenant_id is not None:
         sql += " AND tenant_id = %s"
         params.append(tenant_id)
