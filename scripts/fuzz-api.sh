@@ -13,9 +13,11 @@ CHORUS_HOME="$home" CHORUS_OFFLINE=1 CHORUS_LOG_LEVEL=ERROR $UV run --frozen cho
   >"$home/server.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$home"' EXIT
-for _ in $(seq 1 120); do
+# --demo loads the example bots and knowledge before the server listens: up to a few minutes on 2 busy cores.
+for i in $(seq 1 600); do
   curl -sf "http://127.0.0.1:$port/health" >/dev/null && break
-  kill -0 $server 2>/dev/null || { cat "$home/server.log"; exit 1; }
+  kill -0 $server 2>/dev/null || { echo "fuzz: the server stopped:"; cat "$home/server.log"; exit 1; }
+  [ "$i" = 600 ] && { echo "fuzz: the server did not answer /health within 5 minutes"; exit 1; }
   sleep 0.5
 done
 seed_args=()

@@ -1,8 +1,8 @@
 """FastAPI dependencies shared by every router: the database, the tool registry and the caller.
 
-Every route takes exactly one of the role aliases (docs/api.md publishes the matrix, tests/test_roles.py
-checks it): `ViewerDep` (any key of the tenant: reads), `DeveloperDep` (writes), `AdminDep` (keys,
-secrets, members). `PrincipalDep` is the same as `ViewerDep`.
+Every route that is not public takes exactly one of the role aliases (docs/api.md publishes the matrix,
+tests/test_roles.py checks it): `ViewerDep` (any key of the tenant: reads), `DeveloperDep` (writes),
+`AdminDep` (the tenant's keys and secrets). `PrincipalDep` is the same as `ViewerDep`.
 """
 
 from __future__ import annotations

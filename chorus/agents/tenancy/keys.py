@@ -22,6 +22,7 @@ _RANK = {"viewer": 0, "developer": 1, "admin": 2}
 # it and within this many seconds in every other process sharing the database (docs/operations.md).
 CACHE_SECONDS = 5.0
 PREFIX_LENGTH = 12
+_CACHE_LIMIT = 10_000
 
 
 @dataclass(frozen=True)
@@ -239,6 +240,9 @@ class KeyResolver:
         if hit and now - hit[0] < self._cache_seconds:
             return hit[1]
         principal = await resolve_api_key(self._db, key)
+        if len(self._cache) >= _CACHE_LIMIT:  # bounded: drop what has expired, or everything
+            fresh = {d: e for d, e in self._cache.items() if now - e[0] < self._cache_seconds}
+            self._cache = fresh if len(fresh) < _CACHE_LIMIT else {}
         self._cache[digest] = (now, principal)
         return principal
 
