@@ -40,4 +40,4 @@ bench: env
 	$(UV) run --frozen python -m bench.run_all $(BENCH_ARGS)
 
 fuzz: env
-	./scripts/fuzz-api.sh
+	UV="$(UV)" ./scripts/fuzz-api.sh

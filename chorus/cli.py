@@ -1,5 +1,5 @@
-"""The `chorus` command: serve, chat, config validate/schema, keys create, threads prune, kb (knowledge),
-secrets (the vault)."""
+"""The `chorus` command: serve, chat, config validate/schema, keys create/list/revoke, threads prune, kb
+(knowledge), secrets (the vault)."""
 
 from __future__ import annotations
 
@@ -158,6 +158,67 @@ def keys_create(
         typer.echo(asyncio.run(run()))
     except ChorusError as exc:
         _fail(exc.detail)
+
+
+@keys_app.command("list")
+def keys_list(tenant: Annotated[str, typer.Option(help="Tenant name.")] = "default") -> None:
+    """List a tenant's API keys: id, prefix, role, name, created, last used, revoked (never the key)."""
+    from chorus.agents.errors import ChorusError
+    from chorus.agents.storage.database import open_database
+    from chorus.agents.tenancy.keys import KeyInfo, find_tenant, list_api_keys
+
+    async def run() -> list[KeyInfo]:
+        db = await open_database(load_settings())
+        try:
+            return await list_api_keys(db, await find_tenant(db, tenant))
+        finally:
+            await db.close()
+
+    try:
+        keys = asyncio.run(run())
+    except ChorusError as exc:
+        _fail(exc.detail)
+
+    def when(value: Any) -> str:
+        return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+
+    typer.echo(f"{'KEY ID':36}  {'PREFIX':12}  {'ROLE':9}  {'CREATED':16}  {'LAST USED':16}  {'REVOKED':16}  NAME")
+    for k in keys:
+        typer.echo(
+            f"{k.key_id:36}  {k.prefix:12}  {k.role:9}  {when(k.created_at):16}  {when(k.last_used_at):16}"
+            f"  {when(k.revoked_at):16}  {k.name or ''}"
+        )
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key: Annotated[str, typer.Argument(help="The key id, its prefix (as `keys list` shows) or the key itself.")],
+    tenant: Annotated[str | None, typer.Option(help="Tenant name, when a prefix is not unique.")] = None,
+) -> None:
+    """Revoke an API key; every server on this database refuses it within 5 s (their key cache)."""
+    from chorus.agents.errors import ChorusError, NotFound
+    from chorus.agents.storage.database import open_database
+    from chorus.agents.tenancy.keys import KeyInfo, find_keys, find_tenant, revoke_api_key
+
+    async def run() -> KeyInfo:
+        db = await open_database(load_settings())
+        try:
+            tenant_id = await find_tenant(db, tenant) if tenant else None
+            matches = await find_keys(db, key, tenant_id=tenant_id)
+            if len(matches) != 1:
+                found = "no key matches" if not matches else f"{len(matches)} keys match"
+                raise NotFound(f"{found} '{key}'; pass a key id from `chorus keys list --tenant NAME`")
+            key_id, key_tenant = matches[0]
+            # The operator may revoke a tenant's last admin key here: `keys create` can always make another.
+            return await revoke_api_key(db, tenant_id=key_tenant, key_id=key_id, keep_an_admin=False)
+        finally:
+            await db.close()
+
+    try:
+        info = asyncio.run(run())
+    except ChorusError as exc:
+        _fail(exc.detail)
+    typer.echo(f"revoked {info.key_id} ({info.prefix}, {info.role}{', ' + info.name if info.name else ''})")
 
 
 @threads_app.command("prune")

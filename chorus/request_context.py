@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: request ids, the body size limit (also for chunked bodies), request metrics.
+"""Pure ASGI middleware: request ids, the body size limit (also for chunked bodies), JSON text that cannot
+be stored (lone surrogates: 422 for every endpoint at once), request metrics.
 
 Pure ASGI rather than `@app.middleware("http")`: it adds no task or memory stream per request and
 leaves streaming responses (SSE) untouched.
@@ -14,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chorus.agents.observability.logs import request_id_var
 from chorus.agents.observability.metrics import HTTP_REQUESTS
+from chorus.json_text import lone_surrogate
 
 
 def _error_body(status: int, code: str, detail: str) -> tuple[dict[str, Any], bytes]:
@@ -52,24 +54,41 @@ class RequestContextMiddleware:
         setting = "CHORUS_UPLOAD_MAX_BYTES" if upload else "CHORUS_MAX_BODY_BYTES"
         length = headers.get(b"content-length", b"").decode("latin-1")
         if length.isdigit() and int(length) > limit:
-            await self._reject(send, scope, f"the body is {length} bytes; the limit is {limit} ({setting})")
+            await self._reject(send, 413, f"the body is {length} bytes; the limit is {limit} ({setting})")
             return
+        content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        json_body: list[bytes] | None = [] if content_type.endswith(b"json") else None
 
         received = 0
         started = False
-        rejected = False
+        rejected = 0
         status = 500
 
         async def counted_receive() -> Message:
             nonlocal received, rejected, started
             message = await receive()
             if message["type"] == "http.request":
-                received += len(message.get("body", b""))
+                chunk = message.get("body", b"")
+                received += len(chunk)
                 if received > limit and not started:
                     # Chunked upload past the limit: answer 413 now and tell the app the client left.
-                    rejected = started = True
-                    await self._reject(send, scope, f"the body is larger than {limit} bytes ({setting})")
+                    rejected = 413
+                    started = True
+                    await self._reject(send, 413, f"the body is larger than {limit} bytes ({setting})")
                     return {"type": "http.disconnect"}
+                if json_body is not None:
+                    json_body.append(chunk)
+                    bad = None if message.get("more_body") else lone_surrogate(b"".join(json_body))
+                    if bad and not started:
+                        rejected = 422
+                        started = True
+                        await self._reject(
+                            send,
+                            422,
+                            f"the body contains an unpaired UTF-16 surrogate ({bad}), text that cannot be stored; "
+                            "send valid UTF-8 (a high surrogate escape must be followed by its low half)",
+                        )
+                        return {"type": "http.disconnect"}
             return message
 
         async def send_with_id(message: Message) -> None:
@@ -86,13 +105,11 @@ class RequestContextMiddleware:
             await self.app(scope, counted_receive, send_with_id)
         finally:
             route = scope.get("route")
-            HTTP_REQUESTS.labels(
-                scope["method"], getattr(route, "path", "unmatched"), str(413 if rejected else status)
-            ).inc()
+            HTTP_REQUESTS.labels(scope["method"], getattr(route, "path", "unmatched"), str(rejected or status)).inc()
 
     @staticmethod
-    async def _reject(send: Send, scope: Scope, detail: str) -> None:
-        start, body = _error_body(413, "payload_too_large", detail)
+    async def _reject(send: Send, status: int, detail: str) -> None:
+        start, body = _error_body(status, "payload_too_large" if status == 413 else "invalid_input", detail)
         start["headers"].append((b"x-request-id", (request_id_var.get() or "").encode()))
         await send(start)
         await send({"type": "http.response.body", "body": body})

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
+import psycopg.errors
 import psycopg_pool
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -34,6 +35,7 @@ from chorus.agents.settings import Settings, load_settings
 from chorus.agents.storage.database import Database, open_database
 from chorus.agents.storage.outage import describe as describe_database_error
 from chorus.agents.tenancy.keys import KeyResolver
+from chorus.agents.tenancy.router import router as keys_router
 from chorus.agents.tools.builtins import build_registry
 from chorus.agents.tools.router import router as tools_router
 from chorus.graphs.checkpointer import ChorusCheckpointer
@@ -111,6 +113,13 @@ def _install_error_handlers(app: FastAPI) -> None:
             "the request contains text that cannot be stored (for example an "
             "unpaired UTF-16 surrogate); send valid UTF-8",
         )
+
+    @app.exception_handler(psycopg.errors.UniqueViolation)
+    async def duplicate(request: Request, exc: psycopg.errors.UniqueViolation) -> JSONResponse:
+        # A safety net: repositories that know the resource answer a Conflict with a better message. This
+        # one names no table, key or value, so it cannot tell whether another tenant holds the value.
+        log.warning("unique violation reached the API", extra={"constraint": exc.diag.constraint_name})
+        return _error(409, "conflict", "this conflicts with something that already exists (a duplicate id or name)")
 
     @app.exception_handler(psycopg.DataError)
     async def bad_value(request: Request, exc: psycopg.DataError) -> JSONResponse:
@@ -214,6 +223,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         tools_router,
         knowledge_router,
         secrets_router,
+        keys_router,
         assistants_router,
         threads_router,
         runs_router,

@@ -1,4 +1,9 @@
-"""FastAPI dependencies shared by every router: the database, the tool registry and the caller."""
+"""FastAPI dependencies shared by every router: the database, the tool registry and the caller.
+
+Every route that is not public takes exactly one of the role aliases (docs/api.md publishes the matrix,
+tests/test_roles.py checks it): `ViewerDep` (any key of the tenant: reads), `DeveloperDep` (writes),
+`AdminDep` (the tenant's keys and secrets). `PrincipalDep` is the same as `ViewerDep`.
+"""
 
 from __future__ import annotations
 
@@ -44,8 +49,21 @@ async def _developer(principal: Annotated[Principal, Depends(_principal)]) -> Pr
     return principal
 
 
+async def _admin(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+    principal.require("admin")
+    return principal
+
+
+def _key_resolver(request: Request) -> KeyResolver:
+    resolver: KeyResolver = request.app.state.key_resolver
+    return resolver
+
+
 DbDep = Annotated[Database, Depends(_db)]
 RegistryDep = Annotated[ToolRegistry, Depends(_registry)]
 ConfigServiceDep = Annotated[ConfigService, Depends(_configs)]
 PrincipalDep = Annotated[Principal, Depends(_principal)]
+ViewerDep = PrincipalDep
 DeveloperDep = Annotated[Principal, Depends(_developer)]
+AdminDep = Annotated[Principal, Depends(_admin)]
+KeyResolverDep = Annotated[KeyResolver, Depends(_key_resolver)]

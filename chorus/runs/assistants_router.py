@@ -8,8 +8,8 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from chorus.agents.api_deps import ConfigServiceDep, DeveloperDep, PrincipalDep
-from chorus.agents.configs.repository import StoredConfig
-from chorus.agents.errors import Conflict, InvalidInput, NotFound
+from chorus.agents.configs.repository import StoredConfig, id_taken
+from chorus.agents.errors import InvalidInput, NotFound
 from chorus.runs.deps import EngineDep
 
 router = APIRouter(prefix="/assistants", tags=["assistants"])
@@ -90,7 +90,7 @@ async def create(body: AssistantCreate, principal: DeveloperDep, service: Config
         if existing is not None:
             if body.if_exists == "do_nothing":
                 return assistant_view(existing)
-            raise Conflict(f"assistant '{body.assistant_id}' already exists; pass if_exists='do_nothing'")
+            raise id_taken(body.assistant_id)
     raw = _bot_config(body.context, body.config)
     if raw is None:
         raise InvalidInput(

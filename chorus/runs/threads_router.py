@@ -62,7 +62,7 @@ async def _graph_and_config(engine: RunEngine, thread: dict[str, Any], tenant_id
 
 
 @router.post("", summary="Create a thread")
-async def create(body: ThreadCreate, principal: PrincipalDep, threads: ThreadsDep, engine: EngineDep) -> dict[str, Any]:
+async def create(body: ThreadCreate, principal: DeveloperDep, threads: ThreadsDep, engine: EngineDep) -> dict[str, Any]:
     if body.thread_id:
         engine.forget_thread(body.thread_id)
     return thread_view(
@@ -112,12 +112,12 @@ async def get(thread_id: str, principal: PrincipalDep, threads: ThreadsDep) -> d
 
 
 @router.patch("/{thread_id}", summary="Merge metadata into a thread")
-async def patch(thread_id: str, body: ThreadPatch, principal: PrincipalDep, threads: ThreadsDep) -> dict[str, Any]:
+async def patch(thread_id: str, body: ThreadPatch, principal: DeveloperDep, threads: ThreadsDep) -> dict[str, Any]:
     return thread_view(await threads.update_metadata(principal.tenant_id, thread_id, body.metadata))
 
 
 @router.delete("/{thread_id}", status_code=204, summary="Delete a thread, its runs and its checkpoints")
-async def delete(thread_id: str, principal: PrincipalDep, threads: ThreadsDep, engine: EngineDep) -> Response:
+async def delete(thread_id: str, principal: DeveloperDep, threads: ThreadsDep, engine: EngineDep) -> Response:
     await engine.delete_thread(principal.tenant_id, thread_id)
     return Response(status_code=204)
 

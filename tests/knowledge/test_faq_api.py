@@ -39,6 +39,16 @@ async def search(http: httpx.AsyncClient, query: str, **extra: Any) -> dict[str,
     return dict(response.json())
 
 
+async def test_patch_to_a_question_already_in_the_namespace_is_a_conflict(http: httpx.AsyncClient) -> None:
+    await create(http, PAYMENT)
+    other = await create(http, PASSWORD)
+    clash = await http.patch(f"/api/v1/rag/faq/{other['faq_id']}", json={"question": PAYMENT["question"].lower()})
+    assert clash.status_code == 409, clash.text
+    assert "already exists in namespace 'faq'" in clash.json()["detail"]
+    unchanged = (await http.get(f"/api/v1/rag/faq/{other['faq_id']}")).json()
+    assert unchanged["question"] == PASSWORD["question"] and unchanged["version"] == 1
+
+
 async def test_crud_with_versions(http: httpx.AsyncClient) -> None:
     created = await create(http, PAYMENT)
     assert created["version"] == 1 and created["vector_embedding_status"] == "generated"
@@ -60,7 +70,7 @@ async def test_crud_with_versions(http: httpx.AsyncClient) -> None:
     assert [v["version"] for v in versions] == [1, 2]
     assert versions[0]["answer"] == PAYMENT["answer"] and versions[1]["change_reason"] == "new settings page"
     duplicate = await http.post("/api/v1/rag/faq", json={**PAYMENT, "question": PAYMENT["question"].upper()})
-    assert duplicate.status_code == 422 and "already exists" in duplicate.json()["detail"]
+    assert duplicate.status_code == 409 and "already exists" in duplicate.json()["detail"]
     listed = (await http.get("/api/v1/rag/faq", params={"namespace": "faq"})).json()["faqs"]
     assert [f["faq_id"] for f in listed] == [faq_id]
     deleted = await http.delete(f"/api/v1/rag/faq/{faq_id}")

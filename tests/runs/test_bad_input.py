@@ -176,3 +176,52 @@ async def test_text_that_cannot_be_stored(http: httpx.AsyncClient) -> None:
     resp = await http.post("/assistants/search", content=body, headers={"content-type": "application/json"})
     assert resp.status_code == 422
     assert "UTF-8" in resp.json()["detail"]
+
+
+async def test_another_tenants_assistant_id_answers_like_our_own(
+    http: httpx.AsyncClient, server: RunningServer, db: Database, assistant_id: str, acme_config: dict[str, Any]
+) -> None:
+    other = await make_tenant(db)
+    async with httpx.AsyncClient(base_url=server.url, headers={"x-api-key": other.key}) as stranger:
+        answers = []
+        for if_exists in ("raise", "do_nothing"):
+            resp = await stranger.post(
+                "/assistants",
+                json={
+                    "assistant_id": assistant_id,
+                    "graph_id": "chatbot",
+                    "context": acme_config,
+                    "if_exists": if_exists,
+                },
+            )
+            assert resp.status_code == 409, resp.text
+            answers.append(resp.json())
+        assert (await stranger.get(f"/assistants/{assistant_id}")).status_code == 404
+    own = await http.post(
+        "/assistants", json={"assistant_id": assistant_id, "graph_id": "chatbot", "context": acme_config}
+    )
+    assert own.status_code == 409
+    assert answers[0] == answers[1] == own.json()  # the same words whoever holds the id
+    assert "use if_exists" in own.json()["detail"]
+    assert (await http.get(f"/assistants/{assistant_id}")).json()["context"]["config_metadata"]["name"]
+
+
+async def test_lone_surrogate_is_refused_on_every_json_endpoint(http: httpx.AsyncClient, assistant_id: str) -> None:
+    thread_id = (await http.post("/threads", json={})).json()["thread_id"]
+    bad = b'{"messages": [{"role": "user", "content": "hi \\ud800 there"}]}'
+    run = b'{"assistant_id": "%s", "input": %s}' % (assistant_id.encode(), bad)
+    for path in (f"/threads/{thread_id}/runs/wait", f"/threads/{thread_id}/runs", "/runs/wait"):
+        resp = await http.post(path, content=run, headers={"content-type": "application/json"})
+        assert resp.status_code == 422, (path, resp.text)
+        assert "unpaired UTF-16 surrogate" in resp.json()["detail"]
+    meta = await http.post(
+        "/threads", content=b'{"metadata": {"x": "\\udc00"}}', headers={"content-type": "application/json"}
+    )
+    assert meta.status_code == 422
+    # A pair is a character (an emoji here), and an escaped backslash is just text.
+    ok = b'{"metadata": {"emoji": "\\ud83d\\ude00", "text": "\\\\ud800"}}'
+    resp = await http.post("/threads", content=ok, headers={"content-type": "application/json"})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["metadata"] == {"emoji": "\U0001f600", "text": "\\ud800"}
+    state = await http.get(f"/threads/{thread_id}/runs")
+    assert state.json() == []  # nothing was accepted

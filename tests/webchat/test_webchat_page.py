@@ -73,4 +73,4 @@ async def test_page_asks_for_a_key(browser: Browser, server: RunningServer) -> N
     await expect(page.locator("#key-panel")).to_be_visible()
     await page.fill("#key-input", "chorus_wrong")
     await page.click("#key-form button")
-    await expect(page.locator("#status")).to_contain_text("unknown or revoked API key")
+    await expect(page.locator("#status")).to_contain_text("unknown API key")

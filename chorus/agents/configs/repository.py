@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from chorus.agents.errors import InvalidInput, NotFound
+from psycopg.errors import UniqueViolation
+
+from chorus.agents.errors import Conflict, InvalidInput, NotFound
 from chorus.agents.storage.database import Database
 
 
@@ -58,6 +60,14 @@ def stamp(config: dict[str, Any], config_id: str, version: int) -> dict[str, Any
     }
 
 
+def id_taken(config_id: str) -> Conflict:
+    """The one answer for an id that exists, whichever tenant holds it."""
+    return Conflict(
+        f"an assistant with the id '{config_id}' already exists; use if_exists='do_nothing' to get yours, "
+        "or choose another id (or none: one is generated)"
+    )
+
+
 def parse_uuid(value: str, what: str) -> str:
     try:
         return str(uuid.UUID(str(value)))
@@ -81,6 +91,35 @@ class ConfigRepository:
         metadata: dict[str, Any],
         commit_message: str | None,
     ) -> StoredConfig:
+        try:
+            await self._insert(
+                tenant_id=tenant_id,
+                config_id=config_id,
+                name=name,
+                description=description,
+                product_type=product_type,
+                config=config,
+                metadata=metadata,
+                commit_message=commit_message,
+            )
+        except UniqueViolation:
+            # Config ids are global (threads and the graph cache key on them), so the same answer for an id
+            # of this tenant and of another: nothing here says which (docs/decisions.md).
+            raise id_taken(config_id) from None
+        return await self.get(tenant_id, config_id)
+
+    async def _insert(
+        self,
+        *,
+        tenant_id: str,
+        config_id: str,
+        name: str,
+        description: str | None,
+        product_type: str,
+        config: dict[str, Any],
+        metadata: dict[str, Any],
+        commit_message: str | None,
+    ) -> None:
         async with self.db.connection() as conn, conn.transaction():
             await conn.execute(
                 "INSERT INTO bot_configs (config_id, tenant_id, name, description, product_type, latest_version,"
@@ -98,7 +137,6 @@ class ConfigRepository:
                     commit_message,
                 ),
             )
-        return await self.get(tenant_id, config_id)
 
     async def add_version(
         self,

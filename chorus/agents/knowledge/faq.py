@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from psycopg import AsyncConnection
+from psycopg.errors import UniqueViolation
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
-from chorus.agents.errors import InvalidInput, NotFound
+from chorus.agents.errors import Conflict, InvalidInput, NotFound
 from chorus.agents.knowledge.embedders import Embedder, configured_model, embed, get_embedder, to_pgvector
 from chorus.agents.knowledge.repository import KnowledgeRepository, Namespace
 from chorus.agents.storage.database import Database
@@ -46,6 +47,14 @@ class FaqInput:
 
     def phrasings(self) -> list[tuple[str, str]]:
         return [("question", self.question), *(("alternate_question", a) for a in self.alternate_questions)]
+
+
+def _duplicate_question(question: str, namespace: str) -> Conflict:
+    return Conflict(
+        f"an FAQ with the question '{question.strip()}' already exists in namespace '{namespace}'; "
+        "change that FAQ instead, or word this question differently",
+        extra={"errors": [{"path": "$.question", "message": "duplicate question"}]},
+    )
 
 
 def check_faq(faq: FaqInput, path: str = "$") -> list[dict[str, str]]:
@@ -144,10 +153,7 @@ class FaqService:
         )
         row = await cur.fetchone()
         if row is None:
-            raise InvalidInput(
-                f"an FAQ with the question '{faq.question.strip()}' already exists in namespace '{ns.namespace}'",
-                errors=[{"path": "$.question", "message": "duplicate question"}],
-            )
+            raise _duplicate_question(faq.question, ns.namespace)
         await self._store_vectors(conn, ns, faq_id, vectors)
         await self._record_version(conn, row, actor, reason)
         return dict(row)
@@ -213,9 +219,12 @@ class FaqService:
         vectors = (await self.vectors(ns, [merged]))[0] if phrasing_changed else None
         if not changed:
             return {**current, "updated_fields": [], "vector_embedding_status": "unchanged"}
-        async with self.db.connection() as conn, conn.transaction():
-            await conn.execute("SELECT 1 FROM faqs WHERE faq_id = %s FOR UPDATE", (faq_id,))
-            row = await self.apply_update(conn, ns, faq_id, merged, vectors, actor=actor, reason=reason)
+        try:
+            async with self.db.connection() as conn, conn.transaction():
+                await conn.execute("SELECT 1 FROM faqs WHERE faq_id = %s FOR UPDATE", (faq_id,))
+                row = await self.apply_update(conn, ns, faq_id, merged, vectors, actor=actor, reason=reason)
+        except UniqueViolation:
+            raise _duplicate_question(merged.question, ns.namespace) from None
         status = "regenerated" if vectors is not None else "unchanged"
         return {**row, "updated_fields": sorted(changed), "vector_embedding_status": status}
 

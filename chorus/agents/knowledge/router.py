@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 
 from chorus.agents.api_deps import DeveloperDep, PrincipalDep
-from chorus.agents.errors import InvalidInput
+from chorus.agents.errors import InvalidInput, ProviderUnavailable
 from chorus.agents.knowledge.faq import faq_input, parse_days
 from chorus.agents.knowledge.faq_import import submit_import
 from chorus.agents.knowledge.ingestion import IngestRequest
@@ -150,7 +150,14 @@ async def delete_namespace(namespace: str, principal: DeveloperDep, request: Req
 async def reembed(namespace: str, body: ReembedBody, principal: DeveloperDep, request: Request) -> dict[str, Any]:
     from chorus.agents.knowledge.embedders import check_model, get_embedder
 
-    get_embedder(check_model(body.embedding_model))  # missing credentials fail now, not in the job
+    try:
+        get_embedder(check_model(body.embedding_model))  # missing credentials fail now, not in the job
+    except ProviderUnavailable as exc:
+        # The request names a model this server cannot use: the caller's choice to change, not an outage.
+        raise InvalidInput(
+            f"{exc.detail}; choose a model this server can use",
+            errors=[{"path": "$.embedding_model", "message": "not available on this server"}],
+        ) from None
     return await _kb(request).submit_reembed(principal.tenant_id, check_namespace(namespace), body.embedding_model)
 
 

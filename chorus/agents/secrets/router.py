@@ -68,38 +68,38 @@ async def list_secrets(principal: AdminDep, vault: VaultDep) -> SecretList:
     return SecretList(secrets=items, total=len(items))
 
 
-@router.get("/{name}", summary="A secret's metadata and versions (masked; audited as a read)")
-async def get_secret(name: str, principal: AdminDep, vault: VaultDep) -> SecretDetail:
-    return SecretDetail.of(await vault.describe(principal.tenant_id, name, _actor(principal)))
+@router.get("/{secret_name}", summary="A secret's metadata and versions (masked; audited as a read)")
+async def get_secret(secret_name: str, principal: AdminDep, vault: VaultDep) -> SecretDetail:
+    return SecretDetail.of(await vault.describe(principal.tenant_id, secret_name, _actor(principal)))
 
 
-@router.post("/{name}/rotate", summary="Rotate: store a new value as the next version (old versions are kept)")
-async def rotate_secret(name: str, body: SecretRotate, principal: AdminDep, vault: VaultDep) -> SecretDetail:
+@router.post("/{secret_name}/rotate", summary="Rotate: store a new value as the next version (old versions are kept)")
+async def rotate_secret(secret_name: str, body: SecretRotate, principal: AdminDep, vault: VaultDep) -> SecretDetail:
     described = await vault.rotate(
-        principal.tenant_id, name, value=body.value, reason=body.rotation_reason, actor=_actor(principal)
+        principal.tenant_id, secret_name, value=body.value, reason=body.rotation_reason, actor=_actor(principal)
     )
     return SecretDetail.of(described)
 
 
 @router.delete(
-    "/{name}",
+    "/{secret_name}",
     summary="Delete a secret and all its versions; 409 naming the configs that use it unless ?force=true",
 )
 async def delete_secret(
-    name: str,
+    secret_name: str,
     principal: AdminDep,
     vault: VaultDep,
     force: Annotated[bool, Query(description="Delete even if bot configs reference it (they are listed)")] = False,
 ) -> SecretDeleted:
-    return SecretDeleted.of(await vault.delete(principal.tenant_id, name, force=force, actor=_actor(principal)))
+    return SecretDeleted.of(await vault.delete(principal.tenant_id, secret_name, force=force, actor=_actor(principal)))
 
 
-@router.get("/{name}/audit", summary="Who created, read, rotated, deleted and used a secret, newest first")
+@router.get("/{secret_name}/audit", summary="Who created, read, rotated, deleted and used a secret, newest first")
 async def secret_audit(
-    name: str,
+    secret_name: str,
     principal: AdminDep,
     vault: VaultDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> SecretAudit:
-    events = await vault.audit(principal.tenant_id, name, limit=limit)
-    return SecretAudit(name=name, events=[AuditEntry.of(e) for e in events])
+    events = await vault.audit(principal.tenant_id, secret_name, limit=limit)
+    return SecretAudit(name=secret_name, events=[AuditEntry.of(e) for e in events])

@@ -1,0 +1,39 @@
+"""API keys over HTTP (admin only): create (the key in clear, once), list, revoke."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from chorus.agents.api_deps import AdminDep, DbDep, KeyResolverDep
+from chorus.agents.tenancy.keys import issue_api_key, list_api_keys, revoke_api_key
+
+router = APIRouter(prefix="/api/v1/keys", tags=["keys"])
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["admin", "developer", "viewer"]
+    name: str | None = Field(default=None, max_length=200, description="a label, e.g. who or what uses the key")
+
+
+@router.post("", status_code=201, summary="Create an API key; the answer holds the key in clear, the only time")
+async def create_key(body: KeyCreate, principal: AdminDep, db: DbDep) -> dict[str, Any]:
+    new = await issue_api_key(
+        db, tenant_id=principal.tenant_id, role=body.role, name=body.name, created_by=principal.key_id
+    )
+    return {**new.info.to_dict(), "key": new.key}
+
+
+@router.get("", summary="The tenant's API keys (prefix, name, role, created, last used, revoked)")
+async def list_keys(principal: AdminDep, db: DbDep) -> dict[str, Any]:
+    return {"keys": [k.to_dict() for k in await list_api_keys(db, principal.tenant_id)]}
+
+
+@router.delete("/{key_id}", status_code=204, summary="Revoke an API key (not the tenant's last admin key)")
+async def revoke_key(key_id: str, principal: AdminDep, db: DbDep, resolver: KeyResolverDep) -> Response:
+    revoked = await revoke_api_key(db, tenant_id=principal.tenant_id, key_id=key_id)
+    resolver.forget(revoked.key_id)
+    return Response(status_code=204)

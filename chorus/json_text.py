@@ -1,0 +1,35 @@
+"""Finds text a JSON body may carry that Postgres and orjson cannot store: unpaired UTF-16 surrogates.
+
+JSON allows `"\\ud800"`, and Python's parser turns it into a str that no UTF-8 encoder accepts, so such a
+body is refused at the door (422) instead of failing deep inside a handler (orjson, psycopg) with a 500.
+"""
+
+from __future__ import annotations
+
+import re
+
+_SURROGATE_HINT = re.compile(rb"\\u[dD][89a-fA-F]")
+# One escape at a time, left to right, so an escaped backslash (`\\`) never starts a `\u` escape.
+_ESCAPE = re.compile(rb"\\(?:u([0-9a-fA-F]{4})|.)", re.DOTALL)
+
+
+def lone_surrogate(body: bytes) -> str | None:
+    """The first unpaired surrogate escape in a JSON text (e.g. `\\ud800`), or None if there is none."""
+    if not _SURROGATE_HINT.search(body):
+        return None
+    pending: tuple[int, str] | None = None  # a high surrogate waiting for its low half: (end, text)
+    for match in _ESCAPE.finditer(body):
+        hex_digits = match.group(1)
+        code = int(hex_digits, 16) if hex_digits else None
+        if pending is not None:
+            if match.start() == pending[0] and code is not None and 0xDC00 <= code <= 0xDFFF:
+                pending = None
+                continue
+            return pending[1]
+        if code is None:
+            continue
+        if 0xD800 <= code <= 0xDBFF:
+            pending = (match.end(), match.group(0).decode("ascii"))
+        elif 0xDC00 <= code <= 0xDFFF:
+            return match.group(0).decode("ascii")
+    return pending[1] if pending else None

@@ -1,0 +1,276 @@
+"""Roles on every route: each operation of the OpenAPI document, called with each role and with another
+tenant's admin key, answers as the matrix in docs/api.md says (allowed: not 401/403; denied: exactly 403;
+another tenant: 404 for its ids, and never one of our ids in a body). Public routes answer without a key."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+
+from chorus.agents.storage.database import Database
+from chorus.agents.tenancy.keys import create_api_key
+from tests.conftest import ROOT, RunningServer, Tenant, example, make_tenant
+
+RANK = {"viewer": 0, "developer": 1, "admin": 2}
+# Routes the OpenAPI document does not list (docs, the webchat page, static files), with a real path each.
+HIDDEN_PUBLIC = {
+    ("GET", "/"): "/",
+    ("GET", "/openapi.json"): "/openapi.json",
+    ("GET", "/docs"): "/docs",
+    ("GET", "/docs/oauth2-redirect"): "/docs/oauth2-redirect",
+    ("GET", "/redoc"): "/redoc",
+    ("GET", "/static/{path}"): "/static/webchat.js",
+}
+# Resources every tenant shares: another tenant's key may read them.
+SHARED_PREFIXES = ("/api/v1/tools",)
+MESSAGE = {"messages": [{"role": "user", "content": "Where is my order ORD-1001?"}]}
+
+
+def role_matrix() -> dict[tuple[str, str], str]:
+    """(method, path) -> least role ('public', 'viewer', 'developer', 'admin'), from docs/api.md."""
+    text = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    section = text.split("### Roles", 1)[1].split("\n## ", 1)[0]
+    matrix: dict[tuple[str, str], str] = {}
+    for method, path, role in re.findall(r"^\| (GET|POST|PATCH|PUT|DELETE) \| `([^`]+)` \| (\w+) \|$", section, re.M):
+        assert (method, path) not in matrix, f"docs/api.md lists {method} {path} twice"
+        assert role in ("public", *RANK), f"docs/api.md: unknown role '{role}' for {method} {path}"
+        matrix[(method, path)] = role
+    return matrix
+
+
+@dataclass
+class World:
+    """Resources of tenant A that path parameters point at, made on first use and remade after deletion."""
+
+    admin: httpx.AsyncClient
+    ids: dict[str, str] = field(default_factory=dict)
+    namespace: str = field(default_factory=lambda: f"roles{uuid.uuid4().hex[:8]}")
+
+    async def value(self, param: str) -> str:
+        kind = {"config_id": "assistant_id"}.get(param, param)  # a config is an assistant
+        if kind not in self.ids:
+            await self._make({"job_id": "document_id"}.get(kind, kind))  # ingesting a document makes a job
+        return self.ids[kind]
+
+    async def _make(self, kind: str) -> None:
+        a = self.admin
+        if kind == "assistant_id":
+            resp = await a.post("/assistants", json={"graph_id": "chatbot", "context": example("acme_support_bot")})
+            self.ids[kind] = resp.json()["assistant_id"]
+        elif kind == "thread_id":
+            self.ids[kind] = (await a.post("/threads", json={})).json()["thread_id"]
+        elif kind == "run_id":
+            thread_id, assistant_id = await self.value("thread_id"), await self.value("assistant_id")
+            run = (
+                await a.post(f"/threads/{thread_id}/runs", json={"assistant_id": assistant_id, "input": MESSAGE})
+            ).json()
+            await a.get(f"/threads/{thread_id}/runs/{run['run_id']}/join")
+            self.ids[kind] = run["run_id"]
+        elif kind == "namespace":
+            await self.value("document_id")
+        elif kind == "document_id":
+            document_id = f"guide-{uuid.uuid4().hex[:6]}"
+            body = {"namespace": self.namespace, "document_id": document_id, "content": "Returns take 30 days."}
+            job = (await a.post("/api/v1/rag/ingest", json=body)).json()
+            for _ in range(400):
+                status = (await a.get(f"/api/v1/rag/ingest/{job['job_id']}")).json()["status"]
+                if status in ("completed", "failed"):
+                    break
+                await asyncio.sleep(0.05)
+            self.ids.update(document_id=document_id, namespace=self.namespace)
+            self.ids["job_id"] = job["job_id"]
+        elif kind == "faq_id":
+            await self.value("namespace")
+            faq = {"namespace": self.namespace, "question": f"Q {uuid.uuid4().hex}?", "answer": "A."}
+            self.ids[kind] = (await a.post("/api/v1/rag/faq", json=faq)).json()["faq_id"]
+        elif kind == "key_id":
+            self.ids[kind] = (await a.post("/api/v1/keys", json={"role": "viewer", "name": "to revoke"})).json()[
+                "key_id"
+            ]
+        elif kind == "secret_name":
+            name = f"ROLES_{uuid.uuid4().hex[:8].upper()}"
+            await a.post("/api/v1/secrets", json={"name": name, "value": "s3cret-value"})
+            self.ids[kind] = name
+        elif kind == "name":
+            self.ids[kind] = "fetch_order_status"
+        elif kind == "path":
+            self.ids[kind] = "webchat.js"
+        else:
+            raise AssertionError(f"no resource for the path parameter '{{{kind}}}': teach World._make to make one")
+
+    def deleted(self, path: str) -> None:
+        """A successful DELETE removed the resource named by the path's last parameter, and what hangs on it."""
+        last = re.findall(r"\{(\w+)\}", path)[-1]
+        gone = {
+            "assistant_id": {"assistant_id", "thread_id", "run_id"},
+            "config_id": {"assistant_id", "thread_id", "run_id"},
+            "thread_id": {"thread_id", "run_id"},
+            "namespace": {"namespace", "document_id", "job_id", "faq_id"},
+        }.get(last, {last})
+        if last == "namespace":
+            self.namespace = f"roles{uuid.uuid4().hex[:8]}"
+        for kind in gone:
+            self.ids.pop(kind, None)
+
+
+async def body_for(world: World, method: str, path: str, ns: str) -> dict[str, Any]:
+    """A valid request body, so that the handler (and its tenant check) runs rather than validation."""
+    run = {"assistant_id": await world.value("assistant_id"), "input": MESSAGE}
+    bodies: dict[tuple[str, str], dict[str, Any]] = {
+        ("POST", "/assistants"): {"graph_id": "chatbot", "context": example("acme_support_bot")},
+        ("PATCH", "/assistants/{assistant_id}"): {"metadata": {"touched": True}},
+        ("POST", "/assistants/{assistant_id}/latest"): {"version": 1},
+        ("POST", "/threads/prune"): {"thread_ids": [str(uuid.uuid4())]},
+        ("PATCH", "/threads/{thread_id}"): {"metadata": {"touched": True}},
+        ("POST", "/threads/{thread_id}/runs/stream"): run,
+        ("POST", "/threads/{thread_id}/runs/wait"): run,
+        ("POST", "/threads/{thread_id}/runs"): run,
+        ("POST", "/runs/stream"): run,
+        ("POST", "/runs/wait"): run,
+        ("POST", "/api/v1/configs"): example("acme_support_bot"),
+        ("POST", "/api/v1/configs/validate"): example("acme_support_bot"),
+        ("POST", "/api/v1/tools/{name}/invoke"): {"arguments": {"order_id": "ORD-1001"}},
+        ("POST", "/api/v1/rag/ingest"): {"namespace": ns, "document_id": "more", "content": "Shipping is free."},
+        ("POST", "/api/v1/rag/query"): {"namespace": ns, "query": "returns"},
+        ("POST", "/api/v1/rag/namespaces/{namespace}/reembed"): {"embedding_model": "all-MiniLM-L6-v2"},
+        ("POST", "/api/v1/rag/faq"): {"namespace": ns, "question": f"Q {uuid.uuid4().hex}?", "answer": "A."},
+        ("POST", "/api/v1/rag/faq/search"): {"namespace": ns, "query": "returns"},
+        ("PATCH", "/api/v1/rag/faq/{faq_id}"): {"answer": "Another answer."},
+        ("POST", "/api/v1/keys"): {"role": "viewer"},
+        ("POST", "/api/v1/secrets"): {"name": f"ROLES_{uuid.uuid4().hex[:8].upper()}", "value": "s3cret-value"},
+        ("POST", "/api/v1/secrets/{secret_name}/rotate"): {"value": "another-value"},
+    }
+    return bodies.get((method, path), {})
+
+
+@dataclass
+class Call:
+    method: str
+    url: str
+    params: dict[str, str]
+    json: dict[str, Any] | None = None
+    files: dict[str, tuple[str, bytes]] | None = None
+    data: dict[str, str] | None = None
+
+
+async def call_for(
+    world: World, method: str, path: str, operation: dict[str, Any] | None, *, stranger: bool = False
+) -> Call:
+    """The request for an operation: our ids in the path and query; in a body, another tenant names a
+    namespace of its own (namespaces are names each tenant picks, so it may well have one called like ours)."""
+    ns = f"x{world.namespace}" if stranger else world.namespace
+    url = path
+    for param in re.findall(r"\{(\w+)\}", path):
+        url = url.replace(f"{{{param}}}", await world.value(param))
+    if operation is None:
+        return Call(method, HIDDEN_PUBLIC[(method, path)], {})
+    params = {}
+    for p in operation.get("parameters", []):
+        if p["in"] == "query" and p.get("required"):
+            params[p["name"]] = await world.value(p["name"])
+    content = operation.get("requestBody", {}).get("content", {})
+    if "multipart/form-data" in content:
+        upload = ("faq.csv", b"question,answer\nHow?,Like this.\n") if "faq" in path else ("a.txt", b"Hello.")
+        return Call(method, url, params, files={"file": upload}, data={"namespace": ns})
+    body = await body_for(world, method, path, ns) if content else None
+    return Call(method, url, params, json=body)
+
+
+async def send(client: httpx.AsyncClient, call: Call) -> httpx.Response:
+    request = client.build_request(
+        call.method, call.url, params=call.params, json=call.json, files=call.files, data=call.data
+    )
+    response = await client.send(request, stream=True)
+    await response.aread()  # a stream is read to its end, so its run is over before the next call
+    return response
+
+
+@pytest.fixture
+async def callers(server: RunningServer, db: Database, tenant: Tenant) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
+    other = await make_tenant(db)
+    keys = {
+        "viewer": await create_api_key(db, tenant_id=tenant.tenant_id, role="viewer"),
+        "developer": await create_api_key(db, tenant_id=tenant.tenant_id, role="developer"),
+        "admin": tenant.key,
+        "other tenant": other.key,
+        "no key": "",
+    }
+    clients = {
+        who: httpx.AsyncClient(base_url=server.url, headers={"x-api-key": key} if key else {}, timeout=60)
+        for who, key in keys.items()
+    }
+    yield clients
+    for client in clients.values():
+        await client.aclose()
+
+
+async def test_every_operation_answers_as_the_matrix_says(
+    server: RunningServer, callers: dict[str, httpx.AsyncClient]
+) -> None:
+    matrix = role_matrix()
+    spec = (await callers["no key"].get("/openapi.json")).json()
+    operations = {(method.upper(), path): op for path, ops in spec["paths"].items() for method, op in ops.items()}
+    missing = sorted(set(operations) - set(matrix))
+    assert not missing, "operations without a row in the roles matrix of docs/api.md; add:\n" + "\n".join(
+        f"| {m} | `{p}` | <viewer|developer|admin|public> |" for m, p in missing
+    )
+    stale = sorted(set(matrix) - set(operations) - set(HIDDEN_PUBLIC))
+    assert not stale, f"rows of the roles matrix in docs/api.md with no such operation: {stale}"
+
+    world = World(callers["admin"])
+    problems: list[str] = []
+    for (method, path), least in matrix.items():
+        operation = operations.get((method, path))
+        for who, client in callers.items():
+            if least == "public" and who != "no key":
+                continue
+            call = await call_for(world, method, path, operation, stranger=who == "other tenant")
+            ours = {i for i in world.ids.values() if re.fullmatch(r"[0-9a-f-]{36}", i)}
+            sent = f"{call.url} {call.params} {call.json} {call.data}"
+            response = await send(client, call)
+            status, label = response.status_code, f"{method} {path} as {who}: {response.status_code}"
+            if status >= 500:
+                problems.append(f"{label} {response.text[:200]}")
+            elif least == "public":
+                if status in (401, 403) or status >= 400:
+                    problems.append(f"{label} (public)")
+            elif who == "no key":
+                if status != 401:
+                    problems.append(f"{label}, expected 401")
+            elif who == "other tenant":
+                scoped = "{" in path and not path.startswith(SHARED_PREFIXES)
+                if scoped and status != 404:
+                    problems.append(f"{label}, expected 404 for another tenant's id")
+                elif not scoped and status in (401, 403):
+                    problems.append(f"{label}, expected its own tenant's answer")
+                leaked = {i for i in ours if i in response.text and i not in sent}
+                if leaked:
+                    problems.append(f"{label} reveals {sorted(leaked)}")
+            elif RANK[who] >= RANK[least]:
+                if status in (401, 403):
+                    problems.append(f"{label}, expected allowed ({least})")
+            elif status != 403:
+                problems.append(f"{label}, expected 403 ({least})")
+            if method == "DELETE" and response.is_success:
+                world.deleted(path)
+    assert not problems, "\n".join(problems)
+
+
+async def test_viewer_cannot_delete_or_change_a_thread(
+    http: httpx.AsyncClient, callers: dict[str, httpx.AsyncClient]
+) -> None:
+    thread = (await http.post("/threads", json={"metadata": {"owner": "ops"}})).json()
+    viewer = callers["viewer"]
+    assert (await viewer.delete(f"/threads/{thread['thread_id']}")).status_code == 403
+    assert (await viewer.patch(f"/threads/{thread['thread_id']}", json={"metadata": {"x": 1}})).status_code == 403
+    refused = await viewer.post("/threads", json={})
+    assert refused.status_code == 403 and "needs the 'developer' role" in refused.json()["detail"]
+    kept = await viewer.get(f"/threads/{thread['thread_id']}")
+    assert kept.status_code == 200 and kept.json()["metadata"] == {"owner": "ops"}
