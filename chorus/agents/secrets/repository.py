@@ -151,7 +151,7 @@ class SecretRepository:
                 await _audit(conn, tenant_id, name, "create", actor, version=1)
         except UniqueViolation:
             raise Conflict(
-                f"a secret named '{name}' already exists; rotate it (POST /api/v1/secrets/{secret_name}/rotate) "
+                f"a secret named '{name}' already exists; rotate it (POST /api/v1/secrets/{name}/rotate) "
                 "or delete it first"
             ) from None
         return await self.get(tenant_id, name)
