@@ -24,7 +24,7 @@ from chorus.agents.configs.service import ConfigService
 from chorus.agents.errors import ChorusError, DatabaseUnavailable
 from chorus.agents.knowledge.router import router as knowledge_router
 from chorus.agents.knowledge.service import KnowledgeBase
-from chorus.agents.observability.logs import request_id_var
+from chorus.agents.observability.logs import configure_logging, request_id_var
 from chorus.agents.observability.router import router as ops_router
 from chorus.agents.queue import JobQueue, Notifications, Worker
 from chorus.agents.secrets.master_key import load_vault_key
@@ -139,8 +139,11 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
-    """Build the app. With `database`, the caller owns it (tests share one pool across apps)."""
-    settings = settings or load_settings()
+    """Build the app. With `database`, the caller owns it (tests share one pool across apps). Without
+    `settings` (a worker process of `chorus serve --workers N`), they come from the environment."""
+    if settings is None:
+        settings = load_settings()
+        configure_logging(settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
