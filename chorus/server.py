@@ -40,6 +40,7 @@ from chorus.agents.tools.builtins import build_registry
 from chorus.agents.tools.router import router as tools_router
 from chorus.graphs.checkpointer import ChorusCheckpointer
 from chorus.graphs.compiler import GraphCache, GraphDeps
+from chorus.http_errors import status_of
 from chorus.request_context import RequestContextMiddleware
 from chorus.runs.assistants_router import router as assistants_router
 from chorus.runs.engine import RunEngine
@@ -72,7 +73,7 @@ def _error(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ChorusError)
     async def chorus_error(request: Request, exc: ChorusError) -> JSONResponse:
-        return JSONResponse(exc.to_dict(), status_code=exc.status, headers=dict(exc.headers))
+        return JSONResponse(exc.to_dict(), status_code=status_of(exc), headers=dict(exc.headers))
 
     @app.exception_handler(psycopg.OperationalError)
     @app.exception_handler(psycopg_pool.PoolTimeout)

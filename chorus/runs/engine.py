@@ -16,7 +16,7 @@ from psycopg.errors import ForeignKeyViolation
 
 from chorus.agents.configs.models import BotConfig
 from chorus.agents.configs.repository import ConfigRepository, parse_uuid
-from chorus.agents.errors import Conflict, NotFound
+from chorus.agents.errors import RunEnded, ThreadBusy, ThreadNotFound
 from chorus.agents.queue import CancelAction, JobStatus, Notifications, Worker
 from chorus.agents.storage.database import Database
 from chorus.graphs.checkpointer import ChorusCheckpointer
@@ -100,7 +100,7 @@ class RunEngine:
             row, job = await self.runs.insert(run, claim=claim)
         except ForeignKeyViolation:
             self.pins.forget(thread_id)
-            raise NotFound(f"thread '{thread_id}' does not exist") from None
+            raise ThreadNotFound(thread_id) from None
         handle = self.handles.add(
             RunHandle(run.run_id, tenant_id, thread_id, assistant_id, stream_mode=list(req.stream_mode))
         )
@@ -127,7 +127,7 @@ class RunEngine:
                 await self.runs.end_unexecuted(handle.run_id, RunStatus.INTERRUPTED)
                 await self.runs.delete_finished(handle.tenant_id, handle.run_id)
                 self.handles.drop(handle.run_id)
-                raise Conflict(
+                raise ThreadBusy(
                     f"thread '{handle.thread_id}' is busy with run '{ahead[0].job_id}'; wait for it, or send "
                     "multitask_strategy 'enqueue', 'interrupt' or 'rollback'"
                 )
@@ -142,7 +142,7 @@ class RunEngine:
         row = await self.runs.get(tenant_id, thread_id, run_id)
         run_id = str(row["run_id"])
         if not RunStatus(row["status"]).active:
-            raise Conflict(f"run '{run_id}' has already ended (status '{row['status']}'); there is nothing to cancel")
+            raise RunEnded(f"run '{run_id}' has already ended (status '{row['status']}'); there is nothing to cancel")
         await self._cancel_job(run_id, tenant_id, CancelAction(action))
         if wait:
             await self.join(tenant_id, thread_id, run_id)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chorus.agents.configs.repository import parse_uuid
-from chorus.agents.errors import Conflict, NotFound
+from chorus.agents.errors import AlreadyExists, ThreadBusy, ThreadNotFound
 from chorus.agents.storage.database import Database
 
 _THREAD_COLS = (
@@ -55,7 +55,7 @@ class ThreadRepository:
             return row
         if if_exists == "do_nothing":
             return await self.get(tenant_id, thread_id)
-        raise Conflict(f"thread '{thread_id}' already exists; pass if_exists='do_nothing' to reuse it")
+        raise AlreadyExists(f"thread '{thread_id}' already exists; pass if_exists='do_nothing' to reuse it")
 
     async def get(self, tenant_id: str, thread_id: str) -> dict[str, Any]:
         thread_id = parse_uuid(thread_id, "thread")
@@ -66,7 +66,7 @@ class ThreadRepository:
             )
             row = await cur.fetchone()
         if row is None:
-            raise NotFound(f"thread '{thread_id}' does not exist")
+            raise ThreadNotFound(thread_id)
         return row
 
     async def search(
@@ -105,7 +105,8 @@ class ThreadRepository:
                 (json.dumps(metadata), thread_id),
             )
             row = await cur.fetchone()
-        assert row is not None
+        if row is None:  # deleted since it was read
+            raise ThreadNotFound(thread_id)
         return row
 
     async def pin(self, thread_id: str, assistant_id: str, version: int) -> None:
@@ -135,9 +136,9 @@ class ThreadRepository:
             )
             row = await cur.fetchone()
         if row is None or not row["found"]:
-            raise NotFound(f"thread '{thread_id}' does not exist")
+            raise ThreadNotFound(thread_id)
         if not row["deleted"]:
-            raise Conflict(
+            raise ThreadBusy(
                 f"thread '{thread_id}' has a queued or running run; cancel it "
                 "(POST /threads/{thread_id}/runs/{run_id}/cancel) or wait for it, then delete the thread"
             )

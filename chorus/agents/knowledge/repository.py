@@ -12,7 +12,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
 from chorus.agents.errors import Conflict, InvalidInput, NotFound
-from chorus.agents.storage.database import Database
+from chorus.agents.storage.database import Database, returned
 
 _NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -170,8 +170,7 @@ class KnowledgeRepository:
                     len(chunks),
                 ),
             )
-            row = await cur.fetchone()
-            assert row is not None
+            row = returned(await cur.fetchone(), "INSERT INTO kb_documents … RETURNING")
             await conn.execute(
                 "DELETE FROM kb_chunks WHERE tenant_id = %s AND namespace = %s AND document_id = %s",
                 (ns.tenant_id, ns.namespace, doc.document_id),
