@@ -15,6 +15,7 @@ from chorus.agents.errors import (
     ToolError,
     Unauthorized,
     Unavailable,
+    UnsupportedMediaType,
 )
 
 STATUS: dict[type[ChorusError], int] = {
@@ -24,6 +25,7 @@ STATUS: dict[type[ChorusError], int] = {
     NotFound: 404,
     Conflict: 409,
     PayloadTooLarge: 413,
+    UnsupportedMediaType: 415,
     InvalidInput: 422,
     ToolError: 502,
     Unavailable: 503,

@@ -14,6 +14,7 @@
     │   ├── ThreadBusy           a run is queued or running on the thread
     │   └── RunEnded             the run has already ended
     ├── PayloadTooLarge
+    ├── UnsupportedMediaType     a file of a type Chorus cannot read
     ├── Unavailable              a dependency cannot serve now; retry later
     │   ├── DatabaseUnavailable
     │   ├── ProviderUnavailable
@@ -100,6 +101,10 @@ class AssistantNotFound(NotFound):
 
 class PayloadTooLarge(ChorusError):
     code = "payload_too_large"
+
+
+class UnsupportedMediaType(ChorusError):
+    code = "unsupported_media_type"
 
 
 class InvalidInput(ChorusError):
