@@ -15,6 +15,14 @@ _THREAD_COLS = (
     'thread_id, tenant_id, assistant_id, config_version, status, metadata, "values", created_at, updated_at, expires_at'
 )
 
+# The tool-call ledger (agents/tools/ledger.py) has no foreign key to threads (a graph may run under a
+# thread id with no row here, e.g. `chorus chat`), so a statement deleting threads (CTE `gone`) takes
+# their ledger rows along.
+_LEDGER_OF_GONE = (
+    "ledger AS (DELETE FROM tool_calls c USING gone g"
+    " WHERE c.tenant_id = g.tenant_id AND c.thread_id = g.thread_id::text)"
+)
+
 
 def thread_view(row: dict[str, Any]) -> dict[str, Any]:
     return {
@@ -123,14 +131,15 @@ class ThreadRepository:
             )
 
     async def delete(self, tenant_id: str, thread_id: str) -> None:
-        """Delete the thread (its runs go with it) unless a run is queued or running on it: decided in the
-        same statement, so a run cannot slip in between the check and the delete."""
+        """Delete the thread (its runs and its tool-call ledger go with it) unless a run is queued or running
+        on it: decided in the same statement, so a run cannot slip in between the check and the delete."""
         thread_id = parse_uuid(thread_id, "thread")
         async with self.db.connection() as conn:
             cur = await conn.execute(
                 "WITH target AS (SELECT thread_id FROM threads WHERE tenant_id = %s AND thread_id = %s FOR UPDATE),"
                 " gone AS (DELETE FROM threads WHERE thread_id IN (SELECT thread_id FROM target) AND NOT EXISTS"
-                " (SELECT 1 FROM queue_jobs q WHERE q.lane = %s) RETURNING thread_id)"
+                " (SELECT 1 FROM queue_jobs q WHERE q.lane = %s) RETURNING tenant_id, thread_id),"
+                f" {_LEDGER_OF_GONE}"
                 " SELECT (SELECT count(*) FROM target) AS found, (SELECT count(*) FROM gone) AS deleted",
                 (tenant_id, thread_id, thread_id),
             )
@@ -148,11 +157,15 @@ class ThreadRepository:
         return self._expiry()
 
     async def expired(self, limit: int = 500) -> list[str]:
+        """Delete up to `limit` expired threads (with their runs and tool-call ledger); their ids."""
         async with self.db.connection() as conn:
             cur = await conn.execute(
-                "DELETE FROM threads WHERE thread_id IN (SELECT t.thread_id FROM threads t WHERE t.expires_at < now()"
-                " AND NOT EXISTS (SELECT 1 FROM queue_jobs q WHERE q.lane = t.thread_id::text) LIMIT %s"
-                " FOR UPDATE SKIP LOCKED) RETURNING thread_id",
+                "WITH gone AS (DELETE FROM threads WHERE thread_id IN (SELECT t.thread_id FROM threads t"
+                " WHERE t.expires_at < now()"
+                " AND NOT EXISTS (SELECT 1 FROM queue_jobs q WHERE q.lane = t.thread_id::text)"
+                " LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING tenant_id, thread_id),"
+                f" {_LEDGER_OF_GONE}"
+                " SELECT thread_id FROM gone",
                 (limit,),
             )
             return [str(r["thread_id"]) for r in await cur.fetchall()]
