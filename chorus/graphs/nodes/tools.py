@@ -86,7 +86,8 @@ def make_tools_node(
 
     async def tools_node(state: BotState, config: RunnableConfig) -> Command[Any]:
         last = state["messages"][-1]
-        assert isinstance(last, AIMessage)
+        if not isinstance(last, AIMessage):  # routing sends a turn here only after the model asked for tools
+            raise RuntimeError(f"the tools step found a {type(last).__name__} last, not the model's tool calls")
         conf = config.get("configurable", {})
         ctx = ToolContext(
             tenant_id=conf["tenant_id"],
