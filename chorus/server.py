@@ -180,12 +180,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         app.state.key_resolver = KeyResolver(db)
         app.state.run_engine = engine
         app.state.worker = worker
-        app.state.knowledge = knowledge = KnowledgeBase(db, max_file_bytes=settings.upload_max_bytes)
-        await knowledge.jobs.fail_stale()
+        # Knowledge jobs run on the same worker as runs (their own kind, one at a time per process).
+        app.state.knowledge = KnowledgeBase(db, max_file_bytes=settings.upload_max_bytes, worker=worker)
         background = [
             asyncio.create_task(notifications.run_forever(), name="notifications"),
             asyncio.create_task(engine.relay.run_forever(), name="event-relay"),
-            asyncio.create_task(knowledge.jobs.heartbeat_forever()),
             asyncio.create_task(_housekeeping(threads, checkpointer, engine)),
         ]
         if not await notifications.wait_listening(10):
@@ -194,9 +193,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         try:
             yield
         finally:
-            # Stop taking runs; running ones get the grace period, then go back to the queue.
+            # Stop taking jobs; running runs and knowledge jobs get the grace period, then go back to the queue.
             await engine.drain(settings.drain_seconds)
-            await knowledge.jobs.shutdown()
             await checkpointer.aflush()
             for task in background:
                 task.cancel()

@@ -7,6 +7,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
+
 from chorus.agents.configs.repository import parse_uuid
 from chorus.agents.errors import AlreadyExists, ThreadBusy, ThreadNotFound
 from chorus.agents.storage.database import Database
@@ -129,6 +132,38 @@ class ThreadRepository:
                     thread_id,
                 ),
             )
+
+    async def repin(self, thread_id: str, *, old: str, new: str, version: int) -> None:
+        """Move a thread whose assistant was deleted to another assistant (its checkpoints stay)."""
+        async with self.db.connection() as conn:
+            await conn.execute(
+                "UPDATE threads SET assistant_id = %s, config_version = %s, metadata = metadata || %s,"
+                " updated_at = now() WHERE thread_id = %s AND assistant_id = %s",
+                (new, version, json.dumps({"assistant_id": new, "graph_id": "chatbot"}), thread_id, old),
+            )
+
+    @staticmethod
+    async def delete_of_assistant(conn: AsyncConnection[DictRow], tenant_id: str, assistant_id: str) -> list[str]:
+        """Delete the assistant's threads (their runs go with them) in the caller's transaction; a Conflict,
+        and nothing deleted, if a run is queued or running on one of them. Returns their ids."""
+        cur = await conn.execute(
+            "SELECT thread_id FROM threads WHERE tenant_id = %s AND assistant_id = %s ORDER BY thread_id FOR UPDATE",
+            (tenant_id, assistant_id),
+        )
+        ids = [str(r["thread_id"]) for r in await cur.fetchall()]
+        if not ids:
+            return []
+        # A statement of its own, after the locks: it sees a run that was being stored while they were taken.
+        cur = await conn.execute("SELECT lane FROM queue_jobs WHERE lane = ANY(%s) ORDER BY seq LIMIT 1", (ids,))
+        busy = await cur.fetchone()
+        if busy is not None:
+            raise ThreadBusy(
+                f"thread '{busy['lane']}' of assistant '{assistant_id}' has a queued or running run; cancel it "
+                "(POST /threads/{thread_id}/runs/{run_id}/cancel) or wait for it, then delete the assistant; "
+                "nothing was deleted"
+            )
+        await conn.execute("DELETE FROM threads WHERE thread_id = ANY(%s::uuid[])", (ids,))
+        return ids
 
     async def delete(self, tenant_id: str, thread_id: str) -> None:
         """Delete the thread (its runs and its tool-call ledger go with it) unless a run is queued or running

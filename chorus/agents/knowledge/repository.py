@@ -132,13 +132,15 @@ class KnowledgeRepository:
 
     # -- documents --------------------------------------------------------------------------------
 
-    async def replace_document(self, ns: Namespace, doc: DocumentRow, chunks: list[ChunkRow]) -> int:
-        """Store the document and its chunks in one transaction, replacing any earlier version.
+    async def replace_document(
+        self, conn: AsyncConnection[DictRow], ns: Namespace, doc: DocumentRow, chunks: list[ChunkRow]
+    ) -> int:
+        """Store the document and its chunks in the caller's transaction, replacing any earlier version.
 
         Returns the document's version. Readers see the old chunks or the new ones, never a mix.
         """
         doc_type, category, when = filter_columns(doc.metadata)
-        async with self.db.connection() as conn, conn.transaction():
+        async with conn.transaction():
             current = await self._model_of(conn, ns)
             if current != ns.embedding_model:
                 raise Conflict(
