@@ -144,8 +144,8 @@ class ThreadRepository:
 
     @staticmethod
     async def delete_of_assistant(conn: AsyncConnection[DictRow], tenant_id: str, assistant_id: str) -> list[str]:
-        """Delete the assistant's threads (their runs go with them) in the caller's transaction; a Conflict,
-        and nothing deleted, if a run is queued or running on one of them. Returns their ids."""
+        """Delete the assistant's threads (their runs and tool-call ledger go with them) in the caller's
+        transaction; ThreadBusy, and nothing deleted, if a run is queued or running on one of them. Their ids."""
         cur = await conn.execute(
             "SELECT thread_id FROM threads WHERE tenant_id = %s AND assistant_id = %s ORDER BY thread_id FOR UPDATE",
             (tenant_id, assistant_id),
@@ -162,7 +162,11 @@ class ThreadRepository:
                 "(POST /threads/{thread_id}/runs/{run_id}/cancel) or wait for it, then delete the assistant; "
                 "nothing was deleted"
             )
-        await conn.execute("DELETE FROM threads WHERE thread_id = ANY(%s::uuid[])", (ids,))
+        await conn.execute(
+            "WITH gone AS (DELETE FROM threads WHERE thread_id = ANY(%s::uuid[]) RETURNING tenant_id, thread_id),"
+            f" {_LEDGER_OF_GONE} SELECT count(*) FROM gone",
+            (ids,),
+        )
         return ids
 
     async def delete(self, tenant_id: str, thread_id: str) -> None:
