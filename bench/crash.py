@@ -40,7 +40,7 @@ import httpx
 import uvicorn
 from fastapi import FastAPI, Request
 
-from bench.harness import median, parse_sizes
+from bench.harness import load_average, median, parse_sizes
 from bench.server_process import BenchCluster, chorus_servers, free_port
 from bench.sse_first_token import PACED_MS
 from chorus.agents.storage.embedded import release_embedded_servers
@@ -346,7 +346,8 @@ async def main(
         f"{result['ratio_recovery_max_vs_target']:.2f}x) "
         f"= {result['ratio_recovery']:.1f}x a normal tool-calling turn ({result['normal_turn_s'] * 1000:.0f} ms; "
         f"the killed run itself ended p50 {result['killed_run_ended_p50_s']:.1f} s after the kill); "
-        f"killed runs ended {dict(statuses)}; next turn failed {result['new_turn_failed']:.0f}. By phase: {phases}",
+        f"killed runs ended {dict(statuses)}; next turn failed {result['new_turn_failed']:.0f}. By phase: {phases}. "
+        f"Load average {load_average()}",
         flush=True,
     )
     return result

@@ -19,11 +19,12 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 import httpx
 
-from bench.harness import parse_sizes
+from bench.harness import load_average, parse_sizes
 from bench.server_process import BenchServer, chorus_servers, create_assistant
 from bench.sse_first_token import PACED_MS, SPACING_S, first_token, paced_bot, stream_client
 from chorus.agents.storage.embedded import release_embedded_servers
@@ -37,7 +38,7 @@ MB = 1024 * 1024
 @dataclass
 class Load:
     turns: int = 0
-    failed: int = 0
+    failed: Counter[str] = field(default_factory=Counter)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -51,8 +52,8 @@ async def customer(client: httpx.AsyncClient, server: BenchServer, assistant_id:
                     return
                 await first_token(client, server, thread_id, assistant_id)
                 load.turns += 1
-        except (httpx.HTTPError, AssertionError, KeyError):
-            load.failed += 1
+        except (httpx.HTTPError, AssertionError, KeyError) as exc:
+            load.failed[f"{type(exc).__name__}: {exc}"[:120]] += 1
             await asyncio.sleep(0.1)
 
 
@@ -112,7 +113,7 @@ async def main(
         "warmup_turns": float(warm_turns),
         "measured_turns": float(measured_turns),
         "turns_per_s": measured_turns / elapsed,
-        "failed": float(load.failed),
+        "failed": float(load.failed.total()),
         "mb_per_1000_turns": slope,
         "slope_vs_target": slope / TARGET_MB_PER_1000,
         "ratio_rss_growth": rss_end / rss_warm,
@@ -124,7 +125,8 @@ async def main(
         f"{measured_turns} more turns ({result['turns_per_s']:.0f} turns/s) = {result['ratio_rss_growth']:.3f}x; "
         f"slope {slope:+.3f} MB per 1000 turns (target <= {TARGET_MB_PER_1000:g} MB -> {slope:+.2f}x); peak "
         f"{result['rss_peak_mb']:.0f} MB; idle {idle} s after the load {result['rss_idle_mb']:.0f} MB; "
-        f"failed turns {load.failed}",
+        f"failed turns {load.failed.total()} {dict(load.failed.most_common(2)) if load.failed else ''}; "
+        f"load average {load_average()}",
         flush=True,
     )
     return result

@@ -65,11 +65,17 @@ async def _first_token(
     body = {**BODY, "assistant_id": assistant_id or server.assistant_id}
     started = time.perf_counter()
     elapsed: float | None = None
+    error = ""
     async with client.stream("POST", f"/threads/{thread_id}/runs/stream", json=body) as resp:
+        if resp.status_code != 200:
+            await resp.aread()
+            raise AssertionError(f"no token streamed: HTTP {resp.status_code} {resp.text[:200]}")
         event = ""
         async for line in resp.aiter_lines():  # read to the end: the run finishes normally
             if line.startswith("event: "):
                 event = line[7:]
+            elif line.startswith("data: ") and event == "error":
+                error = line[6:]
             elif (
                 elapsed is None
                 and line.startswith("data: ")
@@ -77,6 +83,8 @@ async def _first_token(
                 and json.loads(line[6:])[0].get("content")
             ):
                 elapsed = time.perf_counter() - started
+    if error:  # the run failed, before or after its first token
+        raise AssertionError(f"the run failed: {error}")
     if elapsed is None:
         raise AssertionError("no token streamed")
     return elapsed
@@ -100,13 +108,28 @@ def paced_bot() -> dict[str, Any]:
 
 
 async def conversation(
-    client: httpx.AsyncClient, server: BenchServer, assistant_id: str, *, turns: int, start_after: float
+    client: httpx.AsyncClient,
+    server: BenchServer,
+    assistant_id: str,
+    *,
+    turns: int,
+    start_after: float,
+    failures: list[str] | None = None,
 ) -> list[float]:
     """One customer: waits `start_after` seconds, opens a thread, sends `turns` turns one after the other;
-    the seconds to each turn's first token."""
+    the seconds to each turn's first token. With `failures`, a turn that fails (no token, an error event, a
+    broken connection) is noted there and the conversation goes on; without, it raises."""
     await asyncio.sleep(start_after)
     thread_id = (await client.post("/threads", json={})).json()["thread_id"]
-    return [await first_token(client, server, thread_id, assistant_id) for _ in range(turns)]
+    times = []
+    for _ in range(turns):
+        try:
+            times.append(await first_token(client, server, thread_id, assistant_id))
+        except (AssertionError, httpx.HTTPError) as exc:
+            if failures is None:
+                raise
+            failures.append(f"{type(exc).__name__}: {exc}")
+    return times
 
 
 async def create_thread(client: httpx.AsyncClient) -> float:
