@@ -2,16 +2,19 @@
 
 One `chorus serve` process; 200 customers talk to it without pause, each opening a thread, sending 3
 turns (streamed, the model paced at 40 ms per token, as in bench.sse_first_token) and starting over on
-a new thread, so threads come and go as they do in production. After a warm-up (60 s: graphs compiled,
-pools and caches filled, the allocator at its working size), the process's RSS (/proc/<pid>/status
-VmRSS) is sampled every second for 300 s next to the count of turns completed; a least-squares line of
-RSS over turns gives MB per 1000 turns (target: flat, <= 1 MB). After the load stops, RSS is read again
-once the process has been idle for 10 s.
+a new thread, so threads come and go as they do in production. The warm-up lasts at least 60 s and
+until 2100 threads have been opened: the process keeps bounded caches per thread (the checkpointer's
+2048 hot threads, up to 2000 finished runs for 2 minutes), and growth while they fill is not a leak.
+Then the process's RSS (/proc/<pid>/status VmRSS) is sampled every second for 300 s next to the count
+of turns completed; a least-squares line of RSS over turns gives MB per 1000 turns (target: flat, <= 1
+MB), also over the last half of the window alone. After the load stops, RSS is read again once the
+process has been idle for 10 s.
 
 Baseline, same run: the RSS right after the warm-up. Ratio: RSS at the end of the measured load over it
 (1.00x = flat; the slope says how much of any growth the turns explain).
 
-    uv run python -m bench.memory [--seconds 300] [--warmup 60] [--conversations 200] [--turns 3] [--tiny]
+    uv run python -m bench.memory [--seconds 300] [--warmup 60] [--warmup-threads 2100] [--conversations 200]
+        [--turns 3] [--idle 10] [--tiny]
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ from bench.server_process import BenchServer, chorus_servers, create_assistant
 from bench.sse_first_token import PACED_MS, SPACING_S, first_token, paced_bot, stream_client
 from chorus.agents.storage.embedded import release_embedded_servers
 
-SIZES = {"seconds": 300, "warmup": 60, "conversations": 200, "turns": 3, "idle": 10}
-TINY = {"seconds": 4, "warmup": 2, "conversations": 8, "turns": 2, "idle": 1}
+SIZES = {"seconds": 300, "warmup": 60, "warmup_threads": 2100, "conversations": 200, "turns": 3, "idle": 10}
+TINY = {"seconds": 4, "warmup": 2, "warmup_threads": 0, "conversations": 8, "turns": 2, "idle": 1}
 TARGET_MB_PER_1000 = 1.0
 MB = 1024 * 1024
 
@@ -38,6 +41,7 @@ MB = 1024 * 1024
 @dataclass
 class Load:
     turns: int = 0
+    threads: int = 0
     failed: Counter[str] = field(default_factory=Counter)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -47,6 +51,7 @@ async def customer(client: httpx.AsyncClient, server: BenchServer, assistant_id:
     while not load.stop.is_set():
         try:
             thread_id = (await client.post("/threads", json={})).json()["thread_id"]
+            load.threads += 1
             for _ in range(turns):
                 if load.stop.is_set():
                     return
@@ -70,6 +75,7 @@ async def main(
     *,
     seconds: int = SIZES["seconds"],
     warmup: int = SIZES["warmup"],
+    warmup_threads: int = SIZES["warmup_threads"],
     conversations: int = SIZES["conversations"],
     turns: int = SIZES["turns"],
     idle: int = SIZES["idle"],
@@ -89,8 +95,11 @@ async def main(
 
             customers = [asyncio.create_task(start(i)) for i in range(conversations)]
             rss_start = process.rss_bytes()
-            await asyncio.sleep(warmup)
-            warm_turns, rss_warm = load.turns, process.rss_bytes()
+            warm_from = time.perf_counter()
+            while time.perf_counter() - warm_from < warmup or load.threads < warmup_threads:
+                await asyncio.sleep(every)
+            warm_s = time.perf_counter() - warm_from
+            warm_turns, warm_threads, rss_warm = load.turns, load.threads, process.rss_bytes()
             measured_from = time.perf_counter()
             while time.perf_counter() - measured_from < seconds:
                 samples.append((load.turns, process.rss_bytes()))
@@ -104,6 +113,7 @@ async def main(
     rss_end = samples[-1][1]
     measured_turns = samples[-1][0] - warm_turns
     slope = slope_per_1000(samples)
+    slope_late = slope_per_1000(samples[len(samples) // 2 :])
     result = {
         "rss_start_mb": rss_start / MB,
         "rss_after_warmup_mb": rss_warm / MB,
@@ -115,16 +125,21 @@ async def main(
         "turns_per_s": measured_turns / elapsed,
         "failed": float(load.failed.total()),
         "mb_per_1000_turns": slope,
+        "mb_per_1000_turns_last_half": slope_late,
+        "warmup_s": warm_s,
+        "threads": float(load.threads),
         "slope_vs_target": slope / TARGET_MB_PER_1000,
         "ratio_rss_growth": rss_end / rss_warm,
     }
     print(
-        f"memory ({conversations} customers x {turns}-turn threads, model {PACED_MS} ms/token; {warmup} s warm-up, "
-        f"{seconds} s measured): RSS {result['rss_after_warmup_mb']:.0f} MB after {warm_turns} warm-up turns "
-        f"(baseline; {result['rss_start_mb']:.0f} MB before the load) -> {result['rss_end_mb']:.0f} MB after "
-        f"{measured_turns} more turns ({result['turns_per_s']:.0f} turns/s) = {result['ratio_rss_growth']:.3f}x; "
-        f"slope {slope:+.3f} MB per 1000 turns (target <= {TARGET_MB_PER_1000:g} MB -> {slope:+.2f}x); peak "
-        f"{result['rss_peak_mb']:.0f} MB; idle {idle} s after the load {result['rss_idle_mb']:.0f} MB; "
+        f"memory ({conversations} customers x {turns}-turn threads, model {PACED_MS} ms/token; warm-up "
+        f"{warm_s:.0f} s and {warm_threads} threads; {seconds} s measured, {load.threads} threads in all): RSS "
+        f"{result['rss_after_warmup_mb']:.0f} MB after {warm_turns} warm-up turns (baseline; "
+        f"{result['rss_start_mb']:.0f} MB before the load) -> {result['rss_end_mb']:.0f} MB after {measured_turns} "
+        f"more turns ({result['turns_per_s']:.0f} turns/s) = {result['ratio_rss_growth']:.3f}x; slope {slope:+.3f} MB "
+        f"per 1000 turns (target <= {TARGET_MB_PER_1000:g} MB -> {slope / TARGET_MB_PER_1000:+.2f}x), last half "
+        f"{slope_late:+.3f}; peak {result['rss_peak_mb']:.0f} MB; idle {idle} s after the load "
+        f"{result['rss_idle_mb']:.0f} MB; "
         f"failed turns {load.failed.total()} {dict(load.failed.most_common(2)) if load.failed else ''}; "
         f"load average {load_average()}",
         flush=True,
