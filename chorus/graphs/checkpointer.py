@@ -152,11 +152,12 @@ class ChorusCheckpointer(AsyncPostgresSaver):
         key = (str(conf["thread_id"]), str(conf["checkpoint_ns"]))
         self._writes.add(key, params, upsert=upsert)
         self._cache.wrote_writes(
-            (str(conf["thread_id"]), str(conf["checkpoint_ns"])),
+            key,
             str(conf["checkpoint_id"]),
             task_id,
             task_path,
             [(WRITES_IDX_MAP.get(channel, idx), channel, value) for idx, (channel, value) in enumerate(writes)],
+            upsert=upsert,
         )
 
     async def _load_checkpoint_tuple(self, value: DictRow) -> CheckpointTuple:

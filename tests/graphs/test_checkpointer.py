@@ -14,6 +14,7 @@ from chorus.agents.storage.database import Database
 from chorus.agents.tools.builtins import build_registry
 from chorus.graphs.checkpointer import ChorusCheckpointer
 from chorus.graphs.compiler import GraphDeps, compile_bot
+from chorus.graphs.upstream import AsyncPostgresSaver
 from tests.conftest import Tenant, example
 
 
@@ -70,16 +71,18 @@ async def test_storage_grows_linearly_with_turns(db: Database, tenant: Tenant) -
     assert len(state.values["messages"]) == 120
 
 
-@pytest.mark.parametrize("durability", ["exit", "async"])
+SCRIPT = ["hello, I'm Jane Doe", "Where is my order ORD-1001?", "thanks", "refund $5 on ORD-1003, it was late"]
+
+
+@pytest.mark.parametrize("durability", ["exit", "async", "sync"])
 async def test_remembered_state_matches_the_database(db: Database, tenant: Tenant, durability: str) -> None:
     saver = ChorusCheckpointer(db.pool)
     await saver.setup()
     graph = _compile(db, saver)
     config: Any = {"configurable": {"thread_id": str(uuid.uuid4()), "tenant_id": tenant.tenant_id}}
-    script = ["hello, I'm Jane Doe", "Where is my order ORD-1001?", "thanks", "refund $5 on ORD-1003, it was late"]
     for i in range(12):
         await graph.ainvoke(
-            {"messages": [HumanMessage(script[i % 4], id=str(uuid.uuid4()))]}, config, durability=durability
+            {"messages": [HumanMessage(SCRIPT[i % 4], id=str(uuid.uuid4()))]}, config, durability=durability
         )
     remembered = await graph.aget_state(config)
     stored = await _compile(db, ChorusCheckpointer(db.pool)).aget_state(config)  # a new saver reads Postgres
@@ -138,3 +141,41 @@ async def test_a_turn_written_by_another_process_is_seen(db: Database, tenant: T
     await here.ainvoke({"messages": [HumanMessage("bye", id=str(uuid.uuid4()))]}, config)
     state = await here.aget_state(config)
     assert [m.content for m in state.values["messages"] if m.type == "human"] == ["hello", "thanks", "bye"]
+
+
+@pytest.mark.parametrize("durability", ["exit", "async", "sync"])
+async def test_a_turn_starts_from_the_remembered_history(
+    db: Database, tenant: Tenant, durability: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    saver = ChorusCheckpointer(db.pool)
+    await saver.setup()
+    graph = _compile(db, saver)
+    thread_id = str(uuid.uuid4())
+    config: Any = {"configurable": {"thread_id": thread_id, "tenant_id": tenant.tenant_id}}
+    await graph.ainvoke({"messages": [HumanMessage(SCRIPT[0], id=str(uuid.uuid4()))]}, config, durability=durability)
+    reads: list[str] = []
+    original = AsyncPostgresSaver.aget_delta_channel_history
+
+    async def counted(self: Any, *, config: Any, channels: Any) -> Any:
+        if self is saver:
+            reads.append(config["configurable"]["checkpoint_id"])
+        return await original(self, config=config, channels=channels)
+
+    monkeypatch.setattr(AsyncPostgresSaver, "aget_delta_channel_history", counted)
+    turns = 30
+    for i in range(1, turns):
+        await graph.ainvoke(
+            {"messages": [HumanMessage(SCRIPT[i % 4], id=str(uuid.uuid4()))]}, config, durability=durability
+        )
+    # At most the first turn on top of a new thread rebuilds the history from Postgres; every later one
+    # starts from the history the saver remembers.
+    assert len(reads) <= 1, f"{len(reads)} of {turns - 1} turns read the message history back from Postgres"
+    remembered = await graph.aget_state(config)
+    await saver.aflush()
+    stored = await _compile(db, ChorusCheckpointer(db.pool)).aget_state(config)
+    assert [m.model_dump() for m in remembered.values["messages"]] == [
+        m.model_dump() for m in stored.values["messages"]
+    ]
+    assert remembered.values == stored.values
+    assert remembered.next == stored.next == ()
+    assert len(stored.values["messages"]) >= 2 * turns
