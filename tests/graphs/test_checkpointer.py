@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
+from functools import partial
+from typing import Annotated, Any, TypedDict
 
 import pytest
-from langchain_core.messages import HumanMessage
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph import END, START, StateGraph
 
 from chorus.agents.configs.models import BotConfig
 from chorus.agents.storage.database import Database
 from chorus.agents.tools.builtins import build_registry
 from chorus.graphs.checkpointer import ChorusCheckpointer
 from chorus.graphs.compiler import GraphDeps, compile_bot
-from chorus.graphs.upstream import AsyncPostgresSaver
+from chorus.graphs.upstream import AsyncPostgresSaver, DeltaChannel, _messages_delta_reducer
 from tests.conftest import Tenant, example
 
 
@@ -179,3 +182,46 @@ async def test_a_turn_starts_from_the_remembered_history(
     assert remembered.values == stored.values
     assert remembered.next == stored.next == ()
     assert len(stored.values["messages"]) >= 2 * turns
+
+
+class _StepState(TypedDict):
+    messages: Annotated[list[AnyMessage], DeltaChannel(_messages_delta_reducer, snapshot_frequency=1000)]
+
+
+async def test_with_durability_sync_a_step_starts_from_what_postgres_holds(db: Database) -> None:
+    """The durability contract: each step's checkpoint and writes, and the turn's input checkpoint, are in
+    Postgres before the next step starts, so a crash resumes from exactly the state that step saw."""
+    steps = {"a": 2, "b": 3, "c": 4}  # counted from the turn's input checkpoint (1: after `__start__`)
+    seen: list[tuple[int, list[tuple[int, str]], bool]] = []  # (step, checkpoints stored, state as stored)
+
+    def build(saver: ChorusCheckpointer) -> Any:
+        graph = StateGraph(_StepState)
+        for name, following in (("a", "b"), ("b", "c"), ("c", END)):
+            graph.add_node(name, partial(step, name))
+            graph.add_edge(name, following)
+        graph.add_edge(START, "a")
+        return graph.compile(checkpointer=saver)
+
+    async def step(name: str, state: _StepState, config: RunnableConfig) -> dict[str, Any]:
+        thread_id = config["configurable"]["thread_id"]
+        turn_start = config["metadata"]["langgraph_step"] - steps[name]
+        async with db.connection() as conn:  # not through any saver
+            cur = await conn.execute(
+                "SELECT (metadata->>'step')::int AS step, metadata->>'source' AS source FROM checkpoints"
+                " WHERE thread_id = %s AND (metadata->>'step')::int >= %s ORDER BY checkpoint_id",
+                (thread_id, turn_start),
+            )
+            stored_steps = [(r["step"] - turn_start, r["source"]) for r in await cur.fetchall()]
+        stored = await build(ChorusCheckpointer(db.pool)).aget_state({"configurable": {"thread_id": thread_id}})
+        same = [m.content for m in stored.values.get("messages", [])] == [m.content for m in state["messages"]]
+        seen.append((steps[name], stored_steps, same))
+        return {"messages": [AIMessage(f"{name} {len(state['messages'])}", id=str(uuid.uuid4()))]}
+
+    saver = ChorusCheckpointer(db.pool)
+    await saver.setup()
+    graph = build(saver)
+    config: Any = {"configurable": {"thread_id": str(uuid.uuid4())}}
+    for text in ("one", "two", "three"):
+        await graph.ainvoke({"messages": [HumanMessage(text, id=str(uuid.uuid4()))]}, config, durability="sync")
+    before = {k: [(0, "input")] + [(i, "loop") for i in range(1, k)] for k in steps.values()}
+    assert seen == [(k, before[k], True) for _ in range(3) for k in steps.values()]

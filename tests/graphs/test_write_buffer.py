@@ -44,6 +44,7 @@ async def test_a_read_mid_turn_does_not_see_langgraph_changing_the_remembered_ch
     await saver.aput(
         _config(thread_id, ""), checkpoint, {"source": "input", "step": -1}, {"pii": "000000000001.abcdef"}
     )
+    await saver.aflush()
     saver.forget(thread_id)  # the next read goes to Postgres and is remembered from there
     first = await saver.aget_tuple({"configurable": {"thread_id": thread_id}})
     assert first is not None
@@ -93,7 +94,7 @@ async def test_a_failed_background_flush_keeps_the_writes_and_retries(db: Databa
     bad = (thread_id, "", "cp-1", "task-a", "", 0, "messages", "json", object())
     buffer.add(key, [bad], upsert=True)
     await asyncio.sleep(0.05)
-    assert key in buffer._upsert, "a failed flush must keep its writes"
+    assert key in buffer._held, "a failed flush must keep its writes"
     buffer.add(key, [(thread_id, "", "cp-1", "task-a", "", 0, "messages", "json", b"{}")], upsert=True)
     await buffer.flush(key)
     assert await _stored_writes(db, thread_id) == ["task-a"]
@@ -184,3 +185,44 @@ def _count_history_reads(monkeypatch: pytest.MonkeyPatch, saver: ChorusCheckpoin
 
     monkeypatch.setattr(AsyncPostgresSaver, "aget_delta_channel_history", counted)
     return reads
+
+
+async def _stored_checkpoints(db: Database, thread_id: str) -> list[str]:
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT checkpoint_id FROM checkpoints WHERE thread_id = %s ORDER BY checkpoint_id", (thread_id,)
+        )
+        return [r["checkpoint_id"] for r in await cur.fetchall()]
+
+
+async def test_an_input_checkpoint_is_stored_with_the_next_one_or_on_its_own(db: Database) -> None:
+    saver = await _setup(db)
+    thread_id = str(uuid.uuid4())
+    ids = [str(uuid6()) for _ in range(5)]
+
+    async def put(i: int, source: str) -> None:
+        checkpoint = empty_checkpoint()
+        checkpoint["id"] = ids[i]
+        parent = ids[i - 1] if i else ""
+        await saver.aput(_config(thread_id, parent), checkpoint, {"source": source, "step": i - 1}, {})
+
+    await put(0, "input")
+    await put(1, "loop")
+    # The step's checkpoint went to Postgres with the input checkpoint before it, in its statement.
+    assert await _stored_checkpoints(db, thread_id) == ids[:2]
+    await put(2, "input")
+    # A read through the saver stores what it holds first.
+    listed = [t.config["configurable"]["checkpoint_id"] async for t in saver.alist(_config(thread_id, ""))]
+    assert listed == ids[2::-1]
+    # No checkpoint follows (say the run failed in `__start__`): it is stored on its own shortly after.
+    await put(3, "input")
+    for _ in range(50):
+        if len(await _stored_checkpoints(db, thread_id)) == 4:
+            break
+        await asyncio.sleep(0.02)
+    assert await _stored_checkpoints(db, thread_id) == ids[:4]
+    # A rolled-back run: what it holds never reaches Postgres.
+    await put(4, "input")
+    await saver.aforget(thread_id)
+    await asyncio.sleep(0.1)
+    assert await _stored_checkpoints(db, thread_id) == ids[:4]
