@@ -6,6 +6,12 @@ the value of each delta channel (the message history) at a known checkpoint. Whe
 written on top of the remembered one, the delta values move forward by applying the writes in between
 with the channel's reducer, exactly as LangGraph rebuilds them from the database.
 
+Writes may reach the saver before the checkpoint they are stored against: LangGraph does not wait for a
+checkpoint's put before running the step on it (the input checkpoint with durability "sync", every step
+with "async"). Checkpoint ids grow with time (uuid6; the newest is the greatest, as the stock saver
+assumes), so writes against an id above the remembered one are kept until that checkpoint is written.
+Writes against an older checkpoint change the remembered history only if they write a delta channel.
+
 The saver checks that the remembered checkpoint is still the thread's newest before using it, so a
 turn written by another process is never missed; code that changes checkpoints behind the saver's back
 (deleting a rolled-back run) must call `forget`.
@@ -25,15 +31,20 @@ from chorus.graphs.upstream import _get_overwrite
 
 Reducer = Callable[[Any, Sequence[Any]], Any]
 Key = tuple[str, str]  # (thread_id, checkpoint_ns)
+_Write = tuple[tuple[str, str, int], str, str, Any]  # (sort key, task_id, channel, value)
+# Checkpoints whose writes arrived before them, per thread; more means puts that never finished.
+_MAX_AHEAD = 16
 
 
 @dataclass
 class _Entry:
     latest: CheckpointTuple | None = None
-    # writes stored against `latest`: (sort key, task_id, channel, value)
-    writes: list[tuple[tuple[str, str, int], str, str, Any]] = field(default_factory=list)
+    # writes stored against `latest`
+    writes: list[_Write] = field(default_factory=list)
     delta_at: str | None = None
     delta_values: dict[str, Any] = field(default_factory=dict)
+    # writes against checkpoints newer than `latest`, whose put has not finished yet, by checkpoint id
+    ahead: dict[str, list[_Write]] = field(default_factory=dict)
 
 
 def _copy_values(values: dict[str, Any]) -> dict[str, Any]:
@@ -62,6 +73,9 @@ class ThreadCache:
         for key in [k for k in self._entries if k[0] == str(thread_id)]:
             del self._entries[key]
 
+    def _forget_entry(self, key: Key) -> None:
+        self._entries.pop(key, None)
+
     # -- the newest checkpoint -------------------------------------------------------------------
 
     def latest_id(self, key: Key) -> str | None:
@@ -86,8 +100,13 @@ class ThreadCache:
     def wrote_checkpoint(self, key: Key, tup: CheckpointTuple) -> None:
         entry = self._entry(key)
         parent = tup.parent_config["configurable"]["checkpoint_id"] if tup.parent_config else None
-        new_id = tup.config["configurable"]["checkpoint_id"]
-        previous = entry.latest.config["configurable"]["checkpoint_id"] if entry.latest else None
+        new_id = str(tup.config["configurable"]["checkpoint_id"])
+        previous = str(entry.latest.config["configurable"]["checkpoint_id"]) if entry.latest else None
+        if previous is not None and new_id < previous:
+            # Put out of order (not what LangGraph does): writes against it may have been taken for older
+            # ones, so nothing is remembered of it; reads go to the database.
+            entry.latest, entry.writes, entry.delta_at, entry.delta_values = None, [], None, {}
+            return
         if entry.delta_at is not None and entry.delta_at == parent == previous:
             advanced = self._advance(entry.delta_values, entry.writes)
             entry.delta_at, entry.delta_values = (new_id, advanced) if advanced is not None else (None, {})
@@ -95,27 +114,53 @@ class ThreadCache:
             entry.delta_at, entry.delta_values = None, {}
         # A copy: the run that wrote it may go on changing its own checkpoint's version maps.
         entry.latest = CheckpointTuple(tup.config, copy_checkpoint(tup.checkpoint), tup.metadata, tup.parent_config, [])
-        entry.writes = []
+        if new_id != previous:  # the same checkpoint put again keeps the writes stored against it
+            entry.writes = entry.ahead.pop(new_id, [])
+            entry.ahead = {cid: w for cid, w in entry.ahead.items() if cid > new_id}
 
     def wrote_writes(
-        self, key: Key, checkpoint_id: str, task_id: str, task_path: str, writes: Sequence[tuple[int, str, Any]]
+        self,
+        key: Key,
+        checkpoint_id: str,
+        task_id: str,
+        task_path: str,
+        writes: Sequence[tuple[int, str, Any]],
+        *,
+        upsert: bool,
     ) -> None:
-        entry = self._entries.get(key)
-        if entry is None or entry.latest is None:
-            return
-        if entry.latest.config["configurable"]["checkpoint_id"] != checkpoint_id:
-            # Writes against an older checkpoint (they may land after its child, with durability
-            # "async"): the remembered history no longer covers every write on the chain.
-            entry.delta_at, entry.delta_values = None, {}
+        """Writes stored against `checkpoint_id`: a re-sent write replaces the first (upsert) or is ignored,
+        as in the database."""
+        entry = self._entry(key)
+        latest_id = str(entry.latest.config["configurable"]["checkpoint_id"]) if entry.latest else None
+        if checkpoint_id == latest_id:
+            held = entry.writes
+        elif latest_id is None or checkpoint_id > latest_id:
+            # The step ran before its checkpoint's put finished: keep them for when it does.
+            if checkpoint_id not in entry.ahead and len(entry.ahead) >= _MAX_AHEAD:
+                self._forget_entry(key)
+                return
+            held = entry.ahead.setdefault(checkpoint_id, [])
+        else:
+            # An older checkpoint: its writes are not the newest one's pending writes, and LangGraph stores
+            # a step's delta writes before the checkpoint after it, so a delta write here is unusual (an
+            # update of an old checkpoint): the remembered history may no longer cover every write.
+            if any(channel in self.reducers for _, channel, _ in writes):
+                entry.delta_at, entry.delta_values = None, {}
             return
         for idx, channel, value in writes:
-            entry.writes = [w for w in entry.writes if not (w[1] == task_id and w[0][2] == idx)]
-            entry.writes.append((writes_sort_key(task_path, task_id, idx), task_id, channel, value))
+            found = next((i for i, w in enumerate(held) if w[1] == task_id and w[0][2] == idx), None)
+            if found is not None:
+                if not upsert:
+                    continue
+                del held[found]
+            held.append((writes_sort_key(task_path, task_id, idx), task_id, channel, value))
 
     def read_checkpoint(self, key: Key, tup: CheckpointTuple) -> None:
         """A newest checkpoint read from the database is remembered, unless writes are pending on it
         (their stored order is not known here)."""
         entry = self._entry(key)
+        read_id = str(tup.config["configurable"]["checkpoint_id"])
+        entry.ahead = {cid: w for cid, w in entry.ahead.items() if cid > read_id}
         if tup.pending_writes:
             entry.latest, entry.writes, entry.delta_at, entry.delta_values = None, [], None, {}
             return
@@ -139,9 +184,7 @@ class ThreadCache:
         entry = self._entry(key)
         entry.delta_at, entry.delta_values = checkpoint_id, values
 
-    def _advance(
-        self, values: dict[str, Any], writes: list[tuple[tuple[str, str, int], str, str, Any]]
-    ) -> dict[str, Any] | None:
+    def _advance(self, values: dict[str, Any], writes: list[_Write]) -> dict[str, Any] | None:
         ordered = sorted(writes, key=lambda w: w[0])
         out: dict[str, Any] = {}
         for ch, value in values.items():

@@ -5,7 +5,9 @@
 2. Linear storage. BotState keeps messages in a DeltaChannel: each step stores only its new messages
    (plus a full snapshot every 1000 updates), not the whole history again.
 3. One statement per step. Writes are serialized inline (the stock saver hops to a thread for each)
-   and held briefly (write_buffer.py) so they go to Postgres with the checkpoint that follows them.
+   and held briefly (write_buffer.py) so they go to Postgres with the checkpoint that follows them. So is
+   a turn's input checkpoint, which LangGraph does not wait for (it runs the `__start__` step meanwhile):
+   it is stored with that step's checkpoint, before the next step starts, as with the stock saver.
 4. A thread's own last checkpoint is not read back. Each turn starts by loading the newest checkpoint
    and rebuilding the message history from every write since the last snapshot. The saver remembers,
    per thread, the checkpoint it last wrote and the history at it (checkpoint_cache.py); one index
@@ -43,7 +45,7 @@ from chorus.graphs.upstream import (
     _DeltaSnapshot,
     _messages_delta_reducer,
 )
-from chorus.graphs.write_buffer import WriteBuffer, values_sql
+from chorus.graphs.write_buffer import HeldCheckpoint, WriteBuffer, values_sql
 
 _BLOBS_SQL = "INSERT INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob) VALUES "
 _CHECKPOINT_SQL = (
@@ -114,14 +116,25 @@ class ChorusCheckpointer(AsyncPostgresSaver):
             Jsonb(copy),
             Jsonb(row_metadata),
         ]
-        # The step's held writes, its blobs and the checkpoint in one statement: one round trip, one commit.
-        ctes, params = self._writes.take((str(thread_id), str(ns)))
-        if blobs:
-            ctes.append(f"blobs AS ({_BLOBS_SQL}{values_sql(len(blobs), 6)} ON CONFLICT DO NOTHING)")
-            params += [v for b in blobs for v in b]
-        sql = f"WITH {', '.join(ctes)} {_CHECKPOINT_SQL}" if ctes else _CHECKPOINT_SQL
-        async with self._pool.connection() as conn:
-            await conn.execute(sql, params + row)
+        key = (str(thread_id), str(ns))
+        if self._writes.holds_checkpoint(key, checkpoint["id"]):
+            await self._writes.flush(key)  # the same checkpoint again: one statement may not insert it twice
+        blob_sql = f"{_BLOBS_SQL}{values_sql(len(blobs), 6)} ON CONFLICT DO NOTHING" if blobs else ""
+        blob_params = [v for b in blobs for v in b]
+        if metadata.get("source") == "input":
+            statements = [(blob_sql, blob_params)] if blobs else []
+            self._writes.hold_checkpoint(key, HeldCheckpoint(checkpoint["id"], [*statements, (_CHECKPOINT_SQL, row)]))
+        else:
+            # The step's held writes (and input checkpoint), its blobs and the checkpoint in one statement:
+            # one round trip, one commit, never before a background flush of what precedes it.
+            await self._writes.settle(key)
+            ctes, params = self._writes.take(key)
+            if blobs:
+                ctes.append(f"blobs AS ({blob_sql})")
+                params += blob_params
+            sql = f"WITH {', '.join(ctes)} {_CHECKPOINT_SQL}" if ctes else _CHECKPOINT_SQL
+            async with self._pool.connection() as conn:
+                await conn.execute(sql, params + row)
         next_config: RunnableConfig = {
             "configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint["id"]}
         }
@@ -152,11 +165,12 @@ class ChorusCheckpointer(AsyncPostgresSaver):
         key = (str(conf["thread_id"]), str(conf["checkpoint_ns"]))
         self._writes.add(key, params, upsert=upsert)
         self._cache.wrote_writes(
-            (str(conf["thread_id"]), str(conf["checkpoint_ns"])),
+            key,
             str(conf["checkpoint_id"]),
             task_id,
             task_path,
             [(WRITES_IDX_MAP.get(channel, idx), channel, value) for idx, (channel, value) in enumerate(writes)],
+            upsert=upsert,
         )
 
     async def _load_checkpoint_tuple(self, value: DictRow) -> CheckpointTuple:
@@ -238,6 +252,8 @@ class ChorusCheckpointer(AsyncPostgresSaver):
         return found
 
     async def _newest(self, key: tuple[str, str]) -> str | None:
+        if self._writes.holds_checkpoint(key):
+            await self._writes.flush(key)
         async with self._pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT checkpoint_id FROM checkpoints WHERE thread_id = %s AND checkpoint_ns = %s"
@@ -248,9 +264,16 @@ class ChorusCheckpointer(AsyncPostgresSaver):
         return str(row["checkpoint_id"]) if row else None
 
     def forget(self, thread_id: str) -> None:
-        """Checkpoints of the thread changed behind the saver (e.g. a rolled-back run was erased)."""
+        """Checkpoints of the thread changed behind the saver (e.g. a rolled-back run was erased): what is
+        remembered of it, and what is held for it, is dropped."""
         self._cache.forget(str(thread_id))
         self._writes.drop(str(thread_id))
+
+    async def aforget(self, thread_id: str) -> None:
+        """`forget`, then wait for held rows of the thread already on their way to Postgres: call it before
+        erasing the thread's checkpoints, so that none lands after the erase."""
+        self.forget(thread_id)
+        await self._writes.settle_thread(str(thread_id))
 
     async def aflush(self) -> None:
         """Store every held write now (at shutdown)."""
@@ -271,7 +294,7 @@ class ChorusCheckpointer(AsyncPostgresSaver):
             yield item
 
     async def adelete_thread(self, thread_id: str) -> None:
-        self.forget(thread_id)
+        await self.aforget(thread_id)
         await super().adelete_thread(thread_id)
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:

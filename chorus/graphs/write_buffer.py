@@ -1,17 +1,22 @@
-"""A step's writes, held back briefly so they reach Postgres in the same statement as the checkpoint
-that follows them: a turn then costs one write statement instead of one per task.
+"""A step's writes, and a turn's input checkpoint, held back briefly so they reach Postgres in the same
+statement as the checkpoint that follows them: a turn then costs one statement per step instead of one
+per task, plus one for its input.
 
-Writes still reach the database on their own after `delay_s` if no checkpoint follows (a run that
+Held rows still reach the database on their own after `delay_s` if no checkpoint follows (a run that
 fails between steps), and before any read of the thread that goes to the database (`flush`).
 With the default durability ("sync") a step's checkpoint is stored before the next step starts, taking
-the step's held writes with it, so nothing a later step depends on is only held in memory. A background
-flush that fails keeps its writes and tries again.
+the step's held writes with it, so nothing a later step depends on is only held in memory. An input
+checkpoint is one LangGraph itself does not wait for: it runs the first step (the graph's `__start__`)
+while the input checkpoint is being put, and the put after that step, which LangGraph does wait for,
+takes it. A background flush that fails keeps its rows and tries again; a checkpoint's statement waits
+for a background flush under way (`settle`), so it never commits before the writes that precede it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -37,72 +42,119 @@ def values_sql(rows: int, columns: int) -> str:
     return ", ".join([row] * rows)
 
 
-def _statement(upsert: dict[tuple[Any, ...], Row], ignore: dict[tuple[Any, ...], Row]) -> tuple[list[str], list[Any]]:
-    ctes: list[str] = []
-    params: list[Any] = []
-    for name, held, conflict in (("wi", ignore, WRITES_IGNORE), ("wu", upsert, WRITES_UPSERT)):
-        rows = list(held.values())
-        if rows:
-            ctes.append(f"{name} AS ({WRITES_SQL}{values_sql(len(rows), 9)} {conflict})")
-            params += [v for r in rows for v in r]
-    return ctes, params
+@dataclass
+class HeldCheckpoint:
+    """The INSERT statements that store one checkpoint (its blobs, its row), with their parameters."""
+
+    checkpoint_id: str
+    statements: list[tuple[str, list[Any]]]
+
+
+@dataclass
+class _Held:
+    # Rows by primary key, so a re-sent write replaces (upsert) or keeps (ignore) the first.
+    upsert: dict[tuple[Any, ...], Row]
+    ignore: dict[tuple[Any, ...], Row]
+    checkpoints: list[HeldCheckpoint]
+
+    def statement(self) -> tuple[list[str], list[Any]]:
+        """The held rows as CTEs of one statement, with their parameters."""
+        ctes: list[str] = []
+        params: list[Any] = []
+        for name, held, conflict in (("wi", self.ignore, WRITES_IGNORE), ("wu", self.upsert, WRITES_UPSERT)):
+            rows = list(held.values())
+            if rows:
+                ctes.append(f"{name} AS ({WRITES_SQL}{values_sql(len(rows), 9)} {conflict})")
+                params += [v for r in rows for v in r]
+        for i, checkpoint in enumerate(self.checkpoints):
+            for j, (sql, values) in enumerate(checkpoint.statements):
+                ctes.append(f"h{i}_{j} AS ({sql})")
+                params += values
+        return ctes, params
 
 
 class WriteBuffer:
     def __init__(self, pool: AsyncConnectionPool[AsyncConnection[DictRow]], *, delay_s: float = 0.02) -> None:
         self._pool = pool
         self._delay_s = delay_s
-        # Per thread: rows by primary key, so a re-sent write replaces (upsert) or keeps (ignore) the first.
-        self._upsert: dict[Key, dict[tuple[Any, ...], Row]] = {}
-        self._ignore: dict[Key, dict[tuple[Any, ...], Row]] = {}
+        self._held: dict[Key, _Held] = {}
         self._timers: set[Key] = set()
         self._inflight: dict[Key, asyncio.Task[None]] = {}
 
+    def _for(self, key: Key) -> _Held:
+        held = self._held.get(key)
+        if held is None:
+            held = self._held[key] = _Held({}, {}, [])
+        return held
+
     def add(self, key: Key, rows: list[Row], *, upsert: bool) -> None:
-        target = (self._upsert if upsert else self._ignore).setdefault(key, {})
+        held = self._for(key)
+        target = held.upsert if upsert else held.ignore
         for row in rows:
             pk = (row[2], row[3], row[5])
             if upsert:
                 target[pk] = row
             else:
                 target.setdefault(pk, row)
-        if key not in self._timers:
-            self._timers.add(key)
-            asyncio.get_running_loop().call_later(self._delay_s, self._on_timer, key)
+        self._arm(key)
+
+    def hold_checkpoint(self, key: Key, checkpoint: HeldCheckpoint) -> None:
+        self._for(key).checkpoints.append(checkpoint)
+        self._arm(key)
+
+    def holds_checkpoint(self, key: Key, checkpoint_id: str | None = None) -> bool:
+        """Whether a checkpoint of the thread (this one, if given) is held."""
+        held = self._held.get(key)
+        return held is not None and any(
+            checkpoint_id is None or c.checkpoint_id == checkpoint_id for c in held.checkpoints
+        )
 
     def take(self, key: Key) -> tuple[list[str], list[Any]]:
-        """The held writes of a thread as CTEs (and their parameters) for the caller's statement."""
-        return _statement(self._upsert.pop(key, {}), self._ignore.pop(key, {}))
+        """The held rows of a thread as CTEs (and their parameters) for the caller's statement."""
+        held = self._held.pop(key, None)
+        return held.statement() if held else ([], [])
 
     def drop(self, thread_id: str) -> None:
-        for store in (self._ignore, self._upsert):
-            for key in [k for k in store if k[0] == thread_id]:
-                del store[key]
+        for key in [k for k in self._held if k[0] == thread_id]:
+            del self._held[key]
 
-    async def flush(self, key: Key) -> None:
-        """Make the thread's writes visible in the database (before a read that goes there)."""
+    async def settle(self, key: Key) -> None:
+        """Wait for a background flush of the thread under way, if any."""
         inflight = self._inflight.get(key)
         if inflight is not None:
             await asyncio.shield(inflight)
-        upsert, ignore = self._upsert.pop(key, {}), self._ignore.pop(key, {})
-        ctes, params = _statement(upsert, ignore)
+
+    async def settle_thread(self, thread_id: str) -> None:
+        for key in [k for k in self._inflight if k[0] == thread_id]:
+            await self.settle(key)
+
+    async def flush(self, key: Key) -> None:
+        """Make the thread's held rows visible in the database (before a read that goes there)."""
+        await self.settle(key)
+        held = self._held.pop(key, None)
+        if held is None:
+            return
+        ctes, params = held.statement()
         if ctes:
             try:
                 async with self._pool.connection() as conn:
                     await conn.execute(f"WITH {', '.join(ctes)} SELECT 1", params)
             except BaseException:
-                for held, store in ((upsert, self._upsert), (ignore, self._ignore)):
-                    if held:
-                        self._restore(store.setdefault(key, {}), held)
+                self._restore(key, held)
                 raise
 
     async def flush_all(self) -> None:
-        for key in list({*self._ignore, *self._upsert}):
+        for key in list(self._held):
             await self.flush(key)
+
+    def _arm(self, key: Key) -> None:
+        if key not in self._timers:
+            self._timers.add(key)
+            asyncio.get_running_loop().call_later(self._delay_s, self._on_timer, key)
 
     def _on_timer(self, key: Key) -> None:
         self._timers.discard(key)
-        if key in self._ignore or key in self._upsert:
+        if key in self._held:
             task = asyncio.get_running_loop().create_task(self._flush_in_background(key))
             self._inflight[key] = task
 
@@ -114,8 +166,10 @@ class WriteBuffer:
             task.add_done_callback(done)
 
     async def _flush_in_background(self, key: Key) -> None:
-        upsert, ignore = self._upsert.pop(key, {}), self._ignore.pop(key, {})
-        ctes, params = _statement(upsert, ignore)
+        held = self._held.pop(key, None)
+        if held is None:
+            return
+        ctes, params = held.statement()
         if not ctes:
             return
         try:
@@ -124,14 +178,15 @@ class WriteBuffer:
         except Exception as exc:
             # Keep them (newer writes of the same keys win) and try again: a failed flush loses nothing.
             log.warning("could not store held checkpoint writes; retrying: %s", type(exc).__name__)
-            for held, store in ((upsert, self._upsert), (ignore, self._ignore)):
-                if held:
-                    self._restore(store.setdefault(key, {}), held)
+            self._restore(key, held)
             if key not in self._timers:
                 self._timers.add(key)
                 asyncio.get_running_loop().call_later(max(self._delay_s, 0.5), self._on_timer, key)
 
-    @staticmethod
-    def _restore(current: dict[tuple[Any, ...], Row], held: dict[tuple[Any, ...], Row]) -> None:
-        for pk, row in held.items():
-            current.setdefault(pk, row)
+    def _restore(self, key: Key, held: _Held) -> None:
+        current = self._for(key)
+        for pk, row in held.upsert.items():
+            current.upsert.setdefault(pk, row)
+        for pk, row in held.ignore.items():
+            current.ignore.setdefault(pk, row)
+        current.checkpoints[:0] = held.checkpoints

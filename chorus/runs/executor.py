@@ -276,6 +276,9 @@ class RunExecutor:
     async def _stopped(self, spec: RunSpec, h: RunHandle, job: Job, ctx: JobContext) -> None:
         reason = ctx.stop_reason or StopReason.HAND_BACK
         if reason == StopReason.ROLLBACK:
+            if self.checkpointer is not None:
+                # What the run still holds must not reach Postgres after the erase below.
+                await self.checkpointer.aforget(spec.thread_id)
             await self.runs.erase_checkpoints(spec.thread_id, spec.run_id)
             if self.checkpointer is not None:
                 self.checkpointer.forget(spec.thread_id)

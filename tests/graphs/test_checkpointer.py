@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
+from functools import partial
+from typing import Annotated, Any, TypedDict
 
 import pytest
-from langchain_core.messages import HumanMessage
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph import END, START, StateGraph
 
 from chorus.agents.configs.models import BotConfig
 from chorus.agents.storage.database import Database
 from chorus.agents.tools.builtins import build_registry
 from chorus.graphs.checkpointer import ChorusCheckpointer
 from chorus.graphs.compiler import GraphDeps, compile_bot
+from chorus.graphs.upstream import AsyncPostgresSaver, DeltaChannel, _messages_delta_reducer
 from tests.conftest import Tenant, example
 
 
@@ -70,16 +74,18 @@ async def test_storage_grows_linearly_with_turns(db: Database, tenant: Tenant) -
     assert len(state.values["messages"]) == 120
 
 
-@pytest.mark.parametrize("durability", ["exit", "async"])
+SCRIPT = ["hello, I'm Jane Doe", "Where is my order ORD-1001?", "thanks", "refund $5 on ORD-1003, it was late"]
+
+
+@pytest.mark.parametrize("durability", ["exit", "async", "sync"])
 async def test_remembered_state_matches_the_database(db: Database, tenant: Tenant, durability: str) -> None:
     saver = ChorusCheckpointer(db.pool)
     await saver.setup()
     graph = _compile(db, saver)
     config: Any = {"configurable": {"thread_id": str(uuid.uuid4()), "tenant_id": tenant.tenant_id}}
-    script = ["hello, I'm Jane Doe", "Where is my order ORD-1001?", "thanks", "refund $5 on ORD-1003, it was late"]
     for i in range(12):
         await graph.ainvoke(
-            {"messages": [HumanMessage(script[i % 4], id=str(uuid.uuid4()))]}, config, durability=durability
+            {"messages": [HumanMessage(SCRIPT[i % 4], id=str(uuid.uuid4()))]}, config, durability=durability
         )
     remembered = await graph.aget_state(config)
     stored = await _compile(db, ChorusCheckpointer(db.pool)).aget_state(config)  # a new saver reads Postgres
@@ -138,3 +144,84 @@ async def test_a_turn_written_by_another_process_is_seen(db: Database, tenant: T
     await here.ainvoke({"messages": [HumanMessage("bye", id=str(uuid.uuid4()))]}, config)
     state = await here.aget_state(config)
     assert [m.content for m in state.values["messages"] if m.type == "human"] == ["hello", "thanks", "bye"]
+
+
+@pytest.mark.parametrize("durability", ["exit", "async", "sync"])
+async def test_a_turn_starts_from_the_remembered_history(
+    db: Database, tenant: Tenant, durability: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    saver = ChorusCheckpointer(db.pool)
+    await saver.setup()
+    graph = _compile(db, saver)
+    thread_id = str(uuid.uuid4())
+    config: Any = {"configurable": {"thread_id": thread_id, "tenant_id": tenant.tenant_id}}
+    await graph.ainvoke({"messages": [HumanMessage(SCRIPT[0], id=str(uuid.uuid4()))]}, config, durability=durability)
+    reads: list[str] = []
+    original = AsyncPostgresSaver.aget_delta_channel_history
+
+    async def counted(self: Any, *, config: Any, channels: Any) -> Any:
+        if self is saver:
+            reads.append(config["configurable"]["checkpoint_id"])
+        return await original(self, config=config, channels=channels)
+
+    monkeypatch.setattr(AsyncPostgresSaver, "aget_delta_channel_history", counted)
+    turns = 30
+    for i in range(1, turns):
+        await graph.ainvoke(
+            {"messages": [HumanMessage(SCRIPT[i % 4], id=str(uuid.uuid4()))]}, config, durability=durability
+        )
+    # At most the first turn on top of a new thread rebuilds the history from Postgres; every later one
+    # starts from the history the saver remembers.
+    assert len(reads) <= 1, f"{len(reads)} of {turns - 1} turns read the message history back from Postgres"
+    remembered = await graph.aget_state(config)
+    await saver.aflush()
+    stored = await _compile(db, ChorusCheckpointer(db.pool)).aget_state(config)
+    assert [m.model_dump() for m in remembered.values["messages"]] == [
+        m.model_dump() for m in stored.values["messages"]
+    ]
+    assert remembered.values == stored.values
+    assert remembered.next == stored.next == ()
+    assert len(stored.values["messages"]) >= 2 * turns
+
+
+class _StepState(TypedDict):
+    messages: Annotated[list[AnyMessage], DeltaChannel(_messages_delta_reducer, snapshot_frequency=1000)]
+
+
+async def test_with_durability_sync_a_step_starts_from_what_postgres_holds(db: Database) -> None:
+    """The durability contract: each step's checkpoint and writes, and the turn's input checkpoint, are in
+    Postgres before the next step starts, so a crash resumes from exactly the state that step saw."""
+    steps = {"a": 2, "b": 3, "c": 4}  # counted from the turn's input checkpoint (1: after `__start__`)
+    seen: list[tuple[int, list[tuple[int, str]], bool]] = []  # (step, checkpoints stored, state as stored)
+
+    def build(saver: ChorusCheckpointer) -> Any:
+        graph = StateGraph(_StepState)
+        for name, following in (("a", "b"), ("b", "c"), ("c", END)):
+            graph.add_node(name, partial(step, name))
+            graph.add_edge(name, following)
+        graph.add_edge(START, "a")
+        return graph.compile(checkpointer=saver)
+
+    async def step(name: str, state: _StepState, config: RunnableConfig) -> dict[str, Any]:
+        thread_id = config["configurable"]["thread_id"]
+        turn_start = config["metadata"]["langgraph_step"] - steps[name]
+        async with db.connection() as conn:  # not through any saver
+            cur = await conn.execute(
+                "SELECT (metadata->>'step')::int AS step, metadata->>'source' AS source FROM checkpoints"
+                " WHERE thread_id = %s AND (metadata->>'step')::int >= %s ORDER BY checkpoint_id",
+                (thread_id, turn_start),
+            )
+            stored_steps = [(r["step"] - turn_start, r["source"]) for r in await cur.fetchall()]
+        stored = await build(ChorusCheckpointer(db.pool)).aget_state({"configurable": {"thread_id": thread_id}})
+        same = [m.content for m in stored.values.get("messages", [])] == [m.content for m in state["messages"]]
+        seen.append((steps[name], stored_steps, same))
+        return {"messages": [AIMessage(f"{name} {len(state['messages'])}", id=str(uuid.uuid4()))]}
+
+    saver = ChorusCheckpointer(db.pool)
+    await saver.setup()
+    graph = build(saver)
+    config: Any = {"configurable": {"thread_id": str(uuid.uuid4())}}
+    for text in ("one", "two", "three"):
+        await graph.ainvoke({"messages": [HumanMessage(text, id=str(uuid.uuid4()))]}, config, durability="sync")
+    before = {k: [(0, "input")] + [(i, "loop") for i in range(1, k)] for k in steps.values()}
+    assert seen == [(k, before[k], True) for _ in range(3) for k in steps.values()]
