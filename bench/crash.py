@@ -14,6 +14,8 @@ the dead run until a live process takes that over (leases, reaper) and ends it. 
   (target 0); messages duplicated there are counted too;
 - side effects repeated: requests the backend received for the turn beyond the first (target 0), with
   how many of them carried an Idempotency-Key already seen (a backend that honours the key absorbs those);
+  and the turns where the model got a tool error instead of the result (the tool-call ledger's "outcome
+  unknown" when the process died mid-call: the side effect may have happened, the customer is not told);
 - recovery: seconds from the kill until B's new turn has been accepted and completed (target <= 10 s);
 - the killed run's final status.
 
@@ -209,7 +211,19 @@ class Round:
     status: str
     executions: int
     same_key_repeats: int
+    tool_error: str | None  # what the model was told instead of the tool's result
     new_turn_ok: bool
+
+
+def tool_error(messages: list[dict[str, Any]], tag: str) -> str | None:
+    """The error a tool call of the turn tagged `tag` returned to the model, if one did."""
+    start = next((i for i, m in enumerate(messages) if m.get("type") == "human" and tag in str(m.get("content"))), None)
+    for m in messages[start + 1 :] if start is not None else []:
+        if m.get("type") == "human":
+            break
+        if m.get("type") == "tool" and m.get("status") == "error":
+            return str(m.get("content"))
+    return None
 
 
 async def normal_turn(client: httpx.AsyncClient, thread_id: str, assistant_id: str) -> float:
@@ -269,7 +283,8 @@ async def crash_round(
         killed_run_ended_s = await resumed
         await streaming
     state = (await b.get(f"/threads/{thread_id}/state")).json()
-    humans = [str(m.get("content")) for m in state["values"].get("messages", []) if m.get("type") == "human"]
+    messages = state["values"].get("messages", [])
+    humans = [str(m.get("content")) for m in messages if m.get("type") == "human"]
     copies = sum(1 for h in humans if tag in h)
     run = (await b.get(f"/threads/{thread_id}/runs/{progress.run_id}")).json()
     calls = backend.for_turn(tag)
@@ -284,6 +299,7 @@ async def crash_round(
         status=str(run.get("status")),
         executions=len(calls),
         same_key_repeats=sum(n - 1 for n in keys.values()),
+        tool_error=tool_error(messages, tag),
         new_turn_ok=new_turn_ok,
     )
 
@@ -318,6 +334,7 @@ async def main(
         "turns_repeating": float(sum(r.executions > 1 for r in rounds)),
         "turns_without_side_effect": float(sum(r.executions == 0 for r in rounds)),
         "not_success": float(sum(r.status != "success" for r in rounds)),
+        "tool_errors": float(sum(r.tool_error is not None for r in rounds)),
         "new_turn_failed": float(sum(not r.new_turn_ok for r in rounds)),
         "recovery_p50_s": median(recoveries),
         "recovery_max_s": max(recoveries),
@@ -332,10 +349,12 @@ async def main(
     phases = "; ".join(
         f"{phase}: {len(rs)} kills, {sum(r.lost for r in rs)} lost, "
         f"{sum(max(0, r.executions - 1) for r in rs)} repeated, "
+        f"{sum(r.tool_error is not None for r in rs)} tool errors, "
         f"recovery {min(r.recovery_s for r in rs):.1f}-{max(r.recovery_s for r in rs):.1f} s"
         for phase, rs in by_phase.items()
     )
     statuses = Counter(r.status for r in rounds)
+    told = Counter((r.tool_error or "")[:90] for r in rounds if r.tool_error)
     print(
         f"crash (kill -9 mid-turn, {len(rounds)} times; 2 processes, restart): accepted messages lost "
         f"{result['lost']:.0f} (target 0), duplicated {result['duplicated']:.0f}; side effects repeated "
@@ -346,7 +365,9 @@ async def main(
         f"{result['ratio_recovery_max_vs_target']:.2f}x) "
         f"= {result['ratio_recovery']:.1f}x a normal tool-calling turn ({result['normal_turn_s'] * 1000:.0f} ms; "
         f"the killed run itself ended p50 {result['killed_run_ended_p50_s']:.1f} s after the kill); "
-        f"killed runs ended {dict(statuses)}; next turn failed {result['new_turn_failed']:.0f}. By phase: {phases}. "
+        f"killed runs ended {dict(statuses)}; next turn failed {result['new_turn_failed']:.0f}; the model got a tool "
+        f"error instead of the result in {result['tool_errors']:.0f} turns {dict(told) if told else ''}. "
+        f"By phase: {phases}. "
         f"Load average {load_average()}",
         flush=True,
     )
