@@ -20,7 +20,6 @@ import httpx
 
 from bench.harness import ACME, new_tenant, open_bench_database
 from chorus.agents.tenancy.keys import create_api_key
-from chorus.graphs.checkpointer import ChorusCheckpointer
 
 
 @dataclass
@@ -163,10 +162,6 @@ async def chorus_servers(
     try:
         tenant_id = await new_tenant(db)
         key = await create_api_key(db, tenant_id=tenant_id, role="admin")
-        # LangGraph's checkpoint tables are created by each process at start, outside the advisory lock of
-        # Chorus's migrations: processes starting together on a new database can collide there (one exits
-        # with "duplicate key value violates unique constraint pg_type_typname_nsp_index"). Create them first.
-        await ChorusCheckpointer(db.pool).setup()
         servers = [ServerProcess(free_port(), server_env(url, env)) for _ in range(count)]
         for server in servers:  # start together: each takes a few seconds to import and migrate
             server.spawn()

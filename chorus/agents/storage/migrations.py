@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from chorus.agents.storage.database import Database
 
-_LOCK_KEY = 0x43484F52  # "CHOR": one migrator at a time across processes
+MIGRATION_LOCK = 0x43484F52  # "CHOR": one migrator at a time across processes (also LangGraph's tables)
 
 
 def _migration_files() -> list[tuple[str, str]]:
@@ -20,7 +20,7 @@ def _migration_files() -> list[tuple[str, str]]:
 async def apply_migrations(db: Database) -> list[str]:
     applied: list[str] = []
     async with db.connection() as conn:
-        await conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+        await conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
         try:
             await conn.execute(
                 "CREATE TABLE IF NOT EXISTS chorus_migrations ("
@@ -36,5 +36,5 @@ async def apply_migrations(db: Database) -> list[str]:
                     await conn.execute("INSERT INTO chorus_migrations (name) VALUES (%s)", (name,))
                 applied.append(name)
         finally:
-            await conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+            await conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
     return applied
