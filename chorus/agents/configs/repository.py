@@ -94,51 +94,28 @@ class ConfigRepository:
         commit_message: str | None,
     ) -> StoredConfig:
         try:
-            await self._insert(
-                tenant_id=tenant_id,
-                config_id=config_id,
-                name=name,
-                description=description,
-                product_type=product_type,
-                config=config,
-                metadata=metadata,
-                commit_message=commit_message,
-            )
+            async with self.db.connection() as conn, conn.transaction():
+                await conn.execute(
+                    "INSERT INTO bot_configs (config_id, tenant_id, name, description, product_type, latest_version,"
+                    " metadata) VALUES (%s, %s, %s, %s, %s, 1, %s)",
+                    (config_id, tenant_id, name, description, product_type, json.dumps(metadata)),
+                )
+                await conn.execute(
+                    "INSERT INTO bot_config_versions (config_id, version, tenant_id, config, metadata, commit_message)"
+                    " VALUES (%s, 1, %s, %s, %s, %s)",
+                    (
+                        config_id,
+                        tenant_id,
+                        json.dumps(stamp(config, config_id, 1)),
+                        json.dumps(metadata),
+                        commit_message,
+                    ),
+                )
         except UniqueViolation:
             # Config ids are global (threads and the graph cache key on them), so the same answer for an id
             # of this tenant and of another: nothing here says which (docs/decisions.md).
             raise id_taken(config_id) from None
         return await self.get(tenant_id, config_id)
-
-    async def _insert(
-        self,
-        *,
-        tenant_id: str,
-        config_id: str,
-        name: str,
-        description: str | None,
-        product_type: str,
-        config: dict[str, Any],
-        metadata: dict[str, Any],
-        commit_message: str | None,
-    ) -> None:
-        async with self.db.connection() as conn, conn.transaction():
-            await conn.execute(
-                "INSERT INTO bot_configs (config_id, tenant_id, name, description, product_type, latest_version,"
-                " metadata) VALUES (%s, %s, %s, %s, %s, 1, %s)",
-                (config_id, tenant_id, name, description, product_type, json.dumps(metadata)),
-            )
-            await conn.execute(
-                "INSERT INTO bot_config_versions (config_id, version, tenant_id, config, metadata, commit_message)"
-                " VALUES (%s, 1, %s, %s, %s, %s)",
-                (
-                    config_id,
-                    tenant_id,
-                    json.dumps(stamp(config, config_id, 1)),
-                    json.dumps(metadata),
-                    commit_message,
-                ),
-            )
 
     async def add_version(
         self,
