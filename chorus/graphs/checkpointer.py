@@ -37,7 +37,6 @@ from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from chorus.agents.storage.migrations import MIGRATION_LOCK
 from chorus.graphs.checkpoint_cache import Reducer, ThreadCache, fold
 from chorus.graphs.upstream import (
     WRITES_IDX_MAP,
@@ -72,18 +71,19 @@ class ChorusCheckpointer(AsyncPostgresSaver):
         self._writes = WriteBuffer(pool)
 
     async def setup(self) -> None:
-        """LangGraph's checkpoint tables, created under the migrations' advisory lock: processes starting
-        together on a new database (`chorus serve --workers N`, several hosts) take turns instead of racing
-        on the same CREATE statements."""
+        """LangGraph's checkpoint tables, created under an advisory lock: processes starting together on a new
+        database (`chorus serve --workers N`, several hosts) take turns instead of racing on the same CREATE
+        statements. Not the migrations' lock: a process waiting for that one sits in a statement, which the
+        CONCURRENTLY index builds here would wait for, while it waits for us."""
         async with self._pool.connection() as conn:
             # Polled, not a waiting pg_advisory_lock: LangGraph creates indexes CONCURRENTLY, which waits for
             # every open statement, a blocked lock request included, so waiting in Postgres would deadlock.
-            while not await _try_lock(conn, MIGRATION_LOCK):  # noqa: ASYNC110 - the holder is another process
+            while not await _try_lock(conn, SETUP_LOCK):  # noqa: ASYNC110 - the holder is another process
                 await asyncio.sleep(0.05)
             try:
                 await super().setup()
             finally:
-                await conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+                await conn.execute("SELECT pg_advisory_unlock(%s)", (SETUP_LOCK,))
 
     @asynccontextmanager
     async def _cursor(self, *, pipeline: bool = False) -> AsyncIterator[AsyncCursor[DictRow]]:
@@ -320,6 +320,9 @@ class ChorusCheckpointer(AsyncPostgresSaver):
         for thread_id in thread_ids:
             self.forget(thread_id)
         await super().aprune(thread_ids, strategy=strategy)
+
+
+SETUP_LOCK = 0x43484F53  # "CHOS": one process at a time creates LangGraph's checkpoint tables
 
 
 async def _try_lock(conn: AsyncConnection[DictRow], key: int) -> bool:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from chorus.agents.storage.database import Database
 
-MIGRATION_LOCK = 0x43484F52  # "CHOR": one migrator at a time across processes (also LangGraph's tables)
+MIGRATION_LOCK = 0x43484F52  # "CHOR": one migrator at a time across processes
 
 
 def _migration_files() -> list[tuple[str, str]]:
