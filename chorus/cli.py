@@ -101,7 +101,14 @@ def serve(
             shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
             typer.echo(f"chorus: open http://{shown}:{port}/?key={key}")
         if workers == 1:
-            uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+            uvicorn.run(
+                create_app(settings),
+                host=host,
+                port=port,
+                log_config=None,
+                access_log=False,
+                timeout_graceful_shutdown=_open_requests_grace(settings),
+            )
         else:
             _serve_workers(settings, host=host, port=port, workers=workers)
     finally:
@@ -135,7 +142,14 @@ def _serve_workers(settings: Settings, *, host: str, port: int, workers: int) ->
         port=port,
         log_config=None,
         access_log=False,
+        timeout_graceful_shutdown=_open_requests_grace(settings),
     )
+
+
+def _open_requests_grace(settings: Settings) -> int:
+    """How long a stopping server lets open requests (a stream, a wait) go on before it closes them; its
+    runs then get `drain_seconds` more before they are handed back to the queue."""
+    return max(1, round(settings.drain_seconds))
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:

@@ -75,7 +75,10 @@ class RunningServer:
 async def server(settings: Settings, db: Database) -> AsyncIterator[RunningServer]:
     app = create_app(settings, database=db)
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    # A request still open at the end of the session must not hold the suite's teardown for ever.
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=10
+    )
     srv = uvicorn.Server(config)
     task = asyncio.create_task(srv.serve())
     for _ in range(200):

@@ -54,7 +54,13 @@ class RunEngine:
         self.runs = RunRepository(db)
         self.handles = HandleTable()
         self.pins = Pins(threads=threads, configs=configs)
-        self.relay = EventRelay(notifications, self.handles, me=worker.lease.worker, lookup=self.runs.outcomes)
+        self.relay = EventRelay(
+            notifications,
+            self.handles,
+            me=worker.lease.worker,
+            lookup=self.runs.outcomes,
+            executing_here=lambda run_id: worker.running(run_id) is not None,
+        )
         checkpointer = cache.deps.checkpointer
         self.checkpointer = checkpointer if isinstance(checkpointer, ChorusCheckpointer) else None
         self.executor = RunExecutor(

@@ -107,8 +107,14 @@ class RunExecutor:
 
     async def run(self, job: Job, ctx: JobContext) -> None:
         spec = self.prepared.pop(job.job_id, None)
+        stopped_early = False
         if spec is None:
-            row = await self.runs.for_execution(job.job_id)
+            # A stop that arrives while the row is read must still be recorded with it: read it to the end.
+            read = asyncio.ensure_future(self.runs.for_execution(job.job_id))
+            try:
+                row = await asyncio.shield(read)
+            except asyncio.CancelledError:
+                row, stopped_early = await read, True
             if row is None or job.tenant_id is None:  # the thread (and its runs) were deleted
                 await self.queue.finish(job.job_id, ctx.lease)
                 ctx.finished = True
@@ -120,7 +126,10 @@ class RunExecutor:
         handle.attempt = job.attempts
         handle.status = RunStatus.RUNNING
         self.relay.unwatch(spec.run_id)  # it executes here now
-        await self._execute(spec, handle, job, ctx)
+        if stopped_early:
+            await self._stopped(spec, handle, job, ctx)
+        else:
+            await self._execute(spec, handle, job, ctx)
 
     async def given_up(self, job: Job) -> None:
         await self.runs.end_unexecuted(
@@ -268,10 +277,11 @@ class RunExecutor:
         except Exception:
             # The lease runs out and the run is claimed again; it resumes from its last checkpoint.
             log.exception("could not record the end of a run; it will be resumed by the queue")
-        RUNS.labels(status.value).inc()
-        h.finish(status.value, result=values, error=error)
-        self.relay.send_end(h)
-        self.handles.finished(h)
+        finally:  # even when cancelled meanwhile: whoever follows the run learns it ended here
+            RUNS.labels(status.value).inc()
+            h.finish(status.value, result=values, error=error)
+            self.relay.send_end(h)
+            self.handles.finished(h)
 
     async def _stopped(self, spec: RunSpec, h: RunHandle, job: Job, ctx: JobContext) -> None:
         reason = ctx.stop_reason or StopReason.HAND_BACK

@@ -4,6 +4,9 @@ The watching process announces its interest on `chorus_watch` (again every few s
 the executing process then sends that run's events on `chorus_events`, split into parts when larger
 than a notification may be. Runs nobody watches from elsewhere cost nothing. The watcher also checks
 the run's row every few seconds, so it learns the outcome even if the executing process died.
+
+A local handle whose run neither executes here nor is watched (an orphan: the task that should end it is
+gone) is watched like a remote run after two checks, so no client waits on it forever.
 """
 
 from __future__ import annotations
@@ -46,11 +49,21 @@ def _messages(run_id: str, attempt: int, seq: int, event: str, data: Any) -> lis
 
 
 class EventRelay:
-    def __init__(self, notifications: Notifications, handles: HandleTable, *, me: str, lookup: OutcomeLookup) -> None:
+    def __init__(
+        self,
+        notifications: Notifications,
+        handles: HandleTable,
+        *,
+        me: str,
+        lookup: OutcomeLookup,
+        executing_here: Callable[[str], bool],
+    ) -> None:
         self._notifications = notifications
         self._handles = handles
         self._me = me
         self._lookup = lookup
+        self._executing_here = executing_here
+        self._orphans: set[str] = set()  # seen by the last check as an orphan
         self._watchers: dict[str, dict[str, float]] = {}  # run executing here -> {watcher: until}
         self._watching: dict[str, RunHandle] = {}  # run executing elsewhere -> local handle
         self._parts: dict[tuple[str, int, int], list[str | None]] = {}
@@ -150,6 +163,21 @@ class EventRelay:
         for key in [k for k in self._parts if k[0] == handle.run_id]:
             del self._parts[key]
 
+    def _watch_orphans(self) -> None:
+        orphans = {
+            h.run_id
+            for h in self._handles.active()
+            if not h.done.is_set() and h.run_id not in self._watching and not self._executing_here(h.run_id)
+        }
+        for run_id in orphans & self._orphans:  # an orphan twice in a row: not a handle between two owners
+            handle = self._handles.get(run_id)
+            if handle is not None:
+                log.warning(
+                    "a run's handle was left without an owner; following the run's row", extra={"run_id": run_id}
+                )
+                self.watch(handle)
+        self._orphans = orphans - self._orphans
+
     # -- the background task ---------------------------------------------------------------------
 
     async def run_forever(self) -> None:
@@ -171,6 +199,7 @@ class EventRelay:
                 async with asyncio.timeout(WATCH_EVERY_S):
                     await self._announce.wait()
             self._announce.clear()
+            self._watch_orphans()
             runs = list(self._watching)
             if not runs:
                 continue

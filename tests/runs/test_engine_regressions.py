@@ -3,7 +3,8 @@
 - `on_disconnect="cancel"` never cancelled (the cancel sat in a `finally` that was itself cancelled);
 - deleting or pruning a thread with an active run neither cancelled nor waited, and the running turn
   recreated checkpoints for the deleted thread;
-- housekeeping could fail a live queued run in the gap between two queued turns.
+- housekeeping could fail a live queued run in the gap between two queued turns;
+- a cancel repeated by the lease renewal while the run recorded its stop left the run unended (CI hang).
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 
-from chorus.agents.queue import Worker
+from chorus.agents.queue import CancelAction, Worker
 from chorus.agents.storage.database import Database
+from chorus.runs.handles import RunHandle
 from tests.conftest import RunningServer, slow_bot
 
 QUESTION = {"messages": [{"role": "user", "content": "hello"}]}  # no tool: one human and one AI message a turn
@@ -136,3 +139,49 @@ async def test_queued_turns_survive_the_reaper_between_them(
     assert sweeps > 10
     messages = (await http.get(f"/threads/{thread}/state")).json()["values"]["messages"]
     assert [m["type"] for m in messages] == ["human", "ai"] * 3
+
+
+async def test_a_cancel_repeated_while_the_run_records_its_stop_still_ends_it(
+    http: httpx.AsyncClient, acme_config: dict[str, Any], server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lease renewal repeats a pending cancel every few seconds. One arriving while the run recorded
+    its stop cancelled that write: the run stayed 'running' and `cancel?wait=true` never answered (CI)."""
+    engine = server.app.state.run_engine
+    assistant = await _slow_assistant(http, acme_config, delay_ms=60)
+    thread = (await http.post("/threads", json={})).json()["thread_id"]
+    run_id = (await http.post(f"/threads/{thread}/runs", json={"assistant_id": assistant, "input": QUESTION})).json()[
+        "run_id"
+    ]
+    assert await _status(http, thread, run_id) == "running"
+    record_end = engine.runs.finish
+
+    async def record_end_while_the_cancel_repeats(**kwargs: Any) -> bool:
+        if kwargs["run_id"] == run_id:
+            engine.worker.cancel_local(run_id, CancelAction.INTERRUPT)  # as the renewal does
+            await asyncio.sleep(0.05)
+        ended: bool = await record_end(**kwargs)
+        return ended
+
+    monkeypatch.setattr(engine.runs, "finish", record_end_while_the_cancel_repeats)
+    resp = await asyncio.wait_for(http.post(f"/threads/{thread}/runs/{run_id}/cancel?wait=true"), 20)
+    assert resp.status_code in (200, 202, 204), resp.text
+    assert await _status(http, thread, run_id) == "interrupted"  # recorded, not left to the reaper
+
+
+async def test_a_handle_left_without_an_owner_ends_with_its_run(
+    http: httpx.AsyncClient, acme_config: dict[str, Any], server: RunningServer
+) -> None:
+    """The safety net under every path that should end a handle: an active handle whose run neither
+    executes here nor is followed is followed through its row, so no joiner waits on it forever."""
+    engine = server.app.state.run_engine
+    thread = (await http.post("/threads", json={})).json()["thread_id"]
+    done = await http.post(
+        f"/threads/{thread}/runs/wait",
+        json={"assistant_id": await _slow_assistant(http, acme_config, 1), "input": QUESTION},
+    )
+    assert done.status_code == 200, done.text
+    run_id = (await http.get(f"/threads/{thread}/runs")).json()[0]["run_id"]
+    engine.handles.drop(run_id)
+    orphan = engine.handles.add(RunHandle(run_id, "tenant", thread, "assistant"))  # as if its executor had vanished
+    await asyncio.wait_for(orphan.done.wait(), 20)
+    assert orphan.status == "success"

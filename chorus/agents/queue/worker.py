@@ -165,8 +165,12 @@ class Worker:
                         await callback(job.lane)
 
     def _stop(self, ctx: JobContext, reason: StopReason) -> None:
-        if ctx.stop_reason is None:
-            ctx.stop_reason = reason
+        if ctx.stop_reason is not None:
+            # Already stopping. The renewal repeats a cancel every few seconds until the job ends; a second
+            # task.cancel() would interrupt the handler while it records the first stop, and its run would
+            # never end (its joiners waiting forever).
+            return
+        ctx.stop_reason = reason
         if ctx.started and ctx.task is not None and not ctx.task.done():
             ctx.task.cancel()
 
