@@ -17,7 +17,7 @@ from chorus.agents.storage.database import Database
 from chorus.agents.tools.builtins import build_registry
 from chorus.graphs.checkpointer import ChorusCheckpointer
 from chorus.graphs.compiler import GraphDeps, compile_bot
-from chorus.graphs.upstream import AsyncPostgresSaver, DeltaChannel, _messages_delta_reducer
+from chorus.graphs.upstream import START_TASK_PATH, AsyncPostgresSaver, DeltaChannel, _messages_delta_reducer
 from tests.conftest import Tenant, example
 
 
@@ -225,3 +225,22 @@ async def test_with_durability_sync_a_step_starts_from_what_postgres_holds(db: D
         await graph.ainvoke({"messages": [HumanMessage(text, id=str(uuid.uuid4()))]}, config, durability="sync")
     before = {k: [(0, "input")] + [(i, "loop") for i in range(1, k)] for k in steps.values()}
     assert seen == [(k, before[k], True) for _ in range(3) for k in steps.values()]
+
+
+async def test_the_start_step_is_recognised_by_its_writes(db: Database, tenant: Tenant) -> None:
+    """The checkpoint after `__start__` skips its own WAL flush only if its step's writes carry the task path
+    Chorus expects; a LangGraph that names it otherwise would silently lose that saving."""
+    saver = ChorusCheckpointer(db.pool)
+    await saver.setup()
+    thread_id = str(uuid.uuid4())
+    config: Any = {"configurable": {"thread_id": thread_id, "tenant_id": tenant.tenant_id}}
+    for text in ("hello", "thanks"):
+        await _compile(db, saver).ainvoke({"messages": [HumanMessage(text, id=str(uuid.uuid4()))]}, config)
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT DISTINCT w.task_path FROM checkpoint_writes w JOIN checkpoints c USING (thread_id, checkpoint_id)"
+            " WHERE w.thread_id = %s AND c.metadata->>'source' = 'input'",
+            (thread_id,),
+        )
+        paths = [r["task_path"] for r in await cur.fetchall()]
+    assert paths == [START_TASK_PATH]
