@@ -155,6 +155,14 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def load_average() -> str:
+    """The machine's 1, 5 and 15 minute load averages (/proc/loadavg): these 2 cores are shared."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)
 

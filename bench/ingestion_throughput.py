@@ -1,5 +1,5 @@
-"""Ingestion throughput with the offline embedder: documents per second through the whole job (parse,
-chunk, embed, store in one transaction), against embedding the same chunks alone in the same run.
+"""Ingestion throughput with the offline embedder: documents per second through the whole job (queued,
+claimed, parse, chunk, embed, store in one transaction), against embedding the same chunks alone in the same run.
 
     uv run python -m bench.ingestion_throughput [--documents 15] [--rounds 3] [--tiny]
 """
@@ -17,7 +17,7 @@ from chorus.agents.knowledge.chunking import chunk_document
 from chorus.agents.knowledge.embedders import get_embedder
 from chorus.agents.knowledge.local_files import ingest_path
 from chorus.agents.knowledge.parsers import parse_document
-from chorus.agents.knowledge.service import KnowledgeBase
+from chorus.agents.knowledge.service import standalone_knowledge_base
 
 CORPUS = Path(__file__).resolve().parents[1] / "configs" / "examples" / "knowledge" / "acme_support"
 SIZES = {"documents": len(list(CORPUS.iterdir())), "rounds": 3}
@@ -26,7 +26,6 @@ TINY = {"documents": 1, "rounds": 1}
 
 async def main(*, documents: int = SIZES["documents"], rounds: int = SIZES["rounds"]) -> dict[str, float]:
     db, _ = await open_bench_database()
-    kb = KnowledgeBase(db, max_file_bytes=20 * 1024 * 1024)
     corpus = Path(tempfile.mkdtemp(prefix="chorus-bench-corpus-"))
     try:
         tenant_id = await new_tenant(db)
@@ -43,12 +42,13 @@ async def main(*, documents: int = SIZES["documents"], rounds: int = SIZES["roun
         for _ in range(rounds):
             embedder.embed(texts)
         embed_only = (time.perf_counter() - started) / rounds
-        started = time.perf_counter()
-        for r in range(rounds):
-            outcomes = await ingest_path(kb, tenant_id, corpus, namespace=f"round{r}", skip_unchanged=False)
-            if not all(o.status == "completed" for o in outcomes):
-                raise RuntimeError(f"ingestion failed: {outcomes}")
-        full = (time.perf_counter() - started) / rounds
+        async with standalone_knowledge_base(db, max_file_bytes=20 * 1024 * 1024) as kb:
+            started = time.perf_counter()
+            for r in range(rounds):
+                outcomes = await ingest_path(kb, tenant_id, corpus, namespace=f"round{r}", skip_unchanged=False)
+                if not all(o.status == "completed" for o in outcomes):
+                    raise RuntimeError(f"ingestion failed: {outcomes}")
+            full = (time.perf_counter() - started) / rounds
         print(
             f"ingestion (offline embedder): {len(files) / full:.1f} documents/s, {len(texts) / full:.0f} chunks/s "
             f"({len(files)} documents, {len(texts)} chunks, {full:.2f} s per pass); embedding alone {embed_only:.2f} s "
@@ -58,7 +58,6 @@ async def main(*, documents: int = SIZES["documents"], rounds: int = SIZES["roun
         return {"documents_per_s": len(files) / full, "ratio": full / embed_only}
     finally:
         shutil.rmtree(corpus, ignore_errors=True)
-        await kb.jobs.shutdown()
         await db.close()
 
 

@@ -14,9 +14,12 @@ from typing import Any
 
 from bench import (
     concurrency,
+    crash,
     db_outage,
     ingestion_throughput,
     knowledge_search,
+    memory,
+    scaling,
     sse_first_token,
     storage,
     turn_overhead,
@@ -32,6 +35,9 @@ MODULES: list[ModuleType] = [
     ingestion_throughput,
     knowledge_search,
     db_outage,
+    crash,
+    scaling,
+    memory,
 ]
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from typing import Any
 
 import httpx
 from langchain_core.messages import HumanMessage, SystemMessage
@@ -31,6 +32,7 @@ BODY = {"input": {"messages": [{"role": "user", "content": "hello"}]}, "stream_m
 
 
 PACED_MS = 40
+SPACING_S = 0.01  # paced conversation i starts i x 10 ms in: 200 of them over 2 s
 SIZES = {"streams": 200, "paced_turns": 3}
 TINY = {"streams": 4, "paced_turns": 1}
 
@@ -63,11 +65,17 @@ async def _first_token(
     body = {**BODY, "assistant_id": assistant_id or server.assistant_id}
     started = time.perf_counter()
     elapsed: float | None = None
+    error = ""
     async with client.stream("POST", f"/threads/{thread_id}/runs/stream", json=body) as resp:
+        if resp.status_code != 200:
+            await resp.aread()
+            raise AssertionError(f"no token streamed: HTTP {resp.status_code} {resp.text[:200]}")
         event = ""
         async for line in resp.aiter_lines():  # read to the end: the run finishes normally
             if line.startswith("event: "):
                 event = line[7:]
+            elif line.startswith("data: ") and event == "error":
+                error = line[6:]
             elif (
                 elapsed is None
                 and line.startswith("data: ")
@@ -75,9 +83,53 @@ async def _first_token(
                 and json.loads(line[6:])[0].get("content")
             ):
                 elapsed = time.perf_counter() - started
+    if error:  # the run failed, before or after its first token
+        raise AssertionError(f"the run failed: {error}")
     if elapsed is None:
         raise AssertionError("no token streamed")
     return elapsed
+
+
+def stream_client(server: BenchServer, streams: int) -> httpx.AsyncClient:
+    """A client for `streams` concurrent streams to `server`."""
+    # The client drops an idle connection before uvicorn does (5 s): with equal timeouts, a request sent
+    # on a connection the server is closing fails with httpx.ReadError.
+    limits = httpx.Limits(max_connections=streams + 100, max_keepalive_connections=streams + 100, keepalive_expiry=2.0)
+    return httpx.AsyncClient(base_url=server.url, headers={"x-api-key": server.key}, limits=limits, timeout=120)
+
+
+def paced_bot() -> dict[str, Any]:
+    """The example bot on the offline model at PACED_MS per token."""
+    return {
+        **ACME,
+        "config_metadata": {**ACME["config_metadata"], "name": "paced"},
+        "llm_config": {"provider": "offline", "model": "paced", "offline_token_delay_ms": PACED_MS},
+    }
+
+
+async def conversation(
+    client: httpx.AsyncClient,
+    server: BenchServer,
+    assistant_id: str,
+    *,
+    turns: int,
+    start_after: float,
+    failures: list[str] | None = None,
+) -> list[float]:
+    """One customer: waits `start_after` seconds, opens a thread, sends `turns` turns one after the other;
+    the seconds to each turn's first token. With `failures`, a turn that fails (no token, an error event, a
+    broken connection) is noted there and the conversation goes on; without, it raises."""
+    await asyncio.sleep(start_after)
+    thread_id = (await client.post("/threads", json={})).json()["thread_id"]
+    times = []
+    for _ in range(turns):
+        try:
+            times.append(await first_token(client, server, thread_id, assistant_id))
+        except (AssertionError, httpx.HTTPError) as exc:
+            if failures is None:
+                raise
+            failures.append(f"{type(exc).__name__}: {exc}")
+    return times
 
 
 async def create_thread(client: httpx.AsyncClient) -> float:
@@ -90,38 +142,20 @@ async def main(*, streams: int = SIZES["streams"], paced_turns: int = SIZES["pac
     one_at_a_time = max(1, streams // 2)
     baseline = await model_first_token()
     paced_baseline = await model_first_token(PACED_MS / 1000, samples=max(10, streams // 10))
-    async with chorus_server() as server:
-        # The client drops an idle connection before uvicorn does (5 s): with equal timeouts, a request sent
-        # on a connection the server is closing fails with httpx.ReadError.
-        limits = httpx.Limits(
-            max_connections=streams + 100, max_keepalive_connections=streams + 100, keepalive_expiry=2.0
-        )
-        async with httpx.AsyncClient(
-            base_url=server.url, headers={"x-api-key": server.key}, limits=limits, timeout=120
-        ) as client:
-            for _ in range(min(20, streams)):  # warm-up: compile the graph, fill pools
-                await first_token(client, server)
-            request = [await create_thread(client) for _ in range(one_at_a_time)]
-            single = [await first_token(client, server) - baseline for _ in range(one_at_a_time)]
-            thread_id = (await client.post("/threads", json={})).json()["thread_id"]
-            follow_up = [await first_token(client, server, thread_id) - baseline for _ in range(one_at_a_time)]
-            crowd = await asyncio.gather(*(first_token(client, server) for _ in range(streams)))
-            paced_cfg = {
-                **ACME,
-                "llm_config": {"provider": "offline", "model": "paced", "offline_token_delay_ms": PACED_MS},
-            }
-            paced_cfg["config_metadata"] = {**ACME["config_metadata"], "name": "paced"}
-            paced = (await client.post("/assistants", json={"graph_id": "chatbot", "context": paced_cfg})).json()
-
-            async def conversation(start_after: float) -> list[float]:
-                await asyncio.sleep(start_after)
-                thread_id = (await client.post("/threads", json={})).json()["thread_id"]
-                return [
-                    await first_token(client, server, thread_id, paced["assistant_id"]) - paced_baseline
-                    for _ in range(paced_turns)
-                ]
-
-            steady = [t for ts in await asyncio.gather(*(conversation(i * 0.01) for i in range(streams))) for t in ts]
+    async with chorus_server() as server, stream_client(server, streams) as client:
+        for _ in range(min(20, streams)):  # warm-up: compile the graph, fill pools
+            await first_token(client, server)
+        request = [await create_thread(client) for _ in range(one_at_a_time)]
+        single = [await first_token(client, server) - baseline for _ in range(one_at_a_time)]
+        thread_id = (await client.post("/threads", json={})).json()["thread_id"]
+        follow_up = [await first_token(client, server, thread_id) - baseline for _ in range(one_at_a_time)]
+        crowd = await asyncio.gather(*(first_token(client, server) for _ in range(streams)))
+        paced = (await client.post("/assistants", json={"graph_id": "chatbot", "context": paced_bot()})).json()
+        conversations = [
+            conversation(client, server, paced["assistant_id"], turns=paced_turns, start_after=i * SPACING_S)
+            for i in range(streams)
+        ]
+        steady = [t - paced_baseline for ts in await asyncio.gather(*conversations) for t in ts]
     crowd_overhead = [t - baseline for t in crowd]
     result = {
         "model_first_token_ms": baseline * 1000,

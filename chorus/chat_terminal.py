@@ -44,7 +44,9 @@ async def _resolve(db: Database, bot: str, registry: ToolRegistry) -> tuple[str,
         except ValueError:
             raise ChorusError(f"'{bot}' is neither a config file nor a config id") from None
         async with db.connection() as conn:
-            cur = await conn.execute("SELECT tenant_id, latest_version FROM bot_configs WHERE config_id = %s", (bot,))
+            cur = await conn.execute(
+                "SELECT tenant_id, latest_version FROM bot_configs WHERE config_id = %s AND deleted_at IS NULL", (bot,)
+            )
             row = await cur.fetchone()
         if row is None:
             raise ChorusError(f"no stored config with id {bot}")

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from chorus.agents.settings import load_settings
+from chorus.agents.settings import Settings, load_settings
 from chorus.kb_cli import kb_app
 from chorus.secrets_cli import secrets_app
 
@@ -44,11 +44,20 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     offline: Annotated[bool, typer.Option(help="Answer with the offline development model, on purpose.")] = False,
     demo: Annotated[bool, typer.Option(help="Create the demo tenant, print its key, load the example bots.")] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Server processes on this port, each serving the API and running queued work "
+            "(about one per core; add hosts behind a load balancer to go further)."
+        ),
+    ] = 1,
 ) -> None:
     """Run the API server (embedded Postgres unless DATABASE_URL is set).
 
-    SIGTERM and Ctrl-C shut the app down gracefully, then stop the embedded Postgres this process
-    started (the last process sharing its data directory stops it); an external DATABASE_URL is left alone.
+    SIGTERM and Ctrl-C shut the app down gracefully (each process drains its runs), then stop the
+    embedded Postgres this process started (the last process sharing its data directory stops it); an
+    external DATABASE_URL is left alone. With --workers N, this process starts Postgres and applies the
+    migrations once, then supervises N worker processes (a worker that dies is replaced).
     """
     import uvicorn
 
@@ -61,6 +70,10 @@ def serve(
     from chorus.demo import bootstrap_demo
     from chorus.server import create_app
 
+    if workers < 1:
+        _fail(
+            f"chorus serve: --workers must be at least 1 (got {workers}): each worker is a process serving the API", 2
+        )
     if offline:
         os.environ["CHORUS_OFFLINE"] = "1"
     settings = load_settings()
@@ -87,9 +100,42 @@ def serve(
             typer.echo(f"chorus: demo tenant API key: {key}")
             shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
             typer.echo(f"chorus: open http://{shown}:{port}/?key={key}")
-        uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+        if workers == 1:
+            uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+        else:
+            _serve_workers(settings, host=host, port=port, workers=workers)
     finally:
         release_embedded_servers()
+
+
+def _serve_workers(settings: Settings, *, host: str, port: int, workers: int) -> None:
+    """N processes on one port: uvicorn's supervisor spawns them, each builds its app from the environment.
+
+    The database is resolved here, once: the embedded Postgres is started (and later stopped) by this
+    process, and the workers get its URL as DATABASE_URL, so none of them owns it. Migrations run here
+    too, before any worker starts.
+    """
+    import uvicorn
+
+    from chorus.agents.storage.database import open_database, resolve_database_url
+
+    url = resolve_database_url(settings)
+
+    async def _migrate() -> None:
+        await (await open_database(settings, url=url)).close()
+
+    asyncio.run(_migrate())
+    os.environ["DATABASE_URL"] = url
+    typer.echo(f"chorus: {workers} worker processes on {host}:{port}")
+    uvicorn.run(
+        "chorus.server:create_app",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+    )
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:

@@ -55,10 +55,9 @@ async def load_config_file(
 async def load_demo_knowledge(db: Database, settings: Settings, tenant_id: str) -> None:
     from chorus.agents.knowledge.faq_import import submit_import
     from chorus.agents.knowledge.local_files import ingest_path
-    from chorus.agents.knowledge.service import KnowledgeBase
+    from chorus.agents.knowledge.service import standalone_knowledge_base
 
-    kb = KnowledgeBase(db, max_file_bytes=settings.upload_max_bytes)
-    try:
+    async with standalone_knowledge_base(db, max_file_bytes=settings.upload_max_bytes) as kb:
         for folder in sorted(p for p in KNOWLEDGE_DIR.iterdir() if p.is_dir()):
             outcomes = await ingest_path(kb, tenant_id, folder, namespace=folder.name)
             for o in outcomes:
@@ -75,8 +74,6 @@ async def load_demo_knowledge(db: Database, settings: Settings, tenant_id: str) 
             )
             done = await kb.jobs.finished(tenant_id, job["job_id"])
             log.info("example FAQs ready", extra={"namespace": faq_file.stem, "result": done["result"]})
-    finally:
-        await kb.jobs.shutdown()
 
 
 async def bootstrap_demo(db: Database, settings: Settings) -> str:

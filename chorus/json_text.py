@@ -6,7 +6,9 @@ body is refused at the door (422) instead of failing deep inside a handler (orjs
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
 _SURROGATE_HINT = re.compile(rb"\\u[dD][89a-fA-F]")
 # One escape at a time, left to right, so an escaped backslash (`\\`) never starts a `\u` escape.
@@ -33,3 +35,39 @@ def lone_surrogate(body: bytes) -> str | None:
         elif 0xDC00 <= code <= 0xDFFF:
             return match.group(0).decode("ascii")
     return pending[1] if pending else None
+
+
+def unstorable_path(body: bytes) -> str:
+    """The JSON path (`$.messages[0].content`) of the first key or string that cannot be encoded as UTF-8,
+    or `$` when the body does not parse (its own error comes later, from validation)."""
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return "$"
+    found = _find_unstorable(value, "$")
+    return found or "$"
+
+
+def _storable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _find_unstorable(value: Any, path: str) -> str | None:
+    if isinstance(value, str):
+        return None if _storable(value) else path
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            if found := _find_unstorable(item, f"{path}[{i}]"):
+                return found
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if _storable(key) else f"{path}.<key>"
+            if not _storable(key):
+                return where
+            if found := _find_unstorable(item, where):
+                return found
+    return None

@@ -22,20 +22,20 @@ NamespaceOpt = Annotated[str, typer.Option("--namespace", "-n", help="Knowledge 
 
 
 def _run(work: Callable[[Any, str], Awaitable[T]], tenant: str) -> T:
-    """Open the database and the knowledge base, resolve the tenant, run `work(kb, tenant_id)`."""
+    """Open the database and the knowledge base (with a job worker), resolve the tenant, run `work(kb, tenant_id)`."""
     from chorus.agents.errors import ChorusError
-    from chorus.agents.knowledge.service import KnowledgeBase
+    from chorus.agents.knowledge.service import standalone_knowledge_base
     from chorus.agents.storage.database import open_database
     from chorus.agents.tenancy.keys import ensure_tenant
 
     async def main() -> T:
         settings = load_settings()
         db = await open_database(settings)
-        kb = KnowledgeBase(db, max_file_bytes=settings.upload_max_bytes)
         try:
-            return await work(kb, await ensure_tenant(db, tenant))
+            # Jobs go through the job queue as from the API; this process is a worker until it exits.
+            async with standalone_knowledge_base(db, max_file_bytes=settings.upload_max_bytes) as kb:
+                return await work(kb, await ensure_tenant(db, tenant))
         finally:
-            await kb.jobs.shutdown()
             await db.close()
 
     try:

@@ -15,11 +15,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chorus.agents.observability.logs import request_id_var
 from chorus.agents.observability.metrics import HTTP_REQUESTS
-from chorus.json_text import lone_surrogate
+from chorus.json_text import lone_surrogate, unstorable_path
 
 
-def _error_body(status: int, code: str, detail: str) -> tuple[dict[str, Any], bytes]:
-    body = json.dumps({"error": code, "detail": detail}).encode()
+def _error_body(status: int, code: str, detail: str, **extra: Any) -> tuple[dict[str, Any], bytes]:
+    body = json.dumps({"error": code, "detail": detail, **extra}).encode()
     start = {
         "type": "http.response.start",
         "status": status,
@@ -78,15 +78,20 @@ class RequestContextMiddleware:
                     return {"type": "http.disconnect"}
                 if json_body is not None:
                     json_body.append(chunk)
-                    bad = None if message.get("more_body") else lone_surrogate(b"".join(json_body))
+                    whole = b"" if message.get("more_body") else b"".join(json_body)
+                    bad = lone_surrogate(whole) if whole else None
                     if bad and not started:
                         rejected = 422
                         started = True
+                        message_text = (
+                            f"unpaired UTF-16 surrogate ({bad}): text that cannot be stored; send valid UTF-8 "
+                            "(a high surrogate escape must be followed by its low half)"
+                        )
                         await self._reject(
                             send,
                             422,
-                            f"the body contains an unpaired UTF-16 surrogate ({bad}), text that cannot be stored; "
-                            "send valid UTF-8 (a high surrogate escape must be followed by its low half)",
+                            f"the body contains an {message_text}",
+                            errors=[{"path": unstorable_path(whole), "message": message_text}],
                         )
                         return {"type": "http.disconnect"}
             return message
@@ -108,8 +113,8 @@ class RequestContextMiddleware:
             HTTP_REQUESTS.labels(scope["method"], getattr(route, "path", "unmatched"), str(rejected or status)).inc()
 
     @staticmethod
-    async def _reject(send: Send, status: int, detail: str) -> None:
-        start, body = _error_body(status, "payload_too_large" if status == 413 else "invalid_input", detail)
+    async def _reject(send: Send, status: int, detail: str, **extra: Any) -> None:
+        start, body = _error_body(status, "payload_too_large" if status == 413 else "invalid_input", detail, **extra)
         start["headers"].append((b"x-request-id", (request_id_var.get() or "").encode()))
         await send(start)
         await send({"type": "http.response.body", "body": body})

@@ -24,7 +24,7 @@ from chorus.agents.configs.service import ConfigService
 from chorus.agents.errors import ChorusError, DatabaseUnavailable
 from chorus.agents.knowledge.router import router as knowledge_router
 from chorus.agents.knowledge.service import KnowledgeBase
-from chorus.agents.observability.logs import request_id_var
+from chorus.agents.observability.logs import configure_logging, request_id_var
 from chorus.agents.observability.router import router as ops_router
 from chorus.agents.queue import JobQueue, Notifications, Worker
 from chorus.agents.secrets.master_key import load_vault_key
@@ -40,6 +40,7 @@ from chorus.agents.tools.builtins import build_registry
 from chorus.agents.tools.router import router as tools_router
 from chorus.graphs.checkpointer import ChorusCheckpointer
 from chorus.graphs.compiler import GraphCache, GraphDeps
+from chorus.http_errors import status_of
 from chorus.request_context import RequestContextMiddleware
 from chorus.runs.assistants_router import router as assistants_router
 from chorus.runs.engine import RunEngine
@@ -72,7 +73,7 @@ def _error(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ChorusError)
     async def chorus_error(request: Request, exc: ChorusError) -> JSONResponse:
-        return JSONResponse(exc.to_dict(), status_code=exc.status, headers=dict(exc.headers))
+        return JSONResponse(exc.to_dict(), status_code=status_of(exc), headers=dict(exc.headers))
 
     @app.exception_handler(psycopg.OperationalError)
     @app.exception_handler(psycopg_pool.PoolTimeout)
@@ -139,8 +140,11 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
-    """Build the app. With `database`, the caller owns it (tests share one pool across apps)."""
-    settings = settings or load_settings()
+    """Build the app. With `database`, the caller owns it (tests share one pool across apps). Without
+    `settings` (a worker process of `chorus serve --workers N`), they come from the environment."""
+    if settings is None:
+        settings = load_settings()
+        configure_logging(settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -176,12 +180,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         app.state.key_resolver = KeyResolver(db)
         app.state.run_engine = engine
         app.state.worker = worker
-        app.state.knowledge = knowledge = KnowledgeBase(db, max_file_bytes=settings.upload_max_bytes)
-        await knowledge.jobs.fail_stale()
+        # Knowledge jobs run on the same worker as runs (their own kind, one at a time per process).
+        app.state.knowledge = KnowledgeBase(db, max_file_bytes=settings.upload_max_bytes, worker=worker)
         background = [
             asyncio.create_task(notifications.run_forever(), name="notifications"),
             asyncio.create_task(engine.relay.run_forever(), name="event-relay"),
-            asyncio.create_task(knowledge.jobs.heartbeat_forever()),
             asyncio.create_task(_housekeeping(threads, checkpointer, engine)),
         ]
         if not await notifications.wait_listening(10):
@@ -190,9 +193,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         try:
             yield
         finally:
-            # Stop taking runs; running ones get the grace period, then go back to the queue.
+            # Stop taking jobs; running runs and knowledge jobs get the grace period, then go back to the queue.
             await engine.drain(settings.drain_seconds)
-            await knowledge.jobs.shutdown()
             await checkpointer.aflush()
             for task in background:
                 task.cancel()

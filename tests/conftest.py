@@ -136,6 +136,26 @@ def slow_bot(config: dict[str, Any], delay_ms: int = 30) -> dict[str, Any]:
     return cfg
 
 
+PICKUP = {"messages": [{"role": "user", "content": "Please schedule a pickup for order ORD-1001"}]}
+
+
+def with_pickup_tool(config: dict[str, Any], base_url: str) -> dict[str, Any]:
+    """The bot plus `schedule_pickup`, a declarative POST tool (side-effecting) to `{base_url}/pickups`;
+    the offline model calls it for PICKUP."""
+    cfg = copy.deepcopy(config)
+    cfg["config_metadata"]["name"] = f"pickup-{uuid.uuid4().hex[:6]}"
+    cfg["tools_needed"].append(
+        {
+            "tool_name": "schedule_pickup",
+            "description": "Schedule a courier pickup for an order.",
+            "input_schema": {"order_id": "string"},
+            "http": {"method": "POST", "url": base_url + "/pickups"},
+        }
+    )
+    cfg["tools_available"].append({"tool_name": "schedule_pickup", "status": "implemented"})
+    return cfg
+
+
 @pytest.fixture
 async def assistant_id(sdk: LangGraphClient, acme_config: dict[str, Any]) -> str:
     created = await sdk.assistants.create(graph_id="chatbot", context=acme_config)
@@ -148,10 +168,18 @@ class ServerProcess:
     process: subprocess.Popen[bytes]
 
 
-def start_server_process(database_url: str, home: Path, port: int | None = None) -> ServerProcess:
-    """`chorus serve` as a real process on the shared test database (offline model)."""
+def start_server_process(
+    database_url: str, home: Path, port: int | None = None, *, env: dict[str, str] | None = None
+) -> ServerProcess:
+    """`chorus serve` as a real process on the shared test database (offline model), `env` added."""
     port = port or free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "CHORUS_HOME": str(home), "CHORUS_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        **(env or {}),
+        "DATABASE_URL": database_url,
+        "CHORUS_HOME": str(home),
+        "CHORUS_OFFLINE": "1",
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "chorus.cli", "serve", "--port", str(port)],
         env=env,

@@ -19,10 +19,13 @@ from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 def inventory_api() -> FastAPI:
     """What a customer's backend might expose: GET /inventory/{id}, POST /tickets, a slow and a broken route,
-    and two careless ones that echo the request's headers back (in a JSON answer, in an error page)."""
+    two careless ones that echo the request's headers back (in a JSON answer, in an error page), and
+    POST /pickups, which answers only once the test sets `app.state.release` (a call in flight)."""
     app = FastAPI()
     seen: list[dict[str, Any]] = []
     app.state.seen = seen
+    release = asyncio.Event()
+    app.state.release = release
 
     @app.get("/inventory/{product_id}")
     async def inventory(product_id: str, request: Request) -> dict[str, Any]:
@@ -45,6 +48,13 @@ def inventory_api() -> FastAPI:
     async def reject(request: Request) -> PlainTextResponse:
         seen.append({"path": request.url.path, "headers": dict(request.headers)})
         return PlainTextResponse(f"refused credentials: {request.headers.get('authorization')}", status_code=403)
+
+    @app.post("/pickups")
+    async def pickups(request: Request) -> dict[str, Any]:
+        body = await request.json()
+        seen.append({"path": request.url.path, "body": body, "headers": dict(request.headers)})
+        await release.wait()
+        return {"pickup_id": f"PU-{len(seen)}", "status": "scheduled", "received": body}
 
     @app.get("/slow/{item}")
     async def slow(item: str) -> dict[str, Any]:

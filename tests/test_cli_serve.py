@@ -1,4 +1,4 @@
-"""`chorus serve` on the embedded database: SIGTERM and Ctrl-C stop the Postgres it started."""
+"""`chorus serve` on the embedded database: SIGTERM and Ctrl-C stop the Postgres it started; --workers N."""
 
 from __future__ import annotations
 
@@ -27,30 +27,64 @@ def _postgres_of(pgdata: Path) -> list[psutil.Process]:
     return found
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_signal_stops_the_embedded_postgres(sig: signal.Signals) -> None:
-    # Not under pytest's tmp dir, which another pytest run may chmod 0700 (Postgres runs as another user).
-    home = Path(tempfile.mkdtemp(prefix="chorus-serve-")) / "home"
+def _start(home: Path, *args: str) -> tuple[subprocess.Popen[str], int]:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env.update({"CHORUS_HOME": str(home), "CHORUS_OFFLINE": "1", "CHORUS_LOG_LEVEL": "WARNING"})
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "chorus.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "chorus.cli", "serve", "--port", str(port), *args],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
+    return proc, port
+
+
+def _wait_healthy(proc: subprocess.Popen[str], port: int) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert proc.poll() is None, proc.communicate()[1]
+        time.sleep(0.2)
+    raise AssertionError("the server did not become healthy")
+
+
+def _workers_of(proc: subprocess.Popen[str]) -> list[psutil.Process]:
+    """The worker processes uvicorn's supervisor spawned (not multiprocessing's resource tracker; Postgres is
+    not a child of `chorus serve`)."""
+    found = []
+    for child in psutil.Process(proc.pid).children():
+        try:
+            if "spawn_main" in " ".join(child.cmdline()) and child.status() != psutil.STATUS_ZOMBIE:
+                found.append(child)
+        except psutil.Error:  # gone, or a zombie not yet reaped by the supervisor
+            continue
+    return found
+
+
+def _cleanup(proc: subprocess.Popen[str], home: Path) -> None:
+    if proc.poll() is None:
+        for child in psutil.Process(proc.pid).children(recursive=True):
+            child.kill()
+        proc.kill()
+        proc.wait()
+    for leftover in _postgres_of((home / "pgdata").resolve()):
+        leftover.kill()
+    shutil.rmtree(home.parent, ignore_errors=True)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_stops_the_embedded_postgres(sig: signal.Signals) -> None:
+    # Not under pytest's tmp dir, which another pytest run may chmod 0700 (Postgres runs as another user).
+    home = Path(tempfile.mkdtemp(prefix="chorus-serve-")) / "home"
+    proc, port = _start(home)
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, proc.communicate()[1]
-            time.sleep(0.2)
+        _wait_healthy(proc, port)
         pgdata = (home / "pgdata").resolve()
         assert (pgdata / "postmaster.pid").exists()
         postmaster = _postgres_of(pgdata)
@@ -62,9 +96,48 @@ def test_a_signal_stops_the_embedded_postgres(sig: signal.Signals) -> None:
         _gone, alive = psutil.wait_procs(postmaster, timeout=10)
         assert not alive, f"postgres still running: {alive}"
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for leftover in _postgres_of((home / "pgdata").resolve()):
-            leftover.kill()
-        shutil.rmtree(home.parent, ignore_errors=True)
+        _cleanup(proc, home)
+
+
+def test_workers_serve_one_port_replace_a_dead_worker_and_stop_postgres_on_sigterm() -> None:
+    home = Path(tempfile.mkdtemp(prefix="chorus-serve-")) / "home"
+    proc, port = _start(home, "--workers", "2")
+    try:
+        _wait_healthy(proc, port)
+        workers = _workers_of(proc)
+        assert len(workers) == 2, workers
+        pgdata = (home / "pgdata").resolve()
+        postmaster = _postgres_of(pgdata)
+        assert postmaster, "the embedded postgres is not running"
+
+        workers[0].kill()  # kill -9 one worker: the supervisor starts another, the port keeps answering
+        deadline = time.monotonic() + 120  # a new worker imports and starts the app: slow on a loaded machine
+        while time.monotonic() < deadline:
+            alive = [w for w in _workers_of(proc) if w.pid != workers[0].pid]
+            if len(alive) == 2:
+                break
+            time.sleep(0.5)
+        assert len(alive) == 2, f"the dead worker was not replaced: {alive}"
+        _wait_healthy(proc, port)
+
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+        _gone, still = psutil.wait_procs(alive, timeout=10)
+        assert not still, f"workers outlived the supervisor: {still}"
+        assert not (pgdata / "postmaster.pid").exists(), proc.stderr.read() if proc.stderr else ""
+        _gone, left = psutil.wait_procs(postmaster, timeout=10)
+        assert not left, f"postgres still running: {left}"
+    finally:
+        _cleanup(proc, home)
+
+
+def test_zero_workers_is_a_clear_error() -> None:
+    home = Path(tempfile.mkdtemp(prefix="chorus-serve-")) / "home"
+    proc, _port = _start(home, "--workers", "0")
+    try:
+        _out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 2
+        assert "--workers must be at least 1 (got 0)" in err
+        assert not (home / "pgdata").exists(), "nothing may start for a bad worker count"
+    finally:
+        _cleanup(proc, home)

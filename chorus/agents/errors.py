@@ -1,4 +1,30 @@
-"""One exception tree for every error a Chorus user can hit; each maps to one HTTP status."""
+"""One exception tree for every error a Chorus user can hit, named for what failed.
+
+    ChorusError
+    ├── InvalidInput             the request breaks a rule (every problem with its JSON path)
+    ├── BadRequest               the request cannot be understood at all
+    ├── Unauthorized             no key, or an unknown or revoked one
+    ├── Forbidden                the key's role may not do this
+    ├── NotFound                 no such resource for this tenant (another tenant's look the same)
+    │   ├── ThreadNotFound
+    │   ├── RunNotFound
+    │   └── AssistantNotFound
+    ├── Conflict                 the resource's current state forbids it
+    │   ├── AlreadyExists        a duplicate id or name
+    │   ├── ThreadBusy           a run is queued or running on the thread
+    │   └── RunEnded             the run has already ended
+    ├── PayloadTooLarge
+    ├── UnsupportedMediaType     a file of a type Chorus cannot read
+    ├── Unavailable              a dependency cannot serve now; retry later
+    │   ├── DatabaseUnavailable
+    │   ├── ProviderUnavailable
+    │   └── SecretUndecryptable
+    ├── ToolError                a tool failed (inside a turn, the model sees it)
+    └── ServerMisconfigured      an operator setting cannot be used (raised at startup)
+
+`code` is the error's stable name in API bodies. The HTTP status of each branch is decided in one place,
+chorus/http_errors.py, not here: the domain does not speak HTTP.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +35,6 @@ from typing import Any
 class ChorusError(Exception):
     """Base class. `status` is the HTTP status the API answers with; `detail` says what to fix."""
 
-    status = 500
     code = "internal_error"
     headers: Mapping[str, str] = {}  # sent with the response, e.g. Retry-After
 
@@ -23,39 +48,68 @@ class ChorusError(Exception):
 
 
 class BadRequest(ChorusError):
-    status = 400
     code = "bad_request"
 
 
 class Unauthorized(ChorusError):
-    status = 401
     code = "unauthorized"
 
 
 class Forbidden(ChorusError):
-    status = 403
     code = "forbidden"
 
 
 class NotFound(ChorusError):
-    status = 404
     code = "not_found"
 
 
 class Conflict(ChorusError):
-    status = 409
     code = "conflict"
 
 
+class AlreadyExists(Conflict):
+    code = "already_exists"
+
+
+class ThreadBusy(Conflict):
+    """A run is queued or running on the thread (deleting it, or a run with multitask_strategy 'reject')."""
+
+    code = "thread_busy"
+
+
+class RunEnded(Conflict):
+    """The run has already ended (e.g. a cancel that comes too late)."""
+
+    code = "run_ended"
+
+
+class ThreadNotFound(NotFound):
+    def __init__(self, thread_id: str) -> None:
+        super().__init__(f"thread '{thread_id}' does not exist")
+
+
+class RunNotFound(NotFound):
+    def __init__(self, run_id: str, thread_id: str | None = None) -> None:
+        where = f" on thread '{thread_id}'" if thread_id else ""
+        super().__init__(f"run '{run_id}' does not exist{where}")
+
+
+class AssistantNotFound(NotFound):
+    def __init__(self, assistant_id: str) -> None:
+        super().__init__(f"assistant '{assistant_id}' does not exist")
+
+
 class PayloadTooLarge(ChorusError):
-    status = 413
     code = "payload_too_large"
+
+
+class UnsupportedMediaType(ChorusError):
+    code = "unsupported_media_type"
 
 
 class InvalidInput(ChorusError):
     """Input that parsed but broke a rule; `errors` lists every problem with its JSON path."""
 
-    status = 422
     code = "invalid_input"
 
     def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None) -> None:
@@ -63,17 +117,21 @@ class InvalidInput(ChorusError):
         self.errors = errors or []
 
 
-class ProviderUnavailable(ChorusError):
+class Unavailable(ChorusError):
+    """Something Chorus depends on cannot serve now; the same request may succeed later."""
+
+    code = "unavailable"
+
+
+class ProviderUnavailable(Unavailable):
     """A bot's model provider cannot be used (no credentials, unknown provider)."""
 
-    status = 503
     code = "provider_unavailable"
 
 
-class DatabaseUnavailable(ChorusError):
+class DatabaseUnavailable(Unavailable):
     """Postgres cannot be reached (or gave no connection in time). Clients retry; nothing to fix on their side."""
 
-    status = 503
     code = "database_unavailable"
     retry_after_s = 2
     headers = {"Retry-After": str(retry_after_s)}
@@ -86,20 +144,17 @@ class DatabaseUnavailable(ChorusError):
 class ToolError(ChorusError):
     """A tool failed; inside a turn this becomes a tool message the model sees."""
 
-    status = 502
     code = "tool_error"
 
 
 class ServerMisconfigured(ChorusError):
     """A setting the operator gave cannot be used (e.g. a malformed CHORUS_SECRET_KEY); raised at startup."""
 
-    status = 500
     code = "server_misconfigured"
 
 
-class SecretUndecryptable(ChorusError):
+class SecretUndecryptable(Unavailable):
     """A stored secret cannot be decrypted with the server's key (CHORUS_SECRET_KEY changed, or the row was
     altered); the operator must restore the key it was encrypted with, or the secret must be rotated."""
 
-    status = 503
     code = "secret_undecryptable"

@@ -2,24 +2,35 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, ToolMessage
+from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, ToolCall, ToolMessage
+
+from chorus.agents.tools.ledger import Outcome
+from chorus.graphs.nodes.tools import tool_message
 
 CANCELLED = "This tool call did not complete: the previous turn was cancelled before it finished."
 
 
-def dangling_tool_calls(messages: Sequence[BaseMessage]) -> list[ToolMessage]:
-    """Tool results to append for the tool calls of the last AI message that never got one."""
+def unanswered_tool_calls(messages: Sequence[BaseMessage]) -> list[ToolCall]:
+    """The tool calls of the last AI message that never got a result."""
     answered = {m.tool_call_id for m in messages if isinstance(m, ToolMessage)}
     last_ai = next((m for m in reversed(messages) if isinstance(m, AIMessage)), None)
     if last_ai is None:
         return []
+    return [c for c in last_ai.tool_calls if c.get("id") and c["id"] not in answered]
+
+
+def dangling_tool_calls(
+    messages: Sequence[BaseMessage], recorded: Mapping[str, Outcome] | None = None
+) -> list[ToolMessage]:
+    """Tool results to append for the tool calls of the last AI message that never got one. A call the
+    tool-call ledger recorded is answered with what it recorded (its result, or that its outcome is
+    unknown), not as cancelled: a side effect that happened must not look as if it had not."""
+    recorded = recorded or {}
     return [
-        ToolMessage(content=CANCELLED, tool_call_id=c["id"], name=c["name"], status="error", id=str(uuid.uuid4()))
-        for c in last_ai.tool_calls
-        if c.get("id") and c["id"] not in answered
+        tool_message(recorded.get(str(c["id"]), Outcome(error=CANCELLED)), tool_call_id=str(c["id"]), name=c["name"])
+        for c in unanswered_tool_calls(messages)
     ]
 
 

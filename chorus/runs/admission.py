@@ -1,6 +1,6 @@
 """Admitting a run: its input checked, its thread pinned to a config version, its multitask strategy
 applied. A thread is pinned to the config version of its first run, so a new version never changes a
-conversation in flight."""
+conversation in flight; a thread whose assistant was deleted is pinned again by its next run's assistant."""
 
 from __future__ import annotations
 
@@ -72,13 +72,23 @@ class Pins:
         key = str(uuid.UUID(thread_id)) if is_uuid(thread_id) else thread_id
         self._pins.pop(key, None)
 
+    def forget_assistant(self, assistant_id: str) -> None:
+        """The assistant was deleted (here or in another process): its threads' pins are read again."""
+        for thread_id in [t for t, (_, a, _) in self._pins.items() if a == assistant_id]:
+            del self._pins[thread_id]
+
+    def clear(self) -> None:
+        self._pins.clear()
+
     def __len__(self) -> int:
         return len(self._pins)
 
     async def pinned(self, tenant_id: str, thread_id: str, req: RunCreate) -> tuple[str, int]:
         """The (assistant, config version) the thread is pinned to, pinning it on its first run."""
+        asked = str(uuid.UUID(req.assistant_id)) if is_uuid(req.assistant_id) else req.assistant_id
         pin = self._pins.get(thread_id)
-        if pin is None or pin[0] != tenant_id:
+        # A remembered pin to another assistant is read again: that assistant may have been deleted since.
+        if pin is None or pin[0] != tenant_id or pin[1] != asked:
             pin = await self._from_db(tenant_id, thread_id, req)
             self._pins[thread_id] = pin
             if len(self._pins) > _PIN_CACHE:
@@ -86,7 +96,7 @@ class Pins:
         else:
             self._pins.move_to_end(thread_id)
         _, assistant_id, version = pin
-        if not is_uuid(req.assistant_id) or str(uuid.UUID(req.assistant_id)) != assistant_id:
+        if asked != assistant_id:
             raise Conflict(
                 f"thread '{thread_id}' belongs to assistant '{assistant_id}'; "
                 "start a new thread to talk to another assistant"
@@ -100,14 +110,23 @@ class Pins:
             if req.if_not_exists != "create":
                 raise
             thread = await self.threads.create(tenant_id, thread_id=thread_id, metadata={}, if_exists="do_nothing")
-        if thread["assistant_id"] is not None:
-            return tenant_id, str(thread["assistant_id"]), int(thread["config_version"])
+        pinned_to = str(thread["assistant_id"]) if thread["assistant_id"] is not None else None
+        if pinned_to is not None and await self.configs.is_live(tenant_id, pinned_to):
+            return tenant_id, pinned_to, int(thread["config_version"])
+        if pinned_to is not None and is_uuid(req.assistant_id) and str(uuid.UUID(req.assistant_id)) == pinned_to:
+            raise NotFound(
+                f"assistant '{pinned_to}' was deleted; its threads keep their state and go on with another assistant"
+            )
         stored = await self.configs.get(tenant_id, req.assistant_id)
         if stored.product_type != "chatbot":
             raise InvalidInput(
                 f"assistant '{stored.config_id}' is a {stored.product_type}; only chatbots take chat runs"
             )
-        await self.threads.pin(thread_id, stored.config_id, stored.version)
+        if pinned_to is None:
+            await self.threads.pin(thread_id, stored.config_id, stored.version)
+        else:  # its assistant was deleted: the conversation goes on with this one, from its checkpoints
+            await self.threads.repin(thread_id, old=pinned_to, new=stored.config_id, version=stored.version)
+            await self.configs.purge(pinned_to)  # once no thread needs its versions any more
         # Another request may have pinned it first: what is stored wins.
         thread = await self.threads.get(tenant_id, thread_id)
         return tenant_id, str(thread["assistant_id"]), int(thread["config_version"])

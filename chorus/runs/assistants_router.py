@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from chorus.agents.api_deps import ConfigServiceDep, DeveloperDep, PrincipalDep
@@ -151,9 +151,20 @@ async def update(
     return assistant_view(stored)
 
 
-@router.delete("/{assistant_id}", status_code=204, summary="Delete an assistant and its versions")
-async def delete(assistant_id: str, principal: DeveloperDep, service: ConfigServiceDep) -> Response:
-    await service.repo.delete(principal.tenant_id, assistant_id)
+@router.delete(
+    "/{assistant_id}",
+    status_code=204,
+    summary="Delete an assistant; its threads stay usable with another assistant, or go with delete_threads=true",
+)
+async def delete(
+    assistant_id: str,
+    principal: DeveloperDep,
+    engine: EngineDep,
+    delete_threads: Annotated[
+        bool, Query(description="also delete its threads with their runs and checkpoints (409 if one is busy)")
+    ] = False,
+) -> Response:
+    await engine.delete_assistant(principal.tenant_id, assistant_id, delete_threads=delete_threads)
     return Response(status_code=204)
 
 

@@ -16,7 +16,7 @@ from psycopg.errors import ForeignKeyViolation
 
 from chorus.agents.configs.models import BotConfig
 from chorus.agents.configs.repository import ConfigRepository, parse_uuid
-from chorus.agents.errors import Conflict, NotFound
+from chorus.agents.errors import RunEnded, ThreadBusy, ThreadNotFound
 from chorus.agents.queue import CancelAction, JobStatus, Notifications, Worker
 from chorus.agents.storage.database import Database
 from chorus.graphs.checkpointer import ChorusCheckpointer
@@ -29,6 +29,8 @@ from chorus.runs.runs_repository import RUN_KIND, NewRun, RunRepository
 from chorus.runs.schemas import RunCreate
 from chorus.runs.statuses import RunStatus
 from chorus.runs.threads_repository import ThreadRepository
+
+ASSISTANT_DELETED_CHANNEL = "chorus_assistant_deleted"
 
 
 class RunEngine:
@@ -68,6 +70,8 @@ class RunEngine:
         )
         worker.register(RUN_KIND, self.executor, concurrency=max_runs)
         worker.on_lane_free.append(worker.claim_lane)
+        notifications.on(ASSISTANT_DELETED_CHANNEL, self.pins.forget_assistant)
+        notifications.on_reconnect(self.pins.clear)  # a deletion may have been announced while away
         self._graphs: OrderedDict[tuple[str, str, int], CompiledBot] = OrderedDict()
 
     @property
@@ -100,7 +104,7 @@ class RunEngine:
             row, job = await self.runs.insert(run, claim=claim)
         except ForeignKeyViolation:
             self.pins.forget(thread_id)
-            raise NotFound(f"thread '{thread_id}' does not exist") from None
+            raise ThreadNotFound(thread_id) from None
         handle = self.handles.add(
             RunHandle(run.run_id, tenant_id, thread_id, assistant_id, stream_mode=list(req.stream_mode))
         )
@@ -127,7 +131,7 @@ class RunEngine:
                 await self.runs.end_unexecuted(handle.run_id, RunStatus.INTERRUPTED)
                 await self.runs.delete_finished(handle.tenant_id, handle.run_id)
                 self.handles.drop(handle.run_id)
-                raise Conflict(
+                raise ThreadBusy(
                     f"thread '{handle.thread_id}' is busy with run '{ahead[0].job_id}'; wait for it, or send "
                     "multitask_strategy 'enqueue', 'interrupt' or 'rollback'"
                 )
@@ -142,7 +146,7 @@ class RunEngine:
         row = await self.runs.get(tenant_id, thread_id, run_id)
         run_id = str(row["run_id"])
         if not RunStatus(row["status"]).active:
-            raise Conflict(f"run '{run_id}' has already ended (status '{row['status']}'); there is nothing to cancel")
+            raise RunEnded(f"run '{run_id}' has already ended (status '{row['status']}'); there is nothing to cancel")
         await self._cancel_job(run_id, tenant_id, CancelAction(action))
         if wait:
             await self.join(tenant_id, thread_id, run_id)
@@ -198,6 +202,23 @@ class RunEngine:
             await self.checkpointer.adelete_thread(thread_id)
         self.pins.forget(thread_id)
 
+    async def delete_assistant(self, tenant_id: str, assistant_id: str, *, delete_threads: bool) -> None:
+        """Delete an assistant. Its threads are kept whole (state, history, and new runs with another
+        assistant; its versions stay for them) or, with `delete_threads`, deleted with their runs and
+        checkpoints: then a 409, and nothing deleted, while a run is queued or running on one of them."""
+        assistant_id = parse_uuid(assistant_id, "assistant")
+        async with self.db.connection() as conn, conn.transaction():
+            await ConfigRepository.mark_deleted(conn, tenant_id, assistant_id)
+            gone = await ThreadRepository.delete_of_assistant(conn, tenant_id, assistant_id) if delete_threads else []
+            await ConfigRepository.purge_if_unused(conn, assistant_id)
+            # Every process forgets its threads' pins (sent when this commits).
+            await conn.execute("SELECT pg_notify(%s, %s)", (ASSISTANT_DELETED_CHANNEL, assistant_id))
+        self.pins.forget_assistant(assistant_id)
+        for thread_id in gone:
+            self.pins.forget(thread_id)
+            if self.checkpointer is not None:
+                await self.checkpointer.adelete_thread(thread_id)
+
     def forget_thread(self, thread_id: str) -> None:
         self.pins.forget(thread_id)
 
@@ -206,7 +227,8 @@ class RunEngine:
         key = (tenant_id, assistant_id, version)
         graph = self._graphs.get(key)
         if graph is None:
-            stored = await self.configs.get(tenant_id, assistant_id, version)
+            # A deleted assistant's versions serve the threads pinned to them (state, history, runs in flight).
+            stored = await self.configs.get(tenant_id, assistant_id, version, deleted_too=True)
             graph = self.cache.get(stored.config_id, version, BotConfig.model_validate(stored.config))
             self._graphs[key] = graph
             if len(self._graphs) > self.cache.capacity:

@@ -2,7 +2,7 @@
 step by step, ended in one statement with the thread's new values.
 
 A run claimed again after its process died resumes from its last checkpoint (LangGraph re-runs only the
-unfinished step; side-effecting tools do not repeat, see graphs/tool_ledger.py). How a run stops early
+unfinished step; side-effecting tools do not repeat, see agents/tools/ledger.py). How a run stops early
 depends on why: a user's interrupt keeps what it checkpointed, a rollback erases it, a draining process
 hands the run back to the queue, and a lost lease leaves everything to the worker that took it over.
 """
@@ -25,9 +25,10 @@ from chorus.agents.observability.logs import run_id_var, tenant_id_var, thread_i
 from chorus.agents.observability.metrics import FIRST_TOKEN, RUNS, TURN_LATENCY
 from chorus.agents.queue import Job, JobContext, JobQueue, StopReason
 from chorus.agents.storage.database import Database
+from chorus.agents.tools.ledger import recorded_outcomes
 from chorus.graphs.checkpointer import ChorusCheckpointer
 from chorus.graphs.compiler import CompiledBot
-from chorus.graphs.repair import dangling_tool_calls
+from chorus.graphs.repair import dangling_tool_calls, unanswered_tool_calls
 from chorus.runs.handles import HandleTable, RunHandle
 from chorus.runs.relay import EventRelay
 from chorus.runs.runs_repository import RunRepository
@@ -160,8 +161,12 @@ class RunExecutor:
             if not resume:
                 messages = spec.input_messages()
                 if spec.previous_status in _NEEDS_REPAIR:
-                    state = await graph.aget_state(config)
-                    messages = dangling_tool_calls(state.values.get("messages", [])) + messages
+                    history = (await graph.aget_state(config)).values.get("messages", [])
+                    unanswered = [(str(c["id"]), c["name"]) for c in unanswered_tool_calls(history)]
+                    recorded = await recorded_outcomes(
+                        self.db, tenant_id=spec.tenant_id, thread_id=spec.thread_id, calls=unanswered
+                    )
+                    messages = dangling_tool_calls(history, recorded) + messages
                 graph_input = {"messages": messages}
             async with asyncio.timeout(self.run_timeout_s):
                 final = await self._stream(graph, graph_input, config, spec, h, started)

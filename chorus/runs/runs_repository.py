@@ -11,7 +11,7 @@ from psycopg.errors import UniqueViolation
 from psycopg.types.json import Jsonb
 
 from chorus.agents.configs.repository import parse_uuid
-from chorus.agents.errors import NotFound
+from chorus.agents.errors import RunNotFound
 from chorus.agents.queue.repository import WAKE_CHANNEL, WAKE_SQL, Job, Lease, NewJob, enqueue_sql
 from chorus.agents.storage.database import Database
 from chorus.runs.statuses import RunStatus, ThreadStatus
@@ -208,7 +208,7 @@ class RunRepository:
             )
             row = await cur.fetchone()
         if row is None:
-            raise NotFound(f"run '{run_id}' does not exist on thread '{thread_id}'")
+            raise RunNotFound(run_id, thread_id)
         return row
 
     async def list_for_thread(

@@ -130,5 +130,5 @@ async def cancel_run(
 async def delete_run(thread_id: str, run_id: str, principal: DeveloperDep, engine: EngineDep) -> Response:
     row = await engine.runs.get(principal.tenant_id, thread_id, run_id)
     if not await engine.runs.delete_finished(principal.tenant_id, str(row["run_id"])):
-        raise Conflict("the run is still queued or running; cancel it first")
+        raise Conflict("the run is still queued or running; cancel it first, then delete it")
     return Response(status_code=204)

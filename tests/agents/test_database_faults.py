@@ -124,7 +124,9 @@ async def test_outage_answers_503_at_once_and_service_resumes_without_restart(ri
         assert (await http.get("/health")).json()["database"] == "ok"
 
 
-async def test_a_stream_in_flight_ends_when_the_database_stops(rig: Rig) -> None:
+async def test_a_run_caught_by_the_outage_ends_its_stream_then_resumes_when_the_database_is_back(
+    rig: Rig,
+) -> None:
     async with rig.client() as http:
         bot = slow_bot(example("acme_support_bot"), delay_ms=60)
         assistant = (await http.post("/assistants", json={"graph_id": "chatbot", "context": bot})).json()
@@ -151,6 +153,20 @@ async def test_a_stream_in_flight_ends_when_the_database_stops(rig: Rig) -> None
         assert "messages" in events  # it was streaming when Postgres stopped, and the stream ended
         # And the server serves again.
         await wait_until_ok(lambda: http.post("/threads/search", json={}), within=RECOVERY_S)
+        # The run kept its accepted input and resumes once the database is back: its lease lapsed during the
+        # outage, so the queue gives it back and it completes from its last checkpoint.
+        tid = thread["thread_id"]
+        deadline = time.monotonic() + 60
+        statuses: list[str] = []
+        while time.monotonic() < deadline:
+            statuses = [r["status"] for r in (await http.get(f"/threads/{tid}/runs")).json()]
+            if statuses and statuses[0] not in ("pending", "running"):
+                break
+            await asyncio.sleep(0.5)
+        assert statuses == ["success"], statuses
+        messages = (await http.get(f"/threads/{tid}/state")).json()["values"]["messages"]
+        assert [m["type"] for m in messages] == ["human", "ai"] and messages[0]["content"] == "hello"
+        assert messages[1]["content"], "the resumed turn answered"
 
 
 def test_database_errors_name_no_host_or_socket() -> None:

@@ -157,7 +157,7 @@ async def test_another_tenant_sees_404_exactly_as_for_unknown_names(
         ({"name": "A" * 65, "value": "x"}, "$.name", "1-64 characters"),
         ({"name": "lower_case", "value": "x"}, "$.name", "invalid secret name"),
         ({"name": "X'; DROP TABLE secrets;--", "value": "x"}, "$.name", "invalid secret name"),
-        ({"name": "\ud800", "value": "x"}, "$.name", "invalid secret name"),
+        ({"name": "\ud800", "value": "x"}, "$.name", "unpaired UTF-16 surrogate"),
         ({"name": "EMPTY", "value": ""}, "$.value", "empty"),
         ({"name": "HUGE", "value": "x" * 8193}, "$.value", "limit is 8192"),
         ({"name": "SURROGATE", "value": "abc\ud800def"}, "$.value", "unpaired UTF-16 surrogate"),

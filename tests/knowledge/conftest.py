@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from chorus.agents.knowledge.local_files import ingest_path
-from chorus.agents.knowledge.service import KnowledgeBase
+from chorus.agents.knowledge.service import KnowledgeBase, standalone_knowledge_base
 from chorus.agents.storage.database import Database
 from tests.conftest import ROOT, Tenant, make_tenant
 
@@ -21,9 +21,8 @@ DATA = Path(__file__).parent / "data"
 
 @pytest.fixture(scope="session")
 async def kb(db: Database) -> AsyncIterator[KnowledgeBase]:
-    knowledge = KnowledgeBase(db, max_file_bytes=2 * 1024 * 1024)
-    yield knowledge
-    await knowledge.jobs.shutdown()
+    async with standalone_knowledge_base(db, max_file_bytes=2 * 1024 * 1024) as knowledge:
+        yield knowledge
 
 
 @pytest.fixture(scope="session")

@@ -32,7 +32,7 @@ async def load_example_knowledge(kb: KnowledgeBase, tenant: Tenant) -> None:
         mapping=None,
         actor=None,
     )
-    await kb.jobs.wait(job["job_id"])
+    assert (await kb.jobs.finished(tenant.tenant_id, job["job_id"]))["status"] == "completed"
 
 
 async def turn(

@@ -11,6 +11,24 @@ import httpx
 from tests.conftest import RunningServer, make_tenant
 from tests.knowledge import documents
 
+JOB_FIELDS = {
+    "job_id",
+    "namespace",
+    "kind",
+    "status",
+    "document_id",
+    "filename",
+    "chunks_total",
+    "chunks_processed",
+    "embeddings_generated",
+    "total_rows",
+    "result",
+    "error",
+    "created_at",
+    "started_at",
+    "completed_at",
+}
+
 
 async def wait_job(http: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
     for _ in range(600):
@@ -50,8 +68,10 @@ async def test_text_ingest_job_reports_progress_and_results_cite_lines(http: htt
     accepted = await http.post("/api/v1/rag/ingest", json=body)
     assert accepted.status_code == 202, accepted.text
     assert accepted.json()["status"] == "queued" and accepted.json()["chunks_to_process"] >= 1
+    assert set(accepted.json()) == JOB_FIELDS | {"chunks_to_process"}
     job = await wait_job(http, accepted.json()["job_id"])
     assert job["status"] == "completed", job
+    assert set(job) == JOB_FIELDS and job["kind"] == "ingest" and job["error"] is None
     assert job["chunks_total"] == job["chunks_processed"] == job["embeddings_generated"] == 2
     found = await query(http, "how much does it cost to send something back", top_k=1)
     top = found["results"][0]
@@ -60,7 +80,7 @@ async def test_text_ingest_job_reports_progress_and_results_cite_lines(http: htt
     assert top["citation"] == "Returns, lines 5-7"
     assert top["metadata"]["document_type"] == "policy" and 0 < top["score"] <= 1
     jobs = (await http.get("/api/v1/rag/ingest/jobs", params={"namespace": "docs"})).json()["jobs"]
-    assert [j["job_id"] for j in jobs] == [job["job_id"]]
+    assert [j["job_id"] for j in jobs] == [job["job_id"]] and jobs[0] == job
 
 
 async def test_every_file_type_is_parsed_with_positions(http: httpx.AsyncClient) -> None:

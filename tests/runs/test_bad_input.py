@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from chorus.agents.storage.database import Database
-from tests.conftest import RunningServer, Tenant, make_tenant
+from tests.conftest import RunningServer, Tenant, make_tenant, slow_bot
 
 
 async def test_malformed_json(http: httpx.AsyncClient) -> None:
@@ -225,3 +225,55 @@ async def test_lone_surrogate_is_refused_on_every_json_endpoint(http: httpx.Asyn
     assert resp.json()["metadata"] == {"emoji": "\U0001f600", "text": "\\ud800"}
     state = await http.get(f"/threads/{thread_id}/runs")
     assert state.json() == []  # nothing was accepted
+
+
+async def test_cancel_of_a_finished_run_is_a_409_saying_it_ended(http: httpx.AsyncClient, assistant_id: str) -> None:
+    thread = (await http.post("/threads", json={})).json()["thread_id"]
+    body = {"assistant_id": assistant_id, "input": {"messages": [{"role": "user", "content": "hi"}]}}
+    run = (await http.post(f"/threads/{thread}/runs", json=body)).json()
+    await http.get(f"/threads/{thread}/runs/{run['run_id']}/join")
+    resp = await http.post(f"/threads/{thread}/runs/{run['run_id']}/cancel")
+    assert resp.status_code == 409
+    assert resp.json()["error"] == "run_ended"
+    assert "has already ended (status 'success')" in resp.json()["detail"]
+    # Nothing changed: the run and its answer stay.
+    assert (await http.get(f"/threads/{thread}/runs/{run['run_id']}")).json()["status"] == "success"
+    assert len((await http.get(f"/threads/{thread}/state")).json()["values"]["messages"]) >= 2
+
+
+async def test_a_key_revoked_mid_stream_ends_its_access_but_loses_nothing(
+    server: RunningServer, db: Database, acme_config: dict[str, Any]
+) -> None:
+    admin = await make_tenant(db)
+    async with httpx.AsyncClient(base_url=server.url, headers={"x-api-key": admin.key}, timeout=30) as boss:
+        assistant = (
+            await boss.post("/assistants", json={"graph_id": "chatbot", "context": slow_bot(acme_config, 40)})
+        ).json()["assistant_id"]
+        created = (await boss.post("/api/v1/keys", json={"role": "developer", "name": "leaving"})).json()
+        thread = (await boss.post("/threads", json={})).json()["thread_id"]
+        body = {
+            "assistant_id": assistant,
+            "input": {"messages": [{"role": "user", "content": "What is your returns policy?"}]},
+            "stream_mode": ["messages-tuple"],
+        }
+        events: list[str] = []
+        async with httpx.AsyncClient(base_url=server.url, headers={"x-api-key": created["key"]}, timeout=30) as dev:
+            async with dev.stream("POST", f"/threads/{thread}/runs/stream", json=body) as stream:
+                assert stream.status_code == 200
+                async for line in stream.aiter_lines():
+                    if line.startswith("event: "):
+                        events.append(line.removeprefix("event: "))
+                        if events.count("messages") == 2:
+                            revoked = await boss.delete(f"/api/v1/keys/{created['key_id']}")
+                            assert revoked.status_code == 204
+            # The stream that was authorised runs to its end; the key opens nothing from now on.
+            assert events.count("messages") > 2, events  # it went on streaming after the revocation
+            assert "error" not in events, events
+            refused = await dev.get(f"/threads/{thread}/state")
+            assert refused.status_code == 401
+            assert "revoked" in refused.json()["detail"]
+        # Nothing accepted was lost: the turn completed and is in the thread.
+        runs = (await boss.get(f"/threads/{thread}/runs")).json()
+        assert [r["status"] for r in runs] == ["success"]
+        messages = (await boss.get(f"/threads/{thread}/state")).json()["values"]["messages"]
+        assert messages[0]["content"] == "What is your returns policy?" and messages[-1]["type"] == "ai"

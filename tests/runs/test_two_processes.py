@@ -1,5 +1,6 @@
 """Two real `chorus serve` processes on one database: a run started on one is joined and cancelled from
-the other, and a run whose process is killed (kill -9) is resumed by the other."""
+the other, and a run whose process is killed (kill -9) is resumed by the other, without calling a
+side-effecting tool a second time."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from langgraph_sdk import get_client
 
 from chorus.agents.storage.database import Database
-from tests.conftest import make_tenant, slow_bot, start_server_process
+from tests.conftest import PICKUP, example, make_tenant, slow_bot, start_server_process, with_pickup_tool
+from tests.fakes import inventory_api, serve
 
 ORDER = {"messages": [{"role": "user", "content": "Where is my order ORD-1001?"}]}
 HELLO = {"messages": [{"role": "user", "content": "hello"}]}
@@ -24,8 +27,9 @@ HELLO = {"messages": [{"role": "user", "content": "hello"}]}
 
 @pytest.fixture
 def two_servers(database_url: str, tmp_path: Path) -> Iterator[tuple[str, str, subprocess.Popen[bytes]]]:
-    first = start_server_process(database_url, tmp_path / "a")
-    second = start_server_process(database_url, tmp_path / "b")
+    env = {"CHORUS_HTTP_TOOLS_ALLOW_PRIVATE": "1"}  # the stand-in tool backends listen on loopback
+    first = start_server_process(database_url, tmp_path / "a", env=env)
+    second = start_server_process(database_url, tmp_path / "b", env=env)
     try:
         yield first.url, second.url, first.process
     finally:
@@ -96,3 +100,100 @@ async def test_a_killed_process_run_is_resumed_by_the_other(
     # The thread takes a new turn at once.
     again: Any = await b.runs.wait(thread["thread_id"], assistant["assistant_id"], input=HELLO)
     assert [m["content"] for m in again["messages"] if m["type"] == "human"][-1] == "hello"
+
+
+async def _until(check: Any, what: str, timeout_s: float = 20) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting until {what}")
+        await asyncio.sleep(0.02)
+
+
+async def _ledger(db: Database, tenant_id: str) -> list[dict[str, Any]]:
+    async with db.connection() as conn:
+        cur = await conn.execute("SELECT status, result FROM tool_calls WHERE tenant_id = %s", (tenant_id,))
+        return await cur.fetchall()
+
+
+async def test_a_side_effecting_call_cut_off_by_kill_9_is_not_repeated(
+    db: Database, two_servers: tuple[str, str, subprocess.Popen[bytes]]
+) -> None:
+    """Killed while the backend holds its request: whether the pickup was scheduled is unknown, so the
+    resumed run does not send it again; the model is told the outcome is unknown."""
+    url_a, url_b, process_a = two_servers
+    tenant = await make_tenant(db)
+    a, b = get_client(url=url_a, api_key=tenant.key), get_client(url=url_b, api_key=tenant.key)
+    backend = inventory_api()
+    async with serve(backend) as base:
+        assistant = await a.assistants.create(
+            graph_id="chatbot", context=with_pickup_tool(example("acme_support_bot"), base)
+        )
+        thread = await a.threads.create()
+        run = await a.runs.create(thread["thread_id"], assistant["assistant_id"], input=PICKUP)
+
+        async def in_flight() -> bool:
+            return bool(backend.state.seen)
+
+        await _until(in_flight, "the backend has the request")
+        os.kill(process_a.pid, signal.SIGKILL)
+        process_a.wait(timeout=10)
+        backend.state.release.set()  # the dead process's request completes at the backend
+
+        final: Any = await b.runs.join(thread["thread_id"], run["run_id"])
+    assert (await b.runs.get(thread["thread_id"], run["run_id"]))["status"] == "success"
+    assert [s["path"] for s in backend.state.seen] == ["/pickups"]  # exactly one request
+    [tool] = [m for m in final["messages"] if m["type"] == "tool"]
+    assert tool["status"] == "error" and "unknown" in tool["content"] and "schedule_pickup" in tool["content"]
+    assert final["messages"][-1]["type"] == "ai"
+    assert [r["status"] for r in await _ledger(db, tenant.tenant_id)] == ["started"]
+
+
+async def test_a_call_that_returned_before_kill_9_is_answered_from_the_ledger(
+    db: Database, database_url: str, two_servers: tuple[str, str, subprocess.Popen[bytes]]
+) -> None:
+    """Killed after the tool returned but before its step's checkpoint was stored: the resumed run runs the
+    tools step again and gets the recorded result, without a second request."""
+    url_a, url_b, process_a = two_servers
+    tenant = await make_tenant(db)
+    a, b = get_client(url=url_a, api_key=tenant.key), get_client(url=url_b, api_key=tenant.key)
+    backend = inventory_api()
+    async with serve(backend) as base, await psycopg.AsyncConnection.connect(database_url) as blocker:
+        assistant = await a.assistants.create(
+            graph_id="chatbot", context=with_pickup_tool(example("acme_support_bot"), base)
+        )
+        thread = await a.threads.create()
+        run = await a.runs.create(thread["thread_id"], assistant["assistant_id"], input=PICKUP)
+
+        async def in_flight() -> bool:
+            return bool(backend.state.seen)
+
+        await _until(in_flight, "the backend has the request")
+        # Hold the step's checkpoint back (a transaction locking the checkpoint tables) to kill the
+        # process in the window between the tool's answer and the checkpoint of its step.
+        await blocker.execute("LOCK TABLE checkpoints, checkpoint_writes IN SHARE MODE")
+        backend.state.release.set()
+
+        async def recorded() -> bool:
+            return [r["status"] for r in await _ledger(db, tenant.tenant_id)] == ["succeeded"]
+
+        await _until(recorded, "the ledger has the result")
+        blocked_sql = "SELECT pid FROM pg_stat_activity WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))"
+
+        async def checkpoint_waits() -> bool:
+            return bool(await (await blocker.execute(blocked_sql)).fetchall())
+
+        await _until(checkpoint_waits, "the step's checkpoint is being written")
+        os.kill(process_a.pid, signal.SIGKILL)
+        process_a.wait(timeout=10)
+        # The dead process's statement waits in Postgres; end it there, uncommitted, like the process.
+        await blocker.execute(f"SELECT pg_terminate_backend(pid) FROM ({blocked_sql}) AS waiting")
+        await blocker.rollback()
+
+        final: Any = await b.runs.join(thread["thread_id"], run["run_id"])
+    assert (await b.runs.get(thread["thread_id"], run["run_id"]))["status"] == "success"
+    assert [s["path"] for s in backend.state.seen] == ["/pickups"]  # exactly one request
+    [row] = await _ledger(db, tenant.tenant_id)
+    [tool] = [m for m in final["messages"] if m["type"] == "tool"]
+    assert tool["status"] == "success" and tool["content"] == row["result"]["content"]
+    assert "PU-1" in tool["content"]

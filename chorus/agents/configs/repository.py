@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from psycopg.errors import UniqueViolation
+from psycopg import AsyncConnection
+from psycopg.errors import ForeignKeyViolation, UniqueViolation
+from psycopg.rows import DictRow
 
-from chorus.agents.errors import Conflict, InvalidInput, NotFound
+from chorus.agents.errors import AssistantNotFound, Conflict, InvalidInput, NotFound
 from chorus.agents.storage.database import Database
 
 
@@ -151,9 +153,12 @@ class ConfigRepository:
     ) -> StoredConfig:
         async with self.db.connection() as conn, conn.transaction():
             # Lock the config row so two concurrent updates cannot take the same version number.
-            await conn.execute(
-                "SELECT 1 FROM bot_configs WHERE config_id = %s AND tenant_id = %s FOR UPDATE", (config_id, tenant_id)
+            cur = await conn.execute(
+                "SELECT 1 FROM bot_configs WHERE config_id = %s AND tenant_id = %s AND deleted_at IS NULL FOR UPDATE",
+                (config_id, tenant_id),
             )
+            if await cur.fetchone() is None:
+                raise AssistantNotFound(config_id)
             cur = await conn.execute(
                 "SELECT max(version) AS v FROM bot_config_versions WHERE config_id = %s AND tenant_id = %s",
                 (config_id, tenant_id),
@@ -181,17 +186,22 @@ class ConfigRepository:
             )
         return await self.get(tenant_id, config_id)
 
-    async def get(self, tenant_id: str, config_id: str, version: int | None = None) -> StoredConfig:
+    async def get(
+        self, tenant_id: str, config_id: str, version: int | None = None, *, deleted_too: bool = False
+    ) -> StoredConfig:
+        """A config (its latest version, or `version`). A deleted one only with `deleted_too`: its versions
+        stay readable for the threads pinned to them."""
         config_id = parse_uuid(config_id, "assistant")
+        live = "" if deleted_too else " AND c.deleted_at IS NULL"
         async with self.db.connection() as conn:
             if version is None:
                 cur = await conn.execute(
-                    _SELECT + " AND v.version = c.latest_version WHERE c.tenant_id = %s AND c.config_id = %s",
+                    _SELECT + " AND v.version = c.latest_version WHERE c.tenant_id = %s AND c.config_id = %s" + live,
                     (tenant_id, config_id),
                 )
             else:
                 cur = await conn.execute(
-                    _SELECT + " AND v.version = %s WHERE c.tenant_id = %s AND c.config_id = %s",
+                    _SELECT + " AND v.version = %s WHERE c.tenant_id = %s AND c.config_id = %s" + live,
                     (version, tenant_id, config_id),
                 )
             row = await cur.fetchone()
@@ -210,7 +220,7 @@ class ConfigRepository:
         limit: int,
         offset: int,
     ) -> list[StoredConfig]:
-        sql = _SELECT + " AND v.version = c.latest_version WHERE c.tenant_id = %s"
+        sql = _SELECT + " AND v.version = c.latest_version WHERE c.tenant_id = %s AND c.deleted_at IS NULL"
         params: list[Any] = [tenant_id]
         if metadata:
             sql += " AND c.metadata @> %s"
@@ -241,25 +251,57 @@ class ConfigRepository:
         async with self.db.connection() as conn:
             await conn.execute(
                 "UPDATE bot_configs SET latest_version = %s, updated_at = now()"
-                " WHERE config_id = %s AND tenant_id = %s",
+                " WHERE config_id = %s AND tenant_id = %s AND deleted_at IS NULL",
                 (version, config_id, tenant_id),
             )
         return await self.get(tenant_id, config_id)
 
-    async def delete(self, tenant_id: str, config_id: str) -> None:
+    @staticmethod
+    async def mark_deleted(conn: AsyncConnection[DictRow], tenant_id: str, config_id: str) -> None:
+        """Hide the config from everything but the threads pinned to its versions (in the caller's
+        transaction, which holds its row until it ends)."""
         config_id = parse_uuid(config_id, "assistant")
+        cur = await conn.execute(
+            "UPDATE bot_configs SET deleted_at = now(), updated_at = now()"
+            " WHERE tenant_id = %s AND config_id = %s AND deleted_at IS NULL",
+            (tenant_id, config_id),
+        )
+        if cur.rowcount == 0:
+            raise AssistantNotFound(config_id)
+
+    @staticmethod
+    async def purge_if_unused(conn: AsyncConnection[DictRow], config_id: str) -> bool:
+        """Remove a deleted config for good if no thread and no active run refers to it any more."""
+        try:
+            async with conn.transaction():
+                cur = await conn.execute(
+                    "DELETE FROM bot_configs c WHERE c.config_id = %s AND c.deleted_at IS NOT NULL"
+                    " AND NOT EXISTS (SELECT 1 FROM threads t WHERE t.assistant_id = c.config_id)"
+                    " AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.assistant_id = c.config_id"
+                    " AND r.status IN ('pending', 'running'))",
+                    (config_id,),
+                )
+        except ForeignKeyViolation:
+            return False  # a thread was pinned to it meanwhile: it stays for that thread
+        return cur.rowcount > 0
+
+    async def purge(self, config_id: str) -> bool:
+        async with self.db.connection() as conn:
+            return await self.purge_if_unused(conn, config_id)
+
+    async def is_live(self, tenant_id: str, config_id: str) -> bool:
         async with self.db.connection() as conn:
             cur = await conn.execute(
-                "DELETE FROM bot_configs WHERE tenant_id = %s AND config_id = %s", (tenant_id, config_id)
+                "SELECT 1 FROM bot_configs WHERE tenant_id = %s AND config_id = %s AND deleted_at IS NULL",
+                (tenant_id, config_id),
             )
-            if cur.rowcount == 0:
-                raise NotFound(f"assistant '{config_id}' does not exist")
+            return await cur.fetchone() is not None
 
     async def find_by_name(self, tenant_id: str, name: str) -> StoredConfig | None:
         async with self.db.connection() as conn:
             cur = await conn.execute(
                 _SELECT + " AND v.version = c.latest_version WHERE c.tenant_id = %s AND c.name = %s"
-                " ORDER BY c.created_at LIMIT 1",
+                " AND c.deleted_at IS NULL ORDER BY c.created_at LIMIT 1",
                 (tenant_id, name),
             )
             row = await cur.fetchone()

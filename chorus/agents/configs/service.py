@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from chorus.agents.configs.models import BotConfig
 from chorus.agents.configs.repository import ConfigRepository, StoredConfig
 from chorus.agents.configs.validation import ValidationReport, validate_config
 from chorus.agents.errors import InvalidInput
@@ -13,13 +14,14 @@ from chorus.agents.secrets.repository import SecretRepository
 from chorus.agents.tools.registry import ToolRegistry
 
 
-def _raise_if_invalid(report: ValidationReport) -> ValidationReport:
-    if not report.valid:
+def _raise_if_invalid(report: ValidationReport) -> BotConfig:
+    """The config of a valid report; InvalidInput listing every problem otherwise."""
+    if not report.valid or report.config is None:
         raise InvalidInput(
             f"the bot config is invalid ({len(report.errors)} problem(s)); fix each path listed in 'errors'",
             errors=[p.to_dict() for p in report.errors],
         )
-    return report
+    return report.config
 
 
 class ConfigService:
@@ -33,8 +35,9 @@ class ConfigService:
         names = await self.secrets.names(tenant_id) if referenced_names(raw) else set()
         return validate_config(raw, registry=self.registry, secret_names=names)
 
-    async def _checked(self, tenant_id: str, raw: Any) -> ValidationReport:
-        return _raise_if_invalid(await self.validate(tenant_id, raw))
+    async def _checked(self, tenant_id: str, raw: Any) -> tuple[ValidationReport, BotConfig]:
+        report = await self.validate(tenant_id, raw)
+        return report, _raise_if_invalid(report)
 
     async def create(
         self,
@@ -46,15 +49,14 @@ class ConfigService:
         config_id: str | None = None,
         commit_message: str | None = None,
     ) -> tuple[StoredConfig, ValidationReport]:
-        report = await self._checked(tenant_id, raw)
-        assert report.config is not None
+        report, config = await self._checked(tenant_id, raw)
         config_id = config_id or str(uuid.uuid4())
         stored = await self.repo.insert(
             tenant_id=tenant_id,
             config_id=config_id,
-            name=name or report.config.display_name,
-            description=report.config.config_metadata.description,
-            product_type=report.config.product_type,
+            name=name or config.display_name,
+            description=config.config_metadata.description,
+            product_type=config.product_type,
             config=raw,
             metadata=metadata or {},
             commit_message=commit_message,
@@ -75,9 +77,8 @@ class ConfigService:
         report: ValidationReport | None = None
         new_raw = current.config
         if raw is not None:
-            report = await self._checked(tenant_id, raw)
-            assert report.config is not None
-            if report.config.product_type != current.product_type:
+            report, config = await self._checked(tenant_id, raw)
+            if config.product_type != current.product_type:
                 raise InvalidInput(
                     f"this assistant is a {current.product_type}; a new version cannot change product_type",
                     errors=[{"path": "$.config_metadata.product_type", "message": "cannot change"}],

@@ -89,8 +89,8 @@ async def faq_search(ctx: ToolContext, query: Question, namespace: str) -> dict[
 
 
 def register(registry: ToolRegistry) -> None:
-    registry.tool(KNOWLEDGE_SEARCH, _KB_DESCRIPTION)(knowledge_search)
-    registry.tool(FAQ_SEARCH, _FAQ_DESCRIPTION)(faq_search)
+    registry.tool(KNOWLEDGE_SEARCH, _KB_DESCRIPTION, side_effects=False)(knowledge_search)
+    registry.tool(FAQ_SEARCH, _FAQ_DESCRIPTION, side_effects=False)(faq_search)
 
 
 def bound_tools(knowledge: KnowledgeConfig | None) -> dict[str, RegisteredTool]:
@@ -105,7 +105,11 @@ def bound_tools(knowledge: KnowledgeConfig | None) -> dict[str, RegisteredTool]:
             return await _search_documents(ctx, namespaces, query, top_k)
 
         tools[KNOWLEDGE_SEARCH] = RegisteredTool(
-            KNOWLEDGE_SEARCH, _KB_DESCRIPTION, schema_from_signature(bound_knowledge_search), bound_knowledge_search
+            KNOWLEDGE_SEARCH,
+            _KB_DESCRIPTION,
+            schema_from_signature(bound_knowledge_search),
+            bound_knowledge_search,
+            side_effects=False,
         )
     if knowledge.faq_namespace:
         faq_namespace, threshold = knowledge.faq_namespace, knowledge.auto_answer_threshold
@@ -114,7 +118,7 @@ def bound_tools(knowledge: KnowledgeConfig | None) -> dict[str, RegisteredTool]:
             return await _search_faqs(ctx, faq_namespace, query, threshold)
 
         tools[FAQ_SEARCH] = RegisteredTool(
-            FAQ_SEARCH, _FAQ_DESCRIPTION, schema_from_signature(bound_faq_search), bound_faq_search
+            FAQ_SEARCH, _FAQ_DESCRIPTION, schema_from_signature(bound_faq_search), bound_faq_search, side_effects=False
         )
     return tools
 

@@ -25,7 +25,7 @@ from psycopg.types.json import Jsonb
 from chorus.agents.errors import Conflict, InvalidInput, NotFound
 from chorus.agents.knowledge.embedders import Embedder, configured_model, embed, get_embedder, to_pgvector
 from chorus.agents.knowledge.repository import KnowledgeRepository, Namespace
-from chorus.agents.storage.database import Database
+from chorus.agents.storage.database import Database, returned
 
 DIRECT_MATCH = 0.6
 ANSWER_WEIGHT = 0.9
@@ -194,7 +194,8 @@ class FaqService:
             ),
         )
         row = await cur.fetchone()
-        assert row is not None
+        if row is None:  # deleted while it was being updated
+            raise NotFound(f"no FAQ '{faq_id}'")
         if vectors is not None:
             await self._store_vectors(conn, ns, faq_id, vectors)
         await self._record_version(conn, row, actor, reason)
@@ -370,8 +371,7 @@ class FaqService:
                 f" FROM faq_search_logs WHERE {window}",
                 args,
             )
-            totals = await cur.fetchone()
-            assert totals is not None
+            totals = returned(await cur.fetchone(), "the FAQ analytics totals")
             cur = await conn.execute(
                 "SELECT l.faq_id::text, f.question, count(*) AS hit_count, avg(l.confidence_score) AS avg_confidence"
                 f" FROM faq_search_logs l JOIN faqs f USING (faq_id) WHERE l.{window.replace(' AND ', ' AND l.')}"

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from chorus.agents.errors import InvalidInput
 from chorus.agents.knowledge.faq import FaqInput, FaqService, check_faq, faq_input
-from chorus.agents.knowledge.jobs import JobProgress, JobRunner
+from chorus.agents.knowledge.jobs import JobInput, JobProgress, KnowledgeJobs
 from chorus.agents.knowledge.parsers import UnreadableDocument, UnsupportedFileType
 
 ImportMode = Literal["merge", "replace"]
@@ -130,7 +130,7 @@ def parse_import(filename: str, data: bytes, mapping: dict[str, str] | None) -> 
 
 async def submit_import(
     service: FaqService,
-    runner: JobRunner,
+    jobs: KnowledgeJobs,
     tenant_id: str,
     namespace: str,
     filename: str,
@@ -146,45 +146,58 @@ async def submit_import(
         )
     faqs = parse_import(filename, data, mapping)  # a file that cannot be read is refused before a job exists
     ns = await service.namespace_for_write(tenant_id, namespace)
-
-    async def work(progress: JobProgress) -> dict[str, Any]:
-        vectors = await service.vectors(ns, faqs)
-        await progress.update(embeddings_generated=sum(len(v) for v in vectors))
-        created = updated = unchanged = 0
-        async with service.db.connection() as conn, conn.transaction():
-            cur = await conn.execute(
-                "SELECT faq_id::text, lower(question) AS key, question, answer, category, alternate_questions, tags,"
-                " metadata FROM faqs WHERE tenant_id = %s AND namespace = %s FOR UPDATE",
-                (tenant_id, namespace),
-            )
-            existing = {r["key"]: dict(r) for r in await cur.fetchall()}
-            for i, (faq, vecs) in enumerate(zip(faqs, vectors, strict=True), start=1):
-                current = existing.pop(faq.question.strip().lower(), None)
-                if current is None:
-                    await service.insert(conn, ns, faq, vecs, actor=actor, reason=f"imported from {filename}")
-                    created += 1
-                elif faq_input(current) == faq:
-                    unchanged += 1
-                else:
-                    await service.apply_update(
-                        conn, ns, current["faq_id"], faq, vecs, actor=actor, reason=f"imported from {filename}"
-                    )
-                    updated += 1
-                if i % 100 == 0:
-                    await progress.update(chunks_processed=i)
-            deleted = 0
-            if mode == "replace" and existing:
-                cur = await conn.execute(
-                    "DELETE FROM faqs WHERE faq_id = ANY(%s::uuid[])", ([r["faq_id"] for r in existing.values()],)
-                )
-                deleted = cur.rowcount
-        await progress.update(chunks_processed=len(faqs))
-        return {"created": created, "updated": updated, "unchanged": unchanged, "deleted": deleted, "mode": mode}
-
-    job = await runner.submit(tenant_id, namespace, "faq_import", work, filename=filename, total_rows=len(faqs))
-    await job_total(runner, job["job_id"], len(faqs))
+    params = {"filename": filename, "mode": mode, "mapping": mapping, "actor": actor}
+    job = await jobs.submit(
+        tenant_id,
+        ns.namespace,
+        "faq_import",
+        params=params,
+        data=data,
+        filename=filename,
+        total_rows=len(faqs),
+        chunks_total=len(faqs),
+    )
     return {**job, "import_job_id": job["job_id"], "total_rows": len(faqs)}
 
 
-async def job_total(runner: JobRunner, job_id: str, total: int) -> None:
-    await JobProgress(runner.db, job_id).update(chunks_total=total)
+async def run_import(service: FaqService, job: JobInput, progress: JobProgress) -> dict[str, Any]:
+    """The job's work, from its stored input: every FAQ written, and the job ended, in one transaction."""
+    filename: str = job.params["filename"]
+    mode: ImportMode = job.params["mode"]
+    actor: str | None = job.params.get("actor")
+    faqs = parse_import(filename, job.data, job.params.get("mapping"))
+    ns = await service.namespace_for_write(job.tenant_id, job.namespace)
+    vectors = await service.vectors(ns, faqs)
+    await progress.update(embeddings_generated=sum(len(v) for v in vectors))
+    created = updated = unchanged = 0
+    async with service.db.connection() as conn, conn.transaction():
+        cur = await conn.execute(
+            "SELECT faq_id::text, lower(question) AS key, question, answer, category, alternate_questions, tags,"
+            " metadata FROM faqs WHERE tenant_id = %s AND namespace = %s FOR UPDATE",
+            (ns.tenant_id, ns.namespace),
+        )
+        existing = {r["key"]: dict(r) for r in await cur.fetchall()}
+        for i, (faq, vecs) in enumerate(zip(faqs, vectors, strict=True), start=1):
+            current = existing.pop(faq.question.strip().lower(), None)
+            if current is None:
+                await service.insert(conn, ns, faq, vecs, actor=actor, reason=f"imported from {filename}")
+                created += 1
+            elif faq_input(current) == faq:
+                unchanged += 1
+            else:
+                await service.apply_update(
+                    conn, ns, current["faq_id"], faq, vecs, actor=actor, reason=f"imported from {filename}"
+                )
+                updated += 1
+            if i % 100 == 0:
+                await progress.update(chunks_processed=i)
+        deleted = 0
+        if mode == "replace" and existing:
+            cur = await conn.execute(
+                "DELETE FROM faqs WHERE faq_id = ANY(%s::uuid[])", ([r["faq_id"] for r in existing.values()],)
+            )
+            deleted = cur.rowcount
+        result = {"created": created, "updated": updated, "unchanged": unchanged, "deleted": deleted, "mode": mode}
+        await conn.execute("UPDATE kb_jobs SET chunks_processed = %s WHERE job_id = %s", (len(faqs), progress.job_id))
+        await progress.complete(conn, result)
+    return result

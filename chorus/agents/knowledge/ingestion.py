@@ -1,18 +1,19 @@
-"""Ingestion: parse, chunk, embed, then replace the document's chunks in one transaction."""
+"""Ingestion: accepted as a job with its input stored; run by a worker: parse, chunk, embed, then replace
+the document's chunks and end the job in one transaction (so a job run again never stores twice)."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from chorus.agents.errors import InvalidInput, PayloadTooLarge
+from chorus.agents.errors import InvalidInput, NotFound, PayloadTooLarge
 from chorus.agents.knowledge.chunking import STRATEGIES, Chunk, Strategy, chunk_document
 from chorus.agents.knowledge.embedders import configured_model, embed, get_embedder, to_pgvector
-from chorus.agents.knowledge.jobs import JobProgress, JobRunner
-from chorus.agents.knowledge.parsers import ParsedDocument, parse_document, parse_text
+from chorus.agents.knowledge.jobs import JobInput, JobProgress, KnowledgeJobs
+from chorus.agents.knowledge.parsers import ParsedDocument, UnreadableDocument, parse_document, parse_text
 from chorus.agents.knowledge.repository import ChunkRow, DocumentRow, KnowledgeRepository, Namespace, filter_columns
 
 MAX_CHUNKS_PER_DOCUMENT = 20_000
@@ -44,9 +45,9 @@ def check_request(req: IngestRequest) -> None:
 
 
 class Ingestion:
-    def __init__(self, repo: KnowledgeRepository, runner: JobRunner, *, max_file_bytes: int) -> None:
+    def __init__(self, repo: KnowledgeRepository, jobs: KnowledgeJobs, *, max_file_bytes: int) -> None:
         self.repo = repo
-        self.runner = runner
+        self.jobs = jobs
         self.max_file_bytes = max_file_bytes
 
     async def _namespace(self, tenant_id: str, namespace: str) -> Namespace:
@@ -60,22 +61,17 @@ class Ingestion:
         check_request(req)
         if not content.strip():
             raise InvalidInput("content is empty", errors=[{"path": "$.content", "message": "empty"}])
-        self._check_size(len(content.encode()))
+        data = content.encode()
+        self._check_size(len(data))
         ns = await self._namespace(tenant_id, req.namespace)
-        markdown = "#" in content or "\n\n" in content
-
-        async def work(progress: JobProgress) -> dict[str, Any]:
-            parsed = parse_text(content, req.document_id, markdown=markdown)
-            if req.title:
-                parsed = ParsedDocument(req.title, parsed.content_type, parsed.lines)
-            source = str(req.metadata.get("source") or req.document_id)
-            return await self._ingest(ns, req, parsed, content.encode(), source, progress)
-
-        job = await self.runner.submit(tenant_id, ns.namespace, "ingest", work, document_id=req.document_id)
+        params = {"request": asdict(req), "markdown": "#" in content or "\n\n" in content}
+        job = await self.jobs.submit(
+            tenant_id, ns.namespace, "ingest", params=params, data=data, document_id=req.document_id
+        )
         return {**job, "chunks_to_process": estimate_chunks(len(content.split()), req.chunk_size)}
 
     async def submit_file(self, tenant_id: str, req: IngestRequest, filename: str, data: bytes) -> dict[str, Any]:
-        from chorus.agents.knowledge.parsers import UnreadableDocument, content_type_for
+        from chorus.agents.knowledge.parsers import content_type_for
 
         check_request(req)
         content_type_for(filename)  # unsupported types are refused now with 415
@@ -83,18 +79,27 @@ class Ingestion:
             raise UnreadableDocument(f"'{filename}' is empty")
         self._check_size(len(data))
         ns = await self._namespace(tenant_id, req.namespace)
-
-        async def work(progress: JobProgress) -> dict[str, Any]:
-            parsed = await asyncio.to_thread(parse_document, filename, data)
-            if req.title:
-                parsed = ParsedDocument(req.title, parsed.content_type, parsed.lines)
-            source = str(req.metadata.get("source") or filename)
-            return await self._ingest(ns, req, parsed, data, source, progress)
-
-        job = await self.runner.submit(
-            tenant_id, ns.namespace, "ingest", work, document_id=req.document_id, filename=filename
+        params = {"request": asdict(req), "filename": filename}
+        job = await self.jobs.submit(
+            tenant_id, ns.namespace, "ingest", params=params, data=data, document_id=req.document_id, filename=filename
         )
         return {**job, "chunks_to_process": None}
+
+    async def run(self, job: JobInput, progress: JobProgress) -> dict[str, Any]:
+        """The job's work, from its stored input."""
+        req = IngestRequest(**job.params["request"])
+        ns = await self.repo.find_namespace(job.tenant_id, job.namespace)
+        if ns is None:
+            raise NotFound(f"knowledge namespace '{job.namespace}' was deleted before this document was ingested")
+        filename = job.params.get("filename")
+        if filename is not None:
+            parsed = await asyncio.to_thread(parse_document, filename, job.data)
+        else:
+            parsed = parse_text(job.data.decode(), req.document_id, markdown=bool(job.params.get("markdown")))
+        if req.title:
+            parsed = ParsedDocument(req.title, parsed.content_type, parsed.lines)
+        source = str(req.metadata.get("source") or filename or req.document_id)
+        return await self._ingest(ns, req, parsed, job.data, source, progress)
 
     def _check_size(self, size: int) -> None:
         if size > self.max_file_bytes:
@@ -143,8 +148,11 @@ class Ingestion:
             chunking_strategy=req.chunking_strategy,
             chunk_size=req.chunk_size,
         )
-        version = await self.repo.replace_document(ns, document, rows)
-        return {"document_id": req.document_id, "title": title, "chunks": len(rows), "version": version}
+        async with self.repo.db.connection() as conn, conn.transaction():
+            version = await self.repo.replace_document(conn, ns, document, rows)
+            result = {"document_id": req.document_id, "title": title, "chunks": len(rows), "version": version}
+            await progress.complete(conn, result)
+        return result
 
 
 def estimate_chunks(words: int, chunk_size: int) -> int:

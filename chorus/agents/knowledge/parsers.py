@@ -14,16 +14,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import PurePath
 
-from chorus.agents.errors import ChorusError
+from chorus.agents.errors import InvalidInput, UnsupportedMediaType
 
 
-class UnreadableDocument(ChorusError):
-    status = 422
+class UnreadableDocument(InvalidInput):
     code = "unreadable_document"
 
 
-class UnsupportedFileType(ChorusError):
-    status = 415
+class UnsupportedFileType(UnsupportedMediaType):
     code = "unsupported_file_type"
 
 

@@ -1,5 +1,6 @@
 """Re-embed a namespace with another model: every chunk and FAQ phrasing gets a new vector, and the
-namespace switches model in the same transaction, so searches never mix vectors of two models."""
+namespace switches model (and the job ends) in one transaction, so searches never mix vectors of two
+models and a job run again never re-embeds twice."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from chorus.agents.storage.database import Database
 _BATCH = 64
 
 
-async def reembed_namespace(db: Database, ns: Namespace, model: str, progress: JobProgress | None) -> dict[str, Any]:
+async def reembed_namespace(db: Database, ns: Namespace, model: str, progress: JobProgress) -> dict[str, Any]:
     check_model(model)
     embedder = get_embedder(model)
     async with db.connection() as conn:
@@ -29,15 +30,13 @@ async def reembed_namespace(db: Database, ns: Namespace, model: str, progress: J
             (ns.tenant_id, ns.namespace),
         )
         phrasings = await cur.fetchall()
-    if progress:
-        await progress.update(chunks_total=len(chunks) + len(phrasings))
+    await progress.update(chunks_total=len(chunks) + len(phrasings))
     texts = [r["text"] for r in chunks] + [r["text"] for r in phrasings]
     vectors: list[str] = []
     for start in range(0, len(texts), _BATCH):
         matrix = await embed(embedder, texts[start : start + _BATCH])
         vectors.extend(to_pgvector(v) for v in matrix)
-        if progress:
-            await progress.update(chunks_processed=len(vectors), embeddings_generated=len(vectors))
+        await progress.update(chunks_processed=len(vectors), embeddings_generated=len(vectors))
     async with db.connection() as conn, conn.transaction():
         cur = await conn.execute(
             "SELECT embedding_model FROM kb_namespaces WHERE tenant_id = %s AND namespace = %s FOR UPDATE",
@@ -80,11 +79,13 @@ async def reembed_namespace(db: Database, ns: Namespace, model: str, progress: J
             " WHERE tenant_id = %s AND namespace = %s",
             (model, embedder.dimension, ns.tenant_id, ns.namespace),
         )
-    return {
-        "namespace": ns.namespace,
-        "from_model": ns.embedding_model,
-        "embedding_model": model,
-        "dimension": embedder.dimension,
-        "chunks": len(chunks),
-        "faq_phrasings": len(phrasings),
-    }
+        result = {
+            "namespace": ns.namespace,
+            "from_model": ns.embedding_model,
+            "embedding_model": model,
+            "dimension": embedder.dimension,
+            "chunks": len(chunks),
+            "faq_phrasings": len(phrasings),
+        }
+        await progress.complete(conn, result)
+    return result

@@ -12,7 +12,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
 from chorus.agents.errors import Conflict, InvalidInput, NotFound
-from chorus.agents.storage.database import Database
+from chorus.agents.storage.database import Database, returned
 
 _NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -132,13 +132,15 @@ class KnowledgeRepository:
 
     # -- documents --------------------------------------------------------------------------------
 
-    async def replace_document(self, ns: Namespace, doc: DocumentRow, chunks: list[ChunkRow]) -> int:
-        """Store the document and its chunks in one transaction, replacing any earlier version.
+    async def replace_document(
+        self, conn: AsyncConnection[DictRow], ns: Namespace, doc: DocumentRow, chunks: list[ChunkRow]
+    ) -> int:
+        """Store the document and its chunks in the caller's transaction, replacing any earlier version.
 
         Returns the document's version. Readers see the old chunks or the new ones, never a mix.
         """
         doc_type, category, when = filter_columns(doc.metadata)
-        async with self.db.connection() as conn, conn.transaction():
+        async with conn.transaction():
             current = await self._model_of(conn, ns)
             if current != ns.embedding_model:
                 raise Conflict(
@@ -170,8 +172,7 @@ class KnowledgeRepository:
                     len(chunks),
                 ),
             )
-            row = await cur.fetchone()
-            assert row is not None
+            row = returned(await cur.fetchone(), "INSERT INTO kb_documents … RETURNING")
             await conn.execute(
                 "DELETE FROM kb_chunks WHERE tenant_id = %s AND namespace = %s AND document_id = %s",
                 (ns.tenant_id, ns.namespace, doc.document_id),

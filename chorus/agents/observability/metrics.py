@@ -31,6 +31,13 @@ TOOL_CALLS = Counter(
     ["tool", "outcome"],
     registry=REGISTRY,
 )
+TOOL_CALLS_NOT_REPEATED = Counter(
+    "chorus_tool_calls_not_repeated_total",
+    "Side-effecting tool calls seen again (a resumed run) and not run again: the recorded result reused,"
+    " or the outcome unknown because the earlier attempt was interrupted; by tool and outcome.",
+    ["tool", "outcome"],
+    registry=REGISTRY,
+)
 TOOL_ERRORS = Counter("chorus_tool_errors_total", "Tool invocations that failed, by tool.", ["tool"], registry=REGISTRY)
 ESCALATIONS = Counter(
     "chorus_escalations_total", "Conversations handed to a human, by trigger.", ["trigger"], registry=REGISTRY

@@ -55,6 +55,9 @@ class JobContext:
     stop_reason: StopReason | None = None
     # Set by the handler once its outcome (and the end of the job) is committed: nothing left to stop.
     finished: bool = False
+    # Whether its task has begun: a task cancelled before that never runs its handler, which then could not
+    # record what the stop means (hand the job back), so a stop that early waits for the task to begin.
+    started: bool = False
     task: asyncio.Task[None] | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -92,6 +95,7 @@ class Worker:
     # -- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> None:
+        self._wake.set()  # claim what is already queued at once
         self._tasks = [
             asyncio.create_task(self._claim_forever(), name="queue-claim"),
             asyncio.create_task(self._renew_forever(), name="queue-renew"),
@@ -142,6 +146,9 @@ class Worker:
 
     async def _run(self, ctx: JobContext) -> None:
         job = ctx.job
+        ctx.started = True
+        if ctx.stop_reason is not None and ctx.task is not None:
+            ctx.task.cancel()  # stopped before it began: the handler sees it at its first await
         try:
             await self._kinds[job.kind].handler.run(job, ctx)
         except asyncio.CancelledError:
@@ -160,7 +167,7 @@ class Worker:
     def _stop(self, ctx: JobContext, reason: StopReason) -> None:
         if ctx.stop_reason is None:
             ctx.stop_reason = reason
-        if ctx.task is not None and not ctx.task.done():
+        if ctx.started and ctx.task is not None and not ctx.task.done():
             ctx.task.cancel()
 
     def cancel_local(self, job_id: str, action: CancelAction) -> bool:

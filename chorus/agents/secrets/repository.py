@@ -278,7 +278,8 @@ class SecretRepository:
             cur = await conn.execute(
                 "SELECT c.config_id, c.name, c.latest_version, v.version, v.config FROM bot_config_versions v"
                 " JOIN bot_configs c ON c.config_id = v.config_id"
-                " WHERE v.tenant_id = %s AND strpos(v.config::text, %s) > 0 ORDER BY c.name, v.version",
+                " WHERE v.tenant_id = %s AND c.deleted_at IS NULL AND strpos(v.config::text, %s) > 0"
+                " ORDER BY c.name, v.version",
                 (tenant_id, text),
             )
             return list(await cur.fetchall())

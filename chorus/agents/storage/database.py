@@ -13,7 +13,7 @@ import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import AsyncConnection
@@ -28,6 +28,7 @@ from chorus.agents.storage.migrations import apply_migrations
 from chorus.agents.storage.outage import OutageWatch, describe
 
 Connection = AsyncConnection[DictRow]
+RowT = TypeVar("RowT")
 
 CHECK_IDLE_S = 5.0  # a pooled connection unused this long is checked (one round trip) before use
 RECONNECT_TIMEOUT_S = 5.0  # the pool stops retrying a lost connection after this; it regrows on demand
@@ -171,3 +172,11 @@ async def open_database(settings: Settings, *, url: str | None = None, migrate: 
     if migrate:
         await apply_migrations(db)
     return db
+
+
+def returned(row: RowT | None, statement: str) -> RowT:
+    """The row of a statement that always returns one (INSERT … RETURNING, an aggregate): a missing row is a
+    broken invariant, reported as such rather than as a None further on."""
+    if row is None:
+        raise RuntimeError(f"{statement} returned no row")
+    return row

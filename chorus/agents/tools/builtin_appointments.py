@@ -70,7 +70,9 @@ async def book_appointment(
 
 
 def register(registry: ToolRegistry) -> None:
-    registry.tool("check_appointment_availability", "List the free appointment slots on a given day.")(
-        check_appointment_availability
+    registry.tool(
+        "check_appointment_availability", "List the free appointment slots on a given day.", side_effects=False
+    )(check_appointment_availability)
+    registry.tool("book_appointment", "Book an appointment for a patient at a free slot.", side_effects=True)(
+        book_appointment
     )
-    registry.tool("book_appointment", "Book an appointment for a patient at a free slot.")(book_appointment)

@@ -1,4 +1,7 @@
-"""`escalate_to_human`: hands the conversation to a person; the thread is marked escalated."""
+"""`escalate_to_human`: hands the conversation to a person; the thread is marked escalated.
+
+It changes only the conversation's state, which is checkpointed with the tools step, so running it again
+after a crash is harmless: it is not a side-effecting tool."""
 
 from __future__ import annotations
 
@@ -27,4 +30,5 @@ def register(registry: ToolRegistry) -> None:
     registry.tool(
         "escalate_to_human",
         "Hand the conversation to a human agent, e.g. when the customer asks for a person or is upset.",
+        side_effects=False,
     )(escalate_to_human)

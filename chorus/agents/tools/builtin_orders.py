@@ -97,10 +97,14 @@ async def initiate_refund(
 
 
 def register(registry: ToolRegistry) -> None:
-    registry.tool("fetch_order_status", "Look up the current status, carrier and tracking of an order.")(
-        fetch_order_status
-    )
-    registry.tool("update_shipping_address", "Change the shipping address of an order that has not shipped yet.")(
-        update_shipping_address
-    )
-    registry.tool("initiate_refund", "Start a refund of an order, in full or in part, with a reason.")(initiate_refund)
+    registry.tool(
+        "fetch_order_status", "Look up the current status, carrier and tracking of an order.", side_effects=False
+    )(fetch_order_status)
+    registry.tool(
+        "update_shipping_address",
+        "Change the shipping address of an order that has not shipped yet.",
+        side_effects=True,
+    )(update_shipping_address)
+    registry.tool(
+        "initiate_refund", "Start a refund of an order, in full or in part, with a reason.", side_effects=True
+    )(initiate_refund)

@@ -4,7 +4,8 @@ Path placeholders come from the arguments; the rest go as query (GET) or JSON bo
 and non-2xx answers become ToolErrors, which the model sees as tool messages. Header values reference
 the tenant's vault (`"Bearer ${secret:SHOP_API_KEY}"`), never the server's environment; the revealed
 values exist only inside the call and are redacted from whatever it returns. A POST carries an
-`Idempotency-Key` derived from the tool call, so the endpoint can recognise a retried call. Configs are
+`Idempotency-Key` derived from the tool call, so the endpoint can recognise a retried call, and is
+recorded in the tool-call ledger (ledger.py), so a tool call does not send it twice. Configs are
 written by tenants, so destinations on loopback, private or link-local addresses are refused unless
 the operator allows private ones (CHORUS_HTTP_TOOLS_ALLOW_PRIVATE=1); link-local (cloud metadata) never.
 """
@@ -144,4 +145,4 @@ def build_http_tool(spec: ToolNeeded) -> RegisteredTool:
             return resp.text, False
 
     description = spec.description or f"Call {http.method} {http.url}"
-    return RegisteredTool(spec.tool_name, description, schema, call, kind="http")
+    return RegisteredTool(spec.tool_name, description, schema, call, kind="http", side_effects=http.method != "GET")

@@ -59,6 +59,9 @@ class RegisteredTool:
     input_schema: dict[str, Any]
     fn: ToolFn
     kind: str = "builtin"
+    # Changes the world (a refund, a booking, a POST): such a call runs at most once per tool call
+    # (ledger.py). Read-only tools say False and skip the ledger's two statements.
+    side_effects: bool = True
 
     def openai_schema(self) -> dict[str, Any]:
         return {
@@ -71,6 +74,7 @@ class RegisteredTool:
             "name": self.name,
             "description": self.description,
             "kind": self.kind,
+            "side_effects": self.side_effects,
             "input_schema": self.input_schema,
         }
 
@@ -120,11 +124,12 @@ class ToolRegistry:
         self._tools[tool.name] = tool
         return tool
 
-    def tool(self, name: str, description: str) -> Callable[[ToolFn], ToolFn]:
-        """Decorator: register an async function `(ctx, **typed_args)` as a tool."""
+    def tool(self, name: str, description: str, *, side_effects: bool) -> Callable[[ToolFn], ToolFn]:
+        """Decorator: register an async function `(ctx, **typed_args)` as a tool. `side_effects`: whether it
+        changes anything outside the conversation (then a tool call runs it at most once)."""
 
         def wrap(fn: ToolFn) -> ToolFn:
-            self.register(RegisteredTool(name, description, schema_from_signature(fn), fn))
+            self.register(RegisteredTool(name, description, schema_from_signature(fn), fn, side_effects=side_effects))
             return fn
 
         return wrap

@@ -1,9 +1,11 @@
-"""Tools: runs the tool calls of the last AI message. Failures become tool messages, never a crash."""
+"""Tools: runs the tool calls of the last AI message. Failures become tool messages, never a crash.
+Side-effecting tools go through the tool-call ledger, so a resumed step does not run them twice."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 import logging
 import time
@@ -19,6 +21,7 @@ from chorus.agents.errors import InvalidInput, ToolError
 from chorus.agents.observability.metrics import ESCALATIONS
 from chorus.agents.storage.database import Database
 from chorus.agents.tools.audit import record_invocation
+from chorus.agents.tools.ledger import Outcome, at_most_once
 from chorus.agents.tools.registry import RegisteredTool, SecretResolver, ToolContext, ToolResult
 from chorus.graphs.escalation import Escalator
 from chorus.graphs.state import BotState
@@ -30,6 +33,14 @@ def _content(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
+def tool_message(outcome: Outcome, *, tool_call_id: str, name: str) -> ToolMessage:
+    if outcome.error is not None:
+        return ToolMessage(
+            content=outcome.error, tool_call_id=tool_call_id, name=name, status="error", id=str(uuid.uuid4())
+        )
+    return ToolMessage(content=outcome.content or "", tool_call_id=tool_call_id, name=name, id=str(uuid.uuid4()))
+
+
 def make_tools_node(
     *,
     tools: dict[str, RegisteredTool],
@@ -37,43 +48,46 @@ def make_tools_node(
     escalator: Escalator | None,
     secrets: SecretResolver | None = None,
 ) -> Any:
+    async def invoke(tool: RegisteredTool, ctx: ToolContext, args: dict[str, Any]) -> Outcome:
+        started = time.perf_counter()
+        result: ToolResult | None = None
+        try:
+            result, _ = await tool.invoke(ctx, args)
+            outcome = Outcome(content=_content(result.content), state_update=result.state_update)
+        except InvalidInput as exc:
+            problems = "; ".join(f"{e['path']}: {e['message']}" for e in exc.errors)
+            outcome = Outcome(error=f"{exc.detail}: {problems}" if problems else exc.detail)
+        except ToolError as exc:
+            outcome = Outcome(error=exc.detail)
+        await record_invocation(
+            ctx,
+            tool_name=tool.name,
+            source="graph",
+            arguments=args,
+            result=result.content if result else None,
+            error=outcome.error,
+            duration_ms=(time.perf_counter() - started) * 1000,
+        )
+        return outcome
+
     async def run_one(call: dict[str, Any], ctx: ToolContext) -> tuple[ToolMessage, dict[str, Any]]:
         name, args, call_id = call["name"], call.get("args") or {}, call["id"]
         ctx = dataclasses.replace(ctx, tool_call_id=call_id)
         tool = tools.get(name)
-        started = time.perf_counter()
-        result: ToolResult | None = None
-        error: str | None = None
         if tool is None:
             error = f"unknown tool '{name}'; available: {', '.join(sorted(tools)) or 'none'}"
+            await record_invocation(
+                ctx, tool_name=name, source="graph", arguments=args, result=None, error=error, duration_ms=0.0
+            )
+            outcome = Outcome(error=error)
         else:
-            try:
-                result, _ = await tool.invoke(ctx, args)
-            except InvalidInput as exc:
-                problems = "; ".join(f"{e['path']}: {e['message']}" for e in exc.errors)
-                error = f"{exc.detail}: {problems}" if problems else exc.detail
-            except ToolError as exc:
-                error = exc.detail
-        elapsed = (time.perf_counter() - started) * 1000
-        await record_invocation(
-            ctx,
-            tool_name=name,
-            source="graph",
-            arguments=args,
-            result=result.content if result else None,
-            error=error,
-            duration_ms=elapsed,
-        )
-        if error is not None:
-            return ToolMessage(content=error, tool_call_id=call_id, name=name, status="error", id=str(uuid.uuid4())), {}
-        assert result is not None
-        return ToolMessage(
-            content=_content(result.content), tool_call_id=call_id, name=name, id=str(uuid.uuid4())
-        ), result.state_update
+            outcome = await at_most_once(tool, ctx, functools.partial(invoke, tool, ctx, args))
+        return tool_message(outcome, tool_call_id=call_id, name=name), outcome.state_update
 
     async def tools_node(state: BotState, config: RunnableConfig) -> Command[Any]:
         last = state["messages"][-1]
-        assert isinstance(last, AIMessage)
+        if not isinstance(last, AIMessage):  # routing sends a turn here only after the model asked for tools
+            raise RuntimeError(f"the tools step found a {type(last).__name__} last, not the model's tool calls")
         conf = config.get("configurable", {})
         ctx = ToolContext(
             tenant_id=conf["tenant_id"],
