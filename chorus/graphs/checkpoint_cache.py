@@ -27,7 +27,7 @@ from typing import Any
 
 from langgraph.checkpoint.base import CheckpointTuple, PendingWrite, copy_checkpoint, writes_sort_key
 
-from chorus.graphs.upstream import _get_overwrite
+from chorus.graphs.upstream import _DeltaSnapshot, _get_overwrite
 
 Reducer = Callable[[Any, Sequence[Any]], Any]
 Key = tuple[str, str]  # (thread_id, checkpoint_ns)
@@ -107,9 +107,12 @@ class ThreadCache:
             # ones, so nothing is remembered of it; reads go to the database.
             entry.latest, entry.writes, entry.delta_at, entry.delta_values = None, [], None, {}
             return
+        whole = self._whole(tup.checkpoint["channel_values"], root=parent is None)
         if entry.delta_at is not None and entry.delta_at == parent == previous:
             advanced = self._advance(entry.delta_values, entry.writes)
             entry.delta_at, entry.delta_values = (new_id, advanced) if advanced is not None else (None, {})
+        elif whole is not None:
+            entry.delta_at, entry.delta_values = new_id, whole
         elif entry.delta_at != new_id:
             entry.delta_at, entry.delta_values = None, {}
         # A copy: the run that wrote it may go on changing its own checkpoint's version maps.
@@ -183,6 +186,20 @@ class ThreadCache:
     def remember_delta(self, key: Key, checkpoint_id: str, values: dict[str, Any]) -> None:
         entry = self._entry(key)
         entry.delta_at, entry.delta_values = checkpoint_id, values
+
+    def _whole(self, channel_values: dict[str, Any], *, root: bool) -> dict[str, Any] | None:
+        """The delta channels' values if the checkpoint holds them whole: a snapshot (every 1000 updates), or
+        nothing at all on a thread's first checkpoint (empty). Else None: they are rebuilt from writes."""
+        out: dict[str, Any] = {}
+        for ch in self.reducers:
+            value = channel_values.get(ch)
+            if isinstance(value, _DeltaSnapshot):
+                out[ch] = list(value.value or [])
+            elif ch not in channel_values and root:
+                out[ch] = []
+            else:
+                return None
+        return out
 
     def _advance(self, values: dict[str, Any], writes: list[_Write]) -> dict[str, Any] | None:
         ordered = sorted(writes, key=lambda w: w[0])

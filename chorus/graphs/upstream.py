@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 from importlib import metadata
 
+from langgraph.constants import START
+
 # What pyproject.toml pins, and so what the conformance suite and the benchmarks last ran against.
 TESTED = {
     "langgraph": ">=1.2.0,<1.3",
@@ -25,6 +27,8 @@ NAMES = [
     ("langgraph.graph.message", "_messages_delta_reducer", "langgraph"),
     ("langgraph.channels.binop", "_get_overwrite", "langgraph"),
     ("langgraph.channels.delta", "DeltaChannel", "langgraph"),
+    ("langgraph._internal._constants", "PULL", "langgraph"),
+    ("langgraph.pregel._algo", "task_path_str", "langgraph"),
 ]
 # Methods of the stock saver that ChorusCheckpointer calls or overrides (private ones included).
 SAVER_METHODS = [
@@ -73,20 +77,26 @@ def _missing_names() -> list[str]:
 
 
 try:
+    from langgraph._internal._constants import PULL
     from langgraph.channels.binop import _get_overwrite
     from langgraph.channels.delta import DeltaChannel
     from langgraph.checkpoint.base import WRITES_IDX_MAP, DeltaChannelHistory
     from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
     from langgraph.checkpoint.serde.types import _DeltaSnapshot
     from langgraph.graph.message import _messages_delta_reducer
+    from langgraph.pregel._algo import task_path_str
 except ImportError as exc:
     raise mismatch(_missing_names() or [str(exc)]) from exc
+
+# The task path LangGraph stores with the writes of a graph's `__start__` step (it maps the input to state).
+START_TASK_PATH = task_path_str((PULL, START))
 
 _missing_methods = [m for m in SAVER_METHODS if not hasattr(AsyncPostgresSaver, m)]
 if _missing_methods:
     raise mismatch([f"`AsyncPostgresSaver.{m}` (langgraph-checkpoint-postgres)" for m in _missing_methods])
 
 __all__ = [
+    "START_TASK_PATH",
     "WRITES_IDX_MAP",
     "AsyncPostgresSaver",
     "DeltaChannel",

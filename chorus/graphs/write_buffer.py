@@ -109,6 +109,17 @@ class WriteBuffer:
             checkpoint_id is None or c.checkpoint_id == checkpoint_id for c in held.checkpoints
         )
 
+    def task_paths_after(self, key: Key, checkpoint_id: str) -> set[str] | None:
+        """The task paths of the thread's held writes if the only checkpoint held is `checkpoint_id` and
+        every held write is stored against it (so they are the writes of the step run on it); else None."""
+        held = self._held.get(key)
+        if held is None or [c.checkpoint_id for c in held.checkpoints] != [checkpoint_id]:
+            return None
+        rows = [*held.upsert.values(), *held.ignore.values()]
+        if any(row[2] != checkpoint_id for row in rows):
+            return None
+        return {str(row[4]) for row in rows}
+
     def take(self, key: Key) -> tuple[list[str], list[Any]]:
         """The held rows of a thread as CTEs (and their parameters) for the caller's statement."""
         held = self._held.pop(key, None)

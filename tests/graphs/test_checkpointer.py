@@ -17,7 +17,7 @@ from chorus.agents.storage.database import Database
 from chorus.agents.tools.builtins import build_registry
 from chorus.graphs.checkpointer import ChorusCheckpointer
 from chorus.graphs.compiler import GraphDeps, compile_bot
-from chorus.graphs.upstream import AsyncPostgresSaver, DeltaChannel, _messages_delta_reducer
+from chorus.graphs.upstream import START_TASK_PATH, AsyncPostgresSaver, DeltaChannel, _messages_delta_reducer
 from tests.conftest import Tenant, example
 
 
@@ -155,7 +155,6 @@ async def test_a_turn_starts_from_the_remembered_history(
     graph = _compile(db, saver)
     thread_id = str(uuid.uuid4())
     config: Any = {"configurable": {"thread_id": thread_id, "tenant_id": tenant.tenant_id}}
-    await graph.ainvoke({"messages": [HumanMessage(SCRIPT[0], id=str(uuid.uuid4()))]}, config, durability=durability)
     reads: list[str] = []
     original = AsyncPostgresSaver.aget_delta_channel_history
 
@@ -166,13 +165,12 @@ async def test_a_turn_starts_from_the_remembered_history(
 
     monkeypatch.setattr(AsyncPostgresSaver, "aget_delta_channel_history", counted)
     turns = 30
-    for i in range(1, turns):
+    for i in range(turns):
         await graph.ainvoke(
             {"messages": [HumanMessage(SCRIPT[i % 4], id=str(uuid.uuid4()))]}, config, durability=durability
         )
-    # At most the first turn on top of a new thread rebuilds the history from Postgres; every later one
-    # starts from the history the saver remembers.
-    assert len(reads) <= 1, f"{len(reads)} of {turns - 1} turns read the message history back from Postgres"
+    # Every turn starts from the history the saver remembers (on a new thread: empty, then moved forward).
+    assert reads == [], f"{len(reads)} of {turns} turns read the message history back from Postgres"
     remembered = await graph.aget_state(config)
     await saver.aflush()
     stored = await _compile(db, ChorusCheckpointer(db.pool)).aget_state(config)
@@ -185,7 +183,8 @@ async def test_a_turn_starts_from_the_remembered_history(
 
 
 class _StepState(TypedDict):
-    messages: Annotated[list[AnyMessage], DeltaChannel(_messages_delta_reducer, snapshot_frequency=1000)]
+    # A snapshot every few updates, so that checkpoints with the whole history come up too.
+    messages: Annotated[list[AnyMessage], DeltaChannel(_messages_delta_reducer, snapshot_frequency=3)]
 
 
 async def test_with_durability_sync_a_step_starts_from_what_postgres_holds(db: Database) -> None:
@@ -225,3 +224,25 @@ async def test_with_durability_sync_a_step_starts_from_what_postgres_holds(db: D
         await graph.ainvoke({"messages": [HumanMessage(text, id=str(uuid.uuid4()))]}, config, durability="sync")
     before = {k: [(0, "input")] + [(i, "loop") for i in range(1, k)] for k in steps.values()}
     assert seen == [(k, before[k], True) for _ in range(3) for k in steps.values()]
+    remembered = await graph.aget_state(config)
+    stored = await build(ChorusCheckpointer(db.pool)).aget_state(config)
+    assert remembered.values == stored.values and len(stored.values["messages"]) == 12
+
+
+async def test_the_start_step_is_recognised_by_its_writes(db: Database, tenant: Tenant) -> None:
+    """The checkpoint after `__start__` skips its own WAL flush only if its step's writes carry the task path
+    Chorus expects; a LangGraph that names it otherwise would silently lose that saving."""
+    saver = ChorusCheckpointer(db.pool)
+    await saver.setup()
+    thread_id = str(uuid.uuid4())
+    config: Any = {"configurable": {"thread_id": thread_id, "tenant_id": tenant.tenant_id}}
+    for text in ("hello", "thanks"):
+        await _compile(db, saver).ainvoke({"messages": [HumanMessage(text, id=str(uuid.uuid4()))]}, config)
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT DISTINCT w.task_path FROM checkpoint_writes w JOIN checkpoints c USING (thread_id, checkpoint_id)"
+            " WHERE w.thread_id = %s AND c.metadata->>'source' = 'input'",
+            (thread_id,),
+        )
+        paths = [r["task_path"] for r in await cur.fetchall()]
+    assert paths == [START_TASK_PATH]

@@ -145,8 +145,8 @@ async def test_writes_before_their_checkpoint_are_its_pending_writes_and_its_chi
     await saver.aput_writes(_config(thread_id, first), _message_write("hi"), "task-0")
     await _put(saver, thread_id, None, first)
     await _assert_remembered_equals_stored(saver, thread_id)
-    assert await _history(saver, _config(thread_id, first)) == []  # read from Postgres, then remembered
     reads_from_postgres = _count_history_reads(monkeypatch, saver)
+    assert await _history(saver, _config(thread_id, first)) == []  # a thread's first checkpoint
     # The step on `second` ran (and wrote) before `second` was stored.
     await saver.aput_writes(_config(thread_id, second), _message_write("hello"), "task-1")
     await _put(saver, thread_id, first, second)
