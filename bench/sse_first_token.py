@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import time
 from typing import Any
 
@@ -115,14 +116,18 @@ async def conversation(
     turns: int,
     start_after: float,
     failures: list[str] | None = None,
+    think_s: tuple[float, float] = (0.0, 0.0),
 ) -> list[float]:
-    """One customer: waits `start_after` seconds, opens a thread, sends `turns` turns one after the other;
-    the seconds to each turn's first token. With `failures`, a turn that fails (no token, an error event, a
-    broken connection) is noted there and the conversation goes on; without, it raises."""
+    """One customer: waits `start_after` seconds, opens a thread, sends `turns` turns one after the other,
+    reading each answer for a random time within `think_s` before the next; the seconds to each turn's
+    first token. With `failures`, a turn that fails (no token, an error event, a broken connection) is
+    noted there and the conversation goes on; without, it raises."""
     await asyncio.sleep(start_after)
     thread_id = (await client.post("/threads", json={})).json()["thread_id"]
     times = []
-    for _ in range(turns):
+    for turn in range(turns):
+        if turn and think_s[1] > 0:
+            await asyncio.sleep(random.uniform(*think_s))
         try:
             times.append(await first_token(client, server, thread_id, assistant_id))
         except (AssertionError, httpx.HTTPError) as exc:

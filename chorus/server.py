@@ -76,13 +76,19 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(exc.to_dict(), status_code=status_of(exc), headers=dict(exc.headers))
 
     @app.exception_handler(psycopg.OperationalError)
-    @app.exception_handler(psycopg_pool.PoolTimeout)
     async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-        # A lost connection, a refused connect, no free connection in time: the database is down or
-        # overloaded, which the caller can only wait out.
+        # A lost connection, a refused connect: the database is down, which the caller can only wait out.
         log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
         db: Database = request.app.state.db
         return await chorus_error(request, DatabaseUnavailable(describe_database_error(exc, timeout_s=db.timeout_s)))
+
+    @app.exception_handler(psycopg_pool.PoolTimeout)
+    async def no_connection_in_time(request: Request, exc: psycopg_pool.PoolTimeout) -> JSONResponse:
+        # From code that uses the pool directly (the checkpointer): overloaded, or the database is down.
+        db: Database = request.app.state.db
+        error = db.unavailable(exc)
+        log.warning("no database connection in time: %s", error.code)
+        return await chorus_error(request, error)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -141,6 +141,21 @@ class DatabaseUnavailable(Unavailable):
         self.reason = reason
 
 
+class ServerBusy(Unavailable):
+    """Every database connection of this server process stayed in use while a request waited for one: the
+    server is overloaded, not the database down. Clients retry; operators add processes or connections."""
+
+    code = "server_busy"
+    retry_after_s = 1
+    headers = {"Retry-After": str(retry_after_s)}
+
+    def __init__(self, *, connections: int, waited_s: float) -> None:
+        super().__init__(
+            f"the server is busy: all {connections} of its database connections stayed in use for {waited_s:g} s; "
+            "retry in a moment (operators: more server processes, or a larger CHORUS_DB_POOL_SIZE)"
+        )
+
+
 class ToolError(ChorusError):
     """A tool failed; inside a turn this becomes a tool message the model sees."""
 

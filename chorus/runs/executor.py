@@ -19,8 +19,9 @@ from typing import Any, cast
 from langchain_core.messages import AnyMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Durability, StreamMode
+from psycopg_pool import PoolTimeout
 
-from chorus.agents.errors import ChorusError
+from chorus.agents.errors import ChorusError, ServerBusy
 from chorus.agents.observability.logs import run_id_var, tenant_id_var, thread_id_var
 from chorus.agents.observability.metrics import FIRST_TOKEN, RUNS, TURN_LATENCY
 from chorus.agents.queue import Job, JobContext, JobQueue, StopReason
@@ -193,6 +194,9 @@ class RunExecutor:
                     "(CHORUS_RUN_TIMEOUT_SECONDS); what it checkpointed is kept",
                 },
             )
+        except (PoolTimeout, ServerBusy):
+            self._left_to_the_queue(spec, h, ctx)
+            return
         except ChorusError as exc:
             status, error = RunStatus.ERROR, {"error": exc.code, "message": exc.detail}
         except Exception as exc:
@@ -282,6 +286,17 @@ class RunExecutor:
             h.finish(status.value, result=values, error=error)
             self.relay.send_end(h)
             self.handles.finished(h)
+
+    def _left_to_the_queue(self, spec: RunSpec, h: RunHandle, ctx: JobContext) -> None:
+        """Every database connection stayed busy (overload): the run is not failed for that. Its lease is
+        left to lapse, and the queue resumes it from its last checkpoint within about 8 s (an attempt
+        counted, as for a process that died), here or in another process."""
+        log.warning("no database connection for a running run (overload); the queue resumes it")
+        ctx.finished = True  # no more renewals
+        message = "the server is busy; the run goes on shortly from its last step (join it again)"
+        self._emit(h, "error", {"error": "server_busy", "message": message})
+        h.finish(RunStatus.PENDING.value, error={"error": "server_busy", "message": message})
+        self.handles.drop(spec.run_id)
 
     async def _stopped(self, spec: RunSpec, h: RunHandle, job: Job, ctx: JobContext) -> None:
         reason = ctx.stop_reason or StopReason.HAND_BACK

@@ -179,7 +179,7 @@ class JobQueue:
         """Extend this worker's leases; returns the jobs still ours and the cancels asked for."""
         if not job_ids:
             return set(), {}
-        async with self.db.connection() as conn:
+        async with self.db.connection(upkeep=True) as conn:
             cur = await conn.execute(
                 "UPDATE queue_jobs SET lease_until = now() + make_interval(secs => %s) WHERE worker = %s"
                 " AND status = 'running' AND job_id = ANY(%s::uuid[]) RETURNING job_id::text, cancel",
@@ -211,7 +211,7 @@ class JobQueue:
 
         Returns (requeued, given_up); the caller records the given-up jobs' failure in their domain.
         """
-        async with self.db.connection() as conn, conn.transaction():
+        async with self.db.connection(upkeep=True) as conn, conn.transaction():
             cur = await conn.execute(
                 "UPDATE queue_jobs SET status = 'queued', worker = NULL, lease_until = NULL, updated_at = now()"
                 " WHERE status = 'running' AND lease_until < now() AND attempts < max_attempts"

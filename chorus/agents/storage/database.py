@@ -3,6 +3,10 @@
 Database faults: a request waits at most `timeout_s` for a connection; while the database is known to
 be down (see `outage.py`) it fails at once with `DatabaseUnavailable`; pooled connections idle for a
 while are checked before use, the busy ones are not (no extra round trip on the hot path).
+
+Overload is not an outage: a wait that ends because every connection stayed in use raises `ServerBusy`.
+The run queue's upkeep (lease renewal, the reaper) has connections of its own (`upkeep=True`), so a
+server saturated by requests still renews the leases of the runs it executes instead of losing them.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from chorus.agents.errors import DatabaseUnavailable
+from chorus.agents.errors import DatabaseUnavailable, ServerBusy, Unavailable
 from chorus.agents.settings import Settings
 from chorus.agents.storage.embedded import embedded_database_url
 from chorus.agents.storage.migrations import apply_migrations
@@ -32,6 +36,7 @@ RowT = TypeVar("RowT")
 
 CHECK_IDLE_S = 5.0  # a pooled connection unused this long is checked (one round trip) before use
 RECONNECT_TIMEOUT_S = 5.0  # the pool stops retrying a lost connection after this; it regrows on demand
+UPKEEP_CONNECTIONS = 2  # the queue's own: lease renewal and the reaper, never waiting behind requests
 # Defaults for TCP connections that the URL can override (ignored on Unix sockets, e.g. the embedded server):
 # find a silently dead server in ~10 s instead of the kernel's two hours.
 _NETWORK_DEFAULTS = {
@@ -52,24 +57,48 @@ class DatabaseHealth:
 
 class Database:
     def __init__(
-        self, *, url: str, pool: AsyncConnectionPool[Connection], watch: OutageWatch, timeout_s: float
+        self,
+        *,
+        url: str,
+        pool: AsyncConnectionPool[Connection],
+        upkeep: AsyncConnectionPool[Connection],
+        watch: OutageWatch,
+        timeout_s: float,
     ) -> None:
         self.url = url
         self.pool = pool
+        self.upkeep = upkeep
         self.watch = watch
         self.timeout_s = timeout_s
 
     @asynccontextmanager
-    async def connection(self, *, wait_s: float | None = None) -> AsyncIterator[Connection]:
-        """A pooled connection, waiting at most `wait_s` (default `timeout_s`) for one."""
+    async def connection(self, *, wait_s: float | None = None, upkeep: bool = False) -> AsyncIterator[Connection]:
+        """A pooled connection, waiting at most `wait_s` (default `timeout_s`) for one; `upkeep` takes it
+        from the run queue's own connections."""
         if (reason := self.watch.outage) is not None:
             raise DatabaseUnavailable(reason)
+        pool = self.upkeep if upkeep else self.pool
         try:
-            async with self.pool.connection(wait_s) as conn:
+            async with pool.connection(wait_s) as conn:
                 yield conn
-        except (psycopg.OperationalError, PoolTimeout):
+        except PoolTimeout as exc:
+            raise self.unavailable(exc, pool=pool, waited_s=wait_s) from exc
+        except psycopg.OperationalError:
             self.watch.suspect()
             raise
+
+    def unavailable(
+        self, exc: PoolTimeout, *, pool: AsyncConnectionPool[Connection] | None = None, waited_s: float | None = None
+    ) -> Unavailable:
+        """What a wait for a connection that timed out means: overload when every connection of the pool
+        exists and is in use, else an outage (connections cannot be made). The watch probes either way, so
+        a database that hangs with every connection in use is still found to be down."""
+        pool = pool or self.pool
+        self.watch.suspect()
+        waited = waited_s if waited_s is not None else self.timeout_s
+        if _saturated(pool):
+            return ServerBusy(connections=pool.max_size, waited_s=waited)
+        return DatabaseUnavailable(describe(exc, timeout_s=waited))
 
     async def health(self) -> DatabaseHealth:
         """Whether the database answers, within `timeout_s`; never waits longer."""
@@ -80,6 +109,9 @@ class Database:
                 await conn.execute("SELECT 1")
         except (psycopg.Error, PoolTimeout, TimeoutError) as exc:
             self.watch.suspect()
+            if not isinstance(exc, psycopg.Error) and _saturated(self.pool):
+                detail = f"busy: all {self.pool.max_size} connections of this process stayed in use"
+                return DatabaseHealth(False, detail, self.pool_stats())
             return DatabaseHealth(False, f"unreachable: {describe(exc, timeout_s=self.timeout_s)}", self.pool_stats())
         return DatabaseHealth(True, "ok", self.pool_stats())
 
@@ -94,7 +126,14 @@ class Database:
 
     async def close(self) -> None:
         await self.watch.stop()
+        await self.upkeep.close()
         await self.pool.close()
+
+
+def _saturated(pool: AsyncConnectionPool[Connection]) -> bool:
+    """Every connection the pool may hold exists and is in use."""
+    stats = pool.get_stats()
+    return stats.get("pool_size", 0) >= pool.max_size and stats.get("pool_available", 0) == 0
 
 
 def resolve_database_url(settings: Settings) -> str:
@@ -146,6 +185,7 @@ async def open_database(settings: Settings, *, url: str | None = None, migrate: 
 
     async def refill() -> None:
         await pool.check()  # drop dead idle connections, reconnect, grow back to min_size
+        await upkeep.check()
 
     watch = OutageWatch(probe=probe, on_recovered=refill)
     idle_check = _IdleCheck(watch)
@@ -153,22 +193,28 @@ async def open_database(settings: Settings, *, url: str | None = None, migrate: 
     async def reconnect_failed(_pool: AsyncConnectionPool[Connection]) -> None:
         watch.suspect()
 
-    pool = AsyncConnectionPool(
-        url,
-        min_size=2,
-        max_size=settings.pool_max_size,
-        kwargs={"autocommit": True, "row_factory": dict_row, "prepare_threshold": 3, **options},
-        open=False,
-        connection_class=Connection,
-        timeout=settings.db_timeout_s,
-        configure=idle_check.configure,
-        check=idle_check.check,
-        reconnect_timeout=RECONNECT_TIMEOUT_S,
-        reconnect_failed=reconnect_failed,
-    )
+    def make_pool(name: str, min_size: int, max_size: int) -> AsyncConnectionPool[Connection]:
+        return AsyncConnectionPool(
+            url,
+            name=name,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs={"autocommit": True, "row_factory": dict_row, "prepare_threshold": 3, **options},
+            open=False,
+            connection_class=Connection,
+            timeout=settings.db_timeout_s,
+            configure=idle_check.configure,
+            check=idle_check.check,
+            reconnect_timeout=RECONNECT_TIMEOUT_S,
+            reconnect_failed=reconnect_failed,
+        )
+
+    pool = make_pool("chorus", 2, settings.pool_max_size)
+    upkeep = make_pool("chorus-upkeep", 1, UPKEEP_CONNECTIONS)
     await pool.open(wait=True, timeout=30)
+    await upkeep.open(wait=True, timeout=30)
     watch.start()
-    db = Database(url=url, pool=pool, watch=watch, timeout_s=settings.db_timeout_s)
+    db = Database(url=url, pool=pool, upkeep=upkeep, watch=watch, timeout_s=settings.db_timeout_s)
     if migrate:
         await apply_migrations(db)
     return db
