@@ -24,7 +24,7 @@ from psycopg_pool import PoolTimeout
 from chorus.agents.errors import ChorusError, ServerBusy
 from chorus.agents.observability.logs import run_id_var, tenant_id_var, thread_id_var
 from chorus.agents.observability.metrics import FIRST_TOKEN, RUNS, TURN_LATENCY
-from chorus.agents.queue import Job, JobContext, JobQueue, StopReason
+from chorus.agents.queue import Job, JobContext, JobQueue, Lease, StopReason
 from chorus.agents.storage.database import Database
 from chorus.agents.tools.ledger import recorded_outcomes
 from chorus.graphs.checkpointer import ChorusCheckpointer
@@ -132,12 +132,13 @@ class RunExecutor:
         else:
             await self._execute(spec, handle, job, ctx)
 
-    async def given_up(self, job: Job) -> None:
+    async def given_up(self, job: Job, lease: Lease) -> None:
         await self.runs.end_unexecuted(
             job.job_id,
             RunStatus.ERROR,
             f"the run's server process stopped {job.attempts} time(s) while running it; what it checkpointed is "
             "kept and the thread takes new runs",
+            given_up=lease,
         )
 
     def _emit(self, handle: RunHandle, event: str, data: Any) -> None:

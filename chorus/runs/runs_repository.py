@@ -12,7 +12,7 @@ from psycopg.types.json import Jsonb
 
 from chorus.agents.configs.repository import parse_uuid
 from chorus.agents.errors import RunNotFound
-from chorus.agents.queue.repository import WAKE_CHANNEL, WAKE_SQL, Job, Lease, NewJob, enqueue_sql
+from chorus.agents.queue.repository import WAKE_CHANNEL, WAKE_SQL, Job, Lease, NewJob, enqueue_sql, take_given_up
 from chorus.agents.storage.database import Database
 from chorus.runs.statuses import RunStatus, ThreadStatus
 
@@ -181,9 +181,14 @@ class RunRepository:
         async with self.db.connection() as conn:
             await conn.execute("UPDATE runs SET status = 'pending', updated_at = now() WHERE run_id = %s", (run_id,))
 
-    async def end_unexecuted(self, run_id: str, status: RunStatus, error: str | None = None) -> None:
-        """End a run that never ran (cancelled while queued, given up by the reaper, thread gone)."""
-        async with self.db.connection() as conn:
+    async def end_unexecuted(
+        self, run_id: str, status: RunStatus, error: str | None = None, *, given_up: Lease | None = None
+    ) -> None:
+        """End a run that never ran (cancelled while queued, thread gone) or that the reaper gave up on:
+        then its queue job, held under `given_up`, is deleted in the same transaction."""
+        async with self.db.connection() as conn, conn.transaction():
+            if given_up is not None and not await take_given_up(conn, run_id, given_up):
+                return  # another worker holds it now and records the failure
             cur = await conn.execute(
                 "UPDATE runs SET status = %s, error = coalesce(%s, error), updated_at = now() WHERE run_id = %s"
                 " RETURNING thread_id",

@@ -42,7 +42,7 @@ async def test_a_saturated_pool_answers_server_busy_and_upkeep_goes_on(
         renewed, _cancels = await server.app.state.run_engine.worker.queue.renew(
             Lease(worker="nobody", seconds=8), ["00000000-0000-0000-0000-000000000000"]
         )
-        reaped = await server.app.state.run_engine.worker.queue.reap()
+        reaped = await server.app.state.run_engine.worker.queue.reap(Lease(worker="nobody", seconds=8))
     assert resp.status_code == 503, resp.text
     body: dict[str, Any] = resp.json()
     assert body["error"] == "server_busy", body

@@ -135,3 +135,34 @@ async def test_a_job_that_outlives_every_attempt_fails_with_the_reason(own_db: D
             await asyncio.sleep(0.1)
     assert job["status"] == "failed" and "stopped 3 time(s)" in job["error"] and "submit it again" in job["error"]
     assert await _rows(own_db, job_id) == {"queued": 0, "input": None}
+
+
+async def test_a_given_up_job_whose_failure_was_not_recorded_is_given_up_again(own_db: Database) -> None:
+    """The reaper used to delete a given-up job, then record its failure in a second transaction: a
+    process dying between the two left the job `processing` for ever. Now the failure and the deletion
+    are one transaction, and a job whose recorder died is handed out again once its lease lapses."""
+    tenant = await make_tenant(own_db)
+    async with standalone_knowledge_base(own_db, max_file_bytes=LIMIT) as kb:
+        await kb.jobs.worker.drain(0)  # no reaper of its own: this test reaps by hand
+        job_id = await _accept(kb, tenant.tenant_id)
+        async with own_db.connection() as conn:
+            await conn.execute(
+                "UPDATE queue_jobs SET status = 'running', worker = 'dead-process', attempts = max_attempts,"
+                " lease_until = now() - interval '1 second' WHERE job_id = %s",
+                (job_id,),
+            )
+        queue = JobQueue(own_db)
+        recorder = Lease(worker="recorder-that-dies", seconds=0.3)
+        _requeued, given_up = await queue.reap(recorder)
+        assert [j.job_id for j in given_up] == [job_id]  # ... and the recorder dies before recording it
+        assert (await kb.jobs.get(tenant.tenant_id, job_id))["status"] != "failed"
+        await asyncio.sleep(0.5)
+        survivor = Lease(worker="survivor", seconds=5)
+        _requeued, again = await queue.reap(survivor)
+        assert [j.job_id for j in again] == [job_id]
+        await kb.jobs.given_up(job_id, "stopped 3 time(s); submit it again", recorder)  # too late: not its own
+        assert (await _rows(own_db, job_id))["queued"] == 1
+        await kb.jobs.given_up(job_id, "stopped 3 time(s); submit it again", survivor)
+        job = await kb.jobs.get(tenant.tenant_id, job_id)
+    assert job["status"] == "failed" and "submit it again" in job["error"], job
+    assert await _rows(own_db, job_id) == {"queued": 0, "input": None}

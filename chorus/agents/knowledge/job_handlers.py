@@ -18,7 +18,7 @@ import psycopg_pool
 
 from chorus.agents.errors import ChorusError
 from chorus.agents.knowledge.jobs import JobInput, JobKind, JobProgress, KnowledgeJobs, LeaseLost
-from chorus.agents.queue import Job, JobContext, JobQueue, StopReason
+from chorus.agents.queue import Job, JobContext, JobQueue, Lease, StopReason
 
 log = logging.getLogger(__name__)
 Work = Callable[[JobInput, JobProgress], Awaitable[dict[str, Any]]]
@@ -81,9 +81,10 @@ class KnowledgeJobHandler:
             await self._fail(job, ctx, "the job was cancelled")
         ctx.finished = True
 
-    async def given_up(self, job: Job) -> None:
+    async def given_up(self, job: Job, lease: Lease) -> None:
         await self.jobs.given_up(
             job.job_id,
             f"the server process running this job stopped {job.attempts} time(s) before it finished; "
             "nothing was written; submit it again",
+            lease,
         )

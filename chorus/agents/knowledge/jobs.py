@@ -32,7 +32,7 @@ from psycopg.types.json import Jsonb
 
 from chorus.agents.errors import NotFound
 from chorus.agents.queue import Job, JobStatus, Lease, NewJob, Worker
-from chorus.agents.queue.repository import WAKE_SQL, enqueue_sql, finish_sql
+from chorus.agents.queue.repository import WAKE_SQL, enqueue_sql, finish_sql, take_given_up
 from chorus.agents.storage.database import Database
 
 KIND = "knowledge"
@@ -271,9 +271,12 @@ class KnowledgeJobs:
                 "UPDATE kb_jobs SET status = 'queued' WHERE job_id = %s AND status <> ALL(%s)", (job_id, list(ENDED))
             )
 
-    async def given_up(self, job_id: str, reason: str) -> None:
-        """The reaper removed the queue job after its last attempt: record the failure."""
+    async def given_up(self, job_id: str, reason: str, lease: Lease) -> None:
+        """The reaper gave the queue job up after its last attempt: record the failure and delete the job
+        (held under `lease`) together."""
         async with self.db.connection() as conn, conn.transaction():
+            if not await take_given_up(conn, job_id, lease):
+                return  # another worker holds it now and records the failure
             await conn.execute(
                 "UPDATE kb_jobs SET status = 'failed', error = %s, completed_at = now()"
                 " WHERE job_id = %s AND status <> ALL(%s)",

@@ -206,10 +206,12 @@ class JobQueue:
             cur = await conn.execute("DELETE FROM queue_jobs WHERE job_id = %s AND worker = %s", (job_id, lease.worker))
             return cur.rowcount > 0
 
-    async def reap(self) -> tuple[list[Job], list[Job]]:
-        """Jobs whose worker stopped renewing: re-queued while attempts remain, else removed.
+    async def reap(self, lease: Lease) -> tuple[list[Job], list[Job]]:
+        """Jobs whose worker stopped renewing: re-queued while attempts remain, else given up.
 
-        Returns (requeued, given_up); the caller records the given-up jobs' failure in their domain.
+        Returns (requeued, given_up). A given-up job is taken under `lease` for its handler, which records
+        the failure in its domain and deletes the job in one transaction (`take_given_up`); if that fails,
+        the lease lapses and a later reap hands the job out again, so no failure goes unrecorded.
         """
         async with self.db.connection(upkeep=True) as conn, conn.transaction():
             cur = await conn.execute(
@@ -219,8 +221,10 @@ class JobQueue:
             )
             requeued = [Job.from_row(r) for r in await cur.fetchall()]
             cur = await conn.execute(
-                "DELETE FROM queue_jobs WHERE status = 'running' AND lease_until < now()"
-                f" AND attempts >= max_attempts RETURNING {_COLS}"
+                "UPDATE queue_jobs SET worker = %s, lease_until = now() + make_interval(secs => %s), updated_at ="
+                " now() WHERE status = 'running' AND lease_until < now() AND attempts >= max_attempts"
+                f" RETURNING {_COLS}",
+                (lease.worker, lease.seconds),
             )
             given_up = [Job.from_row(r) for r in await cur.fetchall()]
             if requeued:
@@ -262,6 +266,13 @@ class JobQueue:
 
 async def notify(conn: AsyncConnection[DictRow], channel: str, payload: str) -> None:
     await conn.execute("SELECT pg_notify(%s, %s)", (channel, payload))
+
+
+async def take_given_up(conn: AsyncConnection[DictRow], job_id: str, lease: Lease) -> bool:
+    """Delete a given-up job held under `lease`, in the caller's transaction that records its failure;
+    False if another worker holds it now (it records the failure instead)."""
+    cur = await conn.execute("DELETE FROM queue_jobs WHERE job_id = %s AND worker = %s", (job_id, lease.worker))
+    return cur.rowcount > 0
 
 
 def finish_sql(job_id: str, lease: Lease) -> tuple[str, list[Any]]:

@@ -43,11 +43,11 @@ class StopReason(StrEnum):
 class JobHandler(Protocol):
     """What a kind of job does. `run` ends its job itself (deleting the queue row in the statement that
     records the outcome, see repository.finish_sql); `given_up` records the failure of a job the reaper
-    removed after its last attempt."""
+    gave up after its last attempt, deleting the job (`take_given_up`) in the same transaction."""
 
     async def run(self, job: Job, ctx: JobContext) -> None: ...
 
-    async def given_up(self, job: Job) -> None: ...
+    async def given_up(self, job: Job, lease: Lease) -> None: ...
 
 
 @dataclass
@@ -243,7 +243,7 @@ class Worker:
         while True:
             await asyncio.sleep(REAP_S * (0.75 + random.random() / 2))
             try:
-                requeued, given_up = await self.queue.reap()
+                requeued, given_up = await self.queue.reap(self.lease)
             except Exception as exc:
                 log.warning("could not reap expired jobs: %s", type(exc).__name__)
                 continue
@@ -257,7 +257,7 @@ class Worker:
                 log.error("a job failed on every attempt; giving up", extra={"job_id": job.job_id, "kind": job.kind})
                 if spec is not None:
                     try:
-                        await spec.handler.given_up(job)
+                        await spec.handler.given_up(job, self.lease)
                     except Exception:
                         log.exception("could not record a given-up job", extra={"job_id": job.job_id})
             if requeued:
