@@ -4,11 +4,7 @@ blocks line by line (the only changes: the server's address, and tenant names of
 from __future__ import annotations
 
 import ast
-import asyncio
-import os
 import re
-import uuid
-from asyncio.subprocess import PIPE
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +12,13 @@ import httpx
 import pytest
 
 from tests.conftest import RunningServer, Tenant, example
+from tests.doc_snippets import CLI, ROOT, fences, run_shell_block
 
-ROOT = Path(__file__).resolve().parents[1]
-README = (ROOT / "README.md").read_text(encoding="utf-8")
-CLI = ROOT / ".venv" / "bin" / "chorus"
+README = fences(ROOT / "README.md")
 
 
 def blocks(language: str) -> list[str]:
-    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.DOTALL)
+    return [fence.body for fence in README if fence.language == language]
 
 
 def shell_blocks() -> list[str]:
@@ -57,26 +52,11 @@ async def test_the_python_client_example_runs(server: RunningServer, tenant: Ten
 async def test_the_shell_examples_run(
     index: int, server: RunningServer, tenant: Tenant, database_url: str, tmp_path: Path
 ) -> None:
-    block = shell_blocks()[index]
-    suffix = uuid.uuid4().hex[:8]
-    script = (
-        block.replace("localhost:8000", server.url.removeprefix("http://"))
-        .replace("--tenant acme", f"--tenant acme-{suffix}")
-        .replace("--tenant demo", f"--tenant demo-{suffix}")
-    )
-    env = {
-        **os.environ,
-        "KEY": tenant.key,
-        "DATABASE_URL": database_url,
-        "CHORUS_HOME": str(tmp_path),
-        "CHORUS_OFFLINE": "1",
-        "CHORUS_LOG_LEVEL": "WARNING",
-    }
-    # Not subprocess.run: the test server answers the block's curl on this very event loop.
-    process = await asyncio.create_subprocess_exec(
-        "bash", "-e", "-o", "pipefail", "-c", script, cwd=ROOT, env=env, stdout=PIPE, stderr=PIPE
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=240)
-    assert process.returncode == 0, (
-        f"README shell block {index} failed:\n{out.decode()[-3000:]}\n{err.decode()[-3000:]}"
+    await run_shell_block(
+        shell_blocks()[index],
+        where=f"README.md shell block {index}",
+        server_url=server.url,
+        api_key=tenant.key,
+        database_url=database_url,
+        home=tmp_path,
     )
