@@ -142,8 +142,9 @@ class DatabaseUnavailable(Unavailable):
 
 
 class ServerBusy(Unavailable):
-    """Every database connection of this server process stayed in use while a request waited for one: the
-    server is overloaded, not the database down. Clients retry; operators add processes or connections."""
+    """No database connection of this server process became free while a request waited for one, and the
+    database is not known to be down: the server is overloaded. Clients retry; operators add processes or
+    connections."""
 
     code = "server_busy"
     retry_after_s = 1
@@ -151,8 +152,8 @@ class ServerBusy(Unavailable):
 
     def __init__(self, *, connections: int, waited_s: float) -> None:
         super().__init__(
-            f"the server is busy: all {connections} of its database connections stayed in use for {waited_s:g} s; "
-            "retry in a moment (operators: more server processes, or a larger CHORUS_DB_POOL_SIZE)"
+            f"the server is busy: none of its {connections} database connections became free within {waited_s:g} s;"
+            " retry in a moment (operators: more server processes, or a larger CHORUS_DB_POOL_SIZE)"
         )
 
 

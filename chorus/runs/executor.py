@@ -14,14 +14,15 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
+import psycopg
 from langchain_core.messages import AnyMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Durability, StreamMode
 from psycopg_pool import PoolTimeout
 
-from chorus.agents.errors import ChorusError, ServerBusy
+from chorus.agents.errors import ChorusError, DatabaseUnavailable, ServerBusy
 from chorus.agents.observability.logs import run_id_var, tenant_id_var, thread_id_var
 from chorus.agents.observability.metrics import FIRST_TOKEN, RUNS, TURN_LATENCY
 from chorus.agents.queue import Job, JobContext, JobQueue, Lease, StopReason
@@ -42,6 +43,18 @@ log = logging.getLogger(__name__)
 DEFAULT_DURABILITY: Durability = "sync"  # a step's writes are in Postgres before the next step starts
 _NEEDS_REPAIR = frozenset({RunStatus.ERROR, RunStatus.TIMEOUT, RunStatus.INTERRUPTED})
 GraphFor = Callable[[str, str, int], Awaitable[CompiledBot]]
+RETRY_AFTER_DB_FAULT_S = 2.0  # a run the database failed is claimed again no sooner than this
+T = TypeVar("T")
+
+
+async def _to_completion(step: Awaitable[T]) -> tuple[T, bool]:
+    """Await `step` to its end even if the task is cancelled meanwhile; its result, and whether a cancel
+    arrived (the caller acts on the stop once the step is done)."""
+    task = asyncio.ensure_future(step)
+    try:
+        return await asyncio.shield(task), False
+    except asyncio.CancelledError:
+        return await task, True
 
 
 @dataclass(frozen=True)
@@ -111,11 +124,7 @@ class RunExecutor:
         stopped_early = False
         if spec is None:
             # A stop that arrives while the row is read must still be recorded with it: read it to the end.
-            read = asyncio.ensure_future(self.runs.for_execution(job.job_id))
-            try:
-                row = await asyncio.shield(read)
-            except asyncio.CancelledError:
-                row, stopped_early = await read, True
+            row, stopped_early = await _to_completion(self.runs.for_execution(job.job_id))
             if row is None or job.tenant_id is None:  # the thread (and its runs) were deleted
                 await self.queue.finish(job.job_id, ctx.lease)
                 ctx.finished = True
@@ -195,8 +204,8 @@ class RunExecutor:
                     "(CHORUS_RUN_TIMEOUT_SECONDS); what it checkpointed is kept",
                 },
             )
-        except (PoolTimeout, ServerBusy):
-            self._left_to_the_queue(spec, h, ctx)
+        except (PoolTimeout, ServerBusy, DatabaseUnavailable, psycopg.OperationalError) as exc:
+            await self._left_to_the_queue(spec, h, job, ctx, exc)
             return
         except ChorusError as exc:
             status, error = RunStatus.ERROR, {"error": exc.code, "message": exc.detail}
@@ -265,16 +274,19 @@ class RunExecutor:
         delete_run: bool = False,
     ) -> None:
         try:
-            ended = await self.runs.finish(
-                run_id=spec.run_id,
-                thread_id=spec.thread_id,
-                lease=ctx.lease,
-                status=status,
-                error=error["message"] if error else None,
-                values=values,
-                metadata={"escalated": bool(values.get("escalated"))} if isinstance(values, dict) else None,
-                expires_at=self.threads.expiry(),
-                delete_run=delete_run,
+            # A cancel arriving now (a user's, a client leaving) must not cut the outcome's write short.
+            ended, _stopped_meanwhile = await _to_completion(
+                self.runs.finish(
+                    run_id=spec.run_id,
+                    thread_id=spec.thread_id,
+                    lease=ctx.lease,
+                    status=status,
+                    error=error["message"] if error else None,
+                    values=values,
+                    metadata={"escalated": bool(values.get("escalated"))} if isinstance(values, dict) else None,
+                    expires_at=self.threads.expiry(),
+                    delete_run=delete_run,
+                )
             )
             ctx.finished = True
             if not ended:
@@ -288,15 +300,23 @@ class RunExecutor:
             self.relay.send_end(h)
             self.handles.finished(h)
 
-    def _left_to_the_queue(self, spec: RunSpec, h: RunHandle, ctx: JobContext) -> None:
-        """Every database connection stayed busy (overload): the run is not failed for that. Its lease is
-        left to lapse, and the queue resumes it from its last checkpoint within about 8 s (an attempt
-        counted, as for a process that died), here or in another process."""
-        log.warning("no database connection for a running run (overload); the queue resumes it")
+    async def _left_to_the_queue(self, spec: RunSpec, h: RunHandle, job: Job, ctx: JobContext, exc: Exception) -> None:
+        """The database gave the run no connection (overload) or went away. The run is not failed for that:
+        it goes back to the queue, to be resumed from its last checkpoint a moment later (the attempt
+        counts), here or in another process. Under overload whoever follows it goes on waiting for its
+        events and end; in an outage, of unknown length, their streams end saying so."""
+        log.warning("the database failed a running run (%s); the queue resumes it", type(exc).__name__)
+        try:
+            await self.queue.put_back(job.job_id, ctx.lease, after_s=RETRY_AFTER_DB_FAULT_S)
+        except Exception:
+            log.warning("could not put the run back; its lease lapses and the queue resumes it then")
         ctx.finished = True  # no more renewals
-        message = "the server is busy; the run goes on shortly from its last step (join it again)"
-        self._emit(h, "error", {"error": "server_busy", "message": message})
-        h.finish(RunStatus.PENDING.value, error={"error": "server_busy", "message": message})
+        if isinstance(exc, (PoolTimeout, ServerBusy)):
+            self.relay.watch(h)  # its events (from a resumed attempt) and its end reach the same handle
+            return
+        message = "the database is unavailable; the run resumes from its last step once it is back (join it again)"
+        self._emit(h, "error", {"error": "database_unavailable", "message": message})
+        h.finish(RunStatus.PENDING.value, error={"error": "database_unavailable", "message": message})
         self.handles.drop(spec.run_id)
 
     async def _stopped(self, spec: RunSpec, h: RunHandle, job: Job, ctx: JobContext) -> None:

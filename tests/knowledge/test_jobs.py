@@ -153,12 +153,12 @@ async def test_a_given_up_job_whose_failure_was_not_recorded_is_given_up_again(o
             )
         queue = JobQueue(own_db)
         recorder = Lease(worker="recorder-that-dies", seconds=0.3)
-        _requeued, given_up = await queue.reap(recorder)
+        _requeued, given_up = await queue.reap(recorder, [KIND])
         assert [j.job_id for j in given_up] == [job_id]  # ... and the recorder dies before recording it
         assert (await kb.jobs.get(tenant.tenant_id, job_id))["status"] != "failed"
         await asyncio.sleep(0.5)
         survivor = Lease(worker="survivor", seconds=5)
-        _requeued, again = await queue.reap(survivor)
+        _requeued, again = await queue.reap(survivor, [KIND])
         assert [j.job_id for j in again] == [job_id]
         await kb.jobs.given_up(job_id, "stopped 3 time(s); submit it again", recorder)  # too late: not its own
         assert (await _rows(own_db, job_id))["queued"] == 1

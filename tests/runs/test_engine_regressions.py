@@ -123,7 +123,7 @@ async def test_queued_turns_survive_the_reaper_between_them(
     async def reap_all_the_time() -> int:
         sweeps = 0
         while not stop.is_set():
-            requeued, given_up = await worker.queue.reap(worker.lease)
+            requeued, given_up = await worker.queue.reap(worker.lease, ["run"])
             assert not requeued and not given_up, (requeued, given_up)  # live runs are never reaped
             sweeps += 1
             await asyncio.sleep(0.005)

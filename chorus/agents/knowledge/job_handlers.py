@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 import psycopg_pool
 
-from chorus.agents.errors import ChorusError
+from chorus.agents.errors import ChorusError, DatabaseUnavailable, ServerBusy
 from chorus.agents.knowledge.jobs import JobInput, JobKind, JobProgress, KnowledgeJobs, LeaseLost
 from chorus.agents.queue import Job, JobContext, JobQueue, Lease, StopReason
 
@@ -48,9 +48,9 @@ class KnowledgeJobHandler:
         except LeaseLost:
             ctx.finished = True
             log.warning("another worker took this knowledge job over; its outcome is theirs")
-        except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
-            # The database is unreachable: the outcome cannot be written. The lease runs out and the job is
-            # claimed again once the database is back.
+        except (psycopg.OperationalError, psycopg_pool.PoolTimeout, DatabaseUnavailable, ServerBusy) as exc:
+            # The database is unreachable or every connection is busy: the outcome cannot be written. The
+            # lease runs out and the job is claimed again (once the database is back).
             log.warning("knowledge job interrupted by a database fault: %s", type(exc).__name__)
         except ChorusError as exc:
             await self._fail(job, ctx, exc.detail)

@@ -19,7 +19,8 @@ async def health(db: DbDep) -> Any:
     """200 when the database answers; 503 naming what is down otherwise. Answers within
     CHORUS_DB_TIMEOUT_SECONDS, never hangs. `pool` shows the connection pool (size, available, waiting)."""
     state = await db.health()
-    body = {"status": "ok" if state.ok else "unhealthy", "database": state.detail, "pool": state.pool}
+    status = "unhealthy" if not state.ok else "ok" if state.detail == "ok" else "busy"
+    body = {"status": status, "database": state.detail, "pool": state.pool}
     return JSONResponse(body, status_code=200 if state.ok else 503)
 
 

@@ -200,16 +200,27 @@ class JobQueue:
             if row is not None:
                 await notify(conn, WAKE_CHANNEL, row["kind"])
 
+    async def put_back(self, job_id: str, lease: Lease, *, after_s: float) -> None:
+        """Queue a running job again, to be claimed no sooner than `after_s` from now (the attempt counts). On
+        the upkeep connections: this is what a job does when the others are all busy."""
+        async with self.db.connection(upkeep=True) as conn:
+            await conn.execute(
+                "UPDATE queue_jobs SET status = 'queued', worker = NULL, lease_until = NULL, run_after = now() +"
+                " make_interval(secs => %s), updated_at = now() WHERE job_id = %s AND worker = %s",
+                (after_s, job_id, lease.worker),
+            )
+
     async def finish(self, job_id: str, lease: Lease) -> bool:
         """End a job held by this worker whose domain row needs no update (e.g. it is gone)."""
         async with self.db.connection() as conn:
             cur = await conn.execute("DELETE FROM queue_jobs WHERE job_id = %s AND worker = %s", (job_id, lease.worker))
             return cur.rowcount > 0
 
-    async def reap(self, lease: Lease) -> tuple[list[Job], list[Job]]:
+    async def reap(self, lease: Lease, kinds: list[str]) -> tuple[list[Job], list[Job]]:
         """Jobs whose worker stopped renewing: re-queued while attempts remain, else given up.
 
-        Returns (requeued, given_up). A given-up job is taken under `lease` for its handler, which records
+        Returns (requeued, given_up). A given-up job of one of `kinds` (those the caller has a handler for) is
+        taken under `lease` for its handler, which records
         the failure in its domain and deletes the job in one transaction (`take_given_up`); if that fails,
         the lease lapses and a later reap hands the job out again, so no failure goes unrecorded.
         """
@@ -223,8 +234,8 @@ class JobQueue:
             cur = await conn.execute(
                 "UPDATE queue_jobs SET worker = %s, lease_until = now() + make_interval(secs => %s), updated_at ="
                 " now() WHERE status = 'running' AND lease_until < now() AND attempts >= max_attempts"
-                f" RETURNING {_COLS}",
-                (lease.worker, lease.seconds),
+                f" AND kind = ANY(%s) RETURNING {_COLS}",
+                (lease.worker, lease.seconds, kinds),
             )
             given_up = [Job.from_row(r) for r in await cur.fetchall()]
             if requeued:

@@ -141,6 +141,11 @@ class Worker:
         """Run a job this worker already holds (claimed when it was enqueued)."""
         if job.worker != self.lease.worker:
             raise ValueError(f"job {job.job_id} is held by {job.worker}, not by this worker")
+        earlier = self._running.get(job.job_id)
+        if earlier is not None:
+            # Reaped (its renewals came late) and claimed again by this same worker: the earlier task must
+            # not go on beside the new one.
+            self._stop(earlier, StopReason.LOST)
         ctx = JobContext(job=job, lease=self.lease)
         self._running[job.job_id] = ctx
         ctx.task = asyncio.create_task(self._run(ctx), name=f"job-{job.kind}-{job.job_id}")
@@ -243,7 +248,7 @@ class Worker:
         while True:
             await asyncio.sleep(REAP_S * (0.75 + random.random() / 2))
             try:
-                requeued, given_up = await self.queue.reap(self.lease)
+                requeued, given_up = await self.queue.reap(self.lease, list(self._kinds))
             except Exception as exc:
                 log.warning("could not reap expired jobs: %s", type(exc).__name__)
                 continue

@@ -90,15 +90,16 @@ class Database:
     def unavailable(
         self, exc: PoolTimeout, *, pool: AsyncConnectionPool[Connection] | None = None, waited_s: float | None = None
     ) -> Unavailable:
-        """What a wait for a connection that timed out means: overload when every connection of the pool
-        exists and is in use, else an outage (connections cannot be made). The watch probes either way, so
-        a database that hangs with every connection in use is still found to be down."""
+        """What a wait for a connection that timed out means: an outage once the watch's probe has found
+        the database down (a refused connect is found within milliseconds), else overload (every connection
+        in use, or the pool still growing towards its size). The probe runs either way, so a database that
+        hangs with every connection in use is still found to be down."""
         pool = pool or self.pool
         self.watch.suspect()
         waited = waited_s if waited_s is not None else self.timeout_s
-        if _saturated(pool):
-            return ServerBusy(connections=pool.max_size, waited_s=waited)
-        return DatabaseUnavailable(describe(exc, timeout_s=waited))
+        if (reason := self.watch.outage) is not None:
+            return DatabaseUnavailable(reason)
+        return ServerBusy(connections=pool.max_size, waited_s=waited)
 
     async def health(self) -> DatabaseHealth:
         """Whether the database answers, within `timeout_s`; never waits longer."""
@@ -110,8 +111,10 @@ class Database:
         except (psycopg.Error, PoolTimeout, TimeoutError) as exc:
             self.watch.suspect()
             if not isinstance(exc, psycopg.Error) and _saturated(self.pool):
+                # Busy, not down: a load balancer that took this process out would push its load onto the
+                # others, and a liveness probe would restart it mid-run.
                 detail = f"busy: all {self.pool.max_size} connections of this process stayed in use"
-                return DatabaseHealth(False, detail, self.pool_stats())
+                return DatabaseHealth(True, detail, self.pool_stats())
             return DatabaseHealth(False, f"unreachable: {describe(exc, timeout_s=self.timeout_s)}", self.pool_stats())
         return DatabaseHealth(True, "ok", self.pool_stats())
 
@@ -212,7 +215,11 @@ async def open_database(settings: Settings, *, url: str | None = None, migrate: 
     pool = make_pool("chorus", 2, settings.pool_max_size)
     upkeep = make_pool("chorus-upkeep", 1, UPKEEP_CONNECTIONS)
     await pool.open(wait=True, timeout=30)
-    await upkeep.open(wait=True, timeout=30)
+    try:
+        await upkeep.open(wait=True, timeout=30)
+    except BaseException:
+        await pool.close()
+        raise
     watch.start()
     db = Database(url=url, pool=pool, upkeep=upkeep, watch=watch, timeout_s=settings.db_timeout_s)
     if migrate:
