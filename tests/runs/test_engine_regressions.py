@@ -185,3 +185,27 @@ async def test_a_handle_left_without_an_owner_ends_with_its_run(
     orphan = engine.handles.add(RunHandle(run_id, "tenant", thread, "assistant"))  # as if its executor had vanished
     await asyncio.wait_for(orphan.done.wait(), 20)
     assert orphan.status == "success"
+
+
+async def test_a_cancel_that_arrives_while_a_run_records_its_success_does_not_cut_the_write(
+    http: httpx.AsyncClient, acme_config: dict[str, Any], server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client leaving (`on_disconnect: cancel`) right after the last event cancelled the run's own
+    write of its outcome: the waiting client got its answer, but the run stayed 'running' until reaped."""
+    engine = server.app.state.run_engine
+    assistant = await _slow_assistant(http, acme_config, delay_ms=1)
+    thread = (await http.post("/threads", json={})).json()["thread_id"]
+    record_end = engine.runs.finish
+
+    async def record_end_while_a_cancel_arrives(**kwargs: Any) -> bool:
+        engine.worker.cancel_local(kwargs["run_id"], CancelAction.INTERRUPT)  # as a cancel from a client does
+        await asyncio.sleep(0.05)
+        ended: bool = await record_end(**kwargs)
+        return ended
+
+    monkeypatch.setattr(engine.runs, "finish", record_end_while_a_cancel_arrives)
+    answer = await http.post(f"/threads/{thread}/runs/wait", json={"assistant_id": assistant, "input": QUESTION})
+    assert [m["type"] for m in answer.json()["messages"]] == ["human", "ai"], answer.text
+    runs = (await http.get(f"/threads/{thread}/runs")).json()
+    assert [r["status"] for r in runs] == ["success"]  # recorded at once, not left to the reaper
+    assert (await http.get(f"/threads/{thread}")).json()["status"] == "idle"
