@@ -4,6 +4,10 @@ One dedicated connection listens (a pooled connection cannot: LISTEN belongs to 
 after a database outage; since notifications sent while it was away are lost, every subscriber is told
 when it reconnects and re-checks what it was waiting for. One more dedicated connection publishes
 ordered messages (a run's stream events), so they arrive in the order they were sent.
+
+The listening session also holds each queue worker's presence lock (`presence_key`): Postgres releases it
+the moment the process dies (its socket closes), so other processes' reapers need not wait for the dead
+worker's leases to run out.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ log = logging.getLogger(__name__)
 Callback = Callable[[str], None]
 _BACKOFF_S = (0.2, 2.0)
 MAX_PAYLOAD = 7900  # Postgres refuses NOTIFY payloads of 8000 bytes or more
+PRESENCE_LOCKS = 0x43484F52  # the advisory-lock class of worker presence ("CHOR")
 
 
 class Notifications:
@@ -30,6 +35,7 @@ class Notifications:
         self._listening = asyncio.Event()
         self._publisher: AsyncConnection[tuple[object, ...]] | None = None
         self._publish_lock = asyncio.Lock()
+        self._present: list[str] = []
         self.connected = False
 
     def on(self, channel: str, callback: Callback) -> None:
@@ -38,6 +44,10 @@ class Notifications:
 
     def on_reconnect(self, callback: Callable[[], None]) -> None:
         self._on_reconnect.append(callback)
+
+    def hold_presence(self, worker: str) -> None:
+        """Hold `worker`'s presence lock while this process is connected (register before `run`)."""
+        self._present.append(worker)
 
     async def wait_listening(self, seconds: float) -> bool:
         with contextlib.suppress(TimeoutError):
@@ -53,6 +63,8 @@ class Notifications:
                 async with await AsyncConnection.connect(self._url, autocommit=True, connect_timeout=5) as conn:
                     for channel in self._callbacks:
                         await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+                    for worker in self._present:
+                        await conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", (PRESENCE_LOCKS, worker))
                     self.connected = True
                     self._listening.set()
                     pause = _BACKOFF_S[0]

@@ -17,10 +17,23 @@ from psycopg.errors import UniqueViolation
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
+from chorus.agents.queue.notifications import PRESENCE_LOCKS
 from chorus.agents.storage.database import Database
 
 WAKE_CHANNEL = "chorus_jobs"
 CANCEL_CHANNEL = "chorus_cancel"
+# A job is abandoned when its lease ran out, or when its worker's presence lock (held by the worker's
+# listening session, see notifications.py) is gone and its lease was not renewed for PRESENCE_GRACE_S: a
+# process that died is found in seconds, one whose listening connection merely blinked keeps renewing.
+PRESENCE_GRACE_S = 3.0
+_PRESENT = (
+    "present AS (SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND classid = %(ns)s AND objsubid = 2"
+    " AND granted)"
+)
+_ABANDONED = (
+    "status = 'running' AND (lease_until < now() OR (lease_until < now() + make_interval(secs => %(fresh)s)"
+    " AND (hashtext(worker)::bigint & 4294967295)::oid NOT IN (SELECT objid FROM present)))"
+)
 _COLS = "job_id::text, tenant_id::text, kind, lane, payload, status, attempts, max_attempts, worker, cancel"
 # The oldest queued job of its lane, if no job of the lane runs.
 _CLAIMABLE = (
@@ -217,25 +230,33 @@ class JobQueue:
             return cur.rowcount > 0
 
     async def reap(self, lease: Lease, kinds: list[str]) -> tuple[list[Job], list[Job]]:
-        """Jobs whose worker stopped renewing: re-queued while attempts remain, else given up.
+        """Jobs whose worker stopped renewing or died (its presence lock is gone and it has not renewed for
+        PRESENCE_GRACE_S): re-queued while attempts remain, else given up.
 
         Returns (requeued, given_up). A given-up job of one of `kinds` (those the caller has a handler for) is
         taken under `lease` for its handler, which records
         the failure in its domain and deletes the job in one transaction (`take_given_up`); if that fails,
         the lease lapses and a later reap hands the job out again, so no failure goes unrecorded.
         """
+        params = {
+            "ns": PRESENCE_LOCKS,
+            "fresh": max(0.0, lease.seconds - PRESENCE_GRACE_S),
+            "me": lease.worker,
+            "lease": lease.seconds,
+            "kinds": kinds,
+        }
         async with self.db.connection(upkeep=True) as conn, conn.transaction():
             cur = await conn.execute(
-                "UPDATE queue_jobs SET status = 'queued', worker = NULL, lease_until = NULL, updated_at = now()"
-                " WHERE status = 'running' AND lease_until < now() AND attempts < max_attempts"
-                f" RETURNING {_COLS}"
+                f"WITH {_PRESENT} UPDATE queue_jobs SET status = 'queued', worker = NULL, lease_until = NULL,"
+                f" updated_at = now() WHERE {_ABANDONED} AND attempts < max_attempts RETURNING {_COLS}",
+                params,
             )
             requeued = [Job.from_row(r) for r in await cur.fetchall()]
             cur = await conn.execute(
-                "UPDATE queue_jobs SET worker = %s, lease_until = now() + make_interval(secs => %s), updated_at ="
-                " now() WHERE status = 'running' AND lease_until < now() AND attempts >= max_attempts"
-                f" AND kind = ANY(%s) RETURNING {_COLS}",
-                (lease.worker, lease.seconds, kinds),
+                f"WITH {_PRESENT} UPDATE queue_jobs SET worker = %(me)s, lease_until = now() +"
+                f" make_interval(secs => %(lease)s), updated_at = now() WHERE {_ABANDONED}"
+                f" AND attempts >= max_attempts AND kind = ANY(%(kinds)s) RETURNING {_COLS}",
+                params,
             )
             given_up = [Job.from_row(r) for r in await cur.fetchall()]
             if requeued:

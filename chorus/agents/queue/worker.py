@@ -1,8 +1,9 @@
 """The worker of one process: claims jobs, runs them, renews their leases, reaps dead workers' jobs,
 acts on cancels from any process, and drains at shutdown.
 
-Timing: leases last `LEASE_S` and are renewed every `RENEW_S`; every process reaps expired leases every
-`REAP_S`, so a job of a process that died is running again (or given up) within about 8 s.
+Timing: leases last `LEASE_S` and are renewed every `RENEW_S`; every process reaps abandoned jobs every
+`REAP_S`: a job of a process that died is running again (or given up) within about 3-5 s when Postgres saw
+the process go (its presence lock, see repository.PRESENCE_GRACE_S), within about 8 s otherwise.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ class Worker:
         self._draining = False
         self._tasks: list[asyncio.Task[None]] = []
         self.on_lane_free: list[Callable[[str], Awaitable[None]]] = []
+        notifications.hold_presence(self.lease.worker)  # other processes' reapers see at once if this one dies
         notifications.on(WAKE_CHANNEL, lambda _payload: self._wake.set())
         notifications.on(CANCEL_CHANNEL, self._on_cancel_note)
         notifications.on_reconnect(self._wake.set)
