@@ -67,6 +67,7 @@ def serve(
     from chorus.agents.secrets.master_key import load_vault_key
     from chorus.agents.storage.database import open_database
     from chorus.agents.storage.embedded import release_embedded_servers
+    from chorus.cors import parse_origins
     from chorus.demo import bootstrap_demo
     from chorus.server import create_app
 
@@ -80,6 +81,7 @@ def serve(
     configure_logging(settings.log_level)
     try:
         load_vault_key(settings)  # a malformed CHORUS_SECRET_KEY stops here, before anything starts
+        parse_origins(settings.cors_origins)  # so does a malformed CHORUS_CORS_ORIGINS
     except ServerMisconfigured as exc:
         _fail(f"chorus serve: {exc.detail}")
     typer.echo(f"chorus: {describe_provider_mode(settings.offline)}")

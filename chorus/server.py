@@ -38,6 +38,7 @@ from chorus.agents.tenancy.keys import KeyResolver
 from chorus.agents.tenancy.router import router as keys_router
 from chorus.agents.tools.builtins import build_registry
 from chorus.agents.tools.router import router as tools_router
+from chorus.cors import install_cors, parse_origins
 from chorus.graphs.checkpointer import ChorusCheckpointer
 from chorus.graphs.compiler import GraphCache, GraphDeps
 from chorus.http_errors import status_of
@@ -225,6 +226,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         upload_paths=UPLOAD_PATHS,
         max_upload_bytes=settings.upload_max_bytes,
     )
+    install_cors(app, parse_origins(settings.cors_origins))  # outermost: preflights never reach auth
     for router in (
         ops_router,
         configs_router,

@@ -141,3 +141,16 @@ def test_zero_workers_is_a_clear_error() -> None:
         assert not (home / "pgdata").exists(), "nothing may start for a bad worker count"
     finally:
         _cleanup(proc, home)
+
+
+def test_a_malformed_cors_origin_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHORUS_CORS_ORIGINS", "localhost:3000")
+    home = Path(tempfile.mkdtemp(prefix="chorus-serve-")) / "home"
+    proc, _port = _start(home)
+    try:
+        _out, err = proc.communicate(timeout=60)
+        assert proc.returncode != 0
+        assert "CHORUS_CORS_ORIGINS: 'localhost:3000' is not an origin" in err and "Traceback" not in err
+        assert not (home / "pgdata").exists(), "nothing may start for a bad setting"
+    finally:
+        _cleanup(proc, home)

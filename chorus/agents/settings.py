@@ -34,6 +34,10 @@ class Settings:
     log_level: str = field(default_factory=lambda: os.environ.get("CHORUS_LOG_LEVEL", "INFO"))
     # The vault key: 32 bytes, base64. Unset: a key generated into $CHORUS_HOME/secret.key (development).
     secret_key: str | None = field(default_factory=lambda: os.environ.get("CHORUS_SECRET_KEY") or None, repr=False)
+    # Browser origins allowed to call the API (comma-separated, * for any); see chorus/cors.py.
+    cors_origins: str = field(
+        default_factory=lambda: os.environ.get("CHORUS_CORS_ORIGINS", "http://localhost:3000,http://127.0.0.1:3000")
+    )
 
 
 def load_settings() -> Settings:

@@ -49,6 +49,8 @@ def run_kwargs(req: RunCreate, messages: list[AnyMessage]) -> dict[str, Any]:
         "stream_mode": req.stream_mode,
         "config": jsonable(req.config or {}),
         "durability": req.durability,
+        "stream_subgraphs": req.stream_subgraphs,
+        "stream_resumable": req.stream_resumable,
     }
 
 

@@ -112,7 +112,14 @@ class RunEngine:
             self.pins.forget(thread_id)
             raise ThreadNotFound(thread_id) from None
         handle = self.handles.add(
-            RunHandle(run.run_id, tenant_id, thread_id, assistant_id, stream_mode=list(req.stream_mode))
+            RunHandle(
+                run.run_id,
+                tenant_id,
+                thread_id,
+                assistant_id,
+                stream_mode=list(req.stream_mode),
+                resumable=req.stream_resumable,
+            )
         )
         handle.row = row
         if job.status == JobStatus.RUNNING and job.worker == self.worker.lease.worker:

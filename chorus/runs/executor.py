@@ -34,8 +34,9 @@ from chorus.graphs.repair import dangling_tool_calls, unanswered_tool_calls
 from chorus.runs.handles import HandleTable, RunHandle
 from chorus.runs.relay import EventRelay
 from chorus.runs.runs_repository import RunRepository
-from chorus.runs.serialization import jsonable, stream_metadata
+from chorus.runs.serialization import jsonable
 from chorus.runs.statuses import RunStatus
+from chorus.runs.stream_modes import ChunkTranslator, langgraph_modes
 from chorus.runs.threads_repository import ThreadRepository
 from chorus.runs.usage import UsageCollector
 
@@ -133,7 +134,9 @@ class RunExecutor:
         handle = self.handles.add(
             RunHandle(spec.run_id, spec.tenant_id, spec.thread_id, spec.assistant_id, stream_mode=spec.stream_mode)
         )
-        handle.attempt = job.attempts
+        if handle.attempt != job.attempts:  # a later attempt: its events number from 1 again
+            handle.attempt, handle.seq = job.attempts, 0
+        handle.resumable = handle.resumable or bool(spec.kwargs.get("stream_resumable"))
         handle.status = RunStatus.RUNNING
         self.relay.unwatch(spec.run_id)  # it executes here now
         if stopped_early:
@@ -234,32 +237,53 @@ class RunExecutor:
         started: float,
     ) -> dict[str, Any] | None:
         wanted = spec.stream_mode
-        modes: list[StreamMode] = ["values"]
-        if "updates" in wanted:
-            modes.append("updates")
-        if "messages-tuple" in wanted:
-            modes.append("messages")
         durability = cast(Durability, spec.kwargs.get("durability") or DEFAULT_DURABILITY)
-        first_token = True
-        last_meta: Any = None
-        last_meta_json: dict[str, Any] = {}
+        subgraphs = bool(spec.kwargs.get("stream_subgraphs"))
         final: dict[str, Any] | None = None
-        async for item in graph.astream(graph_input, config, stream_mode=modes, durability=durability):
-            mode, chunk = cast(tuple[str, Any], item)
-            if mode == "values":
+
+        def first_token() -> None:
+            FIRST_TOKEN.observe(time.perf_counter() - started)
+
+        translate = ChunkTranslator(wanted, lambda event, data: self._emit(h, event, data), on_first_token=first_token)
+        modes = langgraph_modes(wanted)
+        if "events" in wanted:
+            return await self._stream_events(graph, graph_input, config, h, translate, modes, durability, subgraphs)
+        async for item in graph.astream(
+            graph_input, config, stream_mode=modes, durability=durability, subgraphs=subgraphs
+        ):
+            namespace, mode, chunk = cast(tuple[tuple[str, ...], str, Any], item if subgraphs else ((), *item))
+            if mode == "values" and not namespace:
                 final = chunk
-                if "values" in wanted:
-                    self._emit(h, "values", chunk)
-            elif mode == "updates":
-                self._emit(h, "updates", chunk)
-            else:
-                msg, meta = chunk
-                if first_token:
-                    FIRST_TOKEN.observe(time.perf_counter() - started)
-                    first_token = False
-                if meta is not last_meta:  # one metadata dict per model call, reused per token
-                    last_meta, last_meta_json = meta, stream_metadata(meta)
-                self._emit(h, "messages", [msg, last_meta_json])
+            translate(namespace, mode, chunk)
+        return final
+
+    async def _stream_events(
+        self,
+        graph: CompiledBot,
+        graph_input: dict[str, Any] | None,
+        config: RunnableConfig,
+        h: RunHandle,
+        translate: ChunkTranslator,
+        modes: list[StreamMode],
+        durability: Durability,
+        subgraphs: bool,
+    ) -> dict[str, Any] | None:
+        """The `events` mode: every LangChain event of the run; the graph's own stream chunks among them
+        (its root's `on_chain_stream`) feed the other modes asked for."""
+        final: dict[str, Any] | None = None
+        root: str | None = None
+        async for event in graph.astream_events(
+            graph_input, config, version="v2", stream_mode=modes, durability=durability, subgraphs=subgraphs
+        ):
+            if root is None:
+                root = event["run_id"]  # the graph's own on_chain_start comes first
+            self._emit(h, "events", event)
+            if event["event"] == "on_chain_stream" and event["run_id"] == root:
+                chunk = event["data"]["chunk"]
+                namespace, mode, data = cast(tuple[tuple[str, ...], str, Any], chunk if subgraphs else ((), *chunk))
+                if mode == "values" and not namespace:
+                    final = data
+                translate(namespace, mode, data)
         return final
 
     async def _end(

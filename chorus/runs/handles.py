@@ -4,18 +4,25 @@ Events come from the local executor or, for a run executing in another process, 
 Subscriber queues are bounded: a client too slow to read its stream is dropped with an error event
 rather than buffered without end. Finished handles are kept briefly for late joiners, and the table is
 bounded.
+
+Every event has an id, `<attempt>-<seq>` (the same in every process: the relay carries both), and the
+handle keeps its last REPLAY_MAX events, so a client that reconnects with `Last-Event-ID` gets what it
+missed. A finished run keeps them while its handle is kept only if it was created `stream_resumable`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
 END = object()
 SUBSCRIBER_QUEUE_MAX = 2000  # events a subscriber may lag behind before it is dropped
+REPLAY_MAX = 5000  # events of a run kept for clients that reconnect
+EventId = tuple[int, int]  # (attempt, seq)
+Event = tuple[EventId, str, Any]  # (id, name, data)
 KEEP_FINISHED_S = 120.0
 MAX_FINISHED = 2000
 TOO_SLOW = {
@@ -40,16 +47,20 @@ class RunHandle:
     attempt: int = 1
     finished_at: float | None = None
     row: dict[str, Any] | None = None  # the run's row when this process stored it
+    resumable: bool = False  # keep the events for reconnecting clients after the run ends too
+    log: deque[Event] = field(default_factory=lambda: deque(maxlen=REPLAY_MAX))
 
-    def subscribe(self) -> asyncio.Queue[Any]:
+    def subscribe(self, *, after: EventId | None = None) -> tuple[list[Event], asyncio.Queue[Any]]:
+        """The events kept after `after` (none without it), and a queue of what comes next."""
+        missed = [e for e in self.log if e[0] > after] if after is not None else []
         queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=SUBSCRIBER_QUEUE_MAX + 2)
         if self.done.is_set():
-            if self.error is not None:
-                queue.put_nowait(("error", self.error))
+            if self.error is not None and not any(name == "error" for _, name, _ in missed):
+                queue.put_nowait((None, "error", self.error))
             queue.put_nowait(END)
         else:
             self.subscribers.append(queue)
-        return queue
+        return missed, queue
 
     def unsubscribe(self, queue: asyncio.Queue[Any]) -> None:
         if queue in self.subscribers:
@@ -57,14 +68,16 @@ class RunHandle:
 
     def publish(self, event: str, data: Any) -> None:
         self.seq += 1
+        item = ((self.attempt, self.seq), event, data)
+        self.log.append(item)
         for q in list(self.subscribers):
             if q.qsize() >= SUBSCRIBER_QUEUE_MAX:
                 # Two slots stay free for these: the client learns why its stream ends.
                 self.subscribers.remove(q)
-                q.put_nowait(("error", TOO_SLOW))
+                q.put_nowait((None, "error", TOO_SLOW))
                 q.put_nowait(END)
             else:
-                q.put_nowait((event, data))
+                q.put_nowait(item)
 
     def finish(self, status: str, *, result: Any = None, error: dict[str, str] | None = None) -> None:
         if self.done.is_set():
@@ -74,6 +87,8 @@ class RunHandle:
             q.put_nowait(END)
         self.subscribers.clear()
         self.finished_at = time.monotonic()
+        if not self.resumable:
+            self.log.clear()
         self.done.set()
 
     def outcome(self) -> Any:

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import json
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import StreamingResponse
 
 from chorus.agents.api_deps import DeveloperDep, PrincipalDep
-from chorus.agents.errors import Conflict
+from chorus.agents.errors import Conflict, InvalidInput
 from chorus.runs.deps import EngineDep, ThreadsDep
 from chorus.runs.engine import RunEngine
 from chorus.runs.runs_repository import run_view
 from chorus.runs.schemas import RunCreate
 from chorus.runs.serialization import jsonable
-from chorus.runs.streaming import run_events
+from chorus.runs.stream_modes import STREAM_MODES
+from chorus.runs.streaming import parse_event_id, run_events
 from chorus.runs.threads_repository import ThreadRepository
 
 router = APIRouter(tags=["runs"])
@@ -23,11 +25,13 @@ _SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 
 async def _stream(engine: RunEngine, tenant_id: str, thread_id: str, body: RunCreate) -> StreamingResponse:
     handle = await engine.submit(tenant_id, thread_id, body)
-    queue = handle.subscribe()
+    _missed, queue = handle.subscribe()
+    run = f"/threads/{handle.thread_id}/runs/{handle.run_id}"
     return StreamingResponse(
         run_events(handle, queue, engine=engine, cancel_on_disconnect=body.on_disconnect == "cancel"),
         media_type="text/event-stream",
-        headers={**_SSE_HEADERS, "Content-Location": f"/threads/{handle.thread_id}/runs/{handle.run_id}"},
+        # Content-Location names the run (useStream reads it); Location is where to rejoin its stream.
+        headers={**_SSE_HEADERS, "Content-Location": run, "Location": f"{run}/stream"},
     )
 
 
@@ -96,8 +100,39 @@ async def join_run(thread_id: str, run_id: str, principal: PrincipalDep, engine:
     return jsonable(await engine.join(principal.tenant_id, thread_id, run_id))
 
 
+def _join_modes(stream_mode: list[str] | None) -> list[str] | None:
+    """`stream_mode` of a join: repeated parameters (Python SDK) or one JSON array (JS SDK); None: all."""
+    modes: list[str] = []
+    for value in stream_mode or []:
+        try:
+            parsed = json.loads(value) if value.startswith("[") else value
+        except json.JSONDecodeError:
+            parsed = value
+        modes.extend(m for m in (parsed if isinstance(parsed, list) else [parsed]) if m)
+    if not modes:
+        return None
+    bad = [m for m in modes if m not in STREAM_MODES]
+    if bad:
+        raise InvalidInput(
+            f"unknown stream_mode {bad}; the stream modes are {list(STREAM_MODES)}",
+            errors=[{"path": "$.query.stream_mode", "message": f"unknown: {bad}"}],
+        )
+    return modes
+
+
 @router.get("/threads/{thread_id}/runs/{run_id}/stream", summary="Join a run's event stream")
-async def join_stream(thread_id: str, run_id: str, principal: PrincipalDep, engine: EngineDep) -> StreamingResponse:
+async def join_stream(
+    thread_id: str,
+    run_id: str,
+    principal: PrincipalDep,
+    engine: EngineDep,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    stream_mode: Annotated[list[str] | None, Query()] = None,
+    cancel_on_disconnect: bool = False,
+) -> StreamingResponse:
+    """The run's events from now on; with `Last-Event-ID`, first those after that id (`-1`: from the start)."""
+    after = parse_event_id(last_event_id)
+    modes = _join_modes(stream_mode)
     handle = await engine.follow(principal.tenant_id, thread_id, run_id)
     if handle is None:
 
@@ -105,9 +140,9 @@ async def join_stream(thread_id: str, run_id: str, principal: PrincipalDep, engi
             yield b""
 
         return StreamingResponse(ended(), media_type="text/event-stream", headers=_SSE_HEADERS)
-    queue = handle.subscribe()
+    missed, queue = handle.subscribe(after=after)
     return StreamingResponse(
-        run_events(handle, queue, engine=engine, cancel_on_disconnect=False),
+        run_events(handle, queue, engine=engine, cancel_on_disconnect=cancel_on_disconnect, missed=missed, modes=modes),
         media_type="text/event-stream",
         headers=_SSE_HEADERS,
     )

@@ -6,8 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-StreamMode = Literal["values", "updates", "messages-tuple"]
-SUPPORTED_STREAM_MODES = ("values", "updates", "messages-tuple")
+from chorus.runs.stream_modes import STREAM_MODES
+
 MultitaskStrategy = Literal["reject", "interrupt", "rollback", "enqueue"]
 
 
@@ -39,6 +39,8 @@ class RunCreate(BaseModel):
     on_disconnect: Literal["cancel", "continue"] = "continue"
     on_completion: Literal["delete", "keep"] = "delete"
     durability: Literal["sync", "async", "exit"] | None = None
+    stream_subgraphs: bool = False
+    stream_resumable: bool = False
     interrupt_before: Any = None
     interrupt_after: Any = None
 
@@ -46,10 +48,10 @@ class RunCreate(BaseModel):
     @classmethod
     def _modes(cls, value: list[str] | str) -> list[str]:
         modes = [value] if isinstance(value, str) else list(value)
-        bad = [m for m in modes if m not in SUPPORTED_STREAM_MODES]
+        bad = [m for m in modes if m not in STREAM_MODES]
         if bad:
-            raise ValueError(f"unsupported stream_mode {bad}; Chorus streams {list(SUPPORTED_STREAM_MODES)}")
-        return modes or ["values"]
+            raise ValueError(f"unknown stream_mode {bad}; the stream modes are {list(STREAM_MODES)}")
+        return list(dict.fromkeys(modes)) or ["values"]
 
     @field_validator("command")
     @classmethod

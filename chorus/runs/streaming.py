@@ -8,8 +8,9 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+from chorus.agents.errors import InvalidInput
 from chorus.runs.engine import RunEngine
-from chorus.runs.handles import END, RunHandle
+from chorus.runs.handles import END, Event, EventId, RunHandle
 from chorus.runs.serialization import dumps
 
 log = logging.getLogger(__name__)
@@ -17,8 +18,40 @@ log = logging.getLogger(__name__)
 _disconnect_cancels: set[asyncio.Task[None]] = set()
 
 
-def sse(event: str, data: Any) -> bytes:
-    return b"event: " + event.encode() + b"\ndata: " + dumps(data) + b"\n\n"
+def sse(event_id: EventId | None, event: str, data: Any) -> bytes:
+    head = b"event: " + event.encode() + b"\ndata: " + dumps(data) + b"\n"
+    if event_id is None:
+        return head + b"\n"
+    return head + f"id: {event_id[0]}-{event_id[1]}\n\n".encode()
+
+
+def parse_event_id(value: str | None) -> EventId | None:
+    """A `Last-Event-ID`: None (absent: live events only), (0, 0) for "-1" (from the start), or the id."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value in ("-1", "0", ""):
+        return (0, 0)
+    attempt, sep, seq = value.partition("-")
+    if sep and attempt.isdigit() and seq.isdigit():
+        return (int(attempt), int(seq))
+    raise InvalidInput(
+        f"Last-Event-ID '{value[:40]}' is not an event id of this server: send the `id` of the last event "
+        "received (`<attempt>-<seq>`), or -1 for the run's events from the start",
+        errors=[{"path": "$.headers.Last-Event-ID", "message": "expected <attempt>-<seq> or -1"}],
+    )
+
+
+def wanted_event(event: str, modes: list[str] | None) -> bool:
+    """Whether a join that asked for `modes` (None: all) gets `event`."""
+    if modes is None or event in ("error", "metadata"):
+        return True
+    base = event.split("|", 1)[0]
+    if base.startswith("messages/"):
+        return "messages" in modes
+    if base == "messages":
+        return "messages-tuple" in modes or "messages" in modes
+    return base in modes
 
 
 async def _cancel_quietly(engine: RunEngine, handle: RunHandle) -> None:
@@ -32,17 +65,23 @@ async def run_events(
     *,
     engine: RunEngine,
     cancel_on_disconnect: bool,
+    missed: list[Event] | None = None,
+    modes: list[str] | None = None,
 ) -> AsyncIterator[bytes]:
+    """The run's events as SSE: `metadata`, then what the client `missed` (a reconnect), then live ones."""
     ended = False
     try:
-        yield sse("metadata", {"run_id": handle.run_id, "attempt": handle.attempt})
+        yield sse(None, "metadata", {"run_id": handle.run_id, "attempt": handle.attempt})
+        if missed:
+            yield b"".join(sse(*item) for item in missed if wanted_event(item[1], modes))
         while True:
             item = await queue.get()
             # Send what is already waiting in one write: the first token is never held back, and a
             # busy server makes one socket write per batch of tokens instead of one per token.
             batch = []
             while item is not END:
-                batch.append(sse(*item))
+                if wanted_event(item[1], modes):
+                    batch.append(sse(*item))
                 if queue.empty():
                     break
                 item = queue.get_nowait()

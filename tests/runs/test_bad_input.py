@@ -67,7 +67,7 @@ async def test_run_input_errors(http: httpx.AsyncClient, assistant_id: str) -> N
     url = f"/threads/{thread_id}/runs/wait"
     msg = {"messages": [{"role": "user", "content": "hi"}]}
     cases = [
-        ({"assistant_id": assistant_id, "input": msg, "stream_mode": "debug"}, "stream_mode"),
+        ({"assistant_id": assistant_id, "input": msg, "stream_mode": "telepathy"}, "stream_mode"),
         ({"assistant_id": assistant_id, "input": {"messages": [{"role": "system", "content": "obey"}]}}, "role"),
         ({"assistant_id": assistant_id, "input": {"messages": []}}, "messages"),
         ({"assistant_id": assistant_id}, "input"),

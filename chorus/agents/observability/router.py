@@ -1,7 +1,9 @@
-"""GET /health (checks the database) and GET /metrics (Prometheus text format)."""
+"""GET /health (checks the database), GET /metrics (Prometheus text format) and GET /info (what this server is,
+for LangGraph clients: agent-chat-ui checks it before it connects)."""
 
 from __future__ import annotations
 
+from importlib import metadata
 from typing import Any
 
 from fastapi import APIRouter, Response
@@ -27,3 +29,14 @@ async def health(db: DbDep) -> Any:
 @router.get("/metrics", summary="Prometheus metrics")
 async def metrics() -> Response:
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/info", summary="Server information (LangGraph Agent Server clients check it)")
+async def info() -> dict[str, Any]:
+    """The server's version and what it offers, in the Agent Server's shape."""
+    return {
+        "version": metadata.version("chorus"),
+        "langgraph_py_version": metadata.version("langgraph"),
+        "flags": {"assistants": True, "crons": False, "langsmith": False},
+        "host": {"kind": "chorus", "project_id": None, "revision_id": None, "tenant_id": None},
+    }

@@ -1,5 +1,8 @@
 """Tools: runs the tool calls of the last AI message. Failures become tool messages, never a crash.
-Side-effecting tools go through the tool-call ledger, so a resumed step does not run them twice."""
+Side-effecting tools go through the tool-call ledger, so a resumed step does not run them twice.
+
+Each call reports its progress on the `custom` stream mode (`{"type": "tool", "tool", "tool_call_id",
+"status": "running" | "done" | "error"}`): what a chat widget shows as "Looking up your order…"."""
 
 from __future__ import annotations
 
@@ -10,10 +13,12 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
+from langgraph.config import get_stream_writer
 from langgraph.graph import END
 from langgraph.types import Command
 
@@ -39,6 +44,14 @@ def tool_message(outcome: Outcome, *, tool_call_id: str, name: str) -> ToolMessa
             content=outcome.error, tool_call_id=tool_call_id, name=name, status="error", id=str(uuid.uuid4())
         )
     return ToolMessage(content=outcome.content or "", tool_call_id=tool_call_id, name=name, id=str(uuid.uuid4()))
+
+
+def _progress_writer() -> Callable[[Any], None]:
+    """The run's `custom` stream (a no-op unless the run streams it, or outside a graph run)."""
+    try:
+        return get_stream_writer()
+    except RuntimeError:  # called outside a graph run (tests, the tools API)
+        return lambda _chunk: None
 
 
 def make_tools_node(
@@ -73,6 +86,8 @@ def make_tools_node(
     async def run_one(call: dict[str, Any], ctx: ToolContext) -> tuple[ToolMessage, dict[str, Any]]:
         name, args, call_id = call["name"], call.get("args") or {}, call["id"]
         ctx = dataclasses.replace(ctx, tool_call_id=call_id)
+        progress = _progress_writer()
+        progress({"type": "tool", "tool": name, "tool_call_id": call_id, "status": "running"})
         tool = tools.get(name)
         if tool is None:
             error = f"unknown tool '{name}'; available: {', '.join(sorted(tools)) or 'none'}"
@@ -82,6 +97,8 @@ def make_tools_node(
             outcome = Outcome(error=error)
         else:
             outcome = await at_most_once(tool, ctx, functools.partial(invoke, tool, ctx, args))
+        status = "error" if outcome.error is not None else "done"
+        progress({"type": "tool", "tool": name, "tool_call_id": call_id, "status": status})
         return tool_message(outcome, tool_call_id=call_id, name=name), outcome.state_update
 
     async def tools_node(state: BotState, config: RunnableConfig) -> Command[Any]:
