@@ -21,8 +21,11 @@ _PIN_CACHE = 50_000
 
 def input_messages(req: RunCreate) -> list[AnyMessage]:
     if req.input is None:
+        if req.fork_from is not None:
+            return []  # a regenerate: the run goes on from that checkpoint with nothing new
         raise InvalidInput(
-            "input.messages is required: send {'input': {'messages': [{'role': 'user', 'content': '...'}]}}"
+            "input.messages is required: send {'input': {'messages': [{'role': 'user', 'content': '...'}]}} "
+            "(or a `checkpoint` of the thread to regenerate from)"
         )
     out: list[AnyMessage] = []
     for i, m in enumerate(req.input.messages):
@@ -51,7 +54,36 @@ def run_kwargs(req: RunCreate, messages: list[AnyMessage]) -> dict[str, Any]:
         "durability": req.durability,
         "stream_subgraphs": req.stream_subgraphs,
         "stream_resumable": req.stream_resumable,
+        "checkpoint_id": req.fork_from,
     }
+
+
+GRAPH_IDS = ("chatbot",)
+
+
+async def resolve_graph_id(configs: ConfigRepository, tenant_id: str, assistant_id: str) -> str:
+    """A graph id sent as the assistant id (LangGraph clients are often set up with one, e.g. `chatbot`):
+    the tenant's default chatbot — its only one, or the one whose metadata says `"default": true`."""
+    if is_uuid(assistant_id):
+        return assistant_id
+    if assistant_id not in GRAPH_IDS:
+        raise InvalidInput(
+            f"assistant_id '{assistant_id[:64]}' is neither an assistant's id nor a graph id; use the "
+            f"assistant_id of one of your bots (POST /assistants/search), or the graph id {list(GRAPH_IDS)}",
+            errors=[{"path": "$.assistant_id", "message": "expected a UUID or a graph id"}],
+        )
+    bots = await configs.search(tenant_id, metadata=None, graph_id=assistant_id, name=None, limit=51, offset=0)
+    chosen = [b for b in bots if b.metadata.get("default") is True] or bots
+    if len(chosen) == 1:
+        return chosen[0].config_id
+    if not bots:
+        raise InvalidInput(f"this tenant has no {assistant_id} yet: create one (POST /assistants)")
+    names = ", ".join(f"'{b.name}' ({b.config_id})" for b in bots[:10])
+    raise InvalidInput(
+        f"graph id '{assistant_id}' names several bots of this tenant: {names}; send one's assistant_id, or "
+        'mark one as the default (metadata {"default": true})',
+        errors=[{"path": "$.assistant_id", "message": "ambiguous graph id"}],
+    )
 
 
 def is_uuid(value: str) -> bool:

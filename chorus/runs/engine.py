@@ -16,12 +16,12 @@ from psycopg.errors import ForeignKeyViolation
 
 from chorus.agents.configs.models import BotConfig
 from chorus.agents.configs.repository import ConfigRepository, parse_uuid
-from chorus.agents.errors import RunEnded, ThreadBusy, ThreadNotFound
+from chorus.agents.errors import InvalidInput, RunEnded, ThreadBusy, ThreadNotFound
 from chorus.agents.queue import CancelAction, JobStatus, Notifications, Worker
 from chorus.agents.storage.database import Database
 from chorus.graphs.checkpointer import ChorusCheckpointer
 from chorus.graphs.compiler import CompiledBot, GraphCache
-from chorus.runs.admission import Pins, input_messages, run_kwargs
+from chorus.runs.admission import Pins, input_messages, is_uuid, resolve_graph_id, run_kwargs
 from chorus.runs.executor import RunExecutor, RunSpec
 from chorus.runs.handles import HandleTable, RunHandle
 from chorus.runs.relay import EventRelay
@@ -94,7 +94,16 @@ class RunEngine:
         """Store the run and its input (durable from here on), then run it here or queue it."""
         messages = input_messages(req)
         thread_id = parse_uuid(thread_id, "thread")
+        if not is_uuid(req.assistant_id):
+            resolved = await resolve_graph_id(self.configs, tenant_id, req.assistant_id)
+            req = req.model_copy(update={"assistant_id": resolved})
         assistant_id, version = await self.pins.pinned(tenant_id, thread_id, req)
+        if req.fork_from is not None and not await self.runs.is_checkpoint_of(thread_id, req.fork_from):
+            raise InvalidInput(
+                f"checkpoint '{req.fork_from[:64]}' is not a checkpoint of thread '{thread_id}'; take one from "
+                "the thread's history (POST /threads/{thread_id}/history)",
+                errors=[{"path": "$.checkpoint.checkpoint_id", "message": "not a checkpoint of this thread"}],
+            )
         run = NewRun(
             run_id=str(uuid.uuid4()),
             tenant_id=tenant_id,

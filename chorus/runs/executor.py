@@ -181,7 +181,13 @@ class RunExecutor:
             }
             resume = job.attempts > 1 and await self.runs.has_checkpoints(spec.thread_id, spec.run_id)
             graph_input: dict[str, Any] | None = None
-            if not resume:
+            fork_from = spec.kwargs.get("checkpoint_id")
+            if not resume and fork_from:
+                # An edit or a regenerate: a new branch from that checkpoint (history keeps the old one).
+                config["configurable"]["checkpoint_id"] = fork_from
+                messages = spec.input_messages()
+                graph_input = {"messages": messages} if messages else None
+            elif not resume:
                 messages = spec.input_messages()
                 if spec.previous_status in _NEEDS_REPAIR:
                     history = (await graph.aget_state(config)).values.get("messages", [])
@@ -194,7 +200,8 @@ class RunExecutor:
             async with asyncio.timeout(self.run_timeout_s):
                 final = await self._stream(graph, graph_input, config, spec, h, started)
             if final is None:  # resumed after the graph had already finished
-                final = (await graph.aget_state(config)).values
+                latest = {k: v for k, v in config["configurable"].items() if k != "checkpoint_id"}
+                final = (await graph.aget_state({"configurable": latest})).values
         except asyncio.CancelledError:
             await self._stopped(spec, h, job, ctx)
             return

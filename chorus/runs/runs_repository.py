@@ -278,6 +278,14 @@ class RunRepository:
                     "DELETE FROM checkpoints WHERE thread_id = %s AND checkpoint_id = ANY(%s)", (thread_id, ids)
                 )
 
+    async def is_checkpoint_of(self, thread_id: str, checkpoint_id: str) -> bool:
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                "SELECT 1 FROM checkpoints WHERE thread_id = %s AND checkpoint_ns = '' AND checkpoint_id = %s",
+                (thread_id, checkpoint_id),
+            )
+            return await cur.fetchone() is not None
+
     async def has_checkpoints(self, thread_id: str, run_id: str) -> bool:
         """Whether the run already checkpointed (so a new attempt resumes instead of starting over)."""
         async with self.db.connection() as conn:

@@ -158,7 +158,9 @@ async def cancel_run(
     action: Literal["interrupt", "rollback"] = "interrupt",
 ) -> Response:
     await engine.cancel(principal.tenant_id, thread_id, run_id, action=action, wait=wait)
-    return Response(status_code=200 if wait else 202)
+    # No body either way: 204 once the run has ended (wait), 202 when the cancel is on its way. The JS SDK
+    # parses any other status as JSON.
+    return Response(status_code=204 if wait else 202)
 
 
 @router.delete("/threads/{thread_id}/runs/{run_id}", status_code=204, summary="Delete a finished run")

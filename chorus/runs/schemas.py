@@ -41,6 +41,18 @@ class RunCreate(BaseModel):
     durability: Literal["sync", "async", "exit"] | None = None
     stream_subgraphs: bool = False
     stream_resumable: bool = False
+    # Run from this checkpoint of the thread instead of its latest: an edit or a regenerate forks the thread.
+    checkpoint: dict[str, Any] | None = None
+    checkpoint_id: str | None = None
+
+    @property
+    def fork_from(self) -> str | None:
+        """The checkpoint id the run starts from (`checkpoint_id`, or `checkpoint.checkpoint_id`), if any."""
+        if self.checkpoint_id:
+            return self.checkpoint_id
+        value = (self.checkpoint or {}).get("checkpoint_id")
+        return value if isinstance(value, str) and value else None
+
     interrupt_before: Any = None
     interrupt_after: Any = None
 
@@ -52,6 +64,15 @@ class RunCreate(BaseModel):
         if bad:
             raise ValueError(f"unknown stream_mode {bad}; the stream modes are {list(STREAM_MODES)}")
         return list(dict.fromkeys(modes)) or ["values"]
+
+    @field_validator("checkpoint")
+    @classmethod
+    def _checkpoint(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value and value.get("checkpoint_ns"):
+            raise ValueError("checkpoint_ns must be '' (the root graph): Chorus bots have no subgraphs")
+        if value and value.get("checkpoint_id") is not None and not isinstance(value["checkpoint_id"], str):
+            raise ValueError("checkpoint.checkpoint_id must be a string (an id from the thread's history)")
+        return value
 
     @field_validator("command")
     @classmethod
