@@ -23,7 +23,7 @@ from chorus.graphs.checkpointer import ChorusCheckpointer
 from chorus.graphs.compiler import CompiledBot, GraphCache
 from chorus.runs.admission import Pins, input_messages, is_uuid, resolve_graph_id, run_kwargs
 from chorus.runs.executor import RunExecutor, RunSpec
-from chorus.runs.handles import HandleTable, RunHandle
+from chorus.runs.handles import EventId, HandleTable, RunHandle
 from chorus.runs.relay import EventRelay
 from chorus.runs.runs_repository import RUN_KIND, NewRun, RunRepository
 from chorus.runs.schemas import RunCreate
@@ -31,6 +31,7 @@ from chorus.runs.statuses import RunStatus
 from chorus.runs.threads_repository import ThreadRepository
 
 ASSISTANT_DELETED_CHANNEL = "chorus_assistant_deleted"
+REPLAY_WAIT_S = 2.0  # how long a rejoin waits for another process to replay what the client missed
 
 
 class RunEngine:
@@ -204,6 +205,26 @@ class RunEngine:
         handle.row = row
         self.relay.watch(handle)
         return handle
+
+    async def rejoin(self, tenant_id: str, thread_id: str, run_id: str, after: EventId) -> RunHandle | None:
+        """A handle on the run for a client that rejoins with `Last-Event-ID`: its log holds what the client
+        missed, asked of the process that executed the run when that is another one (an ended run's events
+        too, while that process keeps them); None if nobody has them and the run has ended."""
+        handle = await self.follow(tenant_id, thread_id, run_id)
+        if handle is not None:
+            if not handle.executed_here:
+                await self.relay.replay(handle, after, wait_s=REPLAY_WAIT_S)
+            return handle
+        row = await self.runs.get(tenant_id, thread_id, run_id)
+        ended = RunHandle(
+            str(row["run_id"]), tenant_id, str(row["thread_id"]), str(row["assistant_id"]), resumable=True
+        )
+        await self.relay.replay(ended, after, wait_s=REPLAY_WAIT_S)
+        if not ended.log:
+            return None
+        ended.attempt, ended.seq = ended.log[-1][0]
+        ended.finish(str(row["status"]))
+        return ended
 
     async def join(self, tenant_id: str, thread_id: str, run_id: str) -> Any:
         """Wait for the run to end; its outcome (the thread's values, or the error)."""

@@ -137,6 +137,7 @@ class RunExecutor:
         if handle.attempt != job.attempts:  # a later attempt: its events number from 1 again
             handle.attempt, handle.seq = job.attempts, 0
         handle.resumable = handle.resumable or bool(spec.kwargs.get("stream_resumable"))
+        handle.executed_here = True
         handle.status = RunStatus.RUNNING
         self.relay.unwatch(spec.run_id)  # it executes here now
         if stopped_early:

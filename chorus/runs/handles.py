@@ -13,6 +13,7 @@ missed. A finished run keeps them while its handle is kept only if it was create
 from __future__ import annotations
 
 import asyncio
+import bisect
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
@@ -49,6 +50,19 @@ class RunHandle:
     row: dict[str, Any] | None = None  # the run's row when this process stored it
     resumable: bool = False  # keep the events for reconnecting clients after the run ends too
     log: deque[Event] = field(default_factory=lambda: deque(maxlen=REPLAY_MAX))
+    executed_here: bool = False  # its log is the run's own (not a watcher's partial copy)
+    replayed: asyncio.Event = field(default_factory=asyncio.Event)  # another process sent its log (relay)
+
+    def remember(self, item: Event) -> None:
+        """Keep an event replayed by the process executing the run, in id order, once."""
+        ids = [e[0] for e in self.log]
+        at = bisect.bisect_left(ids, item[0])
+        if at < len(ids) and ids[at] == item[0]:
+            return
+        if at == len(ids):
+            self.log.append(item)
+        elif len(self.log) < REPLAY_MAX:
+            self.log.insert(at, item)
 
     def subscribe(self, *, after: EventId | None = None) -> tuple[list[Event], asyncio.Queue[Any]]:
         """The events kept after `after` (none without it), and a queue of what comes next."""

@@ -5,6 +5,10 @@ the executing process then sends that run's events on `chorus_events`, split int
 than a notification may be. Runs nobody watches from elsewhere cost nothing. The watcher also checks
 the run's row every few seconds, so it learns the outcome even if the executing process died.
 
+A client that rejoins a run here with `Last-Event-ID` gets the events it missed: the process that executed
+the run replays them from its log (marked, to this process only), then sends a mark; an ended run's events
+are asked for the same way while that process still keeps them.
+
 A local handle whose run neither executes here nor is watched (an orphan: the task that should end it is
 gone) is watched like a remote run after two checks, so no client waits on it forever.
 """
@@ -37,13 +41,15 @@ _PART = MAX_PAYLOAD - 300  # room for the part's envelope
 OutcomeLookup = Callable[[list[str]], Awaitable[dict[str, tuple[str, dict[str, str] | None, Any]]]]
 
 
-def _messages(run_id: str, attempt: int, seq: int, event: str, data: Any) -> list[str]:
+def _messages(run_id: str, attempt: int, seq: int, event: str, data: Any, *, replay: bool = False) -> list[str]:
     body = dumps([event, data]).decode()
+    flag = ',"p":1' if replay else ""
     if len(body) <= _PART:
-        return [f'{{"r":"{run_id}","a":{attempt},"s":{seq},"b":{body}}}']
+        return [f'{{"r":"{run_id}","a":{attempt},"s":{seq}{flag},"b":{body}}}']
     parts = [body[i : i + _PART] for i in range(0, len(body), _PART)]
+    extra = {"p": 1} if replay else {}
     return [
-        orjson.dumps({"r": run_id, "a": attempt, "s": seq, "i": i, "n": len(parts), "c": part}).decode()
+        orjson.dumps({"r": run_id, "a": attempt, "s": seq, "i": i, "n": len(parts), "c": part, **extra}).decode()
         for i, part in enumerate(parts)
     ]
 
@@ -66,6 +72,7 @@ class EventRelay:
         self._orphans: set[str] = set()  # seen by the last check as an orphan
         self._watchers: dict[str, dict[str, float]] = {}  # run executing here -> {watcher: until}
         self._watching: dict[str, RunHandle] = {}  # run executing elsewhere -> local handle
+        self._replaying: dict[str, RunHandle] = {}  # ended run whose events another process may still hold
         self._parts: dict[tuple[str, int, int], list[str | None]] = {}
         self._outbox: asyncio.Queue[tuple[str, str]] = asyncio.Queue(maxsize=_OUTBOX_MAX)
         notifications.on(EVENTS_CHANNEL, self._on_event)
@@ -102,13 +109,32 @@ class EventRelay:
         self._watchers.pop(handle.run_id, None)
 
     def _on_watch(self, payload: str) -> None:
-        run_id, _, watcher = payload.partition(":")
+        run_id, _, rest = payload.partition(":")
+        watcher, _, after = rest.partition(":")
         if watcher == self._me:
             return
         handle = self._handles.get(run_id)
-        if handle is None or handle.done.is_set() or run_id in self._watching:
-            return  # not executing here
-        self._watchers.setdefault(run_id, {})[watcher] = time.monotonic() + WATCH_TTL_S
+        if handle is None or not handle.executed_here:
+            return  # not executed here
+        if after:
+            self._replay(handle, watcher, after)
+        if not handle.done.is_set():
+            self._watchers.setdefault(run_id, {})[watcher] = time.monotonic() + WATCH_TTL_S
+
+    def _replay(self, handle: RunHandle, watcher: str, after: str) -> None:
+        """Send a watcher the events it asked for (a client rejoined there with `Last-Event-ID`), then a mark."""
+        attempt, _, seq = after.partition("-")
+        since = (int(attempt), int(seq)) if attempt.isdigit() and seq.isdigit() else (0, 0)
+        for (a, sq), event, data in [e for e in handle.log if e[0] > since]:
+            for message in _messages(handle.run_id, a, sq, event, data, replay=True):
+                self._queue((EVENTS_CHANNEL, message))
+        self._queue((EVENTS_CHANNEL, orjson.dumps({"r": handle.run_id, "x": watcher}).decode()))
+
+    def _queue(self, message: tuple[str, str]) -> None:
+        try:
+            self._outbox.put_nowait(message)
+        except asyncio.QueueFull:
+            log.warning("event relay is behind; dropping an event")
 
     # -- the watching side -----------------------------------------------------------------------
 
@@ -123,6 +149,22 @@ class EventRelay:
     def watching(self, run_id: str) -> bool:
         return run_id in self._watching
 
+    async def replay(self, handle: RunHandle, after: tuple[int, int], *, wait_s: float) -> None:
+        """Ask the process that executed `handle`'s run for its events after `after`; they land in the
+        handle's log (in id order). Waits for its mark, at most `wait_s` (no process may have them)."""
+        ended = handle.run_id not in self._watching
+        if ended:
+            self._replaying[handle.run_id] = handle
+        handle.replayed.clear()
+        try:
+            await self._notifications.publish([(WATCH_CHANNEL, f"{handle.run_id}:{self._me}:{after[0]}-{after[1]}")])
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait_s):
+                    await handle.replayed.wait()
+        finally:
+            if ended:
+                self._replaying.pop(handle.run_id, None)
+
     def _announce_soon(self) -> None:
         self._announce.set()
 
@@ -132,8 +174,14 @@ class EventRelay:
         except orjson.JSONDecodeError:
             return
         run_id = message.get("r")
-        handle = self._watching.get(run_id) if isinstance(run_id, str) else None
+        if not isinstance(run_id, str):
+            return
+        handle = self._watching.get(run_id) or self._replaying.get(run_id)
         if handle is None:
+            return
+        if "x" in message:  # the end of a replay, for one watcher
+            if message["x"] == self._me:
+                handle.replayed.set()
             return
         attempt, seq = int(message["a"]), int(message["s"])
         if "b" in message:
@@ -146,6 +194,9 @@ class EventRelay:
                 return
             del self._parts[key]
             event, data = orjson.loads("".join(p for p in parts if p is not None))
+        if "p" in message:  # replayed for a client that rejoined: kept, not sent to live subscribers
+            handle.remember(((attempt, seq), event, data))
+            return
         if attempt < handle.attempt or (attempt == handle.attempt and seq <= handle.seq and seq > 0):
             return  # a repeat
         handle.attempt, handle.seq = attempt, seq - 1

@@ -133,7 +133,10 @@ async def join_stream(
     """The run's events from now on; with `Last-Event-ID`, first those after that id (`-1`: from the start)."""
     after = parse_event_id(last_event_id)
     modes = _join_modes(stream_mode)
-    handle = await engine.follow(principal.tenant_id, thread_id, run_id)
+    if after is None:
+        handle = await engine.follow(principal.tenant_id, thread_id, run_id)
+    else:
+        handle = await engine.rejoin(principal.tenant_id, thread_id, run_id, after)
     if handle is None:
 
         async def ended() -> Any:

@@ -72,15 +72,17 @@ async def run_events(
     ended = False
     try:
         yield sse(None, "metadata", {"run_id": handle.run_id, "attempt": handle.attempt})
+        sent: EventId | None = None  # live events up to this id were in `missed` already
         if missed:
             yield b"".join(sse(*item) for item in missed if wanted_event(item[1], modes))
+            sent = missed[-1][0]
         while True:
             item = await queue.get()
             # Send what is already waiting in one write: the first token is never held back, and a
             # busy server makes one socket write per batch of tokens instead of one per token.
             batch = []
             while item is not END:
-                if wanted_event(item[1], modes):
+                if wanted_event(item[1], modes) and (sent is None or item[0] is None or item[0] > sent):
                     batch.append(sse(*item))
                 if queue.empty():
                     break

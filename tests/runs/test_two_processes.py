@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 from langgraph_sdk import get_client
@@ -197,3 +198,58 @@ async def test_a_call_that_returned_before_kill_9_is_answered_from_the_ledger(
     [tool] = [m for m in final["messages"] if m["type"] == "tool"]
     assert tool["status"] == "success" and tool["content"] == row["result"]["content"]
     assert "PU-1" in tool["content"]
+
+
+async def _events(url: str, key: str, path: str, last_event_id: str | None) -> list[tuple[str, str]]:
+    headers = {"x-api-key": key, **({"Last-Event-ID": last_event_id} if last_event_id is not None else {})}
+    out: list[tuple[str, str]] = []
+    async with (
+        httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as http,
+        http.stream("GET", f"{path}/stream") as resp,
+    ):
+        assert resp.status_code == 200
+        event_id = ""
+        async for line in resp.aiter_lines():
+            if line.startswith("id: "):
+                event_id = line[4:]
+            elif line.startswith("data: ") and event_id:
+                out.append((event_id, line[6:]))
+                event_id = ""
+    return out
+
+
+async def test_a_client_that_reconnects_to_the_other_process_gets_what_it_missed(
+    db: Database, acme_config: dict[str, Any], two_servers: tuple[str, str, Any]
+) -> None:
+    """A browser's stream from A drops; its reconnect (Last-Event-ID) reaches B through the load balancer:
+    B asks A for the events after that id, while the run goes on and after it has ended."""
+    url_a, url_b, _ = two_servers
+    tenant = await make_tenant(db)
+    a = get_client(url=url_a, api_key=tenant.key)
+    assistant = await a.assistants.create(graph_id="chatbot", context=slow_bot(acme_config, delay_ms=30))
+    thread = await a.threads.create()
+    body = {
+        "assistant_id": assistant["assistant_id"],
+        "input": ORDER,
+        "stream_mode": ["messages-tuple", "custom"],
+        "stream_resumable": True,
+    }
+    seen: list[tuple[str, str]] = []
+    async with (
+        httpx.AsyncClient(base_url=url_a, headers={"x-api-key": tenant.key}, timeout=60) as http,
+        http.stream("POST", f"/threads/{thread['thread_id']}/runs/stream", json=body) as resp,
+    ):
+        run_path = resp.headers["content-location"]
+        event_id = ""
+        async for line in resp.aiter_lines():
+            if line.startswith("id: "):
+                event_id = line[4:]
+            elif line.startswith("data: ") and event_id:
+                seen.append((event_id, line[6:]))
+                event_id = ""
+                if len(seen) == 4:
+                    break  # the connection drops mid-answer
+    rest = await _events(url_b, tenant.key, run_path, seen[-1][0])  # while the run goes on, on A
+    everything = await _events(url_b, tenant.key, run_path, "-1")  # after it has ended, from B again
+    assert seen + rest == everything, "no event lost or repeated across the two processes"
+    assert any('"status":"done"' in data for _, data in everything)  # the tool's progress, the answer's tokens
