@@ -51,6 +51,7 @@ def run_kwargs(req: RunCreate, messages: list[AnyMessage]) -> dict[str, Any]:
         "input": {"messages": [{"type": "human", "content": m.content, "id": m.id} for m in messages]},
         "stream_mode": req.stream_mode,
         "config": jsonable(req.config or {}),
+        "context": jsonable(req.context) if req.context is not None else None,
         "durability": req.durability,
         "stream_subgraphs": req.stream_subgraphs,
         "stream_resumable": req.stream_resumable,

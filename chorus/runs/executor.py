@@ -169,8 +169,10 @@ class RunExecutor:
         status, error = RunStatus.SUCCESS, None
         try:
             graph = await self.graph_for(spec.tenant_id, spec.assistant_id, spec.version)
+            asked = spec.kwargs.get("config") or {}
             config: RunnableConfig = {
                 "configurable": {
+                    **(asked.get("configurable") or {}),  # the client's own keys; Chorus's (below) are reserved
                     "thread_id": spec.thread_id,
                     "tenant_id": spec.tenant_id,
                     "run_id": spec.run_id,
@@ -178,7 +180,8 @@ class RunExecutor:
                 },
                 "metadata": {"run_id": spec.run_id, "assistant_id": spec.assistant_id},
                 "callbacks": [usage],
-                "recursion_limit": 25,
+                "recursion_limit": int(asked.get("recursion_limit") or 25),
+                "tags": list(asked.get("tags") or []),
             }
             resume = job.attempts > 1 and await self.runs.has_checkpoints(spec.thread_id, spec.run_id)
             graph_input: dict[str, Any] | None = None
@@ -255,9 +258,16 @@ class RunExecutor:
         translate = ChunkTranslator(wanted, lambda event, data: self._emit(h, event, data), on_first_token=first_token)
         modes = langgraph_modes(wanted)
         if "events" in wanted:
-            return await self._stream_events(graph, graph_input, config, h, translate, modes, durability, subgraphs)
+            return await self._stream_events(
+                graph, graph_input, config, h, translate, modes, durability, subgraphs, spec.kwargs.get("context")
+            )
         async for item in graph.astream(
-            graph_input, config, stream_mode=modes, durability=durability, subgraphs=subgraphs
+            graph_input,
+            config,
+            stream_mode=modes,
+            durability=durability,
+            subgraphs=subgraphs,
+            context=spec.kwargs.get("context"),
         ):
             namespace, mode, chunk = cast(tuple[tuple[str, ...], str, Any], item if subgraphs else ((), *item))
             if mode == "values" and not namespace:
@@ -275,13 +285,20 @@ class RunExecutor:
         modes: list[StreamMode],
         durability: Durability,
         subgraphs: bool,
+        context: dict[str, Any] | None,
     ) -> dict[str, Any] | None:
         """The `events` mode: every LangChain event of the run; the graph's own stream chunks among them
         (its root's `on_chain_stream`) feed the other modes asked for."""
         final: dict[str, Any] | None = None
         root: str | None = None
         async for event in graph.astream_events(
-            graph_input, config, version="v2", stream_mode=modes, durability=durability, subgraphs=subgraphs
+            graph_input,
+            config,
+            version="v2",
+            stream_mode=modes,
+            durability=durability,
+            subgraphs=subgraphs,
+            context=context,
         ):
             if root is None:
                 root = event["run_id"]  # the graph's own on_chain_start comes first

@@ -24,6 +24,13 @@ class RunInput(BaseModel):
     messages: list[InputMessage] = Field(min_length=1, max_length=50)
 
 
+RUN_CONFIG_KEYS = frozenset({"configurable", "recursion_limit", "tags"})
+# What Chorus puts in every run's `configurable` (a client's value would misroute the run's checkpoints).
+RESERVED_CONFIGURABLE = frozenset(
+    {"thread_id", "tenant_id", "run_id", "assistant_id", "checkpoint_id", "checkpoint_ns", "checkpoint_map"}
+)
+
+
 class RunCreate(BaseModel):
     # The SDK sends many optional fields; unknown ones are ignored rather than rejected.
     model_config = ConfigDict(extra="ignore")
@@ -64,6 +71,28 @@ class RunCreate(BaseModel):
         if bad:
             raise ValueError(f"unknown stream_mode {bad}; the stream modes are {list(STREAM_MODES)}")
         return list(dict.fromkeys(modes)) or ["values"]
+
+    @field_validator("config")
+    @classmethod
+    def _config(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if not value:
+            return None
+        unknown = sorted(set(value) - RUN_CONFIG_KEYS)
+        if unknown:
+            raise ValueError(f"config keys {unknown} are not supported; a run's config takes {sorted(RUN_CONFIG_KEYS)}")
+        limit = value.get("recursion_limit")
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 200):
+            raise ValueError("config.recursion_limit must be an integer from 1 to 200")
+        configurable = value.get("configurable") or {}
+        if not isinstance(configurable, dict):
+            raise ValueError("config.configurable must be an object")
+        reserved = sorted(set(configurable) & RESERVED_CONFIGURABLE)
+        if reserved:
+            raise ValueError(f"config.configurable {reserved} are set by Chorus for every run; leave them out")
+        tags = value.get("tags")
+        if tags is not None and (not isinstance(tags, list) or not all(isinstance(t, str) for t in tags)):
+            raise ValueError("config.tags must be a list of strings")
+        return value
 
     @field_validator("checkpoint")
     @classmethod

@@ -154,3 +154,27 @@ async def test_a_bad_last_event_id_is_a_422(http: httpx.AsyncClient, assistant_i
     resp = await http.get(f"/threads/{thread}/runs/{run['run_id']}/stream", headers={"Last-Event-ID": "yesterday"})
     assert resp.status_code == 422 and "Last-Event-ID" in resp.text
     await asyncio.sleep(0)
+
+
+async def test_run_config_reaches_the_graph(sdk: LangGraphClient, assistant_id: str) -> None:
+    """`config.configurable` keys reach the run's checkpoints; `recursion_limit` bounds its steps."""
+    events = await _events(
+        sdk, assistant_id, ["checkpoints"], config={"configurable": {"customer_tier": "gold"}, "tags": ["vip"]}
+    )
+    configs = [d["config"]["configurable"] for n, d in events if n == "checkpoints"]
+    assert configs and all(c.get("customer_tier") == "gold" for c in configs)
+    limited = await _events(sdk, assistant_id, ["values"], config={"recursion_limit": 2})
+    errors = [d for n, d in limited if n == "error"]
+    assert errors and "recursion" in errors[0]["message"].lower(), limited[-1]
+
+
+async def test_bad_run_config_is_a_422(http: httpx.AsyncClient, assistant_id: str) -> None:
+    thread = (await http.post("/threads", json={})).json()["thread_id"]
+    for config, says in [
+        ({"configurable": {"thread_id": "x"}}, "set by Chorus"),
+        ({"recursion_limit": 0}, "recursion_limit"),
+        ({"max_concurrency": 3}, "not supported"),
+    ]:
+        body = {"assistant_id": assistant_id, "input": ORDER, "config": config}
+        resp = await http.post(f"/threads/{thread}/runs", json=body)
+        assert resp.status_code == 422 and says in resp.text, (config, resp.text)
