@@ -19,14 +19,17 @@ from chorus.runs.threads_repository import ThreadRepository
 _PIN_CACHE = 50_000
 
 
+NO_INPUT = (
+    "input.messages is required: send {'input': {'messages': [{'role': 'user', 'content': '...'}]}} "
+    "(or a `checkpoint` of the thread to regenerate from, or a `command` to resume an interrupted thread)"
+)
+
+
 def input_messages(req: RunCreate) -> list[AnyMessage]:
-    if req.input is None:
-        if req.fork_from is not None:
-            return []  # a regenerate: the run goes on from that checkpoint with nothing new
-        raise InvalidInput(
-            "input.messages is required: send {'input': {'messages': [{'role': 'user', 'content': '...'}]}} "
-            "(or a `checkpoint` of the thread to regenerate from)"
-        )
+    """The run's new messages; none for a regenerate, a `command`, or a thread resumed from a breakpoint
+    (the engine checks that the thread is paused)."""
+    if req.input is None or not req.input.messages:
+        return []
     out: list[AnyMessage] = []
     for i, m in enumerate(req.input.messages):
         role = (m.role or m.type or "").lower()
@@ -56,6 +59,9 @@ def run_kwargs(req: RunCreate, messages: list[AnyMessage]) -> dict[str, Any]:
         "stream_subgraphs": req.stream_subgraphs,
         "stream_resumable": req.stream_resumable,
         "checkpoint_id": req.fork_from,
+        "command": jsonable(req.command) if req.command is not None else None,
+        "interrupt_before": req.interrupt_before,
+        "interrupt_after": req.interrupt_after,
     }
 
 

@@ -19,7 +19,7 @@ from typing import Any, TypeVar, cast
 import psycopg
 from langchain_core.messages import AnyMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
-from langgraph.types import Durability, StreamMode
+from langgraph.types import Command, Durability, StreamMode
 from psycopg_pool import PoolTimeout
 
 from chorus.agents.errors import ChorusError, DatabaseUnavailable, ServerBusy
@@ -46,6 +46,13 @@ _NEEDS_REPAIR = frozenset({RunStatus.ERROR, RunStatus.TIMEOUT, RunStatus.INTERRU
 GraphFor = Callable[[str, str, int], Awaitable[CompiledBot]]
 RETRY_AFTER_DB_FAULT_S = 2.0  # a run the database failed is claimed again no sooner than this
 T = TypeVar("T")
+GraphInput = dict[str, Any] | Command[Any] | None
+
+
+def _may_pause(spec: RunSpec) -> bool:
+    """Whether the run can stop short of the graph's end: it set breakpoints, or resumed an interrupt."""
+    kw = spec.kwargs
+    return bool(kw.get("interrupt_before") or kw.get("interrupt_after") or kw.get("command"))
 
 
 async def _to_completion(step: Awaitable[T]) -> tuple[T, bool]:
@@ -166,6 +173,7 @@ class RunExecutor:
         started = time.perf_counter()
         usage = UsageCollector()
         final: dict[str, Any] | None = None
+        paused = False
         status, error = RunStatus.SUCCESS, None
         try:
             graph = await self.graph_for(spec.tenant_id, spec.assistant_id, spec.version)
@@ -184,14 +192,22 @@ class RunExecutor:
                 "tags": list(asked.get("tags") or []),
             }
             resume = job.attempts > 1 and await self.runs.has_checkpoints(spec.thread_id, spec.run_id)
-            graph_input: dict[str, Any] | None = None
+            graph_input: GraphInput = None  # None: go on from the checkpoint (a resumed attempt, a breakpoint)
             fork_from = spec.kwargs.get("checkpoint_id")
+            command = spec.kwargs.get("command")
             if not resume and fork_from:
                 # An edit or a regenerate: a new branch from that checkpoint (history keeps the old one).
                 config["configurable"]["checkpoint_id"] = fork_from
-                messages = spec.input_messages()
+            if resume:
+                graph_input = None
+            elif command is not None:  # resume an interrupted thread (`resume`), or send it elsewhere (`goto`)
+                graph_input = Command(
+                    resume=command.get("resume"), goto=command.get("goto") or (), update=command.get("update")
+                )
+            elif fork_from or not spec.input_messages():
+                messages = spec.input_messages()  # none: a regenerate, or a thread going on from a breakpoint
                 graph_input = {"messages": messages} if messages else None
-            elif not resume:
+            else:
                 messages = spec.input_messages()
                 if spec.previous_status in _NEEDS_REPAIR:
                     history = (await graph.aget_state(config)).values.get("messages", [])
@@ -203,9 +219,13 @@ class RunExecutor:
                 graph_input = {"messages": messages}
             async with asyncio.timeout(self.run_timeout_s):
                 final = await self._stream(graph, graph_input, config, spec, h, started)
+            latest: RunnableConfig = {
+                "configurable": {k: v for k, v in config["configurable"].items() if k != "checkpoint_id"}
+            }
             if final is None:  # resumed after the graph had already finished
-                latest = {k: v for k, v in config["configurable"].items() if k != "checkpoint_id"}
-                final = (await graph.aget_state({"configurable": latest})).values
+                final = (await graph.aget_state(latest)).values
+            if _may_pause(spec):  # stopped at a breakpoint or an interrupt(): the thread waits for a resume
+                paused = bool((await graph.aget_state(latest)).next)
         except asyncio.CancelledError:
             await self._stopped(spec, h, job, ctx)
             return
@@ -231,7 +251,7 @@ class RunExecutor:
         values = jsonable(final or {}) if status == RunStatus.SUCCESS else None
         if error is not None:
             self._emit(h, "error", error)
-        await self._end(spec, h, ctx, status, error=error, values=values)
+        await self._end(spec, h, ctx, status, error=error, values=values, paused=paused)
         if status == RunStatus.SUCCESS:
             try:
                 await usage.store(self.db, tenant_id=spec.tenant_id, run_id=spec.run_id, thread_id=spec.thread_id)
@@ -241,7 +261,7 @@ class RunExecutor:
     async def _stream(
         self,
         graph: CompiledBot,
-        graph_input: dict[str, Any] | None,
+        graph_input: GraphInput,
         config: RunnableConfig,
         spec: RunSpec,
         h: RunHandle,
@@ -258,9 +278,7 @@ class RunExecutor:
         translate = ChunkTranslator(wanted, lambda event, data: self._emit(h, event, data), on_first_token=first_token)
         modes = langgraph_modes(wanted)
         if "events" in wanted:
-            return await self._stream_events(
-                graph, graph_input, config, h, translate, modes, durability, subgraphs, spec.kwargs.get("context")
-            )
+            return await self._stream_events(graph, graph_input, config, h, translate, modes, durability, spec)
         async for item in graph.astream(
             graph_input,
             config,
@@ -268,6 +286,8 @@ class RunExecutor:
             durability=durability,
             subgraphs=subgraphs,
             context=spec.kwargs.get("context"),
+            interrupt_before=spec.kwargs.get("interrupt_before"),
+            interrupt_after=spec.kwargs.get("interrupt_after"),
         ):
             namespace, mode, chunk = cast(tuple[tuple[str, ...], str, Any], item if subgraphs else ((), *item))
             if mode == "values" and not namespace:
@@ -278,19 +298,19 @@ class RunExecutor:
     async def _stream_events(
         self,
         graph: CompiledBot,
-        graph_input: dict[str, Any] | None,
+        graph_input: GraphInput,
         config: RunnableConfig,
         h: RunHandle,
         translate: ChunkTranslator,
         modes: list[StreamMode],
         durability: Durability,
-        subgraphs: bool,
-        context: dict[str, Any] | None,
+        spec: RunSpec,
     ) -> dict[str, Any] | None:
         """The `events` mode: every LangChain event of the run; the graph's own stream chunks among them
         (its root's `on_chain_stream`) feed the other modes asked for."""
         final: dict[str, Any] | None = None
         root: str | None = None
+        subgraphs = bool(spec.kwargs.get("stream_subgraphs"))
         async for event in graph.astream_events(
             graph_input,
             config,
@@ -298,7 +318,9 @@ class RunExecutor:
             stream_mode=modes,
             durability=durability,
             subgraphs=subgraphs,
-            context=context,
+            context=spec.kwargs.get("context"),
+            interrupt_before=spec.kwargs.get("interrupt_before"),
+            interrupt_after=spec.kwargs.get("interrupt_after"),
         ):
             if root is None:
                 root = event["run_id"]  # the graph's own on_chain_start comes first
@@ -321,6 +343,7 @@ class RunExecutor:
         error: dict[str, str] | None = None,
         values: Any = None,
         delete_run: bool = False,
+        paused: bool = False,
     ) -> None:
         try:
             # A cancel arriving now (a user's, a client leaving) must not cut the outcome's write short.
@@ -335,6 +358,7 @@ class RunExecutor:
                     metadata={"escalated": bool(values.get("escalated"))} if isinstance(values, dict) else None,
                     expires_at=self.threads.expiry(),
                     delete_run=delete_run,
+                    paused=paused,
                 )
             )
             ctx.finished = True

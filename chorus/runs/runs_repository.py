@@ -133,9 +133,11 @@ class RunRepository:
         metadata: dict[str, Any] | None = None,
         expires_at: Any = None,
         delete_run: bool = False,
+        paused: bool = False,
     ) -> bool:
         """End the run and its job, and set the thread's status (and values): one statement. False if the
-        job was no longer held by this worker (another took it over), in which case nothing changes."""
+        job was no longer held by this worker (another took it over), in which case nothing changes. A
+        `paused` graph (a breakpoint, an interrupt) leaves its thread `interrupted`."""
         thread_sets = [
             "status = CASE WHEN EXISTS (SELECT 1 FROM queue_jobs q WHERE q.lane = %s AND q.job_id <> %s)"
             " THEN 'busy' ELSE %s END",
@@ -143,6 +145,8 @@ class RunRepository:
             "expires_at = %s",
         ]
         thread_status = ThreadStatus.ERROR if status in (RunStatus.ERROR, RunStatus.TIMEOUT) else ThreadStatus.IDLE
+        if paused and status == RunStatus.SUCCESS:
+            thread_status = ThreadStatus.INTERRUPTED
         params: list[Any] = [run_id, lease.worker]
         if delete_run:
             run_sql = "DELETE FROM runs WHERE run_id = %s AND EXISTS (SELECT 1 FROM job) RETURNING run_id"

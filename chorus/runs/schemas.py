@@ -21,7 +21,7 @@ class InputMessage(BaseModel):
 
 class RunInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    messages: list[InputMessage] = Field(min_length=1, max_length=50)
+    messages: list[InputMessage] = Field(default_factory=list, max_length=50)
 
 
 RUN_CONFIG_KEYS = frozenset({"configurable", "recursion_limit", "tags"})
@@ -105,17 +105,29 @@ class RunCreate(BaseModel):
 
     @field_validator("command")
     @classmethod
-    def _no_command(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value:
-            raise ValueError("command (resume/goto) is not supported: Chorus bots do not pause on interrupts")
-        return None
+    def _command(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        unknown = sorted(set(value) - {"resume", "goto", "update"})
+        if unknown or not value:
+            raise ValueError(f"command takes 'resume', 'goto' and 'update' (got {sorted(value)})")
+        goto = value.get("goto")
+        if goto is not None and not (
+            isinstance(goto, str) or (isinstance(goto, list) and all(isinstance(g, str) for g in goto))
+        ):
+            raise ValueError("command.goto must be a node name (or a list of them), e.g. '__end__'")
+        if value.get("update") is not None and not isinstance(value["update"], dict):
+            raise ValueError("command.update must be an object of state keys")
+        return value
 
     @field_validator("interrupt_before", "interrupt_after")
     @classmethod
-    def _no_interrupts(cls, value: Any) -> Any:
-        if value:
-            raise ValueError("interrupt_before/interrupt_after are not supported by Chorus bots")
-        return None
+    def _interrupts(cls, value: Any) -> Any:
+        if value is None or value == "*":
+            return value
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError("must be '*' or a list of node names (e.g. ['tools'])")
+        return value or None
 
 
 class ThreadCreate(BaseModel):
