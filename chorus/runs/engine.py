@@ -120,8 +120,9 @@ class RunEngine:
             strategy=req.multitask_strategy,
             kwargs=run_kwargs(req, messages),
             metadata=req.metadata,
+            after_seconds=req.after_seconds,
         )
-        claim = self.worker.lease if self.worker.has_room(RUN_KIND) else None
+        claim = self.worker.lease if self.worker.has_room(RUN_KIND) and not req.after_seconds else None
         try:
             row, job = await self.runs.insert(run, claim=claim)
         except ForeignKeyViolation:
@@ -190,6 +191,25 @@ class RunEngine:
         await self._cancel_job(run_id, tenant_id, CancelAction(action))
         if wait:
             await self.join(tenant_id, thread_id, run_id)
+
+    async def cancel_many(
+        self, tenant_id: str, *, thread_id: str | None, run_ids: list[str] | None, status: str | None, action: str
+    ) -> int:
+        """Cancel the tenant's active runs: these ids (of one thread, if given), or all pending and/or running
+        ones. How many were asked to stop; runs that ended meanwhile are left as they are."""
+        statuses = {
+            "pending": ["pending"],
+            "running": ["running"],
+            None: ["pending", "running"],
+            "all": ["pending", "running"],
+        }[status]
+        if thread_id is not None:
+            thread_id = parse_uuid(thread_id, "thread")
+        ids = [parse_uuid(r, "run") for r in run_ids] if run_ids else None
+        rows = await self.runs.active(tenant_id, thread_id=thread_id, run_ids=ids, statuses=statuses)
+        for row in rows:
+            await self._cancel_job(row["run_id"], tenant_id, CancelAction(action))
+        return len(rows)
 
     async def _cancel_job(self, run_id: str, tenant_id: str, action: CancelAction) -> None:
         job = await self.worker.queue.request_cancel(run_id, action)

@@ -54,6 +54,7 @@ class NewRun:
     strategy: str
     kwargs: dict[str, Any]
     metadata: dict[str, Any]
+    after_seconds: float = 0.0
 
 
 class RunRepository:
@@ -63,7 +64,14 @@ class RunRepository:
     async def insert(self, run: NewRun, *, claim: Lease | None) -> tuple[dict[str, Any], Job]:
         """Store the run with its input and queue it, in one statement. With `claim`, this worker takes it
         at once if the thread has nothing queued or running (the run starts `running`, the thread `busy`)."""
-        job = NewJob(kind=RUN_KIND, tenant_id=run.tenant_id, lane=run.thread_id, job_id=run.run_id, max_attempts=3)
+        job = NewJob(
+            kind=RUN_KIND,
+            tenant_id=run.tenant_id,
+            lane=run.thread_id,
+            job_id=run.run_id,
+            max_attempts=3,
+            after_s=run.after_seconds,
+        )
         for lease in (claim, None) if claim else (None,):
             job_sql, job_params = enqueue_sql(job, claim=lease)
             sql = (
@@ -231,6 +239,22 @@ class RunRepository:
         sql += " ORDER BY r.created_at DESC LIMIT %s OFFSET %s"
         async with self.db.connection() as conn:
             cur = await conn.execute(sql, (*params, limit, offset))
+            return await cur.fetchall()
+
+    async def active(
+        self, tenant_id: str, *, thread_id: str | None, run_ids: list[str] | None, statuses: list[str]
+    ) -> list[dict[str, Any]]:
+        """The tenant's runs in `statuses` (pending, running), optionally of one thread and of these ids."""
+        sql = "SELECT run_id::text, thread_id::text FROM runs WHERE tenant_id = %s AND status = ANY(%s)"
+        params: list[Any] = [tenant_id, statuses]
+        if thread_id is not None:
+            sql += " AND thread_id = %s"
+            params.append(thread_id)
+        if run_ids is not None:
+            sql += " AND run_id = ANY(%s::uuid[])"
+            params.append(run_ids)
+        async with self.db.connection() as conn:
+            cur = await conn.execute(sql + " ORDER BY created_at LIMIT 10000", params)
             return await cur.fetchall()
 
     async def delete_finished(self, tenant_id: str, run_id: str) -> bool:

@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Body, Header, Query, Response
 from fastapi.responses import StreamingResponse
 
 from chorus.agents.api_deps import DeveloperDep, PrincipalDep
-from chorus.agents.errors import Conflict, InvalidInput
+from chorus.agents.errors import ChorusError, Conflict, InvalidInput
 from chorus.runs.deps import EngineDep, ThreadsDep
 from chorus.runs.engine import RunEngine
 from chorus.runs.runs_repository import run_view
-from chorus.runs.schemas import RunCreate
+from chorus.runs.schemas import BatchRunCreate, RunCancelMany, RunCreate
 from chorus.runs.serialization import jsonable
 from chorus.runs.stream_modes import STREAM_MODES
 from chorus.runs.streaming import parse_event_id, run_events
@@ -73,6 +73,48 @@ async def stateless_wait(body: RunCreate, principal: DeveloperDep, engine: Engin
     if body.on_completion == "delete":
         await engine.delete_thread(principal.tenant_id, thread_id)
     return jsonable(handle.outcome())
+
+
+@router.post("/runs/batch", summary="Create several background runs (each on its thread, or a new one)")
+async def create_batch(
+    body: Annotated[list[BatchRunCreate], Body(min_length=1, max_length=100)],
+    principal: DeveloperDep,
+    engine: EngineDep,
+    threads: ThreadsDep,
+) -> list[dict[str, Any]]:
+    """Every run is checked before any is created (its thread exists, its assistant resolves); a run refused
+    by its thread's multitask strategy at creation is reported in place as `{"error", "detail"}`."""
+    for i, item in enumerate(body):
+        if item.thread_id is not None:
+            await threads.get(principal.tenant_id, item.thread_id)
+        if not item.input or not item.input.messages:
+            raise InvalidInput(
+                f"[{i}].input.messages is required in a batch run",
+                errors=[{"path": f"$[{i}].input.messages", "message": "required"}],
+            )
+    out: list[dict[str, Any]] = []
+    for item in body:
+        thread_id = item.thread_id or await _stateless_thread(threads, principal.tenant_id)
+        try:
+            handle = await engine.submit(principal.tenant_id, thread_id, item)
+        except ChorusError as exc:
+            out.append(exc.to_dict())
+            continue
+        out.append(run_view(handle.row or {}))
+    return out
+
+
+@router.post("/runs/cancel", status_code=204, summary="Cancel several runs (by ids, thread or status)")
+async def cancel_many(
+    body: RunCancelMany,
+    principal: DeveloperDep,
+    engine: EngineDep,
+    action: Literal["interrupt", "rollback"] = "interrupt",
+) -> Response:
+    await engine.cancel_many(
+        principal.tenant_id, thread_id=body.thread_id, run_ids=body.run_ids, status=body.status, action=action
+    )
+    return Response(status_code=204)
 
 
 @router.get("/threads/{thread_id}/runs", summary="List a thread's runs")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from chorus.runs.stream_modes import STREAM_MODES
 
@@ -47,6 +47,7 @@ class RunCreate(BaseModel):
     on_completion: Literal["delete", "keep"] = "delete"
     durability: Literal["sync", "async", "exit"] | None = None
     stream_subgraphs: bool = False
+    after_seconds: float = Field(default=0, ge=0, le=86_400)  # start no sooner than this (at most a day)
     stream_resumable: bool = False
     # Run from this checkpoint of the thread instead of its latest: an edit or a regenerate forks the thread.
     checkpoint: dict[str, Any] | None = None
@@ -128,6 +129,25 @@ class RunCreate(BaseModel):
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ValueError("must be '*' or a list of node names (e.g. ['tools'])")
         return value or None
+
+
+class BatchRunCreate(RunCreate):
+    """One run of `POST /runs/batch`: on `thread_id`, or on a new thread when it is absent."""
+
+    thread_id: str | None = None
+
+
+class RunCancelMany(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    thread_id: str | None = None
+    run_ids: list[str] | None = Field(default=None, min_length=1, max_length=1000)
+    status: Literal["pending", "running", "all"] | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> RunCancelMany:
+        if self.thread_id is None and self.run_ids is None and self.status is None:
+            raise ValueError("say which runs to cancel: `run_ids` (and `thread_id`), a `thread_id`, or a `status`")
+        return self
 
 
 class ThreadCreate(BaseModel):

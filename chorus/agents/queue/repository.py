@@ -92,6 +92,7 @@ class NewJob:
     payload: dict[str, Any] | None = None
     job_id: str | None = None
     max_attempts: int = 3
+    after_s: float = 0.0  # not claimed before this many seconds from now (never claimed at once)
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,12 @@ def enqueue_sql(job: NewJob, *, claim: Lease | None) -> tuple[str, list[Any]]:
         "INSERT INTO queue_jobs (job_id, tenant_id, kind, lane, payload, max_attempts, status, worker, lease_until,"
         " attempts)"
     )
+    if job.after_s > 0:
+        sql = (
+            f"{insert[:-1]}, run_after) VALUES (%s, %s, %s, %s, %s, %s, 'queued', NULL, NULL, 0,"
+            f" now() + make_interval(secs => %s)) RETURNING {_COLS}"
+        )
+        return sql, [*values, job.after_s]
     if claim is None:
         return f"{insert} VALUES (%s, %s, %s, %s, %s, %s, 'queued', NULL, NULL, 0) RETURNING {_COLS}", values
     free = "NOT EXISTS (SELECT 1 FROM queue_jobs o WHERE o.lane = %s)" if job.lane else "true"
