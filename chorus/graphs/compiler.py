@@ -85,6 +85,9 @@ def compile_bot(cfg: BotConfig, deps: GraphDeps) -> CompiledBot:
     return graph.compile(checkpointer=deps.checkpointer, name=cfg.display_name)
 
 
+CHATBOT_NODES = ("intake", "agent", "tools")  # every node a chatbot's graph can have (`tools` if it has tools)
+
+
 @dataclass
 class GraphCache:
     """Compiled graphs per (config_id, version): a config version never changes, so entries never go stale."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections import OrderedDict
+from collections.abc import Iterable
 from typing import Any
 
 from psycopg.errors import ForeignKeyViolation
@@ -20,7 +21,7 @@ from chorus.agents.errors import InvalidInput, RunEnded, ThreadBusy, ThreadNotFo
 from chorus.agents.queue import CancelAction, JobStatus, Notifications, Worker
 from chorus.agents.storage.database import Database
 from chorus.graphs.checkpointer import ChorusCheckpointer
-from chorus.graphs.compiler import CompiledBot, GraphCache
+from chorus.graphs.compiler import CHATBOT_NODES, CompiledBot, GraphCache
 from chorus.runs.admission import NO_INPUT, Pins, input_messages, is_uuid, resolve_graph_id, run_kwargs
 from chorus.runs.executor import RunExecutor, RunSpec
 from chorus.runs.handles import EventId, HandleTable, RunHandle
@@ -98,19 +99,22 @@ class RunEngine:
         if not is_uuid(req.assistant_id):
             resolved = await resolve_graph_id(self.configs, tenant_id, req.assistant_id)
             req = req.model_copy(update={"assistant_id": resolved})
-        assistant_id, version = await self.pins.pinned(tenant_id, thread_id, req)
+        # Checked before the thread is pinned to the assistant: a refused run leaves nothing behind.
         if not messages and req.command is None and req.fork_from is None:
             thread = await self.threads.get(tenant_id, thread_id)
             if thread["status"] != ThreadStatus.INTERRUPTED:
                 raise InvalidInput(NO_INPUT, errors=[{"path": "$.input.messages", "message": "required"}])
-        if req.interrupt_before or req.interrupt_after:
-            await self._check_nodes(tenant_id, assistant_id, version, req)
         if req.fork_from is not None and not await self.runs.is_checkpoint_of(thread_id, req.fork_from):
             raise InvalidInput(
                 f"checkpoint '{req.fork_from[:64]}' is not a checkpoint of thread '{thread_id}'; take one from "
                 "the thread's history (POST /threads/{thread_id}/history)",
                 errors=[{"path": "$.checkpoint.checkpoint_id", "message": "not a checkpoint of this thread"}],
             )
+        _check_nodes(req, CHATBOT_NODES)
+        assistant_id, version = await self.pins.pinned(tenant_id, thread_id, req)
+        if req.interrupt_before or req.interrupt_after:  # this bot's own nodes (`tools` only if it has tools)
+            graph = await self.graph_for(tenant_id, assistant_id, version)
+            _check_nodes(req, [n for n in graph.nodes if not n.startswith("__")])
         run = NewRun(
             run_id=str(uuid.uuid4()),
             tenant_id=tenant_id,
@@ -146,17 +150,6 @@ class RunEngine:
             return handle
         await self._busy_thread(handle, req)
         return handle
-
-    async def _check_nodes(self, tenant_id: str, assistant_id: str, version: int, req: RunCreate) -> None:
-        graph = await self.graph_for(tenant_id, assistant_id, version)
-        nodes = sorted(n for n in graph.nodes if not n.startswith("__"))
-        for field_name, asked in (("interrupt_before", req.interrupt_before), ("interrupt_after", req.interrupt_after)):
-            unknown = [n for n in (asked if isinstance(asked, list) else []) if n not in nodes]
-            if unknown:
-                raise InvalidInput(
-                    f"{field_name} names {unknown}, which are not nodes of this bot's graph; its nodes are {nodes}",
-                    errors=[{"path": f"$.{field_name}", "message": f"unknown nodes {unknown}"}],
-                )
 
     async def _busy_thread(self, handle: RunHandle, req: RunCreate) -> None:
         """The run was queued behind others: apply its multitask strategy."""
@@ -319,3 +312,14 @@ class RunEngine:
 
     async def drain(self, grace_s: float) -> None:
         await self.worker.drain(grace_s)
+
+
+def _check_nodes(req: RunCreate, nodes: Iterable[str]) -> None:
+    known = sorted(nodes)
+    for field_name, asked in (("interrupt_before", req.interrupt_before), ("interrupt_after", req.interrupt_after)):
+        unknown = [n for n in (asked if isinstance(asked, list) else []) if n not in known]
+        if unknown:
+            raise InvalidInput(
+                f"{field_name} names {unknown}, which are not nodes of this bot's graph; its nodes are {known}",
+                errors=[{"path": f"$.{field_name}", "message": f"unknown nodes {unknown}"}],
+            )

@@ -57,4 +57,5 @@ async def test_bad_breakpoints_and_resumes_are_422s(http: httpx.AsyncClient, ass
         f"/threads/{thread}/runs", json={"assistant_id": assistant_id, "command": {"resume": 1, "jump": 2}}
     )
     assert resp.status_code == 422 and "jump" in resp.text
-    assert (await http.get(f"/threads/{thread}/runs")).json() == []  # nothing half-written
+    assert (await http.get(f"/threads/{thread}/runs")).json() == []  # nothing half-written:
+    assert "assistant_id" not in (await http.get(f"/threads/{thread}")).json()["metadata"]  # not even a pin
