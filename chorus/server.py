@@ -44,6 +44,9 @@ from chorus.graphs.compiler import GraphCache, GraphDeps
 from chorus.http_errors import status_of
 from chorus.request_context import RequestContextMiddleware
 from chorus.runs.assistants_router import router as assistants_router
+from chorus.runs.cron_firer import CronFirer
+from chorus.runs.crons_repository import CRON_KIND, CronRepository
+from chorus.runs.crons_router import router as crons_router
 from chorus.runs.engine import RunEngine
 from chorus.runs.expiry import delete_expired_threads
 from chorus.runs.runs_router import router as runs_router
@@ -187,6 +190,10 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         app.state.key_resolver = KeyResolver(db)
         app.state.run_engine = engine
         app.state.worker = worker
+        app.state.crons = CronRepository(db)
+        worker.register(
+            CRON_KIND, CronFirer(db=db, crons=app.state.crons, engine=engine, threads=threads), concurrency=4
+        )
         # Knowledge jobs run on the same worker as runs (their own kind, one at a time per process).
         app.state.knowledge = KnowledgeBase(db, max_file_bytes=settings.upload_max_bytes, worker=worker)
         background = [
@@ -236,6 +243,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         keys_router,
         assistants_router,
         threads_router,
+        crons_router,
         runs_router,
         webchat_router,
     ):

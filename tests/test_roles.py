@@ -98,6 +98,10 @@ class World:
             name = f"ROLES_{uuid.uuid4().hex[:8].upper()}"
             await a.post("/api/v1/secrets", json={"name": name, "value": "s3cret-value"})
             self.ids[kind] = name
+        elif kind == "cron_id":
+            assistant_id = await self.value("assistant_id")
+            cron = {"assistant_id": assistant_id, "schedule": "0 9 * * *", "input": MESSAGE}
+            self.ids[kind] = (await a.post("/runs/crons", json=cron)).json()["cron_id"]
         elif kind == "name":
             self.ids[kind] = "fetch_order_status"
         elif kind == "path":
@@ -134,6 +138,9 @@ async def body_for(world: World, method: str, path: str, ns: str) -> dict[str, A
         ("POST", "/threads/{thread_id}/runs"): run,
         ("POST", "/runs/stream"): run,
         ("POST", "/runs/wait"): run,
+        ("POST", "/threads/{thread_id}/runs/crons"): {**run, "schedule": "0 9 * * *"},
+        ("POST", "/runs/crons"): {**run, "schedule": "0 9 * * *"},
+        ("PATCH", "/runs/crons/{cron_id}"): {"enabled": False},
         ("POST", "/api/v1/configs"): example("acme_support_bot"),
         ("POST", "/api/v1/configs/validate"): example("acme_support_bot"),
         ("POST", "/api/v1/tools/{name}/invoke"): {"arguments": {"order_id": "ORD-1001"}},

@@ -8,7 +8,8 @@
     ├── NotFound                 no such resource for this tenant (another tenant's look the same)
     │   ├── ThreadNotFound
     │   ├── RunNotFound
-    │   └── AssistantNotFound
+    │   ├── AssistantNotFound
+    │   └── CronNotFound
     ├── Conflict                 the resource's current state forbids it
     │   ├── AlreadyExists        a duplicate id or name
     │   ├── ThreadBusy           a run is queued or running on the thread
@@ -97,6 +98,11 @@ class RunNotFound(NotFound):
 class AssistantNotFound(NotFound):
     def __init__(self, assistant_id: str) -> None:
         super().__init__(f"assistant '{assistant_id}' does not exist")
+
+
+class CronNotFound(NotFound):
+    def __init__(self, cron_id: str) -> None:
+        super().__init__(f"cron '{cron_id}' does not exist")
 
 
 class PayloadTooLarge(ChorusError):

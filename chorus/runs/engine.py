@@ -92,8 +92,17 @@ class RunEngine:
 
     # -- submitting ------------------------------------------------------------------------------
 
-    async def submit(self, tenant_id: str, thread_id: str, req: RunCreate) -> RunHandle:
-        """Store the run and its input (durable from here on), then run it here or queue it."""
+    async def submit(
+        self,
+        tenant_id: str,
+        thread_id: str,
+        req: RunCreate,
+        *,
+        run_id: str | None = None,
+        delete_thread_when_done: bool = False,
+    ) -> RunHandle:
+        """Store the run and its input (durable from here on), then run it here or queue it. `run_id`: an id
+        of the caller's (AlreadyExists if taken); `delete_thread_when_done`: a stateless cron's thread."""
         messages = input_messages(req)
         thread_id = parse_uuid(thread_id, "thread")
         if not is_uuid(req.assistant_id):
@@ -116,13 +125,13 @@ class RunEngine:
             graph = await self.graph_for(tenant_id, assistant_id, version)
             _check_nodes(req, [n for n in graph.nodes if not n.startswith("__")])
         run = NewRun(
-            run_id=str(uuid.uuid4()),
+            run_id=run_id or str(uuid.uuid4()),
             tenant_id=tenant_id,
             thread_id=thread_id,
             assistant_id=assistant_id,
             version=version,
             strategy=req.multitask_strategy,
-            kwargs=run_kwargs(req, messages),
+            kwargs={**run_kwargs(req, messages), "delete_thread_when_done": delete_thread_when_done},
             metadata=req.metadata,
             after_seconds=req.after_seconds,
         )

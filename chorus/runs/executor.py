@@ -10,6 +10,7 @@ hands the run back to the queue, and a lost lease leaves everything to the worke
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -257,6 +258,11 @@ class RunExecutor:
                 await usage.store(self.db, tenant_id=spec.tenant_id, run_id=spec.run_id, thread_id=spec.thread_id)
             except Exception:
                 log.exception("could not store token usage")
+            if spec.kwargs.get("delete_thread_when_done"):  # a stateless cron's run: its thread served once
+                with contextlib.suppress(ChorusError):
+                    await self.threads.delete(spec.tenant_id, spec.thread_id)
+                    if self.checkpointer is not None:
+                        await self.checkpointer.adelete_thread(spec.thread_id)
 
     async def _stream(
         self,

@@ -11,7 +11,7 @@ from psycopg.errors import UniqueViolation
 from psycopg.types.json import Jsonb
 
 from chorus.agents.configs.repository import parse_uuid
-from chorus.agents.errors import RunNotFound
+from chorus.agents.errors import AlreadyExists, RunNotFound
 from chorus.agents.queue.repository import WAKE_CHANNEL, WAKE_SQL, Job, Lease, NewJob, enqueue_sql, take_given_up
 from chorus.agents.storage.database import Database
 from chorus.runs.statuses import RunStatus, ThreadStatus
@@ -102,8 +102,10 @@ class RunRepository:
                 async with self.db.connection() as conn:
                     cur = await conn.execute(sql, params)
                     row = await cur.fetchone()
-            except UniqueViolation:
-                continue  # another process took the thread in the same instant: queue behind it
+            except UniqueViolation as exc:
+                if exc.diag.constraint_name == "queue_jobs_one_running_per_lane":
+                    continue  # another process took the thread in the same instant: queue behind it
+                raise AlreadyExists(f"run '{run.run_id}' already exists") from None  # a cron's occurrence, again
             if row is None:  # pragma: no cover - INSERT … RETURNING always returns the row
                 break
             queued = Job.from_row(

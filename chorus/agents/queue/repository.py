@@ -131,6 +131,18 @@ def enqueue_sql(job: NewJob, *, claim: Lease | None) -> tuple[str, list[Any]]:
     return sql, [*values, claim.worker, claim.seconds, *([job.lane] if job.lane else [])]
 
 
+def schedule_sql(job: NewJob, *, at_s: float) -> tuple[str, list[Any]]:
+    """An INSERT of a job due `at_s` seconds from now that does nothing if a job of that id exists (a
+    deterministic id makes scheduling the same occurrence twice harmless)."""
+    sql = (
+        "INSERT INTO queue_jobs (job_id, tenant_id, kind, lane, payload, max_attempts, status, attempts, run_after)"
+        " VALUES (%s, %s, %s, %s, %s, %s, 'queued', 0, now() + make_interval(secs => %s))"
+        " ON CONFLICT (job_id) DO NOTHING"
+    )
+    job_id = job.job_id or str(uuid.uuid4())
+    return sql, [job_id, job.tenant_id, job.kind, job.lane, Jsonb(job.payload or {}), job.max_attempts, max(0.0, at_s)]
+
+
 WAKE_SQL = f"CASE WHEN job.status = 'queued' THEN pg_notify('{WAKE_CHANNEL}', job.kind) END"
 
 
