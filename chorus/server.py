@@ -49,6 +49,8 @@ from chorus.runs.expiry import delete_expired_threads
 from chorus.runs.runs_router import router as runs_router
 from chorus.runs.threads_repository import ThreadRepository
 from chorus.runs.threads_router import router as threads_router
+from chorus.store.router import router as store_router
+from chorus.store.service import ItemStore
 from chorus.webchat.router import STATIC_DIR
 from chorus.webchat.router import router as webchat_router
 
@@ -160,6 +162,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         secrets = SecretVault(SecretRepository(db), vault_key)
         checkpointer = ChorusCheckpointer(db.pool)
         await checkpointer.setup()
+        store = await ItemStore.open(db)
         registry = build_registry()
         configs = ConfigRepository(db)
         threads = ThreadRepository(db, ttl_days=settings.thread_ttl_days)
@@ -186,6 +189,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         app.state.threads = threads
         app.state.key_resolver = KeyResolver(db)
         app.state.run_engine = engine
+        app.state.store = store
         app.state.worker = worker
         # Knowledge jobs run on the same worker as runs (their own kind, one at a time per process).
         app.state.knowledge = KnowledgeBase(db, max_file_bytes=settings.upload_max_bytes, worker=worker)
@@ -208,6 +212,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(*background)
             await notifications.close()
+            await store.close()
             if database is None:
                 await db.close()
 
@@ -237,6 +242,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         assistants_router,
         threads_router,
         runs_router,
+        store_router,
         webchat_router,
     ):
         app.include_router(router)
