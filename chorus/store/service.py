@@ -92,7 +92,17 @@ class ItemStore:
     ) -> None:
         if index:
             _check_fields(value, index)
-        await self._run(PutOp(_inside(tenant_id, namespace), key, value, index, ttl=ttl))
+        inside = _inside(tenant_id, namespace)
+        await self._run(PutOp(inside, key, value, index, ttl=ttl))
+        # LangGraph's store upserts the vectors of the fields it embeds now and keeps the others: an item put
+        # again with `index: false` or other fields would still be found by its old text. The vectors this
+        # put wrote are as new as the item; older ones are of a previous value.
+        async with self._reach(), self._db.connection() as conn:
+            await conn.execute(
+                "DELETE FROM store_vectors v USING store s WHERE s.prefix = %s AND s.key = %s"
+                " AND v.prefix = s.prefix AND v.key = s.key AND v.updated_at < s.updated_at",
+                (".".join(inside), key),
+            )
 
     async def get(self, tenant_id: str, namespace: Sequence[str], key: str, *, refresh_ttl: bool | None) -> Item | None:
         op = GetOp(_inside(tenant_id, namespace), key, refresh_ttl=_refresh(refresh_ttl))

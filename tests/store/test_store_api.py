@@ -80,6 +80,11 @@ async def test_semantic_search_ranks_by_meaning(sdk: LangGraphClient) -> None:
     found = (await sdk.store.search_items(["kb"], query="refund my money", limit=10))["items"]
     keys = [i["key"] for i in found]
     assert "hidden" not in keys and "t" in keys
+    # Put again without indexing (or with other fields), an item is no longer found by its old text.
+    await sdk.store.put_item(["kb", "facts"], key="refunds", value={"text": "Refunds: see the FAQ."}, index=False)
+    found = (await sdk.store.search_items(["kb"], query="How long until I get my money back?", limit=10))["items"]
+    assert "refunds" not in [i["key"] for i in found]
+    await sdk.store.put_item(["kb", "facts"], key="refunds", value={"text": facts["refunds"], "lang": "en"})
     # A filter narrows a semantic search.
     narrowed = await sdk.store.search_items(["kb"], query="refund", filter={"lang": "en"}, limit=10)
     assert {i["key"] for i in narrowed["items"]} == set(facts)
