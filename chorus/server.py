@@ -52,6 +52,8 @@ from chorus.runs.expiry import delete_expired_threads
 from chorus.runs.runs_router import router as runs_router
 from chorus.runs.threads_repository import ThreadRepository
 from chorus.runs.threads_router import router as threads_router
+from chorus.store.router import router as store_router
+from chorus.store.service import ItemStore
 from chorus.webchat.router import STATIC_DIR
 from chorus.webchat.router import router as webchat_router
 
@@ -163,6 +165,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         secrets = SecretVault(SecretRepository(db), vault_key)
         checkpointer = ChorusCheckpointer(db.pool)
         await checkpointer.setup()
+        store = await ItemStore.open(db)
         registry = build_registry()
         configs = ConfigRepository(db)
         threads = ThreadRepository(db, ttl_days=settings.thread_ttl_days)
@@ -189,6 +192,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         app.state.threads = threads
         app.state.key_resolver = KeyResolver(db)
         app.state.run_engine = engine
+        app.state.store = store
         app.state.worker = worker
         app.state.crons = CronRepository(db)
         worker.register(
@@ -215,6 +219,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(*background)
             await notifications.close()
+            await store.close()
             if database is None:
                 await db.close()
 
@@ -245,6 +250,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         threads_router,
         crons_router,
         runs_router,
+        store_router,
         webchat_router,
     ):
         app.include_router(router)

@@ -102,6 +102,10 @@ class World:
             assistant_id = await self.value("assistant_id")
             cron = {"assistant_id": assistant_id, "schedule": "0 9 * * *", "input": MESSAGE}
             self.ids[kind] = (await a.post("/runs/crons", json=cron)).json()["cron_id"]
+        elif kind == "key":  # a store item, in a namespace named like the knowledge one
+            item = {"namespace": [self.namespace], "key": "roles-item", "value": {"text": "Returns take 30 days."}}
+            await a.put("/store/items", json=item)
+            self.ids[kind] = "roles-item"
         elif kind == "name":
             self.ids[kind] = "fetch_order_status"
         elif kind == "path":
@@ -111,6 +115,9 @@ class World:
 
     def deleted(self, path: str) -> None:
         """A successful DELETE removed the resource named by the path's last parameter, and what hangs on it."""
+        if path == "/store/items":  # the item its body named
+            self.ids.pop("key", None)
+            return
         last = re.findall(r"\{(\w+)\}", path)[-1]
         gone = {
             "assistant_id": {"assistant_id", "thread_id", "run_id"},
@@ -153,6 +160,10 @@ async def body_for(world: World, method: str, path: str, ns: str) -> dict[str, A
         ("POST", "/api/v1/keys"): {"role": "viewer"},
         ("POST", "/api/v1/secrets"): {"name": f"ROLES_{uuid.uuid4().hex[:8].upper()}", "value": "s3cret-value"},
         ("POST", "/api/v1/secrets/{secret_name}/rotate"): {"value": "another-value"},
+        ("PUT", "/store/items"): {"namespace": [ns], "key": "roles-item", "value": {"text": "Returns take 30 days."}},
+        ("DELETE", "/store/items"): {"namespace": [ns], "key": "roles-item"},
+        ("POST", "/store/items/search"): {"namespace_prefix": [ns], "query": "returns"},
+        ("POST", "/store/namespaces"): {"prefix": [ns]},
     }
     return bodies.get((method, path), {})
 
