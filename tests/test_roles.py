@@ -73,6 +73,11 @@ class World:
             ).json()
             await a.get(f"/threads/{thread_id}/runs/{run['run_id']}/join")
             self.ids[kind] = run["run_id"]
+        elif kind == "checkpoint_id":
+            thread_id = await self.value("thread_id")
+            await self.value("run_id")  # a run on the thread: it has checkpoints
+            state = (await a.get(f"/threads/{thread_id}/state")).json()
+            self.ids[kind] = state["checkpoint"]["checkpoint_id"]
         elif kind == "namespace":
             await self.value("document_id")
         elif kind == "document_id":
@@ -120,9 +125,9 @@ class World:
             return
         last = re.findall(r"\{(\w+)\}", path)[-1]
         gone = {
-            "assistant_id": {"assistant_id", "thread_id", "run_id"},
-            "config_id": {"assistant_id", "thread_id", "run_id"},
-            "thread_id": {"thread_id", "run_id"},
+            "assistant_id": {"assistant_id", "thread_id", "run_id", "checkpoint_id"},
+            "config_id": {"assistant_id", "thread_id", "run_id", "checkpoint_id"},
+            "thread_id": {"thread_id", "run_id", "checkpoint_id"},
             "namespace": {"namespace", "document_id", "job_id", "faq_id"},
         }.get(last, {last})
         if last == "namespace":
@@ -133,6 +138,8 @@ class World:
 
 async def body_for(world: World, method: str, path: str, ns: str) -> dict[str, Any]:
     """A valid request body, so that the handler (and its tenant check) runs rather than validation."""
+    if (method, path) == ("POST", "/threads/{thread_id}/state/checkpoint"):
+        return {"checkpoint": {"checkpoint_id": await world.value("checkpoint_id")}}
     run = {"assistant_id": await world.value("assistant_id"), "input": MESSAGE}
     bodies: dict[tuple[str, str], dict[str, Any]] = {
         ("POST", "/assistants"): {"graph_id": "chatbot", "context": example("acme_support_bot")},
@@ -140,6 +147,7 @@ async def body_for(world: World, method: str, path: str, ns: str) -> dict[str, A
         ("POST", "/assistants/{assistant_id}/latest"): {"version": 1},
         ("POST", "/threads/prune"): {"thread_ids": [str(uuid.uuid4())]},
         ("PATCH", "/threads/{thread_id}"): {"metadata": {"touched": True}},
+        ("POST", "/threads/{thread_id}/state"): {"values": {"suggest_handoff": False}, "as_node": "agent"},
         ("POST", "/threads/{thread_id}/runs/stream"): run,
         ("POST", "/threads/{thread_id}/runs/wait"): run,
         ("POST", "/threads/{thread_id}/runs"): run,

@@ -326,6 +326,27 @@ class ChorusCheckpointer(AsyncPostgresSaver):
         async for item in super().alist(config, filter=filter, before=before, limit=limit):
             yield item
 
+    async def aflush_thread(self, thread_id: str) -> None:
+        """Store what this process holds of the thread now (before SQL reads its rows directly)."""
+        await self._writes.flush_thread(str(thread_id))
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        await self.aflush_thread(source_thread_id)
+        async with self._pool.connection() as conn, conn.transaction():
+            await self.copy_rows(conn, source=str(source_thread_id), target=str(target_thread_id))
+
+    @staticmethod
+    async def copy_rows(conn: AsyncConnection[DictRow], *, source: str, target: str) -> None:
+        """Copy every checkpoint of `source`, in every namespace, with its blobs and writes, to `target` in the
+        caller's transaction: the whole parent chain, which DeltaChannel needs to rebuild the messages.
+        Rows held in this process are not included (`acopy_thread` flushes them first); a caller copying an
+        idle thread has none. Checkpoint ids stay the same: they are unique per thread, not globally."""
+        for table, columns in _COPIED.items():
+            await conn.execute(
+                f"INSERT INTO {table} (thread_id, {columns}) SELECT %s, {columns} FROM {table} WHERE thread_id = %s",
+                (target, source),
+            )
+
     async def adelete_thread(self, thread_id: str) -> None:
         await self.aforget(thread_id)
         await super().adelete_thread(thread_id)
@@ -340,6 +361,12 @@ class ChorusCheckpointer(AsyncPostgresSaver):
         await super().aprune(thread_ids, strategy=strategy)
 
 
+# The columns of LangGraph's checkpoint tables besides thread_id (constants: no client input reaches them).
+_COPIED = {
+    "checkpoints": "checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata",
+    "checkpoint_blobs": "checkpoint_ns, channel, version, type, blob",
+    "checkpoint_writes": "checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, blob",
+}
 SETUP_LOCK = 0x43484F53  # "CHOS": one process at a time creates LangGraph's checkpoint tables
 
 

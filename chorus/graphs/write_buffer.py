@@ -154,6 +154,10 @@ class WriteBuffer:
                 self._restore(key, held)
                 raise
 
+    async def flush_thread(self, thread_id: str) -> None:
+        for key in [k for k in self._held if k[0] == thread_id]:
+            await self.flush(key)
+
     async def flush_all(self) -> None:
         for key in list(self._held):
             await self.flush(key)

@@ -11,15 +11,32 @@ from chorus.agents.api_deps import ConfigServiceDep, DeveloperDep, PrincipalDep
 from chorus.agents.configs.repository import StoredConfig, id_taken
 from chorus.agents.errors import InvalidInput, NotFound
 from chorus.runs.deps import EngineDep
+from chorus.runs.pagination import pagination_headers
 
 router = APIRouter(prefix="/assistants", tags=["assistants"])
 
 
+AssistantField = Literal[
+    "assistant_id",
+    "graph_id",
+    "name",
+    "description",
+    "config",
+    "context",
+    "created_at",
+    "updated_at",
+    "metadata",
+    "version",
+]
+
+# Every field the official SDKs send is served or refused with a 422 naming it (extra="forbid").
+
+
 class AssistantCreate(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
     graph_id: Literal["chatbot", "voicebot"] | None = None
     assistant_id: str | None = None
-    config: dict[str, Any] | None = None
+    config: dict[str, Any] | None = Field(default=None, description="only config.configurable.bot_config is read")
     context: dict[str, Any] | None = Field(default=None, description="The bot config")
     metadata: dict[str, Any] = Field(default_factory=dict)
     if_exists: Literal["raise", "do_nothing"] = "raise"
@@ -28,25 +45,32 @@ class AssistantCreate(BaseModel):
 
 
 class AssistantPatch(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
+    graph_id: str | None = Field(default=None, description="must be the assistant's own (a bot keeps its kind)")
     config: dict[str, Any] | None = None
     context: dict[str, Any] | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = Field(default=None, description="merged into the current metadata")
     name: str | None = None
     description: str | None = None
 
 
-class AssistantSearch(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+class AssistantCount(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     metadata: dict[str, Any] | None = None
     graph_id: str | None = None
     name: str | None = None
+
+
+class AssistantSearch(AssistantCount):
     limit: int = Field(default=10, ge=1, le=1000)
     offset: int = Field(default=0, ge=0)
+    sort_by: Literal["assistant_id", "graph_id", "name", "created_at", "updated_at"] = "created_at"
+    sort_order: Literal["asc", "desc"] = "desc"
+    select: list[AssistantField] | None = Field(default=None, min_length=1)
 
 
 class VersionsSearch(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
     metadata: dict[str, Any] | None = None
     limit: int = Field(default=10, ge=1, le=1000)
     offset: int = Field(default=0, ge=0)
@@ -73,9 +97,23 @@ def assistant_view(s: StoredConfig) -> dict[str, Any]:
 
 
 def _bot_config(context: dict[str, Any] | None, config: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The bot config a request carries. An assistant's settings all live in its bot config, so `config`
+    may hold nothing but `configurable.bot_config`: anything else would be ignored, and is refused."""
+    config = config or {}
+    configurable = config.get("configurable") or {}
+    extra = [f"config.{k}" for k, v in config.items() if k != "configurable" and v not in (None, {}, [])]
+    if isinstance(configurable, dict):
+        extra += [f"config.configurable.{k}" for k in configurable if k != "bot_config"]
+    else:
+        extra.append("config.configurable")
+    if extra:
+        raise InvalidInput(
+            f"{extra[0]} is not supported: a Chorus assistant's settings live in its bot config (`context`); "
+            "`config` may only carry it as config.configurable.bot_config",
+            errors=[{"path": f"$.{path}", "message": "not supported"} for path in extra],
+        )
     if context:
         return context
-    configurable = (config or {}).get("configurable") or {}
     bot = configurable.get("bot_config")
     return bot if isinstance(bot, dict) else None
 
@@ -101,35 +139,44 @@ async def create(body: AssistantCreate, principal: DeveloperDep, service: Config
     if body.graph_id and product and body.graph_id != product:
         raise InvalidInput(f"graph_id '{body.graph_id}' does not match config_metadata.product_type '{product}'")
     stored, _ = await service.create(
-        principal.tenant_id, raw, metadata=body.metadata, name=body.name, config_id=body.assistant_id
+        principal.tenant_id,
+        raw,
+        metadata=body.metadata,
+        name=body.name,
+        description=body.description,
+        config_id=body.assistant_id,
     )
     return assistant_view(stored)
 
 
-@router.post("/search", summary="Search assistants")
-async def search(body: AssistantSearch, principal: PrincipalDep, service: ConfigServiceDep) -> list[dict[str, Any]]:
+@router.post("/search", summary="Search assistants: filters, sort, select; X-Pagination-* headers")
+async def search(
+    body: AssistantSearch, principal: PrincipalDep, service: ConfigServiceDep, response: Response
+) -> list[dict[str, Any]]:
     rows = await service.repo.search(
         principal.tenant_id,
         metadata=body.metadata,
         graph_id=body.graph_id,
         name=body.name,
-        limit=body.limit,
+        limit=body.limit + 1,  # one more: is there a next page?
         offset=body.offset,
+        sort_by=body.sort_by,
+        sort_order=body.sort_order,
     )
-    return [assistant_view(r) for r in rows]
+    more = len(rows) > body.limit
+    rows = rows[: body.limit]
+    pagination_headers(
+        response, offset=body.offset, returned=len(rows), next_offset=body.offset + body.limit if more else None
+    )
+    views = [assistant_view(r) for r in rows]
+    if body.select:
+        views = [{k: v[k] for k in body.select} for v in views]
+    return views
 
 
 @router.post("/count", summary="Count assistants")
-async def count(body: AssistantSearch, principal: PrincipalDep, service: ConfigServiceDep) -> int:
-    rows = await service.repo.search(
-        principal.tenant_id,
-        metadata=body.metadata,
-        graph_id=body.graph_id,
-        name=body.name,
-        limit=10000,
-        offset=0,
-    )
-    return len(rows)
+async def count(body: AssistantCount, principal: PrincipalDep, service: ConfigServiceDep) -> int:
+    return await service.repo.count(principal.tenant_id, metadata=body.metadata, graph_id=body.graph_id, name=body.name)
 
 
 @router.get("/{assistant_id}", summary="Get an assistant (its latest version)")
@@ -137,16 +184,21 @@ async def get(assistant_id: str, principal: PrincipalDep, service: ConfigService
     return assistant_view(await service.repo.get(principal.tenant_id, assistant_id))
 
 
-@router.patch("/{assistant_id}", summary="Update an assistant: creates a new version")
+@router.patch("/{assistant_id}", summary="Update an assistant: a new version; metadata is merged")
 async def update(
     assistant_id: str, body: AssistantPatch, principal: DeveloperDep, service: ConfigServiceDep
 ) -> dict[str, Any]:
+    raw = _bot_config(body.context, body.config)
+    if body.graph_id is not None:
+        current = await service.repo.get(principal.tenant_id, assistant_id)
+        if body.graph_id != current.product_type:
+            raise InvalidInput(
+                f"graph_id '{body.graph_id[:32]}' is not this assistant's ('{current.product_type}'): an assistant "
+                "keeps its kind; create another assistant for another graph",
+                errors=[{"path": "$.graph_id", "message": f"must be '{current.product_type}'"}],
+            )
     stored, _ = await service.update(
-        principal.tenant_id,
-        assistant_id,
-        _bot_config(body.context, body.config),
-        metadata=body.metadata,
-        name=body.name,
+        principal.tenant_id, assistant_id, raw, metadata=body.metadata, name=body.name, description=body.description
     )
     return assistant_view(stored)
 
@@ -172,7 +224,9 @@ async def delete(
 async def versions(
     assistant_id: str, body: VersionsSearch, principal: PrincipalDep, service: ConfigServiceDep
 ) -> list[dict[str, Any]]:
-    rows = await service.repo.versions(principal.tenant_id, assistant_id, limit=body.limit, offset=body.offset)
+    rows = await service.repo.versions(
+        principal.tenant_id, assistant_id, limit=body.limit, offset=body.offset, metadata=body.metadata
+    )
     return [assistant_view(r) for r in rows]
 
 

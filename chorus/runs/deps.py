@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from chorus.runs.engine import RunEngine
 from chorus.runs.threads_repository import ThreadRepository
+from chorus.runs.threads_service import ThreadService
 
 
 def _engine(request: Request) -> RunEngine:
@@ -22,3 +23,10 @@ def _threads(request: Request) -> ThreadRepository:
 
 EngineDep = Annotated[RunEngine, Depends(_engine)]
 ThreadsDep = Annotated[ThreadRepository, Depends(_threads)]
+
+
+def _thread_service(engine: EngineDep, threads: ThreadsDep) -> ThreadService:
+    return ThreadService(engine=engine, threads=threads)
+
+
+ThreadServiceDep = Annotated[ThreadService, Depends(_thread_service)]

@@ -152,7 +152,9 @@ class RunRepository:
             "status = CASE WHEN EXISTS (SELECT 1 FROM queue_jobs q WHERE q.lane = %s AND q.job_id <> %s)"
             " THEN 'busy' ELSE %s END",
             "updated_at = now()",
-            "expires_at = %s",
+            # A thread with a ttl of its own counts it from now; the others take the server's expiry.
+            "expires_at = CASE WHEN ttl_minutes IS NULL THEN %s::timestamptz"
+            " ELSE now() + ttl_minutes * interval '1 minute' END",
         ]
         thread_status = ThreadStatus.ERROR if status in (RunStatus.ERROR, RunStatus.TIMEOUT) else ThreadStatus.IDLE
         if paused and status == RunStatus.SUCCESS:
@@ -169,7 +171,7 @@ class RunRepository:
             params += [status.value, error, run_id]
         params += [thread_id, run_id, thread_status.value, expires_at]
         if values is not None:
-            thread_sets.append('"values" = %s')
+            thread_sets += ['"values" = %s', "state_updated_at = now()"]
             params.append(Jsonb(values))
         if metadata:
             thread_sets.append("metadata = metadata || %s")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import uuid
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from chorus.runs.state_views import check_state_select
 from chorus.runs.stream_modes import STREAM_MODES
+from chorus.runs.thread_extract import ExtractPath, parse_extract
 
 MultitaskStrategy = Literal["reject", "interrupt", "rollback", "enqueue"]
 
@@ -150,33 +153,183 @@ class RunCancelMany(BaseModel):
         return self
 
 
+# -- threads -------------------------------------------------------------------------------------
+# Every field the official SDKs send is either served or refused with a 422 naming it (extra="forbid").
+
+ThreadField = Literal[
+    "thread_id",
+    "created_at",
+    "updated_at",
+    "state_updated_at",
+    "metadata",
+    "config",
+    "status",
+    "values",
+    "interrupts",
+    "assistant_id",
+    "config_version",
+    "expires_at",
+]
+THREAD_FIELDS: frozenset[str] = frozenset(get_args(ThreadField))
+_MAX_TTL_MINUTES = 10 * 365 * 24 * 60
+
+
+class ThreadTTL(BaseModel):
+    """`{"ttl": minutes, "strategy": "delete"}` (the SDKs turn a bare number into this)."""
+
+    model_config = ConfigDict(extra="forbid")
+    ttl: float = Field(gt=0, le=_MAX_TTL_MINUTES, description="minutes without activity before the thread goes")
+    strategy: str = "delete"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _minutes(cls, value: Any) -> Any:
+        return {"ttl": value} if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+    @field_validator("strategy")
+    @classmethod
+    def _delete_only(cls, value: str) -> str:
+        if value != "delete":
+            raise ValueError(
+                f"strategy '{value[:32]}' is not supported: Chorus deletes an expired thread ('delete'); "
+                "checkpoints store only new messages per turn, so 'keep_latest' is not needed"
+            )
+        return value
+
+
+class SuperstepUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    values: dict[str, Any] | None = None
+    command: dict[str, Any] | None = None
+    as_node: str
+
+    @field_validator("command")
+    @classmethod
+    def _no_command(cls, value: dict[str, Any] | None) -> None:
+        if value:
+            raise ValueError("command is not supported in supersteps: send `values` with `as_node`")
+        return None
+
+
+class Superstep(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    updates: list[SuperstepUpdate] = Field(min_length=1, max_length=50)
+
+
 class ThreadCreate(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
     thread_id: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     if_exists: Literal["raise", "do_nothing"] = "raise"
+    graph_id: str | None = Field(default=None, description="stored as metadata.graph_id, as the SDKs send it")
+    ttl: ThreadTTL | None = None
+    supersteps: list[Superstep] | None = Field(default=None, max_length=100)
 
-
-class ThreadSearch(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    metadata: dict[str, Any] | None = None
-    values: dict[str, Any] | None = None
-    status: Literal["idle", "busy", "interrupted", "error"] | None = None
-    limit: int = Field(default=10, ge=1, le=1000)
-    offset: int = Field(default=0, ge=0)
+    @field_validator("thread_id")
+    @classmethod
+    def _uuid(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return str(uuid.UUID(value))
+        except ValueError:
+            raise ValueError("thread_id must be a UUID (or left out: one is generated)") from None
 
 
 class ThreadPatch(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
     metadata: dict[str, Any] = Field(default_factory=dict)
+    ttl: ThreadTTL | None = None
+
+
+class ThreadCount(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    metadata: dict[str, Any] | None = None
+    values: dict[str, Any] | None = None
+    status: Literal["idle", "busy", "interrupted", "error"] | None = None
+
+
+class ThreadSearch(ThreadCount):
+    ids: list[uuid.UUID] | None = Field(default=None, max_length=1000)
+    limit: int = Field(default=10, ge=1, le=1000)
+    offset: int = Field(default=0, ge=0)
+    sort_by: Literal["thread_id", "status", "created_at", "updated_at", "state_updated_at"] = "updated_at"
+    sort_order: Literal["asc", "desc"] = "desc"
+    select: list[ThreadField] | None = Field(default=None, min_length=1)
+    extract: dict[str, str] | None = Field(default=None, description="alias -> path, e.g. values.messages[-1]")
+
+    @field_validator("extract")
+    @classmethod
+    def _extract(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value:
+            parse_extract(value, reserved=THREAD_FIELDS)
+        return value or None
+
+    @property
+    def extract_paths(self) -> list[ExtractPath]:
+        return parse_extract(self.extract, reserved=THREAD_FIELDS) if self.extract else []
+
+
+class CheckpointRef(BaseModel):
+    """A checkpoint of the thread in the path (`thread_id`, if sent, is that thread's)."""
+
+    model_config = ConfigDict(extra="forbid")
+    thread_id: str | None = None
+    checkpoint_ns: str = ""
+    checkpoint_id: str | None = Field(default=None, max_length=128)
+    checkpoint_map: dict[str, Any] | None = None
+
+    @field_validator("checkpoint_ns")
+    @classmethod
+    def _root(cls, value: str) -> str:
+        if value:
+            raise ValueError("checkpoint_ns must be '' (the root graph): Chorus bots have no subgraphs")
+        return value
+
+    @field_validator("checkpoint_map")
+    @classmethod
+    def _no_map(cls, value: dict[str, Any] | None) -> None:
+        if value:
+            raise ValueError("checkpoint_map must be empty: Chorus bots have no subgraphs")
+        return None
+
+
+class ThreadStateUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    values: dict[str, Any] | None = None
+    as_node: str | None = Field(default=None, max_length=128)
+    checkpoint: CheckpointRef | None = None
+    checkpoint_id: str | None = Field(default=None, max_length=128)
+
+    @property
+    def from_checkpoint(self) -> str | None:
+        return self.checkpoint_id or (self.checkpoint.checkpoint_id if self.checkpoint else None)
+
+
+class StateAtCheckpoint(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    checkpoint: CheckpointRef
+    subgraphs: bool = False
+    select: list[str] | None = Field(default=None, min_length=1, max_length=20)
+
+    @field_validator("select")
+    @classmethod
+    def _select(cls, value: list[str] | None) -> list[str] | None:
+        return check_state_select(value)
 
 
 class HistoryRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
     limit: int = Field(default=10, ge=1, le=1000)
     before: dict[str, Any] | str | None = None
     metadata: dict[str, Any] | None = None
-    checkpoint: dict[str, Any] | None = None
+    checkpoint: CheckpointRef | None = None
+    select: list[str] | None = Field(default=None, min_length=1, max_length=20)
+
+    @field_validator("select")
+    @classmethod
+    def _select(cls, value: list[str] | None) -> list[str] | None:
+        return check_state_select(value)
 
 
 class ThreadPrune(BaseModel):

@@ -1,92 +1,92 @@
-"""Threads (LangGraph Agent Server API): create, get, search, update, delete, state, history, prune."""
+"""Threads (LangGraph Agent Server API): create (with ttl, supersteps), get, search, count, update, copy,
+delete, prune; state (now, at a checkpoint, updated), history."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
-from langgraph.types import StateSnapshot
+from fastapi import APIRouter, Header, Query, Response
 
 from chorus.agents.api_deps import DeveloperDep, PrincipalDep
 from chorus.agents.errors import Conflict, InvalidInput, NotFound
-from chorus.runs.deps import EngineDep, ThreadsDep
-from chorus.runs.engine import RunEngine
-from chorus.runs.schemas import HistoryRequest, ThreadCreate, ThreadPatch, ThreadPrune, ThreadSearch
-from chorus.runs.serialization import jsonable
+from chorus.runs.deps import EngineDep, ThreadsDep, ThreadServiceDep
+from chorus.runs.pagination import pagination_headers
+from chorus.runs.schemas import (
+    HistoryRequest,
+    StateAtCheckpoint,
+    ThreadCount,
+    ThreadCreate,
+    ThreadPatch,
+    ThreadPrune,
+    ThreadSearch,
+    ThreadStateUpdate,
+)
+from chorus.runs.state_views import check_state_select
+from chorus.runs.thread_search import ThreadFilter, ThreadPage
 from chorus.runs.threads_repository import thread_view
 
 router = APIRouter(prefix="/threads", tags=["threads"])
 
-
-def _checkpoint(config: Any) -> dict[str, Any] | None:
-    if not config:
-        return None
-    c = config.get("configurable", {})
-    return {
-        "thread_id": c.get("thread_id"),
-        "checkpoint_ns": c.get("checkpoint_ns", ""),
-        "checkpoint_id": c.get("checkpoint_id"),
-    }
+SubgraphsQuery = Annotated[
+    bool, Query(description="accepted for the SDKs; Chorus bots have no subgraphs, so it changes nothing")
+]
+SelectQuery = Annotated[
+    list[str] | None, Query(description="only these fields of the state; values.<key> for one state key")
+]
 
 
-def state_view(snap: StateSnapshot) -> dict[str, Any]:
-    return {
-        "values": jsonable(snap.values),
-        "next": list(snap.next),
-        "checkpoint": _checkpoint(snap.config),
-        "metadata": jsonable(snap.metadata or {}),
-        "created_at": snap.created_at,
-        "parent_checkpoint": _checkpoint(snap.parent_config),
-        "tasks": [],
-        "interrupts": [],
-    }
+def _state_select(select: list[str] | None) -> list[str] | None:
+    try:
+        return check_state_select(select)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), errors=[{"path": "$.select", "message": str(exc)}]) from None
 
 
-def _empty_state(thread_id: str) -> dict[str, Any]:
-    return {
-        "values": {},
-        "next": [],
-        "checkpoint": {"thread_id": thread_id, "checkpoint_ns": "", "checkpoint_id": None},
-        "metadata": {},
-        "created_at": None,
-        "parent_checkpoint": None,
-        "tasks": [],
-        "interrupts": [],
-    }
+@router.post("", summary="Create a thread (optionally with a ttl, and supersteps of state updates)")
+async def create(body: ThreadCreate, principal: DeveloperDep, service: ThreadServiceDep) -> dict[str, Any]:
+    return thread_view(await service.create(principal.tenant_id, body))
 
 
-async def _graph_and_config(engine: RunEngine, thread: dict[str, Any], tenant_id: str) -> Any:
-    if thread["assistant_id"] is None:
-        return None
-    return await engine.graph_for(tenant_id, str(thread["assistant_id"]), int(thread["config_version"]))
-
-
-@router.post("", summary="Create a thread")
-async def create(body: ThreadCreate, principal: DeveloperDep, threads: ThreadsDep, engine: EngineDep) -> dict[str, Any]:
-    if body.thread_id:
-        engine.forget_thread(body.thread_id)
-    return thread_view(
-        await threads.create(
-            principal.tenant_id, thread_id=body.thread_id, metadata=body.metadata, if_exists=body.if_exists
-        )
-    )
-
-
-@router.post("/search", summary="Search threads by metadata, values or status")
-async def search(body: ThreadSearch, principal: PrincipalDep, threads: ThreadsDep) -> list[dict[str, Any]]:
-    rows = await threads.search(
-        principal.tenant_id,
+@router.post("/search", summary="Search threads: filters, sort, select, extract; X-Pagination-* headers")
+async def search(
+    body: ThreadSearch, principal: PrincipalDep, threads: ThreadsDep, response: Response
+) -> list[dict[str, Any]]:
+    where = ThreadFilter(
         metadata=body.metadata,
-        status=body.status,
         values=body.values,
+        status=body.status,
+        ids=[str(i) for i in body.ids] if body.ids is not None else None,
+    )
+    paths = body.extract_paths
+    page = ThreadPage(
         limit=body.limit,
         offset=body.offset,
+        sort_by=body.sort_by,
+        sort_order=body.sort_order,
+        with_values=not body.select or "values" in body.select,
+        extract=paths,
     )
-    return [thread_view(r) for r in rows]
+    rows, next_offset = await threads.search(principal.tenant_id, where, page)
+    pagination_headers(response, offset=body.offset, returned=len(rows), next_offset=next_offset)
+    out = []
+    for row in rows:
+        view = thread_view(row)
+        if body.select:
+            view = {k: view[k] for k in body.select}
+        if paths:
+            view["extracted"] = row["extracted"]
+        out.append(view)
+    return out
+
+
+@router.post("/count", summary="Count threads by metadata, values and status")
+async def count(body: ThreadCount, principal: PrincipalDep, threads: ThreadsDep) -> int:
+    where = ThreadFilter(metadata=body.metadata, values=body.values, status=body.status)
+    return await threads.count(principal.tenant_id, where)
 
 
 @router.post("/prune", summary="Delete threads and their checkpoints")
-async def prune(body: ThreadPrune, principal: DeveloperDep, threads: ThreadsDep, engine: EngineDep) -> dict[str, Any]:
+async def prune(body: ThreadPrune, principal: DeveloperDep, engine: EngineDep) -> dict[str, Any]:
     if body.strategy == "keep_latest":
         raise InvalidInput(
             "strategy 'keep_latest' is not needed in Chorus: checkpoints store only new messages "
@@ -106,49 +106,97 @@ async def prune(body: ThreadPrune, principal: DeveloperDep, threads: ThreadsDep,
     return {"pruned_count": deleted, "busy_thread_ids": busy}
 
 
-@router.get("/{thread_id}", summary="Get a thread")
-async def get(thread_id: str, principal: PrincipalDep, threads: ThreadsDep) -> dict[str, Any]:
-    return thread_view(await threads.get(principal.tenant_id, thread_id))
+@router.get("/{thread_id}", summary="Get a thread (?include=ttl adds its ttl)")
+async def get(
+    thread_id: str,
+    principal: PrincipalDep,
+    threads: ThreadsDep,
+    include: Annotated[str | None, Query(description="comma-separated extra fields: ttl")] = None,
+) -> dict[str, Any]:
+    extras = {f.strip() for f in (include or "").split(",") if f.strip()}
+    if extras - {"ttl"}:
+        raise InvalidInput(
+            f"include {sorted(extras - {'ttl'})} is not supported; the only extra field is 'ttl'",
+            errors=[{"path": "$.include", "message": "only 'ttl'"}],
+        )
+    row = await threads.get(principal.tenant_id, thread_id)
+    return thread_view(row, ttl_days=threads.ttl_days, with_ttl="ttl" in extras)
 
 
-@router.patch("/{thread_id}", summary="Merge metadata into a thread")
-async def patch(thread_id: str, body: ThreadPatch, principal: DeveloperDep, threads: ThreadsDep) -> dict[str, Any]:
-    return thread_view(await threads.update_metadata(principal.tenant_id, thread_id, body.metadata))
+@router.patch(
+    "/{thread_id}",
+    summary="Merge metadata into a thread, set its ttl (Prefer: return=minimal answers 204)",
+    response_model=None,
+)
+async def patch(
+    thread_id: str,
+    body: ThreadPatch,
+    principal: DeveloperDep,
+    threads: ThreadsDep,
+    prefer: Annotated[str | None, Header()] = None,
+) -> dict[str, Any] | Response:
+    row = await threads.update(
+        principal.tenant_id, thread_id, metadata=body.metadata, ttl_minutes=body.ttl.ttl if body.ttl else None
+    )
+    if prefer == "return=minimal":
+        return Response(status_code=204)
+    return thread_view(row)
 
 
 @router.delete("/{thread_id}", status_code=204, summary="Delete a thread, its runs and its checkpoints")
-async def delete(thread_id: str, principal: DeveloperDep, threads: ThreadsDep, engine: EngineDep) -> Response:
+async def delete(thread_id: str, principal: DeveloperDep, engine: EngineDep) -> Response:
     await engine.delete_thread(principal.tenant_id, thread_id)
     return Response(status_code=204)
 
 
+@router.post("/{thread_id}/copy", summary="Copy a thread: a new thread with its metadata and every checkpoint")
+async def copy(thread_id: str, principal: DeveloperDep, service: ThreadServiceDep) -> dict[str, Any]:
+    return thread_view(await service.copy(principal.tenant_id, thread_id))
+
+
 @router.get("/{thread_id}/state", summary="The thread's current state")
-async def state(thread_id: str, principal: PrincipalDep, threads: ThreadsDep, engine: EngineDep) -> dict[str, Any]:
-    thread = await threads.get(principal.tenant_id, thread_id)
-    graph = await _graph_and_config(engine, thread, principal.tenant_id)
-    if graph is None:
-        return _empty_state(str(thread["thread_id"]))
-    snap = await graph.aget_state({"configurable": {"thread_id": str(thread["thread_id"])}})
-    return state_view(snap)
+async def state(
+    thread_id: str,
+    principal: PrincipalDep,
+    service: ThreadServiceDep,
+    subgraphs: SubgraphsQuery = False,
+    select: SelectQuery = None,
+) -> dict[str, Any]:
+    return await service.state(principal.tenant_id, thread_id, select=_state_select(select))
+
+
+@router.post("/{thread_id}/state", summary="Update the thread's state, as if a node had run (409 while it runs)")
+async def update_state(
+    thread_id: str, body: ThreadStateUpdate, principal: DeveloperDep, service: ThreadServiceDep
+) -> dict[str, Any]:
+    return await service.update_state(principal.tenant_id, thread_id, body)
+
+
+@router.post("/{thread_id}/state/checkpoint", summary="The thread's state at one of its checkpoints")
+async def state_at_checkpoint_post(
+    thread_id: str, body: StateAtCheckpoint, principal: PrincipalDep, service: ThreadServiceDep
+) -> dict[str, Any]:
+    return await service.state(
+        principal.tenant_id, thread_id, checkpoint_id=body.checkpoint.checkpoint_id, select=body.select
+    )
+
+
+@router.get("/{thread_id}/state/{checkpoint_id}", summary="The thread's state at one of its checkpoints")
+async def state_at_checkpoint(
+    thread_id: str,
+    checkpoint_id: str,
+    principal: PrincipalDep,
+    service: ThreadServiceDep,
+    subgraphs: SubgraphsQuery = False,
+    select: SelectQuery = None,
+) -> dict[str, Any]:
+    return await service.state(
+        principal.tenant_id, thread_id, checkpoint_id=checkpoint_id, select=_state_select(select)
+    )
 
 
 @router.post("/{thread_id}/history", summary="Past states of the thread, newest first")
 async def history(
-    thread_id: str, body: HistoryRequest, principal: PrincipalDep, threads: ThreadsDep, engine: EngineDep
+    thread_id: str, body: HistoryRequest, principal: PrincipalDep, service: ThreadServiceDep
 ) -> list[dict[str, Any]]:
-    thread = await threads.get(principal.tenant_id, thread_id)
-    graph = await _graph_and_config(engine, thread, principal.tenant_id)
-    if graph is None:
-        return []
-    config: dict[str, Any] = {"configurable": {"thread_id": str(thread["thread_id"])}}
-    if body.checkpoint and body.checkpoint.get("checkpoint_id"):
-        config["configurable"]["checkpoint_id"] = body.checkpoint["checkpoint_id"]
-    before = body.before
-    if isinstance(before, str):
-        before = {"configurable": {"thread_id": str(thread["thread_id"]), "checkpoint_id": before}}
-    elif isinstance(before, dict) and "configurable" not in before:
-        before = {"configurable": {**before, "thread_id": str(thread["thread_id"])}}
-    return [
-        state_view(s)
-        async for s in graph.aget_state_history(config, filter=body.metadata, before=before, limit=body.limit)
-    ]
+    return await service.history(principal.tenant_id, thread_id, body)

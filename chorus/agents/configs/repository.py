@@ -38,6 +38,34 @@ _SELECT = (
 )
 
 
+# Sort keys of assistant search (the Agent Server's names) and their columns: a whitelist.
+_SORT_COLUMNS = {
+    "assistant_id": "c.config_id",
+    "graph_id": "c.product_type",
+    "name": "c.name",
+    "created_at": "c.created_at",
+    "updated_at": "c.updated_at",
+}
+_ORDERS = {"asc": "ASC", "desc": "DESC"}
+
+
+def _search_filter(
+    tenant_id: str, *, metadata: dict[str, Any] | None, graph_id: str | None, name: str | None
+) -> tuple[str, list[Any]]:
+    sql = "c.tenant_id = %s AND c.deleted_at IS NULL"
+    params: list[Any] = [tenant_id]
+    if metadata:
+        sql += " AND c.metadata @> %s"
+        params.append(json.dumps(metadata))
+    if graph_id:
+        sql += " AND c.product_type = %s"
+        params.append(graph_id)
+    if name:
+        sql += " AND c.name ILIKE %s ESCAPE '\\'"
+        params.append("%" + name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+    return sql, params
+
+
 def _row(row: dict[str, Any]) -> StoredConfig:
     return StoredConfig(
         str(row["config_id"]),
@@ -196,31 +224,40 @@ class ConfigRepository:
         name: str | None,
         limit: int,
         offset: int,
+        sort_by: str = "created_at",
+        sort_order: str = "desc",
     ) -> list[StoredConfig]:
-        sql = _SELECT + " AND v.version = c.latest_version WHERE c.tenant_id = %s AND c.deleted_at IS NULL"
-        params: list[Any] = [tenant_id]
-        if metadata:
-            sql += " AND c.metadata @> %s"
-            params.append(json.dumps(metadata))
-        if graph_id:
-            sql += " AND c.product_type = %s"
-            params.append(graph_id)
-        if name:
-            sql += " AND c.name ILIKE %s"
-            params.append(f"%{name}%")
-        sql += " ORDER BY c.created_at DESC LIMIT %s OFFSET %s"
-        params += [limit, offset]
+        """The tenant's live configs (their latest versions) that match, in the order asked."""
+        condition, params = _search_filter(tenant_id, metadata=metadata, graph_id=graph_id, name=name)
+        order = _ORDERS[sort_order]
+        sql = (
+            f"{_SELECT} AND v.version = c.latest_version WHERE {condition}"
+            f" ORDER BY {_SORT_COLUMNS[sort_by]} {order}, c.config_id {order} LIMIT %s OFFSET %s"
+        )
         async with self.db.connection() as conn:
-            cur = await conn.execute(sql, params)
+            cur = await conn.execute(sql, [*params, limit, offset])
             return [_row(r) for r in await cur.fetchall()]
 
-    async def versions(self, tenant_id: str, config_id: str, *, limit: int, offset: int) -> list[StoredConfig]:
-        await self.get(tenant_id, config_id)
+    async def count(
+        self, tenant_id: str, *, metadata: dict[str, Any] | None, graph_id: str | None, name: str | None
+    ) -> int:
+        condition, params = _search_filter(tenant_id, metadata=metadata, graph_id=graph_id, name=name)
         async with self.db.connection() as conn:
-            cur = await conn.execute(
-                _SELECT + " WHERE c.tenant_id = %s AND c.config_id = %s ORDER BY v.version DESC LIMIT %s OFFSET %s",
-                (tenant_id, config_id, limit, offset),
-            )
+            cur = await conn.execute(f"SELECT count(*) AS n FROM bot_configs c WHERE {condition}", params)
+            row = await cur.fetchone()
+        return int(row["n"]) if row else 0
+
+    async def versions(
+        self, tenant_id: str, config_id: str, *, limit: int, offset: int, metadata: dict[str, Any] | None = None
+    ) -> list[StoredConfig]:
+        await self.get(tenant_id, config_id)
+        sql = _SELECT + " WHERE c.tenant_id = %s AND c.config_id = %s"
+        params: list[Any] = [tenant_id, config_id]
+        if metadata:
+            sql += " AND v.metadata @> %s"
+            params.append(json.dumps(metadata))
+        async with self.db.connection() as conn:
+            cur = await conn.execute(sql + " ORDER BY v.version DESC LIMIT %s OFFSET %s", [*params, limit, offset])
             return [_row(r) for r in await cur.fetchall()]
 
     async def set_latest(self, tenant_id: str, config_id: str, version: int) -> StoredConfig:

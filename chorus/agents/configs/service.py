@@ -46,6 +46,7 @@ class ConfigService:
         *,
         metadata: dict[str, Any] | None = None,
         name: str | None = None,
+        description: str | None = None,
         config_id: str | None = None,
         commit_message: str | None = None,
     ) -> tuple[StoredConfig, ValidationReport]:
@@ -55,7 +56,7 @@ class ConfigService:
             tenant_id=tenant_id,
             config_id=config_id,
             name=name or config.display_name,
-            description=config.config_metadata.description,
+            description=description or config.config_metadata.description,
             product_type=config.product_type,
             config=raw,
             metadata=metadata or {},
@@ -71,8 +72,11 @@ class ConfigService:
         *,
         metadata: dict[str, Any] | None = None,
         name: str | None = None,
+        description: str | None = None,
         commit_message: str | None = None,
     ) -> tuple[StoredConfig, ValidationReport | None]:
+        """A new version: the new config (or the current one again), `metadata` merged into the current
+        version's (as the Agent Server's PATCH merges), the name and description given or kept."""
         current = await self.repo.get(tenant_id, config_id)
         report: ValidationReport | None = None
         new_raw = current.config
@@ -88,9 +92,10 @@ class ConfigService:
             tenant_id=tenant_id,
             config_id=current.config_id,
             config=new_raw,
-            metadata=metadata if metadata is not None else current.metadata,
+            metadata={**current.metadata, **(metadata or {})},
             name=name or (report.config.display_name if report and report.config else current.name),
-            description=report.config.config_metadata.description if report and report.config else current.description,
+            description=description
+            or (report.config.config_metadata.description if report and report.config else current.description),
             commit_message=commit_message,
         )
         return stored, report
