@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from chorus.runs.state_views import check_state_select
 from chorus.runs.stream_modes import STREAM_MODES
@@ -35,8 +35,8 @@ RESERVED_CONFIGURABLE = frozenset(
 
 
 class RunCreate(BaseModel):
-    # The SDK sends many optional fields; unknown ones are ignored rather than rejected.
-    model_config = ConfigDict(extra="ignore")
+    # Every field the official SDKs send is known here; one that is not is a 422 naming it, never ignored.
+    model_config = ConfigDict(extra="forbid")
     assistant_id: str
     input: RunInput | None = None
     command: dict[str, Any] | None = None
@@ -52,6 +52,12 @@ class RunCreate(BaseModel):
     stream_subgraphs: bool = False
     after_seconds: float = Field(default=0, ge=0, le=86_400)  # start no sooner than this (at most a day)
     stream_resumable: bool = False
+    # Sent by the SDKs; what Chorus does not offer is refused when set (below), never ignored.
+    webhook: str | None = None
+    feedback_keys: list[str] | None = None
+    langsmith_tracer: dict[str, Any] | None = None
+    strict_resume: bool | None = None
+    checkpoint_during: bool | None = None  # deprecated by LangGraph: True is durability "async", False "exit"
     # Run from this checkpoint of the thread instead of its latest: an edit or a regenerate forks the thread.
     checkpoint: dict[str, Any] | None = None
     checkpoint_id: str | None = None
@@ -75,6 +81,31 @@ class RunCreate(BaseModel):
         if bad:
             raise ValueError(f"unknown stream_mode {bad}; the stream modes are {list(STREAM_MODES)}")
         return list(dict.fromkeys(modes)) or ["values"]
+
+    @field_validator("webhook", "feedback_keys", "langsmith_tracer")
+    @classmethod
+    def _unsupported(cls, value: Any, info: ValidationInfo) -> None:
+        if value:
+            what = {
+                "webhook": "run webhooks are not supported yet; join the run (GET …/runs/{run_id}/join) instead",
+                "feedback_keys": "LangSmith feedback keys are not supported",
+                "langsmith_tracer": "LangSmith tracing is not supported",
+            }[str(info.field_name)]
+            raise ValueError(what)
+        return None
+
+    @field_validator("strict_resume")
+    @classmethod
+    def _strict_resume(cls, value: bool | None) -> None:
+        if value:
+            raise ValueError("strict_resume is not supported: a resume applies to the thread's pending step")
+        return None
+
+    @model_validator(mode="after")
+    def _checkpoint_during(self) -> RunCreate:
+        if self.checkpoint_during is not None and self.durability is None:
+            self.durability = "async" if self.checkpoint_during else "exit"
+        return self
 
     @field_validator("config")
     @classmethod

@@ -178,3 +178,18 @@ async def test_bad_run_config_is_a_422(http: httpx.AsyncClient, assistant_id: st
         body = {"assistant_id": assistant_id, "input": ORDER, "config": config}
         resp = await http.post(f"/threads/{thread}/runs", json=body)
         assert resp.status_code == 422 and says in resp.text, (config, resp.text)
+
+
+async def test_fields_chorus_does_not_serve_are_refused_not_ignored(http: httpx.AsyncClient, assistant_id: str) -> None:
+    thread = (await http.post("/threads", json={})).json()["thread_id"]
+    for extra, says in [
+        ({"webhook": "https://hooks.example/done"}, "webhooks are not supported"),
+        ({"feedback_keys": ["helpful"]}, "feedback"),
+        ({"telepathy": True}, "telepathy"),
+    ]:
+        resp = await http.post(f"/threads/{thread}/runs", json={"assistant_id": assistant_id, "input": ORDER, **extra})
+        assert resp.status_code == 422 and says in resp.text, (extra, resp.text)
+    ok = await http.post(
+        f"/threads/{thread}/runs/wait", json={"assistant_id": assistant_id, "input": ORDER, "checkpoint_during": False}
+    )
+    assert ok.status_code == 200, ok.text  # deprecated, still understood (durability "exit")
