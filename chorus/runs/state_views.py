@@ -48,10 +48,29 @@ def state_view(snap: StateSnapshot, select: list[str] | None = None) -> dict[str
         "metadata": jsonable(snap.metadata or {}),
         "created_at": snap.created_at,
         "parent_checkpoint": checkpoint_ref(snap.parent_config),
-        "tasks": [],
-        "interrupts": [],
+        "tasks": [_task(t) for t in snap.tasks],
+        "interrupts": [_interrupt(i) for i in snap.interrupts],
     }
     return selected(view, select)
+
+
+def _interrupt(interrupt: Any) -> dict[str, Any]:
+    return {"id": getattr(interrupt, "id", None), "value": jsonable(getattr(interrupt, "value", None))}
+
+
+def _task(task: Any) -> dict[str, Any]:
+    """A pending step of the state (LangGraph's PregelTask), as the Agent Server shows it: what clients such
+    as useStream read to find a thread's interrupts after a reload."""
+    return {
+        "id": task.id,
+        "name": task.name,
+        "path": jsonable(list(task.path)),
+        "error": repr(task.error) if task.error is not None else None,
+        "interrupts": [_interrupt(i) for i in task.interrupts],
+        "checkpoint": None,
+        "state": None,
+        "result": jsonable(task.result) if task.result is not None else None,
+    }
 
 
 def empty_state(thread_id: str, select: list[str] | None = None) -> dict[str, Any]:

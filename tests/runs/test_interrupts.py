@@ -59,3 +59,13 @@ async def test_bad_breakpoints_and_resumes_are_422s(http: httpx.AsyncClient, ass
     assert resp.status_code == 422 and "jump" in resp.text
     assert (await http.get(f"/threads/{thread}/runs")).json() == []  # nothing half-written:
     assert "assistant_id" not in (await http.get(f"/threads/{thread}")).json()["metadata"]  # not even a pin
+
+
+async def test_a_paused_thread_names_its_pending_step_in_state_and_history(
+    sdk: LangGraphClient, assistant_id: str
+) -> None:
+    thread = await _paused_before_tools(sdk, assistant_id)
+    state: Any = await sdk.threads.get_state(thread)
+    assert [t["name"] for t in state["tasks"]] == ["tools"] and state["tasks"][0]["id"]
+    history: Any = await sdk.threads.get_history(thread, limit=1)
+    assert history[0]["tasks"][0]["name"] == "tools" and history[0]["next"] == ["tools"]
