@@ -110,7 +110,7 @@ class EventRelay:
 
     def _on_watch(self, payload: str) -> None:
         run_id, _, rest = payload.partition(":")
-        watcher, _, after = rest.partition(":")
+        watcher, _, after = rest.partition("@")  # a worker id has colons, never an @
         if watcher == self._me:
             return
         handle = self._handles.get(run_id)
@@ -157,7 +157,7 @@ class EventRelay:
             self._replaying[handle.run_id] = handle
         handle.replayed.clear()
         try:
-            await self._notifications.publish([(WATCH_CHANNEL, f"{handle.run_id}:{self._me}:{after[0]}-{after[1]}")])
+            await self._notifications.publish([(WATCH_CHANNEL, f"{handle.run_id}:{self._me}@{after[0]}-{after[1]}")])
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait_s):
                     await handle.replayed.wait()
