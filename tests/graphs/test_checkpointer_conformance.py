@@ -39,8 +39,6 @@ SUITES: dict[str, list[Any]] = {
 NOT_PROVIDED = {
     "delete_for_runs": "Chorus deletes a thread's checkpoints whole (adelete_thread) or prunes them (aprune); "
     "it keeps no per-run checkpoint deletion (adelete_for_runs)",
-    "copy_thread": "Chorus has no thread copy (acopy_thread): the Agent Server's POST /threads/{id}/copy is "
-    "outside the API subset it serves",
 }
 DETECTED = {c.value for c in DetectedCapabilities.from_instance(object.__new__(ChorusCheckpointer)).detected}
 
