@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from chorus.webchat.visitor_tokens import VisitorTokens
 from tests.conftest import RunningServer, Tenant
 
 ORIGIN = "https://shop.example.com"
@@ -48,7 +49,7 @@ async def read_sse(response: httpx.Response, *, stop_after: int | None = None) -
 class Site:
     """A shop with the widget: its publishable key (for one bot) and the widget API's base URL."""
 
-    url: str
+    server: RunningServer
     tenant: Tenant
     admin: httpx.AsyncClient
     assistant_id: str
@@ -64,9 +65,13 @@ class Site:
             headers["Authorization"] = f"Bearer {token}"
         if key:
             headers["X-Publishable-Key"] = self.key
-        client = httpx.AsyncClient(base_url=self.url, headers=headers, timeout=30)
+        client = httpx.AsyncClient(base_url=self.server.url, headers=headers, timeout=30)
         self.clients.append(client)
         return client
+
+    def tokens(self) -> VisitorTokens:
+        tokens: VisitorTokens = self.server.app.state.visitor_tokens
+        return tokens
 
     async def visitor(self, *, origin: str = ORIGIN) -> tuple[httpx.AsyncClient, str]:
         """A new visitor: a client holding its token, and the token."""
@@ -89,9 +94,9 @@ async def create_key(admin: httpx.AsyncClient, assistant_ids: list[str], **optio
     return created
 
 
-async def make_assistant(admin: httpx.AsyncClient, config: dict[str, Any]) -> str:
+async def make_assistant(admin: httpx.AsyncClient, config: dict[str, Any], graph_id: str = "chatbot") -> str:
     config = {**config, "config_metadata": {**config["config_metadata"], "name": f"shop-{uuid.uuid4().hex[:6]}"}}
-    resp = await admin.post("/assistants", json={"graph_id": "chatbot", "context": config})
+    resp = await admin.post("/assistants", json={"graph_id": graph_id, "context": config})
     assert resp.status_code == 200, resp.text
     return str(resp.json()["assistant_id"])
 
@@ -102,7 +107,7 @@ async def site(
 ) -> AsyncIterator[Site]:
     assistant_id = await make_assistant(http, acme_config)
     created = await create_key(http, [assistant_id], name="shop")
-    s = Site(server.url, tenant, http, assistant_id, created["key"], created["key_id"])
+    s = Site(server, tenant, http, assistant_id, created["key"], created["key_id"])
     yield s
     for client in s.clients:
         await client.aclose()

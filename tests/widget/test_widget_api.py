@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 
-from chorus.webchat.visitor_tokens import VisitorTokens
 from tests.conftest import RunningServer, slow_bot
 from tests.widget.conftest import HELLO, ORIGIN, Site, create_key, make_assistant, read_sse
 
@@ -124,7 +123,7 @@ async def test_a_reload_during_an_answer_finds_the_run_to_rejoin(site: Site, acm
 async def test_an_expired_token_is_renewed_for_the_same_visitor(site: Site, server: RunningServer) -> None:
     visitor, token = await site.visitor()
     thread_id = await site.thread(visitor)
-    tokens: VisitorTokens = server.app.state.visitor_tokens
+    tokens = site.tokens()
     current = tokens.verify(token)
     expired, _ = tokens.issue(
         tenant_id=current.tenant_id, key_id=current.key_id, visitor_id=current.visitor_id, ttl_s=-60
