@@ -19,6 +19,7 @@ from bench import (
     ingestion_throughput,
     knowledge_search,
     memory,
+    rate_limit,
     scaling,
     sse_first_token,
     storage,
@@ -38,6 +39,7 @@ MODULES: list[ModuleType] = [
     crash,
     scaling,
     memory,
+    rate_limit,
 ]
 
 
