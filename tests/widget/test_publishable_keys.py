@@ -42,6 +42,8 @@ async def test_a_key_is_shown_once_and_stored_as_a_hash(site: Site, db: Database
         ({"allowed_origins": ["*"]}, "$.allowed_origins[0]"),
         ({"allowed_origins": ["https://shop.example.com/widget"]}, "$.allowed_origins[0]"),
         ({"allowed_origins": ["ftp://shop.example.com"]}, "$.allowed_origins[0]"),
+        ({"allowed_origins": ["http://[::1"]}, "$.allowed_origins[0]"),
+        ({"allowed_origins": ["https://shop.example.com:99999"]}, "$.allowed_origins[0]"),
         ({"allowed_origins": [ORIGIN, "shop.example.com"]}, "$.allowed_origins[1]"),
         ({"allowed_origins": []}, "allow_no_origin"),
         ({"assistant_ids": []}, "assistant_ids"),

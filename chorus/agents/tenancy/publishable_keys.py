@@ -130,7 +130,10 @@ def _row(row: dict[str, Any]) -> PublishableKey:
 
 def _normal_origin(value: str) -> str | None:
     """`scheme://host[:port]` in lower case without a default port, or None if `value` is not an origin."""
-    parts = urlsplit(value.strip().rstrip("/"))
+    try:
+        parts = urlsplit(value.strip().rstrip("/"))
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return None
     if parts.scheme not in _DEFAULT_PORTS or not parts.hostname or parts.path or parts.query or parts.fragment:
         return None
     if parts.username or parts.password:
