@@ -19,6 +19,7 @@ from bench import (
     ingestion_throughput,
     knowledge_search,
     memory,
+    rate_limit,
     resume,
     scaling,
     sse_first_token,
@@ -40,6 +41,7 @@ MODULES: list[ModuleType] = [
     scaling,
     memory,
     resume,
+    rate_limit,
 ]
 
 

@@ -35,6 +35,9 @@ from chorus.agents.settings import Settings, load_settings
 from chorus.agents.storage.database import Database, open_database
 from chorus.agents.storage.outage import describe as describe_database_error
 from chorus.agents.tenancy.keys import KeyResolver
+from chorus.agents.tenancy.publishable_keys import PublishableKeyResolver
+from chorus.agents.tenancy.publishable_keys_router import router as publishable_keys_router
+from chorus.agents.tenancy.rate_limits import RateLimiter
 from chorus.agents.tenancy.router import router as keys_router
 from chorus.agents.tools.builtins import build_registry
 from chorus.agents.tools.router import router as tools_router
@@ -56,6 +59,9 @@ from chorus.store.router import router as store_router
 from chorus.store.service import ItemStore
 from chorus.webchat.router import STATIC_DIR
 from chorus.webchat.router import router as webchat_router
+from chorus.webchat.visitor_tokens import VisitorTokens
+from chorus.webchat.widget_cors import WidgetCors
+from chorus.webchat.widget_router import router as widget_router
 
 log = logging.getLogger(__name__)
 _SWEEP_SECONDS = 60
@@ -191,6 +197,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         app.state.config_service = ConfigService(configs, registry)
         app.state.threads = threads
         app.state.key_resolver = KeyResolver(db)
+        app.state.rate_limiter = RateLimiter(db)
+        app.state.publishable_keys = PublishableKeyResolver(db)
+        app.state.visitor_tokens = VisitorTokens.from_vault_key(vault_key)
         app.state.run_engine = engine
         app.state.store = store
         app.state.worker = worker
@@ -238,7 +247,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         upload_paths=UPLOAD_PATHS,
         max_upload_bytes=settings.upload_max_bytes,
     )
-    install_cors(app, parse_origins(settings.cors_origins))  # outermost: preflights never reach auth
+    install_cors(app, parse_origins(settings.cors_origins))  # preflights never reach auth
+    app.add_middleware(WidgetCors)  # outermost: /widget paths answer with the publishable key's origins only
     for router in (
         ops_router,
         configs_router,
@@ -246,12 +256,14 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         knowledge_router,
         secrets_router,
         keys_router,
+        publishable_keys_router,
         assistants_router,
         threads_router,
         crons_router,
         runs_router,
         store_router,
         webchat_router,
+        widget_router,
     ):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -19,6 +19,11 @@ from chorus.agents.tenancy.keys import create_api_key
 from tests.conftest import ROOT, RunningServer, Tenant, example, make_tenant
 
 RANK = {"viewer": 0, "developer": 1, "admin": 2}
+# The widget API's credentials (docs/api.md, "Widget API"): a publishable key, or the visitor token it buys.
+WIDGET_KINDS = ("publishable key", "visitor token")
+# Callers holding widget credentials: on their routes together (the widget's key and its visitor's token),
+# and the key sent as an API key, the mistake a developer would make.
+WIDGET_CALLERS = ("widget", "publishable key as API key")
 # Routes the OpenAPI document does not list (docs, the webchat page, static files), with a real path each.
 HIDDEN_PUBLIC = {
     ("GET", "/"): "/",
@@ -34,13 +39,16 @@ MESSAGE = {"messages": [{"role": "user", "content": "Where is my order ORD-1001?
 
 
 def role_matrix() -> dict[tuple[str, str], str]:
-    """(method, path) -> least role ('public', 'viewer', 'developer', 'admin'), from docs/api.md."""
+    """(method, path) -> least role ('public', 'viewer', 'developer', 'admin') or widget credential
+    ('publishable key', 'visitor token'), from docs/api.md."""
     text = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
     section = text.split("### Roles", 1)[1].split("\n## ", 1)[0]
     matrix: dict[tuple[str, str], str] = {}
-    for method, path, role in re.findall(r"^\| (GET|POST|PATCH|PUT|DELETE) \| `([^`]+)` \| (\w+) \|$", section, re.M):
+    for method, path, role in re.findall(
+        r"^\| (GET|POST|PATCH|PUT|DELETE) \| `([^`]+)` \| (\w+(?: \w+)?) \|$", section, re.M
+    ):
         assert (method, path) not in matrix, f"docs/api.md lists {method} {path} twice"
-        assert role in ("public", *RANK), f"docs/api.md: unknown role '{role}' for {method} {path}"
+        assert role in ("public", *RANK, *WIDGET_KINDS), f"docs/api.md: unknown role '{role}' for {method} {path}"
         matrix[(method, path)] = role
     return matrix
 
@@ -50,7 +58,9 @@ class World:
     """Resources of tenant A that path parameters point at, made on first use and remade after deletion."""
 
     admin: httpx.AsyncClient
+    widget: httpx.AsyncClient
     ids: dict[str, str] = field(default_factory=dict)
+    widget_ids: dict[str, str] = field(default_factory=dict)
     namespace: str = field(default_factory=lambda: f"roles{uuid.uuid4().hex[:8]}")
 
     async def value(self, param: str) -> str:
@@ -58,6 +68,17 @@ class World:
         if kind not in self.ids:
             await self._make({"job_id": "document_id"}.get(kind, kind))  # ingesting a document makes a job
         return self.ids[kind]
+
+    async def widget_value(self, param: str) -> str:
+        """The widget visitor's own thread and run (another's would be a 404 for it, telling nothing)."""
+        if param not in self.widget_ids:
+            thread_id = (await self.widget.post("/widget/v1/threads", json={})).json()["thread_id"]
+            path = f"/widget/v1/threads/{thread_id}/runs/stream"
+            async with self.widget.stream("POST", path, json={"input": MESSAGE}) as resp:
+                await resp.aread()
+                run_id = resp.headers["content-location"].rsplit("/", 1)[1]
+            self.widget_ids.update(thread_id=thread_id, run_id=run_id)
+        return self.widget_ids[param]
 
     async def _make(self, kind: str) -> None:
         a = self.admin
@@ -99,6 +120,9 @@ class World:
             self.ids[kind] = (await a.post("/api/v1/keys", json={"role": "viewer", "name": "to revoke"})).json()[
                 "key_id"
             ]
+        elif kind == "publishable_key_id":
+            body = {"assistant_ids": [await self.value("assistant_id")], "allow_no_origin": True}
+            self.ids[kind] = (await a.post("/api/v1/publishable-keys", json=body)).json()["key_id"]
         elif kind == "secret_name":
             name = f"ROLES_{uuid.uuid4().hex[:8].upper()}"
             await a.post("/api/v1/secrets", json={"name": name, "value": "s3cret-value"})
@@ -172,6 +196,12 @@ async def body_for(world: World, method: str, path: str, ns: str) -> dict[str, A
         ("DELETE", "/store/items"): {"namespace": [ns], "key": "roles-item"},
         ("POST", "/store/items/search"): {"namespace_prefix": [ns], "query": "returns"},
         ("POST", "/store/namespaces"): {"prefix": [ns]},
+        ("POST", "/api/v1/publishable-keys"): {
+            "assistant_ids": [await world.value("assistant_id")],
+            "allowed_origins": ["https://shop.example.com"],
+        },
+        ("POST", "/widget/v1/threads"): {},
+        ("POST", "/widget/v1/threads/{thread_id}/runs/stream"): {"input": MESSAGE},
     }
     return bodies.get((method, path), {})
 
@@ -194,7 +224,8 @@ async def call_for(
     ns = f"x{world.namespace}" if stranger else world.namespace
     url = path
     for param in re.findall(r"\{(\w+)\}", path):
-        url = url.replace(f"{{{param}}}", await world.value(param))
+        value = await (world.widget_value(param) if path.startswith("/widget/") else world.value(param))
+        url = url.replace(f"{{{param}}}", value)
     if operation is None:
         return Call(method, HIDDEN_PUBLIC[(method, path)], {})
     params = {}
@@ -221,6 +252,21 @@ async def send(client: httpx.AsyncClient, call: Call) -> httpx.Response:
 @pytest.fixture
 async def callers(server: RunningServer, db: Database, tenant: Tenant) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
     other = await make_tenant(db)
+    async with httpx.AsyncClient(base_url=server.url, headers={"x-api-key": tenant.key}, timeout=60) as admin:
+        created = await admin.post("/assistants", json={"graph_id": "chatbot", "context": example("acme_support_bot")})
+        # No Origin in these calls (a server-to-server key); the limits are out of the way of a full walk.
+        widget_key = (
+            await admin.post(
+                "/api/v1/publishable-keys",
+                json={
+                    "assistant_ids": [created.json()["assistant_id"]],
+                    "allow_no_origin": True,
+                    "visitor_requests_per_minute": 10_000,
+                    "key_requests_per_minute": 10_000,
+                },
+            )
+        ).json()["key"]
+        session = await admin.post("/widget/v1/session", headers={"x-api-key": "", "x-publishable-key": widget_key})
     keys = {
         "viewer": await create_api_key(db, tenant_id=tenant.tenant_id, role="viewer"),
         "developer": await create_api_key(db, tenant_id=tenant.tenant_id, role="developer"),
@@ -232,6 +278,11 @@ async def callers(server: RunningServer, db: Database, tenant: Tenant) -> AsyncI
         who: httpx.AsyncClient(base_url=server.url, headers={"x-api-key": key} if key else {}, timeout=60)
         for who, key in keys.items()
     }
+    widget_headers = {"x-publishable-key": widget_key, "authorization": f"Bearer {session.json()['visitor_token']}"}
+    clients["widget"] = httpx.AsyncClient(base_url=server.url, headers=widget_headers, timeout=60)
+    clients["publishable key as API key"] = httpx.AsyncClient(
+        base_url=server.url, headers={"x-api-key": widget_key}, timeout=60
+    )
     yield clients
     for client in clients.values():
         await client.aclose()
@@ -250,7 +301,7 @@ async def test_every_operation_answers_as_the_matrix_says(
     stale = sorted(set(matrix) - set(operations) - set(HIDDEN_PUBLIC))
     assert not stale, f"rows of the roles matrix in docs/api.md with no such operation: {stale}"
 
-    world = World(callers["admin"])
+    world = World(callers["admin"], callers["widget"])
     problems: list[str] = []
     for (method, path), least in matrix.items():
         operation = operations.get((method, path))
@@ -264,6 +315,14 @@ async def test_every_operation_answers_as_the_matrix_says(
             status, label = response.status_code, f"{method} {path} as {who}: {response.status_code}"
             if status >= 500:
                 problems.append(f"{label} {response.text[:200]}")
+            elif least in WIDGET_KINDS:
+                if who == "widget" and status >= 400:
+                    problems.append(f"{label} {response.text[:200]}, expected the widget's credentials to work")
+                elif who != "widget" and status != 401:
+                    problems.append(f"{label}, expected 401: the widget API takes no API key")
+            elif who in WIDGET_CALLERS:
+                if status != 401 or "widget API (/widget/v1)" not in response.text:
+                    problems.append(f"{label}, expected 401 saying the credential is for the widget API")
             elif least == "public":
                 if status in (401, 403) or status >= 400:
                     problems.append(f"{label} (public)")

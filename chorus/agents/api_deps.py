@@ -15,6 +15,8 @@ from chorus.agents.configs.service import ConfigService
 from chorus.agents.observability.logs import tenant_id_var
 from chorus.agents.storage.database import Database
 from chorus.agents.tenancy.keys import KeyResolver, Principal
+from chorus.agents.tenancy.publishable_keys import refuse_widget_credential
+from chorus.agents.tenancy.rate_limits import RateLimiter, tenant_limit
 from chorus.agents.tools.registry import ToolRegistry
 
 
@@ -38,9 +40,13 @@ async def _principal(request: Request) -> Principal:
     auth = request.headers.get("authorization", "")
     if not key and auth.lower().startswith("bearer "):
         key = auth[7:].strip()
+    refuse_widget_credential(key, publishable_header=request.headers.get("x-publishable-key"))
     resolver: KeyResolver = request.app.state.key_resolver
     principal = await resolver.resolve(key)
     tenant_id_var.set(principal.tenant_id)
+    limiter: RateLimiter = request.app.state.rate_limiter
+    per_minute: int = request.app.state.settings.rate_limit_per_minute
+    await limiter.hit(tenant_limit(principal.tenant_id, principal.tenant_name, per_minute))
     return principal
 
 

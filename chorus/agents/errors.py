@@ -15,6 +15,7 @@
     │   ├── ThreadBusy           a run is queued or running on the thread
     │   └── RunEnded             the run has already ended
     ├── PayloadTooLarge
+    ├── RateLimited              too many requests for a tenant, a publishable key or a visitor; retry later
     ├── UnsupportedMediaType     a file of a type Chorus cannot read
     ├── Unavailable              a dependency cannot serve now; retry later
     │   ├── DatabaseUnavailable
@@ -107,6 +108,18 @@ class CronNotFound(NotFound):
 
 class PayloadTooLarge(ChorusError):
     code = "payload_too_large"
+
+
+class RateLimited(ChorusError):
+    """A rate limit was reached (a tenant's API requests, a publishable key's or a widget visitor's); the
+    `Retry-After` header says in how many seconds the window that counted them ends."""
+
+    code = "rate_limited"
+
+    def __init__(self, detail: str, *, retry_after_s: int, limit_per_minute: int) -> None:
+        super().__init__(detail, extra={"retry_after_s": retry_after_s, "limit_per_minute": limit_per_minute})
+        self.retry_after_s = retry_after_s
+        self.headers = {"Retry-After": str(retry_after_s)}
 
 
 class UnsupportedMediaType(ChorusError):

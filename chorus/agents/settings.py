@@ -34,6 +34,11 @@ class Settings:
     log_level: str = field(default_factory=lambda: os.environ.get("CHORUS_LOG_LEVEL", "INFO"))
     # The vault key: 32 bytes, base64. Unset: a key generated into $CHORUS_HOME/secret.key (development).
     secret_key: str | None = field(default_factory=lambda: os.environ.get("CHORUS_SECRET_KEY") or None, repr=False)
+    # API requests per minute per tenant, counted across every server process (0: no limit). The widget API
+    # has its own limits, per publishable key and per visitor, set on each key.
+    rate_limit_per_minute: int = field(
+        default_factory=lambda: int(os.environ.get("CHORUS_RATE_LIMIT_PER_MINUTE", "1000"))
+    )
     # Browser origins allowed to call the API (comma-separated, * for any); see chorus/cors.py.
     cors_origins: str = field(
         default_factory=lambda: os.environ.get("CHORUS_CORS_ORIGINS", "http://localhost:3000,http://127.0.0.1:3000")

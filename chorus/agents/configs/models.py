@@ -282,6 +282,31 @@ class KnowledgeConfig(ConfigModel):
     auto_answer_threshold: Annotated[float, Field(ge=0, le=1)] | None = None
 
 
+_HEX_COLOR = r"^#(?:[0-9a-fA-F]{3}){1,2}$"
+
+
+class WebchatColors(ConfigModel):
+    primary: str | None = Field(default=None, pattern=_HEX_COLOR, description="Launcher, header, visitor bubbles.")
+    background: str | None = Field(default=None, pattern=_HEX_COLOR)
+    text: str | None = Field(default=None, pattern=_HEX_COLOR)
+
+
+class Webchat(ConfigModel):
+    """How the embeddable widget shows this bot (served by GET /widget/v1/config). Values are checked
+    strictly because any web page that embeds the widget renders them."""
+
+    title: str | None = Field(default=None, min_length=1, max_length=80, description="Header; defaults to the name.")
+    greeting: str | None = Field(
+        default=None, min_length=1, max_length=1000, description="First message shown; defaults to first_message."
+    )
+    colors: WebchatColors | None = None
+    avatar_url: str | None = Field(
+        default=None, max_length=2000, pattern=r"^https://[^\s\"'<>()\\]+$", description="An https:// image URL."
+    )
+    position: Literal["bottom-right", "bottom-left"] | None = None
+    input_placeholder: str | None = Field(default=None, min_length=1, max_length=120)
+
+
 class BotConfig(ConfigModel):
     """A chatbot or voicebot, as a business describes it."""
 
@@ -306,6 +331,7 @@ class BotConfig(ConfigModel):
     livekit_config: LivekitConfig | None = None
     voice_settings: VoiceSettings | None = None
     knowledge: KnowledgeConfig | None = None
+    webchat: Webchat | None = Field(default=None, description="The embeddable widget's look (chatbots).")
 
     @property
     def product_type(self) -> ProductType:
