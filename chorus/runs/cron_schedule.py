@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import CroniterBadCronError, croniter
+from croniter import CroniterBadCronError, CroniterBadDateError, croniter
 
 from chorus.agents.errors import InvalidInput
 
@@ -23,8 +23,8 @@ def check_schedule(schedule: str, timezone: str) -> None:
             errors=[{"path": "$.schedule", "message": "expected 5 fields"}],
         )
     try:
-        croniter(schedule)
-    except (CroniterBadCronError, ValueError, KeyError) as exc:
+        croniter(schedule).get_next(datetime)  # also refuses a date that never comes (e.g. 31 February)
+    except (CroniterBadCronError, CroniterBadDateError, ValueError, KeyError) as exc:
         raise InvalidInput(
             f"schedule '{schedule[:80]}' is not a valid cron expression: {exc}",
             errors=[{"path": "$.schedule", "message": "invalid cron expression"}],
@@ -34,8 +34,10 @@ def check_schedule(schedule: str, timezone: str) -> None:
 
 def _zone(timezone: str) -> ZoneInfo:
     try:
+        if len(timezone) > 64:
+            raise ValueError(timezone)
         return ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise InvalidInput(
             f"timezone '{timezone[:64]}' is not an IANA time zone (e.g. 'Europe/Berlin', 'UTC')",
             errors=[{"path": "$.timezone", "message": "unknown time zone"}],
@@ -45,7 +47,10 @@ def _zone(timezone: str) -> ZoneInfo:
 def next_fire(schedule: str, timezone: str, *, after: datetime, end_time: datetime | None) -> datetime | None:
     """The first occurrence strictly after `after` (UTC), or None past `end_time`."""
     local = after.astimezone(_zone(timezone))
-    at: datetime = croniter(schedule, local).get_next(datetime)
+    try:
+        at: datetime = croniter(schedule, local).get_next(datetime)
+    except CroniterBadDateError:
+        return None  # no date left (checked when the cron was made; a guard for older rows)
     at = at.astimezone(UTC)
     return None if end_time is not None and at > end_time else at
 

@@ -35,6 +35,7 @@ WATCH_EVERY_S = 2.0
 WATCH_TTL_S = 3 * WATCH_EVERY_S
 END_EVENT = "__end__"
 _OUTBOX_MAX = 20000
+REPLAY_EVERY_S = 1.0
 _PART = MAX_PAYLOAD - 300  # room for the part's envelope
 
 # (run ids) -> {run_id: (status, error, values)} for runs that have ended
@@ -73,6 +74,7 @@ class EventRelay:
         self._watchers: dict[str, dict[str, float]] = {}  # run executing here -> {watcher: until}
         self._watching: dict[str, RunHandle] = {}  # run executing elsewhere -> local handle
         self._replaying: dict[str, RunHandle] = {}  # ended run whose events another process may still hold
+        self._replayed: dict[tuple[str, str], float] = {}  # (run, watcher) -> when we last replayed to it
         self._parts: dict[tuple[str, int, int], list[str | None]] = {}
         self._outbox: asyncio.Queue[tuple[str, str]] = asyncio.Queue(maxsize=_OUTBOX_MAX)
         notifications.on(EVENTS_CHANNEL, self._on_event)
@@ -122,7 +124,19 @@ class EventRelay:
             self._watchers.setdefault(run_id, {})[watcher] = time.monotonic() + WATCH_TTL_S
 
     def _replay(self, handle: RunHandle, watcher: str, after: str) -> None:
-        """Send a watcher the events it asked for (a client rejoined there with `Last-Event-ID`), then a mark."""
+        """Send a watcher the events it asked for (a client rejoined there with `Last-Event-ID`), then a mark.
+        Live events come first: at most one replay per run and watcher a second, and none while the outbox is
+        half full (the watcher then serves what it has after its wait)."""
+        now = time.monotonic()
+        key = (handle.run_id, watcher)
+        if now - self._replayed.get(key, 0.0) < REPLAY_EVERY_S or self._outbox.qsize() > _OUTBOX_MAX // 2:
+            log.warning(
+                "a replay request was refused (too frequent, or the relay is busy)", extra={"run_id": handle.run_id}
+            )
+            return
+        self._replayed[key] = now
+        if len(self._replayed) > 10_000:
+            self._replayed = {k: t for k, t in self._replayed.items() if now - t < REPLAY_EVERY_S}
         attempt, _, seq = after.partition("-")
         since = (int(attempt), int(seq)) if attempt.isdigit() and seq.isdigit() else (0, 0)
         for (a, sq), event, data in [e for e in handle.log if e[0] > since]:

@@ -172,7 +172,10 @@ async def join_stream(
     stream_mode: Annotated[list[str] | None, Query()] = None,
     cancel_on_disconnect: bool = False,
 ) -> StreamingResponse:
-    """The run's events from now on; with `Last-Event-ID`, first those after that id (`-1`: from the start)."""
+    """The run's events from now on; with `Last-Event-ID`, first those after that id (`-1`: from the start).
+    `cancel_on_disconnect` cancels the run when this client leaves: a write, so it needs the developer role."""
+    if cancel_on_disconnect:
+        principal.require("developer")
     after = parse_event_id(last_event_id)
     modes = _join_modes(stream_mode)
     if after is None:

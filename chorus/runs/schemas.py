@@ -121,7 +121,7 @@ class RunCreate(BaseModel):
         configurable = value.get("configurable") or {}
         if not isinstance(configurable, dict):
             raise ValueError("config.configurable must be an object")
-        reserved = sorted(set(configurable) & RESERVED_CONFIGURABLE)
+        reserved = sorted((set(configurable) & RESERVED_CONFIGURABLE) | {k for k in configurable if k.startswith("__")})
         if reserved:
             raise ValueError(f"config.configurable {reserved} are set by Chorus for every run; leave them out")
         tags = value.get("tags")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,6 +15,7 @@ from chorus.runs.handles import END, Event, EventId, RunHandle
 from chorus.runs.serialization import dumps
 
 log = logging.getLogger(__name__)
+_EVENT_ID = re.compile(r"[0-9]{1,9}-[0-9]{1,9}")  # ASCII digits only: int() takes others too
 # Cancels started by a disconnect outlive the request's task (which is itself being cancelled).
 _disconnect_cancels: set[asyncio.Task[None]] = set()
 
@@ -32,8 +34,8 @@ def parse_event_id(value: str | None) -> EventId | None:
     value = value.strip()
     if value in ("-1", "0", ""):
         return (0, 0)
-    attempt, sep, seq = value.partition("-")
-    if sep and attempt.isdigit() and seq.isdigit():
+    if _EVENT_ID.fullmatch(value):
+        attempt, _, seq = value.partition("-")
         return (int(attempt), int(seq))
     raise InvalidInput(
         f"Last-Event-ID '{value[:40]}' is not an event id of this server: send the `id` of the last event "

@@ -109,7 +109,13 @@ class ThreadService:
             before = _root(thread_id, before)
         elif isinstance(before, dict):
             fields = before.get("configurable", before)
-            before = _root(thread_id, fields.get("checkpoint_id") if isinstance(fields, dict) else None)
+            checkpoint_id = fields.get("checkpoint_id") if isinstance(fields, dict) else None
+            if checkpoint_id is not None and not isinstance(checkpoint_id, str):
+                raise InvalidInput(
+                    "before.checkpoint_id must be a string (a checkpoint id from the thread's history)",
+                    errors=[{"path": "$.before.checkpoint_id", "message": "expected a string"}],
+                )
+            before = _root(thread_id, checkpoint_id)
         return [
             state_view(s, body.select)
             async for s in graph.aget_state_history(
