@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from chorus.agents.errors import InvalidInput
@@ -44,6 +44,10 @@ def parse_event_id(value: str | None) -> EventId | None:
     )
 
 
+HIDDEN = object()
+Shown = Callable[[str, Any], Any]  # (event, data) -> the data this client gets, or HIDDEN
+
+
 def wanted_event(event: str, modes: list[str] | None) -> bool:
     """Whether a join that asked for `modes` (None: all) gets `event`."""
     if modes is None or event in ("error", "metadata"):
@@ -69,14 +73,25 @@ async def run_events(
     cancel_on_disconnect: bool,
     missed: list[Event] | None = None,
     modes: list[str] | None = None,
+    shown: Shown | None = None,
 ) -> AsyncIterator[bytes]:
-    """The run's events as SSE: `metadata`, then what the client `missed` (a reconnect), then live ones."""
+    """The run's events as SSE: `metadata`, then what the client `missed` (a reconnect), then live ones.
+    `shown` rewrites an event's data for this client, or drops the event (returns HIDDEN)."""
+
+    def sse_of(item: Any) -> bytes | None:
+        event_id, event, data = item
+        if not wanted_event(event, modes):
+            return None
+        if shown is not None and (data := shown(event, data)) is HIDDEN:
+            return None
+        return sse(event_id, event, data)
+
     ended = False
     try:
         yield sse(None, "metadata", {"run_id": handle.run_id, "attempt": handle.attempt})
         sent: EventId | None = None  # live events up to this id were in `missed` already
         if missed:
-            yield b"".join(sse(*item) for item in missed if wanted_event(item[1], modes))
+            yield b"".join(b for b in map(sse_of, missed) if b is not None)
             sent = missed[-1][0]
         while True:
             item = await queue.get()
@@ -84,8 +99,9 @@ async def run_events(
             # busy server makes one socket write per batch of tokens instead of one per token.
             batch = []
             while item is not END:
-                if wanted_event(item[1], modes) and (sent is None or item[0] is None or item[0] > sent):
-                    batch.append(sse(*item))
+                fresh = sent is None or item[0] is None or item[0] > sent
+                if fresh and (chunk := sse_of(item)) is not None:
+                    batch.append(chunk)
                 if queue.empty():
                     break
                 item = queue.get_nowait()

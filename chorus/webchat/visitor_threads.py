@@ -12,6 +12,7 @@ from langchain_core.messages import BaseMessage
 
 from chorus.agents.configs.repository import ConfigRepository
 from chorus.agents.errors import InvalidInput, ThreadNotFound
+from chorus.runs.streaming import HIDDEN
 from chorus.runs.threads_repository import ThreadRepository
 from chorus.webchat.widget_access import WidgetCaller
 
@@ -93,3 +94,20 @@ def transcript(messages: list[BaseMessage]) -> list[dict[str, Any]]:
         if text.strip():
             out.append({"id": m.id, "type": m.type, "content": text})
     return out
+
+
+def for_visitor(event: str, data: Any) -> Any:
+    """An event of a widget stream as a visitor may see it: tool results (and the notes they carry for the
+    model) never reach the browser; tool activity shows only as `custom` progress (no result in it)."""
+    base = event.split("|", 1)[0]
+    if base == "messages":
+        message = data[0] if isinstance(data, list | tuple) and data else None
+        return HIDDEN if getattr(message, "type", None) == "tool" else data
+    if base == "values" and isinstance(data, dict):
+        return {**data, "messages": transcript(list(data.get("messages") or []))}
+    if base == "updates" and isinstance(data, dict):
+        kept = {node: update for node, update in data.items() if node != "tools"}
+        return kept or HIDDEN
+    if base in ("custom", "error"):
+        return data
+    return HIDDEN  # any other mode (debug, events, checkpoints, ...) of a run started elsewhere

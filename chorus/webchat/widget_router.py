@@ -19,6 +19,7 @@ from chorus.runs.statuses import RunStatus
 from chorus.runs.streaming import parse_event_id, run_events
 from chorus.webchat.visitor_threads import (
     create_visitor_thread,
+    for_visitor,
     list_visitor_threads,
     own_thread,
     thread_summary,
@@ -125,7 +126,7 @@ async def stream_run(
     _missed, queue = handle.subscribe()
     path = f"{PREFIX}/threads/{thread_id}/runs/{handle.run_id}"
     return StreamingResponse(
-        run_events(handle, queue, engine=engine, cancel_on_disconnect=False),
+        run_events(handle, queue, engine=engine, cancel_on_disconnect=False, shown=for_visitor),
         media_type="text/event-stream",
         headers={**_SSE_HEADERS, "Content-Location": path, "Location": f"{path}/stream"},
     )
@@ -156,7 +157,7 @@ async def join_stream(
         return StreamingResponse(ended(), media_type="text/event-stream", headers=_SSE_HEADERS)
     missed, queue = handle.subscribe(after=after)
     return StreamingResponse(
-        run_events(handle, queue, engine=engine, cancel_on_disconnect=False, missed=missed),
+        run_events(handle, queue, engine=engine, cancel_on_disconnect=False, missed=missed, shown=for_visitor),
         media_type="text/event-stream",
         headers=_SSE_HEADERS,
     )

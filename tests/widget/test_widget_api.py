@@ -29,6 +29,12 @@ async def test_a_visitor_chats_and_finds_the_conversation_again(site: Site) -> N
     assert all(e.id for e in events[1:]), "every event after metadata has an id to resume from"
     progress = [e.data for e in events if e.name == "custom"]
     assert [p["tool"] for p in progress] == ["fetch_order_status", "fetch_order_status"]
+    # Tool results (an order's address, a customer's e-mail) never reach the visitor's browser: no tool
+    # message in any event, in the token stream or in the state snapshots.
+    streamed = [e.data[0] for e in events if e.name == "messages"]
+    assert streamed and all(m["type"] != "tool" for m in streamed), streamed
+    snapshots = [m for e in events if e.name == "values" for m in e.data["messages"]]
+    assert snapshots and all(m["type"] in ("human", "ai") for m in snapshots), snapshots
 
     state = (await visitor.get(f"/widget/v1/threads/{thread_id}/state")).json()
     assert [m["type"] for m in state["messages"]] == ["human", "ai"]
