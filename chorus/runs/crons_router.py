@@ -33,6 +33,12 @@ _RUN_FIELDS = (
 )
 
 
+def _refuse_webhook(value: str | None) -> None:
+    if value:
+        raise ValueError("webhooks on crons are not supported yet; poll the runs (GET /threads/{id}/runs)")
+    return None
+
+
 class CronCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     schedule: str = Field(max_length=200)
@@ -55,12 +61,7 @@ class CronCreate(BaseModel):
     webhook: str | None = None
     checkpoint_during: bool | None = None
 
-    @field_validator("webhook")
-    @classmethod
-    def _no_webhook(cls, value: str | None) -> None:
-        if value:
-            raise ValueError("webhooks on crons are not supported yet; poll the runs (GET /threads/{id}/runs)")
-        return None
+    _no_webhook = field_validator("webhook")(classmethod(lambda cls, value: _refuse_webhook(value)))
 
 
 class CronUpdate(BaseModel):
@@ -82,12 +83,7 @@ class CronUpdate(BaseModel):
     durability: Literal["sync", "async", "exit"] | None = None
     webhook: str | None = None
 
-    @field_validator("webhook")
-    @classmethod
-    def _no_webhook(cls, value: str | None) -> None:
-        if value:
-            raise ValueError("webhooks on crons are not supported yet; poll the runs (GET /threads/{id}/runs)")
-        return None
+    _no_webhook = field_validator("webhook")(classmethod(lambda cls, value: _refuse_webhook(value)))
 
 
 class CronSearch(BaseModel):

@@ -16,11 +16,10 @@ from chorus.runs.runs_repository import run_view
 from chorus.runs.schemas import BatchRunCreate, RunCancelMany, RunCreate
 from chorus.runs.serialization import jsonable
 from chorus.runs.stream_modes import STREAM_MODES
-from chorus.runs.streaming import parse_event_id, run_events
+from chorus.runs.streaming import SSE_HEADERS, join_response, run_events
 from chorus.runs.threads_repository import ThreadRepository
 
 router = APIRouter(tags=["runs"])
-_SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 
 
 async def _stream(engine: RunEngine, tenant_id: str, thread_id: str, body: RunCreate) -> StreamingResponse:
@@ -31,7 +30,7 @@ async def _stream(engine: RunEngine, tenant_id: str, thread_id: str, body: RunCr
         run_events(handle, queue, engine=engine, cancel_on_disconnect=body.on_disconnect == "cancel"),
         media_type="text/event-stream",
         # Content-Location names the run (useStream reads it); Location is where to rejoin its stream.
-        headers={**_SSE_HEADERS, "Content-Location": run, "Location": f"{run}/stream"},
+        headers={**SSE_HEADERS, "Content-Location": run, "Location": f"{run}/stream"},
     )
 
 
@@ -176,23 +175,14 @@ async def join_stream(
     `cancel_on_disconnect` cancels the run when this client leaves: a write, so it needs the developer role."""
     if cancel_on_disconnect:
         principal.require("developer")
-    after = parse_event_id(last_event_id)
-    modes = _join_modes(stream_mode)
-    if after is None:
-        handle = await engine.follow(principal.tenant_id, thread_id, run_id)
-    else:
-        handle = await engine.rejoin(principal.tenant_id, thread_id, run_id, after)
-    if handle is None:
-
-        async def ended() -> Any:
-            yield b""
-
-        return StreamingResponse(ended(), media_type="text/event-stream", headers=_SSE_HEADERS)
-    missed, queue = handle.subscribe(after=after)
-    return StreamingResponse(
-        run_events(handle, queue, engine=engine, cancel_on_disconnect=cancel_on_disconnect, missed=missed, modes=modes),
-        media_type="text/event-stream",
-        headers=_SSE_HEADERS,
+    return await join_response(
+        engine,
+        principal.tenant_id,
+        thread_id,
+        run_id,
+        last_event_id=last_event_id,
+        cancel_on_disconnect=cancel_on_disconnect,
+        modes=_join_modes(stream_mode),
     )
 
 

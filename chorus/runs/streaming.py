@@ -9,6 +9,8 @@ import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from fastapi.responses import StreamingResponse
+
 from chorus.agents.errors import InvalidInput
 from chorus.runs.engine import RunEngine
 from chorus.runs.handles import END, Event, EventId, RunHandle
@@ -118,3 +120,37 @@ async def run_events(
             task = asyncio.get_running_loop().create_task(_cancel_quietly(engine, handle))
             _disconnect_cancels.add(task)
             task.add_done_callback(_disconnect_cancels.discard)
+
+
+SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+
+
+async def join_response(
+    engine: RunEngine,
+    tenant_id: str,
+    thread_id: str,
+    run_id: str,
+    *,
+    last_event_id: str | None,
+    cancel_on_disconnect: bool = False,
+    modes: list[str] | None = None,
+    shown: Shown | None = None,
+) -> StreamingResponse:
+    """A join of a run's stream: from now on or, with `Last-Event-ID`, first what the client missed (from
+    any process); an empty stream if the run has ended and nobody keeps its events."""
+    after = parse_event_id(last_event_id)
+    if after is None:
+        handle = await engine.follow(tenant_id, thread_id, run_id)
+    else:
+        handle = await engine.rejoin(tenant_id, thread_id, run_id, after)
+    if handle is None:
+
+        async def ended() -> AsyncIterator[bytes]:
+            yield b""
+
+        return StreamingResponse(ended(), media_type="text/event-stream", headers=SSE_HEADERS)
+    missed, queue = handle.subscribe(after=after)
+    events = run_events(
+        handle, queue, engine=engine, cancel_on_disconnect=cancel_on_disconnect, missed=missed, modes=modes, shown=shown
+    )
+    return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)

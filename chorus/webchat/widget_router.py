@@ -16,7 +16,7 @@ from fastapi.responses import StreamingResponse
 from chorus.runs.deps import EngineDep, ThreadsDep
 from chorus.runs.schemas import RunCreate
 from chorus.runs.statuses import RunStatus
-from chorus.runs.streaming import parse_event_id, run_events
+from chorus.runs.streaming import SSE_HEADERS, join_response, run_events
 from chorus.webchat.visitor_threads import (
     create_visitor_thread,
     for_visitor,
@@ -31,7 +31,6 @@ from chorus.webchat.widget_schemas import WidgetRunCreate, WidgetThreadCreate
 
 PREFIX = "/widget/v1"
 router = APIRouter(prefix=PREFIX, tags=["widget"])
-_SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 
 
 @router.get("/config", summary="The bot's public look for the widget (publishable key)")
@@ -128,7 +127,7 @@ async def stream_run(
     return StreamingResponse(
         run_events(handle, queue, engine=engine, cancel_on_disconnect=False, shown=for_visitor),
         media_type="text/event-stream",
-        headers={**_SSE_HEADERS, "Content-Location": path, "Location": f"{path}/stream"},
+        headers={**SSE_HEADERS, "Content-Location": path, "Location": f"{path}/stream"},
     )
 
 
@@ -143,21 +142,6 @@ async def join_stream(
 ) -> StreamingResponse:
     """The run's events from now on; with `Last-Event-ID`, first those after that id (`-1`: from the start)."""
     row = await own_thread(threads, caller, thread_id)
-    thread_id = str(row["thread_id"])
-    after = parse_event_id(last_event_id)
-    if after is None:
-        handle = await engine.follow(caller.tenant_id, thread_id, run_id)
-    else:
-        handle = await engine.rejoin(caller.tenant_id, thread_id, run_id, after)
-    if handle is None:
-
-        async def ended() -> Any:
-            yield b""
-
-        return StreamingResponse(ended(), media_type="text/event-stream", headers=_SSE_HEADERS)
-    missed, queue = handle.subscribe(after=after)
-    return StreamingResponse(
-        run_events(handle, queue, engine=engine, cancel_on_disconnect=False, missed=missed, shown=for_visitor),
-        media_type="text/event-stream",
-        headers=_SSE_HEADERS,
+    return await join_response(
+        engine, caller.tenant_id, str(row["thread_id"]), run_id, last_event_id=last_event_id, shown=for_visitor
     )
