@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from chorus import openapi_doc
 from chorus.agents.configs.repository import ConfigRepository
 from chorus.agents.configs.router import router as configs_router
 from chorus.agents.configs.service import ConfigService
@@ -267,4 +268,5 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     ):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    openapi_doc.install(app)
     return app
