@@ -11,6 +11,7 @@ import pytest
 from langgraph_sdk.client import LangGraphClient
 
 from tests.conftest import slow_bot
+from tests.sse_events import identified_events
 
 ORDER = {"messages": [{"role": "user", "content": "Where is my order ORD-1001?"}]}  # one tool call
 
@@ -113,18 +114,9 @@ async def test_a_reconnect_with_last_event_id_gets_exactly_what_it_missed(
     slow = (await sdk.assistants.create(graph_id="chatbot", context=slow_bot(acme_config, 20)))["assistant_id"]
     thread = (await sdk.threads.create())["thread_id"]
     body = {"assistant_id": slow, "input": ORDER, "stream_mode": ["messages-tuple"], "stream_resumable": True}
-    seen: list[tuple[str, str]] = []
     async with http.stream("POST", f"/threads/{thread}/runs/stream", json=body) as resp:
         run_path = resp.headers["content-location"]
-        event_id = ""
-        async for line in resp.aiter_lines():
-            if line.startswith("id: "):
-                event_id = line[4:]
-            elif line.startswith("data: ") and event_id:
-                seen.append((event_id, line[6:]))
-                event_id = ""
-                if len(seen) == 5:
-                    break  # the network drops mid-answer
+        seen = await identified_events(resp, limit=5)
     rest = await _join(http, run_path, seen[-1][0])
     everything = await _join(http, run_path, "-1")
     assert [i for i, _ in seen] + [i for i, _ in rest] == [i for i, _ in everything]  # no gap, no repeat
@@ -135,16 +127,9 @@ async def test_a_reconnect_with_last_event_id_gets_exactly_what_it_missed(
 
 async def _join(http: httpx.AsyncClient, run_path: str, last_event_id: str | None) -> list[tuple[str, str]]:
     headers = {"Last-Event-ID": last_event_id} if last_event_id is not None else {}
-    out: list[tuple[str, str]] = []
     async with http.stream("GET", f"{run_path}/stream", headers=headers) as resp:
         assert resp.status_code == 200
-        event_id = ""
-        async for line in resp.aiter_lines():
-            if line.startswith("id: "):
-                event_id = line[4:]
-            elif line.startswith("data: ") and event_id:
-                out.append((event_id, line[6:]))
-                event_id = ""
+        out = await identified_events(resp)
     return out
 
 

@@ -21,6 +21,7 @@ from langgraph_sdk import get_client
 from chorus.agents.storage.database import Database
 from tests.conftest import PICKUP, example, make_tenant, slow_bot, start_server_process, with_pickup_tool
 from tests.fakes import inventory_api, serve
+from tests.sse_events import identified_events
 
 ORDER = {"messages": [{"role": "user", "content": "Where is my order ORD-1001?"}]}
 HELLO = {"messages": [{"role": "user", "content": "hello"}]}
@@ -202,19 +203,12 @@ async def test_a_call_that_returned_before_kill_9_is_answered_from_the_ledger(
 
 async def _events(url: str, key: str, path: str, last_event_id: str | None) -> list[tuple[str, str]]:
     headers = {"x-api-key": key, **({"Last-Event-ID": last_event_id} if last_event_id is not None else {})}
-    out: list[tuple[str, str]] = []
     async with (
         httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as http,
         http.stream("GET", f"{path}/stream") as resp,
     ):
         assert resp.status_code == 200
-        event_id = ""
-        async for line in resp.aiter_lines():
-            if line.startswith("id: "):
-                event_id = line[4:]
-            elif line.startswith("data: ") and event_id:
-                out.append((event_id, line[6:]))
-                event_id = ""
+        out = await identified_events(resp)
     return out
 
 
@@ -234,21 +228,12 @@ async def test_a_client_that_reconnects_to_the_other_process_gets_what_it_missed
         "stream_mode": ["messages-tuple", "custom"],
         "stream_resumable": True,
     }
-    seen: list[tuple[str, str]] = []
     async with (
         httpx.AsyncClient(base_url=url_a, headers={"x-api-key": tenant.key}, timeout=60) as http,
         http.stream("POST", f"/threads/{thread['thread_id']}/runs/stream", json=body) as resp,
     ):
         run_path = resp.headers["content-location"]
-        event_id = ""
-        async for line in resp.aiter_lines():
-            if line.startswith("id: "):
-                event_id = line[4:]
-            elif line.startswith("data: ") and event_id:
-                seen.append((event_id, line[6:]))
-                event_id = ""
-                if len(seen) == 4:
-                    break  # the connection drops mid-answer
+        seen = await identified_events(resp, limit=4)
     rest = await _events(url_b, tenant.key, run_path, seen[-1][0])  # while the run goes on, on A
     everything = await _events(url_b, tenant.key, run_path, "-1")  # after it has ended, from B again
     assert seen + rest == everything, "no event lost or repeated across the two processes"

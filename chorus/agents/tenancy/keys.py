@@ -70,7 +70,8 @@ class NewKey:
     key: str
 
 
-def _hash(key: str) -> str:
+def key_hash(key: str) -> str:
+    """What is stored of a key (API or publishable): its SHA-256, never the key."""
     return hashlib.sha256(key.encode()).hexdigest()
 
 
@@ -139,7 +140,7 @@ async def issue_api_key(
         cur = await conn.execute(
             "INSERT INTO api_keys (key_id, tenant_id, key_hash, prefix, role, name, created_by)"
             f" VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
-            (uuid.uuid4(), tenant_id, _hash(key), key[:PREFIX_LENGTH], role, name, created_by),
+            (uuid.uuid4(), tenant_id, key_hash(key), key[:PREFIX_LENGTH], role, name, created_by),
         )
         row = await cur.fetchone()
     if row is None:
@@ -163,7 +164,7 @@ async def list_api_keys(db: Database, tenant_id: str) -> list[KeyInfo]:
 async def find_keys(db: Database, ref: str, *, tenant_id: str | None = None) -> list[tuple[str, str]]:
     """(key id, tenant id) of the keys matching a key id, a prefix (`chorus_xxxxx`) or the key itself."""
     sql = "SELECT key_id, tenant_id FROM api_keys WHERE (key_id::text = %s OR prefix = %s OR key_hash = %s)"
-    params: list[Any] = [ref.lower() if len(ref) == 36 else ref, ref, _hash(ref)]
+    params: list[Any] = [ref.lower() if len(ref) == 36 else ref, ref, key_hash(ref)]
     if tenant_id is not None:
         sql += " AND tenant_id = %s"
         params.append(tenant_id)
@@ -201,7 +202,7 @@ async def revoke_api_key(db: Database, *, tenant_id: str, key_id: str, keep_an_a
 
 async def resolve_api_key(db: Database, key: str) -> Principal:
     """The principal of an active key; records when the key was last used."""
-    digest = _hash(key)
+    digest = key_hash(key)
     async with db.connection() as conn:
         cur = await conn.execute(
             "UPDATE api_keys k SET last_used_at = now() FROM tenants t"
@@ -234,7 +235,7 @@ class KeyResolver:
     async def resolve(self, key: str | None) -> Principal:
         if not key:
             raise Unauthorized("missing API key: send it as 'X-Api-Key: <key>' or 'Authorization: Bearer <key>'")
-        digest = _hash(key)
+        digest = key_hash(key)
         hit = self._cache.get(digest)
         now = time.monotonic()
         if hit and now - hit[0] < self._cache_seconds:

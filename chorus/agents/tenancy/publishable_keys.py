@@ -5,7 +5,6 @@ refused with a message saying so (`refuse_widget_credential`)."""
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import time
 import uuid
@@ -16,6 +15,7 @@ from urllib.parse import urlsplit
 
 from chorus.agents.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from chorus.agents.storage.database import Database
+from chorus.agents.tenancy.keys import key_hash
 
 PUBLISHABLE_PREFIX = "pk_chorus_"
 # Visitor tokens are minted by the widget API (chorus/webchat/visitor_tokens.py); their prefix is here so
@@ -105,10 +105,6 @@ class PublishableKey:
 class NewPublishableKey:
     info: PublishableKey
     key: str
-
-
-def _hash(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def _row(row: dict[str, Any]) -> PublishableKey:
@@ -241,7 +237,7 @@ async def create_publishable_key(
             (
                 uuid.uuid4(),
                 tenant_id,
-                _hash(key),
+                key_hash(key),
                 key[:PREFIX_LENGTH],
                 name,
                 bots,
@@ -270,7 +266,7 @@ async def list_publishable_keys(db: Database, tenant_id: str) -> list[Publishabl
 async def find_publishable_keys(db: Database, ref: str, *, tenant_id: str | None = None) -> list[PublishableKey]:
     """The keys matching a key id, a prefix (`pk_chorus_xxxxxx`) or the key itself (for the CLI)."""
     sql = f"SELECT {_COLUMNS} FROM publishable_keys WHERE (key_id::text = %s OR prefix = %s OR key_hash = %s)"
-    params: list[Any] = [ref.lower(), ref, _hash(ref)]
+    params: list[Any] = [ref.lower(), ref, key_hash(ref)]
     if tenant_id is not None:
         sql += " AND tenant_id = %s"
         params.append(tenant_id)
@@ -329,7 +325,7 @@ class PublishableKeyResolver:
         return key
 
     async def by_key(self, key: str) -> PublishableKey:
-        found = await self._lookup("h:" + _hash(key), "key_hash = %s", _hash(key))
+        found = await self._lookup("h:" + key_hash(key), "key_hash = %s", key_hash(key))
         if found is None:
             raise Unauthorized(
                 "unknown publishable key; an admin creates one with POST /api/v1/publishable-keys "
