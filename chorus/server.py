@@ -61,6 +61,7 @@ from chorus.store.service import ItemStore
 from chorus.webchat.router import STATIC_DIR
 from chorus.webchat.router import router as webchat_router
 from chorus.webchat.visitor_tokens import VisitorTokens
+from chorus.webchat.widget_bundle import router as widget_bundle_router
 from chorus.webchat.widget_cors import WidgetCors
 from chorus.webchat.widget_router import router as widget_router
 
@@ -265,6 +266,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         store_router,
         webchat_router,
         widget_router,
+        widget_bundle_router,
     ):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

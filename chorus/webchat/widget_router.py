@@ -17,6 +17,7 @@ from chorus.runs.deps import EngineDep, ThreadsDep
 from chorus.runs.schemas import RunCreate
 from chorus.runs.statuses import RunStatus
 from chorus.runs.streaming import SSE_HEADERS, join_response, run_events
+from chorus.webchat.tool_status import tool_status
 from chorus.webchat.visitor_threads import (
     create_visitor_thread,
     for_visitor,
@@ -48,6 +49,7 @@ async def config(
         "title": webchat.get("title") or stored.name,
         "greeting": webchat.get("greeting") or stored.config.get("first_message"),
         "webchat": webchat,
+        "tool_status": tool_status(webchat),
         "assistant_ids": list(caller.key.assistant_ids),
     }
 

@@ -305,6 +305,18 @@ class Webchat(ConfigModel):
     )
     position: Literal["bottom-right", "bottom-left"] | None = None
     input_placeholder: str | None = Field(default=None, min_length=1, max_length=120)
+    tool_status: (
+        dict[
+            Annotated[str, Field(pattern=r"^(\*|[A-Za-z0-9_.-]{1,64})$")],
+            Annotated[str, Field(min_length=1, max_length=80)],
+        ]
+        | None
+    ) = Field(
+        default=None,
+        max_length=100,
+        description='What the widget shows while a tool runs, by tool name ("*": any other tool), e.g. '
+        '{"fetch_order_status": "Looking up your order…"}; built-in tools have their own lines.',
+    )
 
 
 class BotConfig(ConfigModel):
