@@ -22,6 +22,7 @@ import uvicorn
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
+from chorus.agents.knowledge.service import KnowledgeBase, standalone_knowledge_base
 from chorus.agents.settings import Settings
 from chorus.agents.storage.database import Database, open_database
 from chorus.agents.storage.embedded import embedded_database_url
@@ -63,6 +64,13 @@ async def db(settings: Settings) -> AsyncIterator[Database]:
     database = await open_database(settings)
     yield database
     await database.close()
+
+
+@pytest.fixture(scope="session")
+async def kb(db: Database) -> AsyncIterator[KnowledgeBase]:
+    """A knowledge base on the session's database (tests/knowledge, and the browser tests' cited answers)."""
+    async with standalone_knowledge_base(db, max_file_bytes=2 * 1024 * 1024) as knowledge:
+        yield knowledge
 
 
 @dataclass

@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from chorus.agents.knowledge.local_files import ingest_path
-from chorus.agents.knowledge.service import KnowledgeBase, standalone_knowledge_base
+from chorus.agents.knowledge.service import KnowledgeBase
 from chorus.agents.storage.database import Database
 from tests.conftest import ROOT, Tenant, make_tenant
 
 CORPUS = ROOT / "configs" / "examples" / "knowledge" / "acme_support"
 FAQ_FILE = ROOT / "configs" / "examples" / "knowledge" / "acme_support_faq.csv"
 DATA = Path(__file__).parent / "data"
-
-
-@pytest.fixture(scope="session")
-async def kb(db: Database) -> AsyncIterator[KnowledgeBase]:
-    async with standalone_knowledge_base(db, max_file_bytes=2 * 1024 * 1024) as knowledge:
-        yield knowledge
 
 
 @pytest.fixture(scope="session")

@@ -17,8 +17,10 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Locator, Page, Request, expect
 
+from chorus.agents.knowledge.service import KnowledgeBase
 from tests.browser import artifact, chromium
-from tests.conftest import RunningServer, slow_bot
+from tests.conftest import RunningServer, Tenant, slow_bot
+from tests.knowledge.test_bot_knowledge import load_example_knowledge
 from tests.widget.conftest import create_key, make_assistant
 from tests.widget.host_site import HostSite, Relay, host_site, relay
 
@@ -120,6 +122,10 @@ async def test_a_visitor_chats_on_the_shop_page(browser: Browser, shop: Shop) ->
     assert color == "rgb(10, 110, 79)", color
     await page.screenshot(path=str(artifact("widget-desktop.png")))
 
+    # Escalation is said plainly.
+    await send(page, "I want to talk to a human")
+    await expect(w.get_by_role("status").filter(has_text="member of our team")).to_be_visible()
+
     # Keyboard: Escape closes the panel and gives the focus back to the launcher.
     await page.keyboard.press("Escape")
     await expect(w.locator(".panel")).to_be_hidden()
@@ -128,7 +134,8 @@ async def test_a_visitor_chats_on_the_shop_page(browser: Browser, shop: Shop) ->
     # A reload finds the conversation (from the server, for this visitor's token).
     await page.reload()
     await open_chat(page)
-    await expect(w.locator(".msg.human")).to_have_text([ORDER_QUESTION])
+    await expect(w.locator(".msg.human")).to_have_text([ORDER_QUESTION, "I want to talk to a human"])
+    await expect(w.locator(".escalated")).to_be_visible()
     await expect(w.locator(".msg.ai").nth(1)).to_contain_text("shipped")
 
 
@@ -179,6 +186,27 @@ async def test_a_hostile_answer_is_neutralised(browser: Browser, shop: Shop, acm
     await expect(answer.locator("sup.cite a")).to_have_text("1")
     await expect(answer.locator(".footnotes li")).to_have_text(["Returns policy, lines 3-5"])
     assert "[Returns policy" not in await answer.inner_text()
+
+
+async def test_an_answer_from_the_knowledge_base_cites_its_source(
+    browser: Browser,
+    shop: Shop,
+    kb: KnowledgeBase,
+    tenant: Tenant,
+) -> None:
+    await load_example_knowledge(kb, tenant)
+    page = await shop.page_for(browser, [shop.assistant_id])
+    await open_chat(page)
+    await record_activity(page)
+    await send(page, "Can my partner use my membership too?")
+    answer = widget(page).locator(".msg.ai").nth(1)
+    await expect(answer.locator(".footnotes li").first).to_contain_text("Acme+ membership, lines")
+    await expect(answer.locator("sup.cite a").first).to_have_text("1")
+    assert "Searching our help articles…" in await page.evaluate("window.__activity")
+    text = await widget(page).locator(".panel").inner_text()
+    assert "cite them" not in text and "[citation]" not in text and "[Acme+" not in text, text
+    await answer.locator("sup.cite a").first.click()
+    await expect(answer.locator(".footnotes li").first).to_be_focused()
 
 
 async def test_the_key_is_refused_where_it_does_not_belong(browser: Browser, shop: Shop) -> None:

@@ -58,15 +58,19 @@ def _schema_problems(data: Any) -> list[Problem]:
     validator = Draft202012Validator(bot_schema())
     problems = []
     for err in validator.iter_errors(data):
-        # For anyOf/oneOf failures the innermost error says more than "is not valid under any".
-        best = max(err.context, key=lambda e: len(e.path)) if err.context else err
+        # For anyOf/oneOf failures the innermost error (nested ones too) says more than "is not valid under
+        # any", and names the field it is about.
+        best = err
+        while best.context:
+            best = max(best.context, key=lambda e: len(e.absolute_path))
         message = best.message
         if err.validator == "additionalProperties":
             extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
             extra = [k for k in extra if not k.startswith("_")]
             names = ", ".join(map(repr, extra))
             message = f"unknown field(s) {names}; check the spelling (keys starting with '_' are comments)"
-        problems.append(Problem(_json_path(list(err.absolute_path)), message))
+        path = best.absolute_path if len(best.absolute_path) > len(err.absolute_path) else err.absolute_path
+        problems.append(Problem(_json_path(list(path)), message))
     return sorted(problems, key=lambda p: p.path)
 
 

@@ -1,5 +1,6 @@
-// Chorus webchat: lists the tenant's chatbots, streams a run's tokens over SSE (messages-tuple),
-// shows tool calls and results, and the escalated state. Plain JS, no build step.
+// Chorus webchat, the operator's page: lists the tenant's chatbots, streams a run's tokens over SSE
+// (messages-tuple), shows tool calls and results (without the notes they carry for the model), answers as
+// markdown (marked, sanitised by DOMPurify: /static/vendor), and the escalated state. Plain JS, no build step.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -34,10 +35,28 @@ async function api(path, options = {}) {
 function bubble(kind, text) {
   const el = document.createElement("div");
   el.className = "msg " + kind;
-  el.textContent = text;
+  if (kind === "ai") setMarkdown(el, text);
+  else el.textContent = text;
   $("log").appendChild(el);
   $("log").scrollTop = $("log").scrollHeight;
   return el;
+}
+
+function setMarkdown(el, text) {
+  el.dataset.text = text;
+  el.innerHTML = DOMPurify.sanitize(marked.parse(text, { gfm: true, breaks: true }), { FORBID_TAGS: ["img", "style"] });
+}
+
+// A tool's result as the operator reads it: its data, without the note it carries for the model.
+function toolResult(content) {
+  if (typeof content !== "string") return JSON.stringify(content);
+  try {
+    const data = JSON.parse(content);
+    if (data && typeof data === "object" && !Array.isArray(data)) delete data.note;
+    return JSON.stringify(data);
+  } catch (_) {
+    return content;
+  }
 }
 
 function setStatus(text) { $("status").textContent = text; }
@@ -80,7 +99,7 @@ async function newThread() {
 function render(message) {
   const text = typeof message.content === "string" ? message.content : JSON.stringify(message.content);
   if (message.type === "human") bubble("user", text);
-  else if (message.type === "tool") bubble(message.status === "error" ? "tool error" : "tool", `← ${message.name}: ${text}`);
+  else if (message.type === "tool") bubble(message.status === "error" ? "tool error" : "tool", `← ${message.name}: ${toolResult(message.content)}`);
   else if (message.type === "ai") {
     for (const call of message.tool_calls || []) bubble("tool", `→ ${call.name}(${JSON.stringify(call.args)})`);
     if (text) bubble("ai", text);
@@ -164,7 +183,7 @@ function handleEvent(event, data, bubbles, toolCalls) {
     const [msg, meta] = data;
     if (msg.type === "tool") {
       const cls = msg.status === "error" ? "tool error" : "tool";
-      bubble(cls, `← ${msg.name}: ${typeof msg.content === "string" ? msg.content : JSON.stringify(msg.content)}`);
+      bubble(cls, `← ${msg.name}: ${toolResult(msg.content)}`);
       return;
     }
     if (msg.type !== "ai" && msg.type !== "AIMessageChunk") return;
@@ -178,7 +197,7 @@ function handleEvent(event, data, bubbles, toolCalls) {
     if (!text) return;
     let el = bubbles.get(msg.id);
     if (!el) { el = bubble("ai", ""); bubbles.set(msg.id, el); }
-    el.textContent += text;
+    setMarkdown(el, (el.dataset.text || "") + text);
     $("log").scrollTop = $("log").scrollHeight;
   } else if (event === "values") {
     setEscalated(Boolean(data && data.escalated));
