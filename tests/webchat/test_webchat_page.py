@@ -2,39 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import Browser, expect
 
 from tests.conftest import RunningServer, Tenant
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture
-async def browser(tmp_path: Path) -> AsyncIterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CHORUS_REQUIRE_BROWSER"):
-            pytest.fail("chromium is required (CHORUS_REQUIRE_BROWSER) but not installed")
-        pytest.skip("chromium is not installed (scripts/ensure-chromium.sh installs it)")
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield browser
-        await browser.close()
 
 
 async def test_chat_in_the_browser(
