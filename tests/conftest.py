@@ -6,6 +6,7 @@ import asyncio
 import copy
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import pytest
 import uvicorn
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
+from playwright.async_api import Browser
 
 from chorus.agents.knowledge.service import KnowledgeBase, standalone_knowledge_base
 from chorus.agents.settings import Settings
@@ -28,8 +30,10 @@ from chorus.agents.storage.database import Database, open_database
 from chorus.agents.storage.embedded import embedded_database_url
 from chorus.agents.tenancy.keys import create_api_key, ensure_tenant
 from chorus.server import create_app
+from tests.browser import chromium
 
 ROOT = Path(__file__).resolve().parents[1]
+JS = Path(__file__).parent / "js"
 EXAMPLES = ROOT / "configs" / "examples"
 
 
@@ -171,6 +175,34 @@ def with_pickup_tool(config: dict[str, Any], base_url: str) -> dict[str, Any]:
 async def assistant_id(sdk: LangGraphClient, acme_config: dict[str, Any]) -> str:
     created = await sdk.assistants.create(graph_id="chatbot", context=acme_config)
     return str(created["assistant_id"])
+
+
+@pytest.fixture(scope="session")
+def node_sdk() -> Path:
+    """tests/js with its node_modules installed from the lock file (npm ci): the official LangGraph JS SDK,
+    React and esbuild at the locked versions; a skip where node is missing."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        if os.environ.get("CHORUS_REQUIRE_BROWSER"):
+            pytest.fail("node and npm are required (CHORUS_REQUIRE_BROWSER) but not installed")
+        pytest.skip("node/npm are not installed: the JS tests need them")
+    packages = json.loads((JS / "package-lock.json").read_text())["packages"]
+    direct = {**packages[""].get("dependencies", {}), **packages[""].get("devDependencies", {})}
+
+    def installed(name: str) -> str | None:
+        manifest = JS / "node_modules" / name / "package.json"
+        return json.loads(manifest.read_text())["version"] if manifest.exists() else None
+
+    if any(installed(name) != packages[f"node_modules/{name}"]["version"] for name in direct):
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--silent"], cwd=JS, check=True, timeout=600)
+    return JS
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Headless Chromium (Debian's, driven by Playwright); a skip where it is missing, a failure under
+    CHORUS_REQUIRE_BROWSER (CI)."""
+    async with chromium() as browser:
+        yield browser
 
 
 @dataclass

@@ -8,33 +8,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
-import pytest
 from langgraph_sdk.client import LangGraphClient
 
 from tests.conftest import RunningServer, Tenant, slow_bot
-
-JS = Path(__file__).parent / "js"
-
-
-@pytest.fixture(scope="session")
-def node_sdk() -> Path:
-    """tests/js with its node_modules installed from the lock file (npm ci), or a skip where node is missing."""
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        if os.environ.get("CHORUS_REQUIRE_BROWSER"):
-            pytest.fail("node and npm are required (CHORUS_REQUIRE_BROWSER) but not installed")
-        pytest.skip("node/npm are not installed: the JS SDK test needs them")
-    lock = json.loads((JS / "package-lock.json").read_text())
-    installed = JS / "node_modules" / "@langchain" / "langgraph-sdk" / "package.json"
-    wanted = lock["packages"]["node_modules/@langchain/langgraph-sdk"]["version"]
-    if not installed.exists() or json.loads(installed.read_text())["version"] != wanted:
-        import subprocess
-
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--silent"], cwd=JS, check=True, timeout=600)
-    return JS
 
 
 async def test_agent_chat_ui_requests_through_the_js_sdk(

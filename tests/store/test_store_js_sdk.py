@@ -9,9 +9,6 @@ import os
 from pathlib import Path
 
 from tests.conftest import RunningServer, Tenant
-from tests.test_js_sdk import node_sdk
-
-__all__ = ["node_sdk"]  # the fixture that installs the pinned SDK
 
 
 async def test_store_through_the_js_sdk(node_sdk: Path, server: RunningServer, tenant: Tenant) -> None:

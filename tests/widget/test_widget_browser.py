@@ -18,7 +18,7 @@ import pytest
 from playwright.async_api import Browser, Locator, Page, Request, expect
 
 from chorus.agents.knowledge.service import KnowledgeBase
-from tests.browser import artifact, chromium
+from tests.browser import artifact
 from tests.conftest import RunningServer, Tenant, slow_bot
 from tests.knowledge.test_bot_knowledge import load_example_knowledge
 from tests.widget.conftest import create_key, make_assistant
@@ -50,12 +50,6 @@ class Shop:
         page = await context.new_page()
         await page.goto(self.site.origin + path)
         return page
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as browser:
-        yield browser
 
 
 @pytest.fixture
