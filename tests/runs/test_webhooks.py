@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,6 +26,7 @@ from langgraph_sdk.client import LangGraphClient
 from chorus.agents.storage.database import Database
 from tests.conftest import RunningServer, Tenant, make_tenant
 from tests.fakes import serve
+from tests.test_cli import run_cli
 
 HELLO = {"messages": [{"role": "user", "content": "Where is my order ORD-1001?"}]}
 
@@ -268,3 +270,17 @@ async def test_a_destination_that_turns_private_is_refused_at_delivery(
 async def test_the_deliveries_list_checks_its_filters(http: httpx.AsyncClient) -> None:
     assert (await http.get("/api/v1/webhooks/deliveries", params={"run_id": "nope"})).status_code == 422
     assert (await http.get("/api/v1/webhooks/deliveries", params={"status": "lost"})).status_code == 422
+
+
+def test_the_operator_prints_a_tenants_signing_secret(
+    database_url: str, chorus_home: Path, server: RunningServer, tenant: Tenant
+) -> None:
+    """`chorus webhooks signing-secret` (the server's home, so the same vault key) prints what the server
+    signs with; an unknown tenant is an error, not a new tenant."""
+    out = run_cli(["webhooks", "signing-secret", "--tenant", tenant.name], database_url, chorus_home)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == secret_of(server, tenant) and out.stdout.startswith("whsec_")
+    missing = run_cli(
+        ["webhooks", "signing-secret", "--tenant", f"nobody-{uuid.uuid4().hex[:6]}"], database_url, chorus_home
+    )
+    assert missing.returncode == 1 and "no tenant called" in missing.stderr
