@@ -36,8 +36,9 @@ class Receiver:
     """A webhook endpoint on loopback: answers each request with the next scripted status (then 200)."""
 
     url: str = ""
-    script: list[int] = field(default_factory=list)
+    script: list[int | tuple[int, dict[str, str]]] = field(default_factory=list)  # status, or (status, headers)
     received: list[tuple[dict[str, str], bytes, str]] = field(default_factory=list)  # headers, body, path+query
+    times: list[float] = field(default_factory=list)
 
     async def wait_for(self, count: int, within: float = 20) -> None:
         for _ in range(int(within * 20)):
@@ -60,10 +61,11 @@ async def receiver(monkeypatch: pytest.MonkeyPatch, server: RunningServer) -> As
 
     @app.post("/hook")
     async def hook_endpoint(request: Request) -> Response:
-        hook.received.append(
-            (dict(request.headers), await request.body(), str(request.url.path + "?" + request.url.query))
-        )
-        return Response(status_code=hook.script.pop(0) if hook.script else 200)
+        hook.received.append((dict(request.headers), await request.body(), f"{request.url.path}?{request.url.query}"))
+        hook.times.append(time.monotonic())
+        answer = hook.script.pop(0) if hook.script else 200
+        status, headers = answer if isinstance(answer, tuple) else (answer, {})
+        return Response(status_code=status, headers=headers)
 
     async with serve(app) as base:
         hook.url = f"{base}/hook?token=t0ken"
@@ -162,6 +164,17 @@ async def test_a_failing_receiver_gets_every_attempt_under_one_delivery_id(
     assert (delivery["status"], delivery["attempts"], delivery["last_status_code"]) == ("delivered", 3, 200)
     await asyncio.sleep(0.5)
     assert len(receiver.received) == 3  # delivered: no more attempts
+
+
+async def test_a_short_retry_after_is_honoured(http: httpx.AsyncClient, assistant_id: str, receiver: Receiver) -> None:
+    receiver.script = [(429, {"Retry-After": "2"})]  # backoff here is 0.2 s: the wait is the receiver's
+    thread = (await http.post("/threads", json={})).json()["thread_id"]
+    body = {"assistant_id": assistant_id, "input": HELLO, "webhook": receiver.url}
+    assert (await http.post(f"/threads/{thread}/runs/wait", json=body)).status_code == 200
+    await receiver.wait_for(2)
+    assert receiver.times[1] - receiver.times[0] >= 1.8
+    delivery = await wait_for_outcome(http, receiver.payloads()[0]["run_id"])
+    assert (delivery["status"], delivery["attempts"]) == ("delivered", 2)
 
 
 async def test_a_4xx_ends_the_delivery_and_a_failed_run_reports_its_error(
