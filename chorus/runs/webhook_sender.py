@@ -23,6 +23,7 @@ import httpx
 
 from chorus.agents.destinations import check_destination, pinned_request
 from chorus.agents.errors import DestinationRefused, UnresolvableDestination
+from chorus.agents.observability.metrics import WEBHOOK_ATTEMPTS
 from chorus.agents.queue import Job, JobContext, JobQueue, Lease, StopReason
 from chorus.runs.webhook_signing import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, WebhookSigner
 from chorus.runs.webhooks_repository import MAX_ATTEMPTS, Delivery, WebhookDeliveries
@@ -125,6 +126,7 @@ class WebhookSender:
                 after_s=wait,
             )
             self.wake_after(wait)
+            WEBHOOK_ATTEMPTS.labels("retried").inc()
             log.info("webhook attempt failed; retrying in %.1f s: %s", wait, attempt.error, extra=facts)
         else:
             await self.deliveries.ended(
@@ -135,6 +137,7 @@ class WebhookSender:
                 status_code=attempt.status_code,
                 error=attempt.error,
             )
+            WEBHOOK_ATTEMPTS.labels("delivered" if attempt.delivered else "failed").inc()
             if attempt.delivered:
                 log.info("webhook delivered", extra=facts)
             else:

@@ -162,6 +162,8 @@ async def test_a_failing_receiver_gets_every_attempt_under_one_delivery_id(
     run_id = receiver.payloads()[0]["run_id"]
     delivery = await wait_for_outcome(http, run_id)
     assert (delivery["status"], delivery["attempts"], delivery["last_status_code"]) == ("delivered", 3, 200)
+    metrics = (await http.get("/metrics")).text
+    assert 'chorus_webhook_attempts_total{outcome="retried"}' in metrics
     await asyncio.sleep(0.5)
     assert len(receiver.received) == 3  # delivered: no more attempts
 
