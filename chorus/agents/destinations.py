@@ -17,6 +17,7 @@ from urllib.parse import SplitResult, urlsplit
 from chorus.agents.errors import DestinationRefused, UnresolvableDestination
 
 ALLOW_PRIVATE_ENV = "CHORUS_HTTP_TOOLS_ALLOW_PRIVATE"
+RESOLVE_TIMEOUT_S = 5.0
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
@@ -50,8 +51,9 @@ async def check_destination(url: str, *, who: str) -> list[IPAddress]:
     UnresolvableDestination) otherwise. `who` names the caller in messages ("tool 'x'", "webhook")."""
     host = parse_url(url, who=who).hostname or ""
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, None)
-    except OSError:
+        async with asyncio.timeout(RESOLVE_TIMEOUT_S):  # a slow resolver must not hold a request or a worker
+            infos = await asyncio.get_running_loop().getaddrinfo(host, None)
+    except (OSError, TimeoutError):
         raise UnresolvableDestination(f"{who} could not resolve host '{host[:100]}'") from None
     allow_private = private_allowed()
     addresses: list[IPAddress] = []
