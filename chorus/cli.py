@@ -1,5 +1,5 @@
 """The `chorus` command: serve, chat, config validate/schema, keys create/list/revoke, threads prune, kb
-(knowledge), secrets (the vault), widget-keys (publishable keys for the widget)."""
+(knowledge), secrets (the vault), widget-keys (publishable keys for the widget), webhooks (signing secret)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import typer
 from chorus.agents.settings import Settings, load_settings
 from chorus.kb_cli import kb_app
 from chorus.secrets_cli import secrets_app
+from chorus.webhooks_cli import webhooks_app
 from chorus.widget_cli import widget_keys_app
 
 app = typer.Typer(
@@ -33,6 +34,7 @@ app.add_typer(threads_app, name="threads")
 app.add_typer(kb_app, name="kb")
 app.add_typer(secrets_app, name="secrets")
 app.add_typer(widget_keys_app, name="widget-keys")
+app.add_typer(webhooks_app, name="webhooks")
 
 
 def _fail(message: str, code: int = 1) -> None:

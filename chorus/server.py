@@ -56,6 +56,10 @@ from chorus.runs.expiry import delete_expired_threads
 from chorus.runs.runs_router import router as runs_router
 from chorus.runs.threads_repository import ThreadRepository
 from chorus.runs.threads_router import router as threads_router
+from chorus.runs.webhook_sender import WebhookSender
+from chorus.runs.webhook_signing import WebhookSigner
+from chorus.runs.webhooks_repository import WEBHOOK_KIND, WebhookDeliveries
+from chorus.runs.webhooks_router import router as webhooks_router
 from chorus.store.router import router as store_router
 from chorus.store.service import ItemStore
 from chorus.webchat.router import STATIC_DIR
@@ -209,6 +213,15 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         worker.register(
             CRON_KIND, CronFirer(db=db, crons=app.state.crons, engine=engine, threads=threads), concurrency=4
         )
+        # Run webhooks: deliveries queued with their runs' final status, sent (and retried) by any process.
+        app.state.webhook_deliveries = WebhookDeliveries(db)
+        app.state.webhooks = WebhookSender(
+            deliveries=app.state.webhook_deliveries,
+            queue=worker.queue,
+            signer=WebhookSigner.from_vault_key(vault_key),
+            wake_after=worker.wake_after,
+        )
+        worker.register(WEBHOOK_KIND, app.state.webhooks, concurrency=16)
         # Knowledge jobs run on the same worker as runs (their own kind, one at a time per process).
         app.state.knowledge = KnowledgeBase(db, max_file_bytes=settings.upload_max_bytes, worker=worker)
         background = [
@@ -225,6 +238,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             # Stop taking jobs; running runs and knowledge jobs get the grace period, then go back to the queue.
             await engine.drain(settings.drain_seconds)
             await checkpointer.aflush()
+            await app.state.webhooks.aclose()
             for task in background:
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -263,6 +277,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         threads_router,
         crons_router,
         runs_router,
+        webhooks_router,
         store_router,
         webchat_router,
         widget_router,

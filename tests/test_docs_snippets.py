@@ -1,6 +1,7 @@
 """What docs/*.md show works as shown: their shell blocks run, their JSON config snippets validate inside
-an example bot, every `chorus …` command they name (in a synopsis block or inline) exists with the options
-it is shown with, and the other commands they name inline (make, the benchmarks, key one-liners) exist."""
+an example bot, their Python blocks run (a webhook receiver: it takes what Chorus signs and nothing else),
+every `chorus …` command they name (in a synopsis block or inline) exists with the options it is shown
+with, and the other commands they name inline (make, the benchmarks, key one-liners) exist."""
 
 from __future__ import annotations
 
@@ -11,11 +12,15 @@ import os
 import re
 import shlex
 import subprocess
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from pydantic import ValidationError
 
@@ -24,6 +29,7 @@ from chorus.agents.configs.validation import validate_config
 from chorus.agents.errors import ServerMisconfigured
 from chorus.agents.secrets.crypto import parse_key
 from chorus.agents.tools.builtins import build_registry
+from chorus.runs.webhook_signing import WebhookSigner
 from tests.conftest import RunningServer, Tenant, example
 from tests.doc_snippets import CLI, ROOT, Fence, fences, run_shell_block
 
@@ -31,6 +37,7 @@ DOCS = sorted((ROOT / "docs").glob("*.md"))
 FENCES = [fence for doc in DOCS for fence in fences(doc)]
 SHELL = [fence for fence in FENCES if fence.language == "bash"]
 JSON = [fence for fence in FENCES if fence.language == "json"]
+PYTHON = [fence for fence in FENCES if fence.language == "python"]
 # A plain fence in the docs is a command synopsis: one `chorus …` command a line.
 SYNOPSES = [fence for fence in FENCES if fence.language == ""]
 HOST_EXAMPLE = "acme_support_bot"
@@ -125,9 +132,9 @@ def cli_help() -> dict[tuple[str, ...], Help]:
 
 
 def test_the_docs_show_only_snippets_this_file_checks() -> None:
-    unknown = [f"{f.where} ```{f.language}" for f in FENCES if f.language not in ("bash", "json", "")]
+    unknown = [f"{f.where} ```{f.language}" for f in FENCES if f.language not in ("bash", "json", "python", "")]
     assert not unknown, f"teach tests/test_docs_snippets.py to check these blocks: {unknown}"
-    assert SHELL and JSON and SYNOPSES and COMMANDS and OTHERS, "the docs' snippets are no longer found"
+    assert SHELL and JSON and PYTHON and SYNOPSES and COMMANDS and OTHERS, "the docs' snippets are no longer found"
     assert CLI.exists(), "the environment has no chorus command (uv sync creates it)"
 
 
@@ -143,6 +150,42 @@ async def test_the_shell_blocks_run(
         database_url=database_url,
         home=tmp_path,
     )
+
+
+@pytest.mark.parametrize("fence", PYTHON, ids=[f.where for f in PYTHON])
+def test_the_python_blocks_run(fence: Fence, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Python block is a webhook receiver: served as shown, it answers a delivery Chorus signed with 2xx,
+    and one tampered with, signed with another tenant's secret or replayed late with 401."""
+    signer = WebhookSigner(b"k" * 32)
+    secret = signer.secret("tenant-a")
+    monkeypatch.setenv("CHORUS_WEBHOOK_SECRET", secret)
+    namespace: dict[str, Any] = {"__name__": "docs_snippet"}
+    exec(compile(fence.body, fence.where, "exec"), namespace)
+    handlers = [
+        v
+        for v in namespace.values()
+        if isinstance(v, type) and issubclass(v, BaseHTTPRequestHandler) and v is not BaseHTTPRequestHandler
+    ]
+    assert len(handlers) == 1, f"{fence.where}: a Python block shows one receiver (a BaseHTTPRequestHandler)"
+    receiver = HTTPServer(("127.0.0.1", 0), handlers[0])
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{receiver.server_address[1]}/"
+    body = json.dumps({"run_id": "r1", "status": "success", "error": None}).encode()
+
+    def post(content: bytes, signature: str) -> int:
+        headers = {"X-Chorus-Signature": signature, "X-Chorus-Delivery": "d1", "Content-Type": "application/json"}
+        return httpx.post(url, content=content, headers=headers, timeout=5).status_code
+
+    try:
+        assert 200 <= post(body, signer.sign("tenant-a", body)) < 300
+        assert 200 <= post(body, signer.sign("tenant-a", body)) < 300  # the same delivery again: still fine
+        assert post(body.replace(b"r1", b"r2"), signer.sign("tenant-a", body)) == 401
+        assert post(body, signer.sign("tenant-b", body)) == 401
+        assert post(body, signer.sign("tenant-a", body, at=int(time.time()) - 3600)) == 401
+        assert post(body, "") == 401
+    finally:
+        receiver.shutdown()
+        receiver.server_close()
 
 
 def snippet(fence: Fence) -> dict[str, Any]:

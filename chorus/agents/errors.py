@@ -2,6 +2,8 @@
 
     ChorusError
     ├── InvalidInput             the request breaks a rule (every problem with its JSON path)
+    ├── DestinationRefused       a URL a tenant gave may not be called (SSRF guard: private, link-local)
+    │   └── UnresolvableDestination  its host does not resolve (perhaps for now)
     ├── BadRequest               the request cannot be understood at all
     ├── Unauthorized             no key, or an unknown or revoked one
     ├── Forbidden                the key's role may not do this
@@ -134,6 +136,19 @@ class InvalidInput(ChorusError):
     def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None) -> None:
         super().__init__(detail, extra={"errors": errors or []})
         self.errors = errors or []
+
+
+class DestinationRefused(ChorusError):
+    """A URL a tenant gave (an HTTP tool's, a run's webhook) may not be called: not http(s), credentials in
+    it, or a host on a private, loopback or link-local address (chorus/agents/destinations.py)."""
+
+    code = "destination_refused"
+
+
+class UnresolvableDestination(DestinationRefused):
+    """The URL's host does not resolve; unlike a refused address, this may pass a moment later."""
+
+    code = "unresolvable_destination"
 
 
 class Unavailable(ChorusError):

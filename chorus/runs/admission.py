@@ -11,7 +11,8 @@ from typing import Any
 from langchain_core.messages import AnyMessage, HumanMessage
 
 from chorus.agents.configs.repository import ConfigRepository
-from chorus.agents.errors import Conflict, InvalidInput, NotFound
+from chorus.agents.destinations import check_destination
+from chorus.agents.errors import Conflict, DestinationRefused, InvalidInput, NotFound
 from chorus.runs.schemas import RunCreate
 from chorus.runs.serialization import jsonable
 from chorus.runs.threads_repository import ThreadRepository
@@ -62,7 +63,19 @@ def run_kwargs(req: RunCreate, messages: list[AnyMessage]) -> dict[str, Any]:
         "command": jsonable(req.command) if req.command is not None else None,
         "interrupt_before": req.interrupt_before,
         "interrupt_after": req.interrupt_after,
+        "webhook": req.webhook,
     }
+
+
+async def check_webhook(url: str | None, *, path: str = "$.webhook") -> None:
+    """A run's (or cron's) webhook must point where Chorus may send requests (the SSRF guard); checked before
+    anything of the request is stored. Checked again at each delivery: a host may resolve elsewhere later."""
+    if not url:
+        return
+    try:
+        await check_destination(url, who="webhook")
+    except DestinationRefused as exc:
+        raise InvalidInput(exc.detail, errors=[{"path": path, "message": exc.detail}]) from None
 
 
 GRAPH_IDS = ("chatbot",)

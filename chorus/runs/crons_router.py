@@ -10,11 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from chorus.agents.api_deps import DeveloperDep, PrincipalDep
 from chorus.agents.errors import InvalidInput
-from chorus.runs.admission import resolve_graph_id
+from chorus.runs.admission import check_webhook, resolve_graph_id
 from chorus.runs.cron_schedule import check_schedule
 from chorus.runs.crons_repository import CronRepository, cron_view
 from chorus.runs.deps import EngineDep, ThreadsDep
-from chorus.runs.schemas import RunCreate
+from chorus.runs.schemas import RunCreate, webhook_url
 
 router = APIRouter(tags=["crons"])
 # What a cron's runs are made of: the run body a cron keeps (the rest of CronCreate is the schedule's).
@@ -30,13 +30,8 @@ _RUN_FIELDS = (
     "stream_subgraphs",
     "stream_resumable",
     "durability",
+    "webhook",
 )
-
-
-def _refuse_webhook(value: str | None) -> None:
-    if value:
-        raise ValueError("webhooks on crons are not supported yet; poll the runs (GET /threads/{id}/runs)")
-    return None
 
 
 class CronCreate(BaseModel):
@@ -61,7 +56,7 @@ class CronCreate(BaseModel):
     webhook: str | None = None
     checkpoint_during: bool | None = None
 
-    _no_webhook = field_validator("webhook")(classmethod(lambda cls, value: _refuse_webhook(value)))
+    _webhook = field_validator("webhook")(classmethod(lambda cls, value: webhook_url(value)))
 
 
 class CronUpdate(BaseModel):
@@ -83,7 +78,7 @@ class CronUpdate(BaseModel):
     durability: Literal["sync", "async", "exit"] | None = None
     webhook: str | None = None
 
-    _no_webhook = field_validator("webhook")(classmethod(lambda cls, value: _refuse_webhook(value)))
+    _webhook = field_validator("webhook")(classmethod(lambda cls, value: webhook_url(value)))
 
 
 class CronSearch(BaseModel):
@@ -143,6 +138,7 @@ async def _create(
         raise InvalidInput(f"assistant '{stored.config_id}' is a {stored.product_type}; only chatbots take runs")
     payload = _run_payload(body)
     _check_payload(payload, assistant_id)
+    await check_webhook(body.webhook)
     cron = await crons.create(
         tenant_id,
         assistant_id=stored.config_id,
@@ -231,6 +227,7 @@ async def update(cron_id: str, body: CronUpdate, principal: DeveloperDep, crons:
     run_changes = _run_payload(body)
     if run_changes:
         _check_payload({**cron["payload"], **run_changes}, cron["assistant_id"])
+        await check_webhook(body.webhook)
         changes["payload"] = run_changes
     return cron_view(await crons.update(principal.tenant_id, cron_id, changes))
 

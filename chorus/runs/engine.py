@@ -171,7 +171,7 @@ class RunEngine:
         if ahead and req.multitask_strategy == "reject":
             cancelled = await self.worker.queue.request_cancel(handle.run_id, CancelAction.INTERRUPT)
             if cancelled is not None and cancelled.status == JobStatus.QUEUED:
-                await self.runs.end_unexecuted(handle.run_id, RunStatus.INTERRUPTED)
+                await self.runs.end_unexecuted(handle.run_id, RunStatus.INTERRUPTED, notify=False)
                 await self.runs.delete_finished(handle.tenant_id, handle.run_id)
                 self.handles.drop(handle.run_id)
                 raise ThreadBusy(

@@ -365,6 +365,7 @@ class RunExecutor:
                     expires_at=self.threads.expiry(),
                     delete_run=delete_run,
                     paused=paused,
+                    webhook=spec.kwargs.get("webhook"),
                 )
             )
             ctx.finished = True

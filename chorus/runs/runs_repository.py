@@ -7,7 +7,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from psycopg import AsyncConnection
 from psycopg.errors import UniqueViolation
+from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from chorus.agents.configs.repository import parse_uuid
@@ -15,6 +17,7 @@ from chorus.agents.errors import AlreadyExists, RunNotFound
 from chorus.agents.queue.repository import WAKE_CHANNEL, WAKE_SQL, Job, Lease, NewJob, enqueue_sql, take_given_up
 from chorus.agents.storage.database import Database
 from chorus.runs.statuses import RunStatus, ThreadStatus
+from chorus.runs.webhooks_repository import completion_payload, enqueue_delivery
 
 RUN_KIND = "run"
 _RUN_COLS = (
@@ -144,10 +147,12 @@ class RunRepository:
         expires_at: Any = None,
         delete_run: bool = False,
         paused: bool = False,
+        webhook: str | None = None,
     ) -> bool:
         """End the run and its job, and set the thread's status (and values): one statement. False if the
         job was no longer held by this worker (another took it over), in which case nothing changes. A
-        `paused` graph (a breakpoint, an interrupt) leaves its thread `interrupted`."""
+        `paused` graph (a breakpoint, an interrupt) leaves its thread `interrupted`. With `webhook`, the
+        delivery of the run's completion is queued in the same transaction."""
         thread_sets = [
             "status = CASE WHEN EXISTS (SELECT 1 FROM queue_jobs q WHERE q.lane = %s AND q.job_id <> %s)"
             " THEN 'busy' ELSE %s END",
@@ -160,13 +165,14 @@ class RunRepository:
         if paused and status == RunStatus.SUCCESS:
             thread_status = ThreadStatus.INTERRUPTED
         params: list[Any] = [run_id, lease.worker]
+        returned = "*" if webhook else "run_id"  # a webhook's payload is the run as it ended
         if delete_run:
-            run_sql = "DELETE FROM runs WHERE run_id = %s AND EXISTS (SELECT 1 FROM job) RETURNING run_id"
+            run_sql = f"DELETE FROM runs WHERE run_id = %s AND EXISTS (SELECT 1 FROM job) RETURNING {returned}"
             params += [run_id]
         else:
             run_sql = (
                 "UPDATE runs SET status = %s, error = coalesce(%s, error), updated_at = now() WHERE run_id = %s"
-                " AND EXISTS (SELECT 1 FROM job) RETURNING run_id"
+                f" AND EXISTS (SELECT 1 FROM job) RETURNING {returned}"
             )
             params += [status.value, error, run_id]
         params += [thread_id, run_id, thread_status.value, expires_at]
@@ -181,15 +187,24 @@ class RunRepository:
             "WITH job AS (DELETE FROM queue_jobs WHERE job_id = %s AND worker = %s RETURNING lane),"
             f" run AS ({run_sql}),"
             f" thread AS (UPDATE threads SET {', '.join(thread_sets)} WHERE thread_id = %s"
-            " AND EXISTS (SELECT 1 FROM job) RETURNING thread_id)"
+            ' AND EXISTS (SELECT 1 FROM job) RETURNING thread_id, "values")'
             " SELECT (SELECT count(*) FROM job) AS ended,"
             f" (SELECT pg_notify('{WAKE_CHANNEL}', 'run') WHERE EXISTS (SELECT 1 FROM queue_jobs q"
             " WHERE q.lane = %s AND q.status = 'queued')) AS woke"
         )
+        if webhook:
+            sql += ', (SELECT to_jsonb(x) FROM run x) AS run_row, (SELECT "values" FROM thread) AS thread_values'
         params.append(thread_id)
         async with self.db.connection() as conn:
-            cur = await conn.execute(sql, params)
-            row = await cur.fetchone()
+            if not webhook:
+                cur = await conn.execute(sql, params)
+                row = await cur.fetchone()
+                return bool(row and row["ended"])
+            async with conn.transaction():
+                cur = await conn.execute(sql, params)
+                row = await cur.fetchone()
+                if row and row["ended"] and row["run_row"]:
+                    await _queue_webhook(conn, row["run_row"], webhook, status=status, values=row["thread_values"])
         return bool(row and row["ended"])
 
     async def hand_back(self, run_id: str) -> None:
@@ -198,26 +213,39 @@ class RunRepository:
             await conn.execute("UPDATE runs SET status = 'pending', updated_at = now() WHERE run_id = %s", (run_id,))
 
     async def end_unexecuted(
-        self, run_id: str, status: RunStatus, error: str | None = None, *, given_up: Lease | None = None
+        self,
+        run_id: str,
+        status: RunStatus,
+        error: str | None = None,
+        *,
+        given_up: Lease | None = None,
+        notify: bool = True,
     ) -> None:
         """End a run that never ran (cancelled while queued, thread gone) or that the reaper gave up on:
-        then its queue job, held under `given_up`, is deleted in the same transaction."""
+        then its queue job, held under `given_up`, is deleted in the same transaction. Its webhook, if it
+        has one, is queued in that transaction too, unless `notify` is False (a run refused at creation)."""
         async with self.db.connection() as conn, conn.transaction():
             if given_up is not None and not await take_given_up(conn, run_id, given_up):
                 return  # another worker holds it now and records the failure
             cur = await conn.execute(
                 "UPDATE runs SET status = %s, error = coalesce(%s, error), updated_at = now() WHERE run_id = %s"
-                " RETURNING thread_id",
+                " RETURNING to_jsonb(runs) AS run_row",
                 (status.value, error, run_id),
             )
             row = await cur.fetchone()
             if row is not None:
-                await conn.execute(
+                run = row["run_row"]
+                cur = await conn.execute(
                     "UPDATE threads SET status = CASE WHEN EXISTS (SELECT 1 FROM queue_jobs q WHERE q.lane = %s)"
                     " THEN 'busy' WHEN %s = 'error' THEN 'error' ELSE 'idle' END, updated_at = now()"
-                    " WHERE thread_id = %s",
-                    (str(row["thread_id"]), status.value, row["thread_id"]),
+                    ' WHERE thread_id = %s RETURNING "values"',
+                    (run["thread_id"], status.value, run["thread_id"]),
                 )
+                thread = await cur.fetchone()
+                webhook = (run.get("kwargs") or {}).get("webhook")
+                if notify and webhook:
+                    values = thread["values"] if thread else None
+                    await _queue_webhook(conn, run, webhook, status=status, values=values)
 
     async def get(self, tenant_id: str, thread_id: str, run_id: str) -> dict[str, Any]:
         run_id = parse_uuid(run_id, "run")
@@ -327,3 +355,17 @@ class RunRepository:
                 (thread_id, run_id),
             )
             return await cur.fetchone() is not None
+
+
+async def _queue_webhook(
+    conn: AsyncConnection[DictRow], run: dict[str, Any], url: str, *, status: RunStatus, values: Any
+) -> None:
+    """Queue the delivery of the run's completion (`run`: its row as JSON) in the caller's transaction."""
+    await enqueue_delivery(
+        conn,
+        tenant_id=str(run["tenant_id"]),
+        run_id=str(run["run_id"]),
+        thread_id=str(run["thread_id"]),
+        url=url,
+        payload=completion_payload(run_view(run), status=status.value, values=values),
+    )

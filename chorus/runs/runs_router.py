@@ -10,6 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from chorus.agents.api_deps import DeveloperDep, PrincipalDep
 from chorus.agents.errors import ChorusError, Conflict, InvalidInput
+from chorus.runs.admission import check_webhook
 from chorus.runs.deps import EngineDep, ThreadsDep
 from chorus.runs.engine import RunEngine
 from chorus.runs.runs_repository import run_view
@@ -40,11 +41,13 @@ async def _stateless_thread(threads: ThreadRepository, tenant_id: str) -> str:
 
 @router.post("/threads/{thread_id}/runs/stream", summary="Create a run and stream its events (SSE)")
 async def stream_run(thread_id: str, body: RunCreate, principal: DeveloperDep, engine: EngineDep) -> StreamingResponse:
+    await check_webhook(body.webhook)
     return await _stream(engine, principal.tenant_id, thread_id, body)
 
 
 @router.post("/threads/{thread_id}/runs/wait", summary="Create a run and wait for its final state")
 async def wait_run(thread_id: str, body: RunCreate, principal: DeveloperDep, engine: EngineDep) -> Any:
+    await check_webhook(body.webhook)
     handle = await engine.submit(principal.tenant_id, thread_id, body)
     await handle.done.wait()
     return jsonable(handle.outcome())
@@ -52,6 +55,7 @@ async def wait_run(thread_id: str, body: RunCreate, principal: DeveloperDep, eng
 
 @router.post("/threads/{thread_id}/runs", summary="Create a run in the background")
 async def create_run(thread_id: str, body: RunCreate, principal: DeveloperDep, engine: EngineDep) -> Any:
+    await check_webhook(body.webhook)
     handle = await engine.submit(principal.tenant_id, thread_id, body)
     return run_view(handle.row or {})
 
@@ -60,12 +64,14 @@ async def create_run(thread_id: str, body: RunCreate, principal: DeveloperDep, e
 async def stateless_stream(
     body: RunCreate, principal: DeveloperDep, engine: EngineDep, threads: ThreadsDep
 ) -> StreamingResponse:
+    await check_webhook(body.webhook)  # before the thread is made: a refused run leaves nothing behind
     thread_id = await _stateless_thread(threads, principal.tenant_id)
     return await _stream(engine, principal.tenant_id, thread_id, body)
 
 
 @router.post("/runs/wait", summary="Run on a new thread (stateless) and wait for the final state")
 async def stateless_wait(body: RunCreate, principal: DeveloperDep, engine: EngineDep, threads: ThreadsDep) -> Any:
+    await check_webhook(body.webhook)
     thread_id = await _stateless_thread(threads, principal.tenant_id)
     handle = await engine.submit(principal.tenant_id, thread_id, body)
     await handle.done.wait()
@@ -91,6 +97,7 @@ async def create_batch(
                 f"[{i}].input.messages is required in a batch run",
                 errors=[{"path": f"$[{i}].input.messages", "message": "required"}],
             )
+        await check_webhook(item.webhook, path=f"$[{i}].webhook")
     out: list[dict[str, Any]] = []
     for item in body:
         thread_id = item.thread_id or await _stateless_thread(threads, principal.tenant_id)

@@ -7,11 +7,28 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from chorus.agents.destinations import parse_url
+from chorus.agents.errors import DestinationRefused
 from chorus.runs.state_views import check_state_select
 from chorus.runs.stream_modes import STREAM_MODES
 from chorus.runs.thread_extract import ExtractPath, parse_extract
 
 MultitaskStrategy = Literal["reject", "interrupt", "rollback", "enqueue"]
+_MAX_URL_CHARS = 2048
+
+
+def webhook_url(value: str | None) -> str | None:
+    """A webhook URL as far as it can be checked without the network (an absolute http(s) URL with a host
+    and no credentials); None for none. Where its host points is checked when the run or cron is made."""
+    if not value:
+        return None
+    if len(value) > _MAX_URL_CHARS:
+        raise ValueError(f"webhook is longer than {_MAX_URL_CHARS} characters")
+    try:
+        parse_url(value, who="webhook")
+    except DestinationRefused as exc:
+        raise ValueError(exc.detail) from None
+    return value
 
 
 class InputMessage(BaseModel):
@@ -52,8 +69,9 @@ class RunCreate(BaseModel):
     stream_subgraphs: bool = False
     after_seconds: float = Field(default=0, ge=0, le=86_400)  # start no sooner than this (at most a day)
     stream_resumable: bool = False
-    # Sent by the SDKs; what Chorus does not offer is refused when set (below), never ignored.
+    # POSTed the run when it ends (chorus/runs/webhook_sender.py); its host is checked when the run is made.
     webhook: str | None = None
+    # Sent by the SDKs; what Chorus does not offer is refused when set (below), never ignored.
     feedback_keys: list[str] | None = None
     langsmith_tracer: dict[str, Any] | None = None
     strict_resume: bool | None = None
@@ -82,12 +100,13 @@ class RunCreate(BaseModel):
             raise ValueError(f"unknown stream_mode {bad}; the stream modes are {list(STREAM_MODES)}")
         return list(dict.fromkeys(modes)) or ["values"]
 
-    @field_validator("webhook", "feedback_keys", "langsmith_tracer")
+    _webhook = field_validator("webhook")(classmethod(lambda cls, value: webhook_url(value)))
+
+    @field_validator("feedback_keys", "langsmith_tracer")
     @classmethod
     def _unsupported(cls, value: Any, info: ValidationInfo) -> None:
         if value:
             what = {
-                "webhook": "run webhooks are not supported yet; join the run (GET …/runs/{run_id}/join) instead",
                 "feedback_keys": "LangSmith feedback keys are not supported",
                 "langsmith_tracer": "LangSmith tracing is not supported",
             }[str(info.field_name)]

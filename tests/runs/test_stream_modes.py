@@ -168,7 +168,7 @@ async def test_bad_run_config_is_a_422(http: httpx.AsyncClient, assistant_id: st
 async def test_fields_chorus_does_not_serve_are_refused_not_ignored(http: httpx.AsyncClient, assistant_id: str) -> None:
     thread = (await http.post("/threads", json={})).json()["thread_id"]
     for extra, says in [
-        ({"webhook": "https://hooks.example/done"}, "webhooks are not supported"),
+        ({"webhook": "ftp://hooks.example/done"}, "http:// or https://"),
         ({"feedback_keys": ["helpful"]}, "feedback"),
         ({"telepathy": True}, "telepathy"),
     ]:

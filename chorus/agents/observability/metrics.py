@@ -1,4 +1,4 @@
-"""Prometheus metrics: runs, turn latency, tokens, tool calls and tool errors."""
+"""Prometheus metrics: runs, turn latency, tokens, tool calls and tool errors, webhook attempts."""
 
 from __future__ import annotations
 
@@ -36,6 +36,12 @@ TOOL_CALLS_NOT_REPEATED = Counter(
     "Side-effecting tool calls seen again (a resumed run) and not run again: the recorded result reused,"
     " or the outcome unknown because the earlier attempt was interrupted; by tool and outcome.",
     ["tool", "outcome"],
+    registry=REGISTRY,
+)
+WEBHOOK_ATTEMPTS = Counter(
+    "chorus_webhook_attempts_total",
+    "Run webhook delivery attempts, by outcome: delivered, retried (a later attempt follows), failed.",
+    ["outcome"],
     registry=REGISTRY,
 )
 TOOL_ERRORS = Counter("chorus_tool_errors_total", "Tool invocations that failed, by tool.", ["tool"], registry=REGISTRY)

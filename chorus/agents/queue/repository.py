@@ -235,12 +235,9 @@ class JobQueue:
     async def put_back(self, job_id: str, lease: Lease, *, after_s: float) -> None:
         """Queue a running job again, to be claimed no sooner than `after_s` from now (the attempt counts). On
         the upkeep connections: this is what a job does when the others are all busy."""
+        sql, params = requeue_sql(job_id, lease, after_s=after_s)
         async with self.db.connection(upkeep=True) as conn:
-            await conn.execute(
-                "UPDATE queue_jobs SET status = 'queued', worker = NULL, lease_until = NULL, run_after = now() +"
-                " make_interval(secs => %s), updated_at = now() WHERE job_id = %s AND worker = %s",
-                (after_s, job_id, lease.worker),
-            )
+            await conn.execute(sql, params)
 
     async def finish(self, job_id: str, lease: Lease) -> bool:
         """End a job held by this worker whose domain row needs no update (e.g. it is gone)."""
@@ -332,4 +329,15 @@ def finish_sql(job_id: str, lease: Lease) -> tuple[str, list[Any]]:
     return (
         "DELETE FROM queue_jobs WHERE job_id = %s AND worker = %s RETURNING lane",
         [job_id, lease.worker],
+    )
+
+
+def requeue_sql(job_id: str, lease: Lease, *, after_s: float) -> tuple[str, list[Any]]:
+    """An UPDATE … RETURNING job_id queueing a job held by this worker again, to be claimed no sooner than
+    `after_s` from now (the attempt counts); as a CTE body, so the domain row records why in the same
+    statement. It changes nothing if another worker holds the job now (fencing)."""
+    return (
+        "UPDATE queue_jobs SET status = 'queued', worker = NULL, lease_until = NULL, run_after = now() +"
+        " make_interval(secs => %s), updated_at = now() WHERE job_id = %s AND worker = %s RETURNING job_id",
+        [after_s, job_id, lease.worker],
     )

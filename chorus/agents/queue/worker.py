@@ -127,6 +127,11 @@ class Worker:
                 async with asyncio.timeout(5):
                     await ctx.done.wait()
 
+    def wake_after(self, seconds: float) -> None:
+        """Look for claimable jobs again in `seconds` (a job queued to be retried then), not only at the next
+        poll."""
+        asyncio.get_running_loop().call_later(max(0.0, seconds), self._wake.set)
+
     # -- running jobs ----------------------------------------------------------------------------
 
     def running(self, job_id: str) -> JobContext | None:

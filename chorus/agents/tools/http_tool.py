@@ -6,25 +6,23 @@ the tenant's vault (`"Bearer ${secret:SHOP_API_KEY}"`), never the server's envir
 values exist only inside the call and are redacted from whatever it returns. A POST carries an
 `Idempotency-Key` derived from the tool call, so the endpoint can recognise a retried call, and is
 recorded in the tool-call ledger (ledger.py), so a tool call does not send it twice. Configs are
-written by tenants, so destinations on loopback, private or link-local addresses are refused unless
-the operator allows private ones (CHORUS_HTTP_TOOLS_ALLOW_PRIVATE=1); link-local (cloud metadata) never.
+written by tenants, so destinations pass the SSRF guard (chorus/agents/destinations.py): loopback and
+private addresses only if the operator allows them (CHORUS_HTTP_TOOLS_ALLOW_PRIVATE=1), link-local never.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import ipaddress
-import os
 import re
 import uuid
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 
 from chorus.agents.configs.models import ToolNeeded
-from chorus.agents.errors import NotFound, SecretUndecryptable, ToolError
+from chorus.agents.destinations import check_destination
+from chorus.agents.errors import DestinationRefused, NotFound, SecretUndecryptable, ToolError
 from chorus.agents.secrets.redaction import Redactor
 from chorus.agents.secrets.references import expand, scan
 from chorus.agents.tools.registry import RegisteredTool, ToolContext
@@ -78,21 +76,10 @@ def idempotency_key(ctx: ToolContext, tool: str) -> str:
 
 
 async def _check_destination(tool: str, url: str) -> None:
-    host = urlsplit(url).hostname or ""
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, None)
-    except OSError:
-        raise ToolError(f"tool '{tool}' could not resolve host '{host}'") from None
-    allow_private = os.environ.get("CHORUS_HTTP_TOOLS_ALLOW_PRIVATE", "").lower() in {"1", "true", "yes"}
-    for info in infos:
-        ip = ipaddress.ip_address(info[4][0])
-        if ip.is_link_local or ip.is_multicast or ip.is_unspecified or ip.is_reserved:
-            raise ToolError(f"tool '{tool}' may not call {host} ({ip}): link-local and reserved addresses are refused")
-        if (ip.is_loopback or ip.is_private) and not allow_private:
-            raise ToolError(
-                f"tool '{tool}' may not call {host} ({ip}), a private address; the operator can allow private "
-                "destinations with CHORUS_HTTP_TOOLS_ALLOW_PRIVATE=1"
-            )
+        await check_destination(url, who=f"tool '{tool}'")
+    except DestinationRefused as exc:
+        raise ToolError(exc.detail) from None
 
 
 def build_http_tool(spec: ToolNeeded) -> RegisteredTool:
