@@ -11,6 +11,22 @@ from fastapi.openapi.utils import get_openapi
 
 PUBLIC = frozenset({"/health", "/info", "/metrics"})
 KEY_ROUTES = frozenset({"/widget/v1/config", "/widget/v1/session"})  # the publishable key itself
+# Operations that name an assistant, a thread or a run in their body or query (not their path): it can
+# be not found.
+NAMES_AN_ID = frozenset(
+    {
+        ("post", "/threads"),  # supersteps run on the assistant named by metadata.graph_id
+        ("post", "/runs/stream"),
+        ("post", "/runs/wait"),
+        ("post", "/runs/batch"),
+        ("post", "/runs/cancel"),
+        ("post", "/runs/crons"),
+        ("post", "/runs/crons/search"),
+        ("post", "/runs/crons/count"),
+        ("get", "/widget/v1/config"),
+        ("post", "/widget/v1/threads"),
+    }
+)
 _ERROR_REF = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -40,7 +56,7 @@ SECURITY_SCHEMES = {
 }
 
 
-def _statuses(path: str, method: str) -> dict[str, str]:
+def _statuses(path: str, method: str, op: dict[str, Any]) -> dict[str, str]:
     out = {
         "401": "no key, or an unknown, revoked or expired one",
         "403": "the key may not do this (its role, its bots, its origin)",
@@ -48,13 +64,26 @@ def _statuses(path: str, method: str) -> dict[str, str]:
         "429": "rate limited: retry after `Retry-After` seconds",
         "503": "the database is unavailable or the server busy: retry after `Retry-After` seconds",
     }
-    if "{" in path:
+    if "multipart/form-data" in op.get("requestBody", {}).get("content", {}):
+        out["400"] = "the multipart body cannot be parsed"
+    if "{" in path or (method, path) in NAMES_AN_ID:
         out["404"] = "not found (another tenant's ids are not found either)"
     if method in ("post", "put", "patch", "delete"):
         out["409"] = "the resource's current state forbids it (e.g. a run is active on the thread)"
     if method in ("post", "put", "patch"):
         out["413"] = "the body is larger than the server accepts"
     return out
+
+
+def _documented(schema: dict[str, Any]) -> dict[str, Any]:
+    """A route that answers with the dicts it builds (not validated, see docs/decisions.md) documents its model
+    in `responses=`; FastAPI merges that model into the open object of the return annotation. The model wins."""
+    if "$ref" in schema:
+        return {"$ref": schema["$ref"]}
+    items = schema.get("items")
+    if schema.get("type") == "array" and isinstance(items, dict) and "$ref" in items:
+        return {"type": "array", "items": {"$ref": items["$ref"]}}
+    return schema
 
 
 def describe(doc: dict[str, Any]) -> dict[str, Any]:
@@ -72,7 +101,11 @@ def describe(doc: dict[str, Any]) -> dict[str, Any]:
             else:
                 op["security"] = [{"ApiKey": []}]
             responses = op.setdefault("responses", {})
-            for code, description in _statuses(path, method).items():
+            for code, response in responses.items():
+                json_body = response.get("content", {}).get("application/json")
+                if code.startswith("2") and json_body and "schema" in json_body:
+                    json_body["schema"] = _documented(json_body["schema"])
+            for code, description in _statuses(path, method, op).items():
                 responses[code] = {"description": description, "content": _ERROR_REF}
             if path.endswith("/stream"):
                 responses["200"] = {

@@ -12,6 +12,7 @@ from chorus.agents.configs.repository import StoredConfig, id_taken
 from chorus.agents.errors import InvalidInput, NotFound
 from chorus.runs.deps import EngineDep
 from chorus.runs.pagination import pagination_headers
+from chorus.runs.resources import Assistant, AssistantGraph
 
 router = APIRouter(prefix="/assistants", tags=["assistants"])
 
@@ -118,7 +119,7 @@ def _bot_config(context: dict[str, Any] | None, config: dict[str, Any] | None) -
     return bot if isinstance(bot, dict) else None
 
 
-@router.post("", summary="Create an assistant from a bot config (in `context`)")
+@router.post("", summary="Create an assistant from a bot config (in `context`)", response_model=Assistant)
 async def create(body: AssistantCreate, principal: DeveloperDep, service: ConfigServiceDep) -> dict[str, Any]:
     if body.assistant_id:
         try:
@@ -149,7 +150,11 @@ async def create(body: AssistantCreate, principal: DeveloperDep, service: Config
     return assistant_view(stored)
 
 
-@router.post("/search", summary="Search assistants: filters, sort, select; X-Pagination-* headers")
+@router.post(
+    "/search",
+    summary="Search assistants: filters, sort, select; X-Pagination-* headers",
+    responses={200: {"model": list[Assistant], "description": "the assistants (with `select`, only those fields)"}},
+)
 async def search(
     body: AssistantSearch, principal: PrincipalDep, service: ConfigServiceDep, response: Response
 ) -> list[dict[str, Any]]:
@@ -174,17 +179,19 @@ async def search(
     return views
 
 
-@router.post("/count", summary="Count assistants")
+@router.post("/count", summary="Count assistants", responses={200: {"description": "how many match"}})
 async def count(body: AssistantCount, principal: PrincipalDep, service: ConfigServiceDep) -> int:
     return await service.repo.count(principal.tenant_id, metadata=body.metadata, graph_id=body.graph_id, name=body.name)
 
 
-@router.get("/{assistant_id}", summary="Get an assistant (its latest version)")
+@router.get("/{assistant_id}", summary="Get an assistant (its latest version)", response_model=Assistant)
 async def get(assistant_id: str, principal: PrincipalDep, service: ConfigServiceDep) -> dict[str, Any]:
     return assistant_view(await service.repo.get(principal.tenant_id, assistant_id))
 
 
-@router.patch("/{assistant_id}", summary="Update an assistant: a new version; metadata is merged")
+@router.patch(
+    "/{assistant_id}", summary="Update an assistant: a new version; metadata is merged", response_model=Assistant
+)
 async def update(
     assistant_id: str, body: AssistantPatch, principal: DeveloperDep, service: ConfigServiceDep
 ) -> dict[str, Any]:
@@ -220,7 +227,7 @@ async def delete(
     return Response(status_code=204)
 
 
-@router.post("/{assistant_id}/versions", summary="List an assistant's versions")
+@router.post("/{assistant_id}/versions", summary="List an assistant's versions", response_model=list[Assistant])
 async def versions(
     assistant_id: str, body: VersionsSearch, principal: PrincipalDep, service: ConfigServiceDep
 ) -> list[dict[str, Any]]:
@@ -230,14 +237,14 @@ async def versions(
     return [assistant_view(r) for r in rows]
 
 
-@router.post("/{assistant_id}/latest", summary="Choose the version new threads use")
+@router.post("/{assistant_id}/latest", summary="Choose the version new threads use", response_model=Assistant)
 async def set_latest(
     assistant_id: str, body: SetLatest, principal: DeveloperDep, service: ConfigServiceDep
 ) -> dict[str, Any]:
     return assistant_view(await service.repo.set_latest(principal.tenant_id, assistant_id, body.version))
 
 
-@router.get("/{assistant_id}/graph", summary="The compiled graph, as nodes and edges")
+@router.get("/{assistant_id}/graph", summary="The compiled graph, as nodes and edges", response_model=AssistantGraph)
 async def graph(
     assistant_id: str, principal: PrincipalDep, service: ConfigServiceDep, engine: EngineDep
 ) -> dict[str, Any]:

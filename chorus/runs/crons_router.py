@@ -14,6 +14,7 @@ from chorus.runs.admission import check_webhook, resolve_graph_id
 from chorus.runs.cron_schedule import check_schedule
 from chorus.runs.crons_repository import CronRepository, cron_view
 from chorus.runs.deps import EngineDep, ThreadsDep
+from chorus.runs.resources import Cron
 from chorus.runs.schemas import RunCreate, webhook_url
 
 router = APIRouter(tags=["crons"])
@@ -154,7 +155,9 @@ async def _create(
     return cron_view(cron)
 
 
-@router.post("/threads/{thread_id}/runs/crons", summary="Create a cron whose runs go to this thread")
+@router.post(
+    "/threads/{thread_id}/runs/crons", summary="Create a cron whose runs go to this thread", response_model=Cron
+)
 async def create_for_thread(
     thread_id: str, body: CronCreate, principal: DeveloperDep, crons: CronsDep, engine: EngineDep, threads: ThreadsDep
 ) -> dict[str, Any]:
@@ -162,12 +165,16 @@ async def create_for_thread(
     return await _create(body, principal.tenant_id, str(thread["thread_id"]), crons, engine)
 
 
-@router.post("/runs/crons", summary="Create a cron whose runs each get a new thread")
+@router.post("/runs/crons", summary="Create a cron whose runs each get a new thread", response_model=Cron)
 async def create(body: CronCreate, principal: DeveloperDep, crons: CronsDep, engine: EngineDep) -> dict[str, Any]:
     return await _create(body, principal.tenant_id, None, crons, engine)
 
 
-@router.post("/runs/crons/search", summary="Search crons")
+@router.post(
+    "/runs/crons/search",
+    summary="Search crons",
+    responses={200: {"model": list[Cron], "description": "the crons (with `select`, only those fields)"}},
+)
 async def search(body: CronSearch, principal: PrincipalDep, crons: CronsDep) -> list[dict[str, Any]]:
     rows = await crons.search(
         principal.tenant_id,
@@ -207,14 +214,16 @@ _FIELDS = [
 ]
 
 
-@router.post("/runs/crons/count", summary="Count crons")
+@router.post("/runs/crons/count", summary="Count crons", responses={200: {"description": "how many match"}})
 async def count(body: CronCount, principal: PrincipalDep, crons: CronsDep) -> int:
     return await crons.count(
         principal.tenant_id, assistant_id=body.assistant_id, thread_id=body.thread_id, metadata=body.metadata
     )
 
 
-@router.patch("/runs/crons/{cron_id}", summary="Update a cron (its schedule, its runs' body, enabled)")
+@router.patch(
+    "/runs/crons/{cron_id}", summary="Update a cron (its schedule, its runs' body, enabled)", response_model=Cron
+)
 async def update(cron_id: str, body: CronUpdate, principal: DeveloperDep, crons: CronsDep) -> dict[str, Any]:
     cron = await crons.get(principal.tenant_id, cron_id)
     changes: dict[str, Any] = {}

@@ -13,6 +13,7 @@ from chorus.agents.errors import ChorusError, Conflict, InvalidInput
 from chorus.runs.admission import check_webhook
 from chorus.runs.deps import EngineDep, ThreadsDep
 from chorus.runs.engine import RunEngine
+from chorus.runs.resources import Run, RunOutput, RunRefused
 from chorus.runs.runs_repository import run_view
 from chorus.runs.schemas import BatchRunCreate, RunCancelMany, RunCreate
 from chorus.runs.serialization import jsonable
@@ -21,6 +22,8 @@ from chorus.runs.streaming import SSE_HEADERS, join_response, run_events
 from chorus.runs.threads_repository import ThreadRepository
 
 router = APIRouter(tags=["runs"])
+# Documented, not validated (docs/decisions.md): the bot's own state, sent as the run left it.
+OUTPUT: dict[str, Any] = {"responses": {200: {"model": RunOutput}}}
 
 
 async def _stream(engine: RunEngine, tenant_id: str, thread_id: str, body: RunCreate) -> StreamingResponse:
@@ -45,7 +48,7 @@ async def stream_run(thread_id: str, body: RunCreate, principal: DeveloperDep, e
     return await _stream(engine, principal.tenant_id, thread_id, body)
 
 
-@router.post("/threads/{thread_id}/runs/wait", summary="Create a run and wait for its final state")
+@router.post("/threads/{thread_id}/runs/wait", summary="Create a run and wait for its final state", **OUTPUT)
 async def wait_run(thread_id: str, body: RunCreate, principal: DeveloperDep, engine: EngineDep) -> Any:
     await check_webhook(body.webhook)
     handle = await engine.submit(principal.tenant_id, thread_id, body)
@@ -53,7 +56,7 @@ async def wait_run(thread_id: str, body: RunCreate, principal: DeveloperDep, eng
     return jsonable(handle.outcome())
 
 
-@router.post("/threads/{thread_id}/runs", summary="Create a run in the background")
+@router.post("/threads/{thread_id}/runs", summary="Create a run in the background", response_model=Run)
 async def create_run(thread_id: str, body: RunCreate, principal: DeveloperDep, engine: EngineDep) -> Any:
     await check_webhook(body.webhook)
     handle = await engine.submit(principal.tenant_id, thread_id, body)
@@ -69,7 +72,7 @@ async def stateless_stream(
     return await _stream(engine, principal.tenant_id, thread_id, body)
 
 
-@router.post("/runs/wait", summary="Run on a new thread (stateless) and wait for the final state")
+@router.post("/runs/wait", summary="Run on a new thread (stateless) and wait for the final state", **OUTPUT)
 async def stateless_wait(body: RunCreate, principal: DeveloperDep, engine: EngineDep, threads: ThreadsDep) -> Any:
     await check_webhook(body.webhook)
     thread_id = await _stateless_thread(threads, principal.tenant_id)
@@ -80,7 +83,11 @@ async def stateless_wait(body: RunCreate, principal: DeveloperDep, engine: Engin
     return jsonable(handle.outcome())
 
 
-@router.post("/runs/batch", summary="Create several background runs (each on its thread, or a new one)")
+@router.post(
+    "/runs/batch",
+    summary="Create several background runs (each on its thread, or a new one)",
+    response_model=list[Run | RunRefused],
+)
 async def create_batch(
     body: Annotated[list[BatchRunCreate], Body(min_length=1, max_length=100)],
     principal: DeveloperDep,
@@ -123,7 +130,7 @@ async def cancel_many(
     return Response(status_code=204)
 
 
-@router.get("/threads/{thread_id}/runs", summary="List a thread's runs")
+@router.get("/threads/{thread_id}/runs", summary="List a thread's runs", response_model=list[Run])
 async def list_runs(
     thread_id: str,
     principal: PrincipalDep,
@@ -138,12 +145,14 @@ async def list_runs(
     return [run_view(r) for r in rows]
 
 
-@router.get("/threads/{thread_id}/runs/{run_id}", summary="Get a run")
+@router.get("/threads/{thread_id}/runs/{run_id}", summary="Get a run", response_model=Run)
 async def get_run(thread_id: str, run_id: str, principal: PrincipalDep, engine: EngineDep) -> dict[str, Any]:
     return run_view(await engine.runs.get(principal.tenant_id, thread_id, run_id))
 
 
-@router.get("/threads/{thread_id}/runs/{run_id}/join", summary="Wait for a run; return the thread's final state")
+@router.get(
+    "/threads/{thread_id}/runs/{run_id}/join", summary="Wait for a run; return the thread's final state", **OUTPUT
+)
 async def join_run(thread_id: str, run_id: str, principal: PrincipalDep, engine: EngineDep) -> Any:
     return jsonable(await engine.join(principal.tenant_id, thread_id, run_id))
 
@@ -193,7 +202,16 @@ async def join_stream(
     )
 
 
-@router.post("/threads/{thread_id}/runs/{run_id}/cancel", summary="Cancel a run (interrupt or rollback)")
+@router.post(
+    "/threads/{thread_id}/runs/{run_id}/cancel",
+    summary="Cancel a run (interrupt or rollback)",
+    status_code=202,
+    response_class=Response,
+    responses={
+        202: {"description": "the cancel is on its way (no body)"},
+        204: {"description": "with `wait=true`: the run has ended (no body)"},
+    },
+)
 async def cancel_run(
     thread_id: str,
     run_id: str,

@@ -11,6 +11,7 @@ from chorus.agents.api_deps import DeveloperDep, PrincipalDep
 from chorus.agents.errors import Conflict, InvalidInput, NotFound
 from chorus.runs.deps import EngineDep, ThreadsDep, ThreadServiceDep
 from chorus.runs.pagination import pagination_headers
+from chorus.runs.resources import Thread, ThreadPruneResult, ThreadState, ThreadStateUpdated
 from chorus.runs.schemas import (
     HistoryRequest,
     StateAtCheckpoint,
@@ -30,6 +31,11 @@ router = APIRouter(prefix="/threads", tags=["threads"])
 SubgraphsQuery = Annotated[
     bool, Query(description="accepted for the SDKs; Chorus bots have no subgraphs, so it changes nothing")
 ]
+# Validated answers leave out the fields a thread sends only sometimes (`ttl`, `extracted`).
+THREAD: dict[str, Any] = {"response_model": Thread, "response_model_exclude_unset": True}
+# Documented, not validated (docs/decisions.md): a state's fields are the client's `select`.
+STATE: dict[str, Any] = {"responses": {200: {"model": ThreadState, "description": "with `select`, only those fields"}}}
+
 SelectQuery = Annotated[
     list[str] | None, Query(description="only these fields of the state; values.<key> for one state key")
 ]
@@ -42,12 +48,16 @@ def _state_select(select: list[str] | None) -> list[str] | None:
         raise InvalidInput(str(exc), errors=[{"path": "$.select", "message": str(exc)}]) from None
 
 
-@router.post("", summary="Create a thread (optionally with a ttl, and supersteps of state updates)")
+@router.post("", summary="Create a thread (optionally with a ttl, and supersteps of state updates)", **THREAD)
 async def create(body: ThreadCreate, principal: DeveloperDep, service: ThreadServiceDep) -> dict[str, Any]:
     return thread_view(await service.create(principal.tenant_id, body))
 
 
-@router.post("/search", summary="Search threads: filters, sort, select, extract; X-Pagination-* headers")
+@router.post(
+    "/search",
+    summary="Search threads: filters, sort, select, extract; X-Pagination-* headers",
+    responses={200: {"model": list[Thread], "description": "the threads (with `select`, only those fields)"}},
+)
 async def search(
     body: ThreadSearch, principal: PrincipalDep, threads: ThreadsDep, response: Response
 ) -> list[dict[str, Any]]:
@@ -79,13 +89,15 @@ async def search(
     return out
 
 
-@router.post("/count", summary="Count threads by metadata, values and status")
+@router.post(
+    "/count", summary="Count threads by metadata, values and status", responses={200: {"description": "how many match"}}
+)
 async def count(body: ThreadCount, principal: PrincipalDep, threads: ThreadsDep) -> int:
     where = ThreadFilter(metadata=body.metadata, values=body.values, status=body.status)
     return await threads.count(principal.tenant_id, where)
 
 
-@router.post("/prune", summary="Delete threads and their checkpoints")
+@router.post("/prune", summary="Delete threads and their checkpoints", response_model=ThreadPruneResult)
 async def prune(body: ThreadPrune, principal: DeveloperDep, engine: EngineDep) -> dict[str, Any]:
     if body.strategy == "keep_latest":
         raise InvalidInput(
@@ -106,7 +118,7 @@ async def prune(body: ThreadPrune, principal: DeveloperDep, engine: EngineDep) -
     return {"pruned_count": deleted, "busy_thread_ids": busy}
 
 
-@router.get("/{thread_id}", summary="Get a thread (?include=ttl adds its ttl)")
+@router.get("/{thread_id}", summary="Get a thread (?include=ttl adds its ttl)", **THREAD)
 async def get(
     thread_id: str,
     principal: PrincipalDep,
@@ -126,7 +138,8 @@ async def get(
 @router.patch(
     "/{thread_id}",
     summary="Merge metadata into a thread, set its ttl (Prefer: return=minimal answers 204)",
-    response_model=None,
+    **THREAD,
+    responses={204: {"description": "with `Prefer: return=minimal`: updated, no body"}},
 )
 async def patch(
     thread_id: str,
@@ -149,12 +162,14 @@ async def delete(thread_id: str, principal: DeveloperDep, engine: EngineDep) -> 
     return Response(status_code=204)
 
 
-@router.post("/{thread_id}/copy", summary="Copy a thread: a new thread with its metadata and every checkpoint")
+@router.post(
+    "/{thread_id}/copy", summary="Copy a thread: a new thread with its metadata and every checkpoint", **THREAD
+)
 async def copy(thread_id: str, principal: DeveloperDep, service: ThreadServiceDep) -> dict[str, Any]:
     return thread_view(await service.copy(principal.tenant_id, thread_id))
 
 
-@router.get("/{thread_id}/state", summary="The thread's current state")
+@router.get("/{thread_id}/state", summary="The thread's current state", **STATE)
 async def state(
     thread_id: str,
     principal: PrincipalDep,
@@ -165,14 +180,19 @@ async def state(
     return await service.state(principal.tenant_id, thread_id, select=_state_select(select))
 
 
-@router.post("/{thread_id}/state", summary="Update the thread's state, as if a node had run (409 while it runs)")
+@router.post(
+    "/{thread_id}/state",
+    summary="Update the thread's state, as if a node had run (409 while it runs)",
+    response_model=ThreadStateUpdated,
+    response_model_exclude_unset=True,
+)
 async def update_state(
     thread_id: str, body: ThreadStateUpdate, principal: DeveloperDep, service: ThreadServiceDep
 ) -> dict[str, Any]:
     return await service.update_state(principal.tenant_id, thread_id, body)
 
 
-@router.post("/{thread_id}/state/checkpoint", summary="The thread's state at one of its checkpoints")
+@router.post("/{thread_id}/state/checkpoint", summary="The thread's state at one of its checkpoints", **STATE)
 async def state_at_checkpoint_post(
     thread_id: str, body: StateAtCheckpoint, principal: PrincipalDep, service: ThreadServiceDep
 ) -> dict[str, Any]:
@@ -181,7 +201,7 @@ async def state_at_checkpoint_post(
     )
 
 
-@router.get("/{thread_id}/state/{checkpoint_id}", summary="The thread's state at one of its checkpoints")
+@router.get("/{thread_id}/state/{checkpoint_id}", summary="The thread's state at one of its checkpoints", **STATE)
 async def state_at_checkpoint(
     thread_id: str,
     checkpoint_id: str,
@@ -195,7 +215,11 @@ async def state_at_checkpoint(
     )
 
 
-@router.post("/{thread_id}/history", summary="Past states of the thread, newest first")
+@router.post(
+    "/{thread_id}/history",
+    summary="Past states of the thread, newest first",
+    responses={200: {"model": list[ThreadState], "description": "with `select`, only those fields"}},
+)
 async def history(
     thread_id: str, body: HistoryRequest, principal: PrincipalDep, service: ThreadServiceDep
 ) -> list[dict[str, Any]]:

@@ -28,13 +28,14 @@ from chorus.webchat.visitor_threads import (
 )
 from chorus.webchat.visitor_tokens import VisitorTokens
 from chorus.webchat.widget_access import KeyCallerDep, VisitorDep, renewed_visitor
+from chorus.webchat.widget_resources import VisitorSession, VisitorThread, VisitorThreadState, WidgetConfig
 from chorus.webchat.widget_schemas import WidgetRunCreate, WidgetThreadCreate
 
 PREFIX = "/widget/v1"
 router = APIRouter(prefix=PREFIX, tags=["widget"])
 
 
-@router.get("/config", summary="The bot's public look for the widget (publishable key)")
+@router.get("/config", summary="The bot's public look for the widget (publishable key)", response_model=WidgetConfig)
 async def config(
     caller: KeyCallerDep,
     engine: EngineDep,
@@ -54,7 +55,11 @@ async def config(
     }
 
 
-@router.post("/session", summary="A visitor token (new, or the presented one renewed) (publishable key)")
+@router.post(
+    "/session",
+    summary="A visitor token (new, or the presented one renewed) (publishable key)",
+    response_model=VisitorSession,
+)
 async def session(caller: KeyCallerDep, request: Request) -> dict[str, Any]:
     previous = renewed_visitor(request, caller)
     tokens: VisitorTokens = request.app.state.visitor_tokens
@@ -73,14 +78,18 @@ async def session(caller: KeyCallerDep, request: Request) -> dict[str, Any]:
     }
 
 
-@router.get("/threads", summary="The visitor's own threads, newest first (visitor token)")
+@router.get(
+    "/threads", summary="The visitor's own threads, newest first (visitor token)", response_model=list[VisitorThread]
+)
 async def threads_of_visitor(
     caller: VisitorDep, threads: ThreadsDep, limit: Annotated[int, Query(ge=1, le=50)] = 20
 ) -> list[dict[str, Any]]:
     return await list_visitor_threads(threads, caller, limit=limit)
 
 
-@router.post("/threads", summary="Start a conversation with one of the key's bots (visitor token)")
+@router.post(
+    "/threads", summary="Start a conversation with one of the key's bots (visitor token)", response_model=VisitorThread
+)
 async def create_thread(
     body: WidgetThreadCreate, caller: VisitorDep, threads: ThreadsDep, engine: EngineDep
 ) -> dict[str, Any]:
@@ -88,7 +97,11 @@ async def create_thread(
     return thread_summary(await create_visitor_thread(threads, engine.configs, caller, assistant_id))
 
 
-@router.get("/threads/{thread_id}/state", summary="The conversation so far, and the run in progress (visitor token)")
+@router.get(
+    "/threads/{thread_id}/state",
+    summary="The conversation so far, and the run in progress (visitor token)",
+    response_model=VisitorThreadState,
+)
 async def state(thread_id: str, caller: VisitorDep, threads: ThreadsDep, engine: EngineDep) -> dict[str, Any]:
     row = await own_thread(threads, caller, thread_id)
     thread_id = str(row["thread_id"])

@@ -12,11 +12,20 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from chorus.agents.api_deps import DbDep
 from chorus.agents.observability.metrics import REGISTRY
+from chorus.agents.observability.schemas import Health, Info
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/health", summary="Liveness and database check")
+@router.get(
+    "/health",
+    summary="Liveness and database check",
+    response_model=None,
+    responses={
+        200: {"model": Health, "description": "the database answers"},
+        503: {"model": Health, "description": "the database does not answer (`database` says why)"},
+    },
+)
 async def health(db: DbDep) -> Any:
     """200 when the database answers; 503 naming what is down otherwise. Answers within
     CHORUS_DB_TIMEOUT_SECONDS, never hangs. `pool` shows the connection pool (size, available, waiting)."""
@@ -26,12 +35,17 @@ async def health(db: DbDep) -> Any:
     return JSONResponse(body, status_code=200 if state.ok else 503)
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}}}},
+)
 async def metrics() -> Response:
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.get("/info", summary="Server information (LangGraph Agent Server clients check it)")
+@router.get("/info", summary="Server information (LangGraph Agent Server clients check it)", response_model=Info)
 async def info() -> dict[str, Any]:
     """The server's version and what it offers, in the Agent Server's shape."""
     return {
