@@ -26,6 +26,7 @@ from bench import (
     storage,
     turn_overhead,
     vs_langgraph_dev,
+    widget,
 )
 
 MODULES: list[ModuleType] = [
@@ -42,6 +43,7 @@ MODULES: list[ModuleType] = [
     memory,
     resume,
     rate_limit,
+    widget,
 ]
 
 

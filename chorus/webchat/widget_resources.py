@@ -17,6 +17,9 @@ class WidgetConfig(BaseModel):
     title: str = Field(description="the header: webchat.title, else the bot's name")
     greeting: str | None = Field(description="the first message shown: webchat.greeting, else first_message")
     webchat: dict[str, Any] = Field(description="the bot config's `webchat` (colors, avatar_url, position, …)")
+    tool_status: dict[str, str] = Field(
+        description="what to show while a tool runs, by tool name ('*': any other); never the tool's name"
+    )
     assistant_ids: list[str] = Field(description="every bot the publishable key may talk to")
 
 

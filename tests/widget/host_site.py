@@ -14,8 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Acme shop</title>
-<style>body {{ font-family: Georgia, serif; margin: 0; padding: 24px; }} h1 {{ color: #333; }}</style></head>
+<title>Acme shop</title>{head}
+</head>
 <body><h1>Acme shop</h1><p>Mattresses, pillows and other good things.</p>
 <script src="{api}/widget.js" data-key="{key}" data-api="{api}"{extra} async></script>
 </body></html>
@@ -56,9 +56,11 @@ class HostSite:
     def other_origin(self) -> str:
         return f"http://localhost:{self.port}"
 
-    def add(self, path: str, *, api: str, key: str, **data: str) -> str:
+    def add(self, path: str, *, api: str, key: str, csp: str | None = None, **data: str) -> str:
+        """A page with the widget's script tag (data-* attributes from `data`), under a Content-Security-Policy."""
         extra = "".join(f' data-{name}="{html.escape(value)}"' for name, value in data.items())
-        self.pages[path] = PAGE.format(api=api, key=html.escape(key), extra=extra)
+        head = f'<meta http-equiv="Content-Security-Policy" content="{html.escape(csp)}">' if csp else ""
+        self.pages[path] = PAGE.format(api=api, key=html.escape(key), extra=extra, head=head)
         return path
 
 

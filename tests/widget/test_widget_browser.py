@@ -42,10 +42,12 @@ class Shop:
     relay: Relay
     assistant_id: str
 
-    async def page_for(self, browser: Browser, assistants: list[str], *, width: int = 1280, **data: str) -> Page:
+    async def page_for(
+        self, browser: Browser, assistants: list[str], *, width: int = 1280, csp: str | None = None, **data: str
+    ) -> Page:
         """A page of the shop with the widget, for a new publishable key of these bots (a new visitor)."""
         key = (await create_key(self.admin, assistants, allowed_origins=[self.site.origin]))["key"]
-        path = self.site.add(f"/p/{uuid.uuid4().hex[:8]}", api=self.relay.url, key=key, **data)
+        path = self.site.add(f"/p/{uuid.uuid4().hex[:8]}", api=self.relay.url, key=key, csp=csp, **data)
         context = await browser.new_context(viewport={"width": width, "height": 800 if width > 500 else 844})
         page = await context.new_page()
         await page.goto(self.site.origin + path)
@@ -91,7 +93,11 @@ async def record_activity(page: Page) -> None:
 
 
 async def test_a_visitor_chats_on_the_shop_page(browser: Browser, shop: Shop) -> None:
-    page = await shop.page_for(browser, [shop.assistant_id])
+    # A shop with a strict Content-Security-Policy: scripts and requests to Chorus only, no inline styles.
+    csp = f"default-src 'self'; script-src {shop.relay.url}; connect-src {shop.relay.url}; style-src 'self'"
+    page = await shop.page_for(browser, [shop.assistant_id], csp=csp)
+    violations: list[str] = []
+    page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
     await open_chat(page)
     w = widget(page)
     await expect(w.get_by_role("dialog", name="Acme help")).to_be_visible()
@@ -115,6 +121,7 @@ async def test_a_visitor_chats_on_the_shop_page(browser: Browser, shop: Shop) ->
     color = await w.locator(".launcher").evaluate("b => getComputedStyle(b).backgroundColor")
     assert color == "rgb(10, 110, 79)", color
     await page.screenshot(path=str(artifact("widget-desktop.png")))
+    assert not violations, violations
 
     # Escalation is said plainly.
     await send(page, "I want to talk to a human")

@@ -51,6 +51,6 @@ async def info() -> dict[str, Any]:
     return {
         "version": metadata.version("chorus"),
         "langgraph_py_version": metadata.version("langgraph"),
-        "flags": {"assistants": True, "crons": False, "langsmith": False},
+        "flags": {"assistants": True, "crons": True, "langsmith": False},
         "host": {"kind": "chorus", "project_id": None, "revision_id": None, "tenant_id": None},
     }

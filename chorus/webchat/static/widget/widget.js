@@ -203,12 +203,11 @@ class Widget {
     const colors = look.colors || {};
     const host = el("div", { id: "chorus-widget", "data-chorus-widget": "" });
     const root = host.attachShadow({ mode: "open" });
-    const style = el("style", { text: WIDGET_CSS });
     const vars = [];
     if (colors.primary) vars.push(`--primary:${colors.primary}`, `--on-primary:${contrastOn(colors.primary)}`);
     if (colors.background) vars.push(`--bg:${colors.background}`);
     if (colors.text) vars.push(`--text:${colors.text}`);
-    if (vars.length) style.textContent += `:host{${vars.join(";")}}`;
+    const css = WIDGET_CSS + (vars.length ? `:host{${vars.join(";")}}` : "");
     const title = this.config.title || "Chat";
     this.wrap = el("div", { class: look.position === "bottom-left" ? "wrap left" : "wrap" });
     this.launcher = el("button", {
@@ -243,7 +242,15 @@ class Widget {
       onkeydown: (e) => { if (e.key === "Escape") this.close(); },
     }, [header, this.log, this.activity, this.form, this.live]);
     this.wrap.append(this.launcher, this.panel);
-    root.append(style, this.wrap);
+    // A constructed style sheet: pages whose Content-Security-Policy refuses inline <style> still style it.
+    if ("adoptedStyleSheets" in root && typeof CSSStyleSheet.prototype.replaceSync === "function") {
+      const sheet = new CSSStyleSheet();
+      sheet.replaceSync(css);
+      root.adoptedStyleSheets = [sheet];
+    } else {
+      root.append(el("style", { text: css }));
+    }
+    root.append(this.wrap);
     document.body.append(host);
     this.root = root;
   }
