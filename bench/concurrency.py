@@ -2,7 +2,7 @@
 
 Target: Chorus >= 0.8x of its own no-checkpoint throughput (the stock saver manages about 0.15x).
 
-    uv run python -m bench.concurrency [--threads 64] [--turns 6] [--tiny]
+    .venv/bin/python -m bench.concurrency [--threads 64] [--turns 6] [--tiny]
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ the dead run until a live process takes that over (leases, reaper) and ends it. 
 Baseline, same run: the same tool-calling turn, streamed on B with nothing killed (median). The ratio
 is the median recovery over it; the absolute figures are printed with their targets.
 
-    uv run python -m bench.crash [--kills 20] [--threads 5] [--baseline-turns 5] [--tiny]
+    .venv/bin/python -m bench.crash [--kills 20] [--threads 5] [--baseline-turns 5] [--tiny]
 """
 
 from __future__ import annotations

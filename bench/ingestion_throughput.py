@@ -1,7 +1,7 @@
 """Ingestion throughput with the offline embedder: documents per second through the whole job (queued,
 claimed, parse, chunk, embed, store in one transaction), against embedding the same chunks alone in the same run.
 
-    uv run python -m bench.ingestion_throughput [--documents 15] [--rounds 3] [--tiny]
+    .venv/bin/python -m bench.ingestion_throughput [--documents 15] [--rounds 3] [--tiny]
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ Queries: the 52 labelled questions of tests/knowledge/data. Printed: p50/p95 of 
 part that grows with the corpus), p95 end to end (with embedding the query), and the ratio of the
 indexed hybrid search to the same query run with index scans disabled (exact scan).
 
-    uv run python -m bench.knowledge_search [--sizes 10000,100000] [--questions 52] [--sentences N] [--tiny]
+    .venv/bin/python -m bench.knowledge_search [--sizes 10000,100000] [--questions 52] [--sentences N] [--tiny]
 """
 
 from __future__ import annotations

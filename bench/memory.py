@@ -13,7 +13,7 @@ process has been idle for 10 s.
 Baseline, same run: the RSS right after the warm-up. Ratio: RSS at the end of the measured load over it
 (1.00x = flat; the slope says how much of any growth the turns explain).
 
-    uv run python -m bench.memory [--seconds 300] [--warmup 60] [--warmup-threads 2100] [--conversations 200]
+    .venv/bin/python -m bench.memory [--seconds 300] [--warmup 60] [--warmup-threads 2100] [--conversations 200]
         [--turns 3] [--idle 10] [--tiny]
 """
 

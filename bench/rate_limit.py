@@ -4,7 +4,7 @@ upsert per request) over a server without it (CHORUS_RATE_LIMIT_PER_MINUTE=0), b
 processes on the same database, measured in turns in the same run. The ratio is the worst case: any route
 that does real work pays the same fixed cost on a larger base.
 
-    uv run python -m bench.rate_limit [--requests 4000] [--concurrency 16] [--tiny]
+    .venv/bin/python -m bench.rate_limit [--requests 4000] [--concurrency 16] [--tiny]
 """
 
 from __future__ import annotations

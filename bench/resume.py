@@ -7,7 +7,7 @@ the client reads a few events, drops, waits a moment and rejoins while the run g
 Baseline: `GET /threads/{id}` on the same server, same run (an authenticated read: the floor any request
 pays). Target: p50 <= 10 ms.
 
-    uv run python -m bench.resume [--rejoins 30] [--tiny]
+    .venv/bin/python -m bench.resume [--rejoins 30] [--tiny]
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Run every benchmark in turn, each printing its line (`make bench`); `--tiny` runs them at the smoke
 test's sizes, `--only a,b` runs some of them.
 
-    uv run python -m bench.run_all [--tiny] [--only turn_overhead,storage]
+    .venv/bin/python -m bench.run_all [--tiny] [--only turn_overhead,storage]
 """
 
 from __future__ import annotations

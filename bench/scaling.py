@@ -17,7 +17,7 @@ when they together use ~2 CPU-seconds per second, the machine, not Chorus, is th
 Baseline: the same loads on 1 process, same run. Ratios: capacity with 2 processes over capacity with 1
 (and the paced throughputs' ratio, for reference). Targets: scaling >= 1.7x; paced first-token p95 <= 100 ms.
 
-    uv run python -m bench.scaling [--conversations 200] [--turns 3] [--clients 64] [--client-turns 6] [--tiny]
+    .venv/bin/python -m bench.scaling [--conversations 200] [--turns 3] [--clients 64] [--client-turns 6] [--tiny]
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ streams open at once). `--streams` sets the 200 (and half of it for the one-at-a
 The same-run baseline is the server's cheapest authenticated write, `POST /threads` (auth, validation, one
 row): a stream's first token is printed as a multiple of it, next to the fixed targets.
 
-    uv run python -m bench.sse_first_token [--streams 200] [--paced-turns 3] [--tiny]
+    .venv/bin/python -m bench.sse_first_token [--streams 200] [--paced-turns 3] [--tiny]
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Target: Chorus <= 3x. The stock saver stores the whole history again at every step (quadratic).
 
-    uv run python -m bench.storage [--turns 200] [--tiny]
+    .venv/bin/python -m bench.storage [--turns 200] [--tiny]
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ the end of the turn; "async": a checkpoint per step, written while the next step
 checkpoint per step, written before the next step starts), stock LangGraph with its default, "async".
 Each Chorus figure is a ratio against the stock baseline measured in the same run. Target <= 0.5.
 
-    uv run python -m bench.turn_overhead [--turns 120] [--tiny]
+    .venv/bin/python -m bench.turn_overhead [--turns 120] [--tiny]
 """
 
 from __future__ import annotations

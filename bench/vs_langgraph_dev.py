@@ -4,7 +4,7 @@ zero-latency offline model, both driven by the official langgraph-sdk client.
 Measures runs.wait per turn and the time to the first `messages` event of runs.stream. Target: <= 0.1x.
 The graph is the example bot without its knowledge block (bench/langgraph_dev/graph.py), on both sides.
 
-    uv run --group bench python -m bench.vs_langgraph_dev [--turns 30] [--tiny]
+    python3 -m uv run --group bench python -m bench.vs_langgraph_dev [--turns 30] [--tiny]
 """
 
 from __future__ import annotations

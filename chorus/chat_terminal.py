@@ -19,24 +19,28 @@ from chorus.agents.secrets.repository import SecretRepository
 from chorus.agents.secrets.service import SecretVault
 from chorus.agents.settings import Settings
 from chorus.agents.storage.database import Database, open_database
-from chorus.agents.tenancy.keys import ensure_tenant
+from chorus.agents.tenancy.keys import DEFAULT_TENANT, ensure_tenant
 from chorus.agents.tools.builtins import build_registry
 from chorus.agents.tools.registry import ToolRegistry
-from chorus.demo import load_config_file
+from chorus.demo import load_config_file, load_demo_knowledge
 from chorus.graphs.checkpointer import ChorusCheckpointer
 from chorus.graphs.compiler import GraphDeps, compile_bot
 
-LOCAL_TENANT = "local"
 
-
-async def _resolve(db: Database, bot: str, registry: ToolRegistry) -> tuple[str, str, int, BotConfig]:
-    """(tenant_id, config_id, version, config) for a file (stored under the 'local' tenant) or an id."""
+async def _resolve(
+    db: Database, bot: str, *, tenant: str, settings: Settings, registry: ToolRegistry
+) -> tuple[str, str, int, BotConfig]:
+    """(tenant_id, config_id, version, config) for a file (stored in `tenant`, as a new bot or a new version
+    of the bot of its name) or a stored config's id (in its own tenant)."""
     path = Path(bot)
     is_file = await asyncio.to_thread(path.exists)
     if path.suffix == ".json" or is_file:
         if not is_file:
             raise ChorusError(f"{path}: no such file")
-        tenant_id = await ensure_tenant(db, LOCAL_TENANT)
+        tenant_id = await ensure_tenant(db, tenant)
+        if tenant == DEFAULT_TENANT:
+            # The examples' knowledge, as `make run` loads it (unchanged files are skipped).
+            await load_demo_knowledge(db, settings, tenant_id)
         config_id, version, _ = await load_config_file(db, tenant_id, path, registry=registry)
     else:
         try:
@@ -55,12 +59,14 @@ async def _resolve(db: Database, bot: str, registry: ToolRegistry) -> tuple[str,
     return tenant_id, config_id, version, BotConfig.model_validate(stored.config)
 
 
-async def run_terminal_chat(bot: str, *, thread_id: str, settings: Settings) -> None:
+async def run_terminal_chat(bot: str, *, tenant: str, thread_id: str, settings: Settings) -> None:
     db = await open_database(settings)
     registry = build_registry()
     try:
         try:
-            tenant_id, config_id, version, cfg = await _resolve(db, bot, registry)
+            tenant_id, config_id, version, cfg = await _resolve(
+                db, bot, tenant=tenant, settings=settings, registry=registry
+            )
         except ChorusError as exc:
             print(f"error: {exc.detail}", file=sys.stderr)
             raise SystemExit(1) from None
@@ -84,25 +90,40 @@ async def run_terminal_chat(bot: str, *, thread_id: str, settings: Settings) -> 
         if cfg.first_message:
             print(f"bot> {cfg.first_message}")
         config: RunnableConfig = {"configurable": {"thread_id": thread_id, "tenant_id": tenant_id}}
+        echo = not sys.stdin.isatty()  # piped input: show what was said, as a terminal would
         while True:
             try:
                 text = (await asyncio.to_thread(input, "you> ")).strip()
             except EOFError:
                 print()
                 return
-            if not text:
-                continue
-            print("bot> ", end="", flush=True)
-            turn = {"messages": [HumanMessage(text, id=str(uuid.uuid4()))]}
-            async for item in graph.astream(turn, config, stream_mode="messages"):
-                msg, meta = cast(tuple[BaseMessage, dict[str, Any]], item)
-                node = meta.get("langgraph_node")
-                if (isinstance(msg, AIMessageChunk) and node == "agent") or (
-                    isinstance(msg, AIMessage) and node in ("intake", "tools", "agent") and msg.content
-                ):
-                    print(msg.content, end="", flush=True)
-                elif isinstance(msg, ToolMessage):
-                    print(f"\n  [{msg.name}] {str(msg.content)[:200]}\nbot> ", end="", flush=True)
-            print()
+            if echo:
+                print(text)
+            if text:
+                await _print_turn(graph, text, config)
     finally:
         await db.close()
+
+
+async def _print_turn(graph: Any, text: str, config: RunnableConfig) -> None:
+    """Stream one turn: each bot message on its own `bot>` line as its tokens come, each tool result
+    indented under the call that asked for it."""
+    line_open = False  # a bot message is being printed on the current line
+    printing: str | None = None  # and this is its id
+    turn = {"messages": [HumanMessage(text, id=str(uuid.uuid4()))]}
+    async for item in graph.astream(turn, config, stream_mode="messages"):
+        msg, meta = cast(tuple[BaseMessage, dict[str, Any]], item)
+        node = meta.get("langgraph_node")
+        # Tokens of the agent's answer; whole messages of the other nodes (a model called inside a tool is
+        # not the bot speaking).
+        said = node == "agent" if isinstance(msg, AIMessageChunk) else node in ("intake", "tools", "agent")
+        if isinstance(msg, AIMessage) and said and msg.content:
+            if not line_open or msg.id != printing:
+                print(("\n" if line_open else "") + "bot> ", end="")
+                line_open, printing = True, msg.id
+            print(msg.content, end="", flush=True)
+        elif isinstance(msg, ToolMessage):
+            print(("\n" if line_open else "") + f"  [{msg.name}] {str(msg.content)[:200]}", flush=True)
+            line_open = False
+    if line_open:
+        print()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from chorus.agents.settings import Settings, load_settings
+from chorus.cli_tenant import DEFAULT_TENANT, TenantOption
 from chorus.kb_cli import kb_app
 from chorus.secrets_cli import secrets_app
 from chorus.webhooks_cli import webhooks_app
@@ -63,8 +65,6 @@ def serve(
     external DATABASE_URL is left alone. With --workers N, this process starts Postgres and applies the
     migrations once, then supervises N worker processes (a worker that dies is replaced).
     """
-    import uvicorn
-
     from chorus.agents.errors import ServerMisconfigured
     from chorus.agents.observability.logs import configure_logging
     from chorus.agents.providers.factory import describe_provider_mode
@@ -93,6 +93,7 @@ def serve(
     # process would die there, skipping the `finally` below and pgserver's atexit hook alike.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
+        banner: list[str] = []
         if demo:
 
             async def _demo() -> str:
@@ -102,23 +103,60 @@ def serve(
                 finally:
                     await db.close()
 
-            key = asyncio.run(_demo())
-            typer.echo(f"chorus: demo tenant API key: {key}")
-            shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
-            typer.echo(f"chorus: open http://{shown}:{port}/?key={key}")
+            banner = _demo_banner(asyncio.run(_demo()), settings=settings, host=host, port=port)
         if workers == 1:
-            uvicorn.run(
-                create_app(settings),
-                host=host,
-                port=port,
-                log_config=None,
-                access_log=False,
-                timeout_graceful_shutdown=_open_requests_grace(settings),
-            )
+            _serve_one(create_app(settings), settings=settings, host=host, port=port, banner=banner)
         else:
+            for line in banner:  # uvicorn's supervisor offers no hook for "listening": said before it starts
+                typer.echo(line)
             _serve_workers(settings, host=host, port=port, workers=workers)
     finally:
         release_embedded_servers()
+
+
+def _demo_banner(key: str, *, settings: Settings, host: str, port: int) -> list[str]:
+    """What `--demo` says once the server listens: the key on a line of its own, where it is kept (for
+    `KEY=$(cat .chorus/demo_api_key)`), and the webchat link. Blank lines set it apart from the JSON logs."""
+    from chorus.demo import DEMO_KEY_FILE
+
+    key_file = settings.home.absolute() / DEMO_KEY_FILE
+    shown_file = key_file.relative_to(Path.cwd()) if key_file.is_relative_to(Path.cwd()) else key_file
+    url = f"http://{'localhost' if host in ('127.0.0.1', '0.0.0.0') else host}:{port}"
+    return [
+        "",
+        f"chorus: ready on {url}",
+        f"chorus: demo tenant API key (also in {shown_file}):",
+        key,
+        f"chorus: open {url}/?key={key}",
+        "",
+    ]
+
+
+def _serve_one(app: Any, *, settings: Settings, host: str, port: int, banner: list[str]) -> None:
+    """uvicorn.run for one process, saying `banner` once the server listens: after the start-up logs
+    rather than lost among them."""
+    import uvicorn
+
+    class AnnouncingServer(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                for line in banner:
+                    typer.echo(line)
+
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=_open_requests_grace(settings),
+    )
+    server = AnnouncingServer(config)
+    with contextlib.suppress(KeyboardInterrupt):  # as uvicorn.run
+        server.run()
+    if not server.started:
+        raise SystemExit(3)  # uvicorn's STARTUP_FAILURE: the port is taken, or the app did not start
 
 
 def _serve_workers(settings: Settings, *, host: str, port: int, workers: int) -> None:
@@ -200,11 +238,11 @@ def config_schema(
 
 @keys_app.command("create")
 def keys_create(
-    tenant: Annotated[str, typer.Option(help="Tenant name (created if new).")] = "default",
+    tenant: TenantOption = DEFAULT_TENANT,
     role: Annotated[str, typer.Option(help="admin, developer or viewer.")] = "admin",
     name: Annotated[str | None, typer.Option(help="A label for the key.")] = None,
 ) -> None:
-    """Create an API key for a tenant and print it (only its hash is stored)."""
+    """Create an API key for a tenant (created if new) and print it (only its hash is stored)."""
     from chorus.agents.errors import ChorusError
     from chorus.agents.storage.database import open_database
     from chorus.agents.tenancy.keys import ROLES, create_api_key, ensure_tenant
@@ -227,7 +265,7 @@ def keys_create(
 
 
 @keys_app.command("list")
-def keys_list(tenant: Annotated[str, typer.Option(help="Tenant name.")] = "default") -> None:
+def keys_list(tenant: TenantOption = DEFAULT_TENANT) -> None:
     """List a tenant's API keys: id, prefix, role, name, created, last used, revoked (never the key)."""
     from chorus.agents.errors import ChorusError
     from chorus.agents.storage.database import open_database
@@ -313,14 +351,22 @@ def chat(
     bot: Annotated[str, typer.Argument(help="A bot config JSON file, or the id of a stored config.")],
     thread: Annotated[str | None, typer.Option(help="Resume this thread id.")] = None,
     offline: Annotated[bool, typer.Option(help="Use the offline development model, on purpose.")] = False,
+    tenant: TenantOption = DEFAULT_TENANT,
 ) -> None:
-    """Chat with a bot in the terminal, tokens streaming (runs in-process against the database)."""
+    """Chat with a bot in the terminal, tokens streaming (runs in-process against the database).
+
+    A config file is stored in the tenant (a new version of the bot of its name when it changed); in the
+    default tenant the bot has the demo's knowledge and FAQs, as after `make run`. A stored config's id
+    runs in its own tenant.
+    """
     if offline:
         os.environ["CHORUS_OFFLINE"] = "1"
     from chorus.chat_terminal import run_terminal_chat
 
     try:
-        asyncio.run(run_terminal_chat(bot, thread_id=thread or str(uuid.uuid4()), settings=load_settings()))
+        asyncio.run(
+            run_terminal_chat(bot, tenant=tenant, thread_id=thread or str(uuid.uuid4()), settings=load_settings())
+        )
     except KeyboardInterrupt:
         typer.echo("")
 

@@ -1,4 +1,5 @@
-"""The demo set-up `make run` does: a demo tenant, its API key, the example bots and their knowledge.
+"""The demo set-up `make run` does: the default tenant (`demo`), its API key, the example bots and their
+knowledge. `chorus chat FILE` in that tenant loads the same knowledge, so a bot answers alike in both.
 
 Knowledge: every folder under configs/examples/knowledge/ is ingested into the namespace of its name
 (unchanged files are skipped), and every <namespace>.csv there is imported (merged) as FAQs.
@@ -10,21 +11,25 @@ import asyncio
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chorus.agents.configs.repository import ConfigRepository
 from chorus.agents.configs.service import ConfigService
 from chorus.agents.errors import ChorusError
 from chorus.agents.settings import Settings
 from chorus.agents.storage.database import Database
-from chorus.agents.tenancy.keys import create_api_key, ensure_tenant, resolve_api_key
+from chorus.agents.tenancy.keys import DEFAULT_TENANT, create_api_key, ensure_tenant, resolve_api_key
 from chorus.agents.tools.builtins import build_registry
 from chorus.agents.tools.registry import ToolRegistry
+
+if TYPE_CHECKING:
+    from chorus.agents.knowledge.faq import FaqService
 
 log = logging.getLogger(__name__)
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "configs" / "examples"
 KNOWLEDGE_DIR = EXAMPLES_DIR / "knowledge"
-DEMO_TENANT = "demo"
+# Where the demo key is kept (under $CHORUS_HOME), for the README's `KEY=$(cat .chorus/demo_api_key)`.
+DEMO_KEY_FILE = "demo_api_key"
 
 
 def _comparable(config: dict[str, Any]) -> dict[str, Any]:
@@ -52,6 +57,17 @@ async def load_config_file(
     return stored.config_id, stored.version, True
 
 
+async def _faqs_stored(faqs: FaqService, tenant_id: str, faq_file: Path, data: bytes) -> bool:
+    """Whether every FAQ of the file is stored as it is: then an import would only embed them all again."""
+    from chorus.agents.knowledge.faq import faq_input
+    from chorus.agents.knowledge.faq_import import parse_import
+
+    wanted = parse_import(faq_file.name, data, None)
+    stored = await faqs.list_faqs(tenant_id, faq_file.stem, category=None, limit=10_000, offset=0)
+    by_question = {str(row["question"]).strip().lower(): faq_input(row) for row in stored}
+    return all(by_question.get(faq.question.strip().lower()) == faq for faq in wanted)
+
+
 async def load_demo_knowledge(db: Database, settings: Settings, tenant_id: str) -> None:
     from chorus.agents.knowledge.faq_import import submit_import
     from chorus.agents.knowledge.local_files import ingest_path
@@ -69,6 +85,9 @@ async def load_demo_knowledge(db: Database, settings: Settings, tenant_id: str) 
             )
         for faq_file in sorted(KNOWLEDGE_DIR.glob("*.csv")):
             data = await asyncio.to_thread(faq_file.read_bytes)
+            if await _faqs_stored(kb.faqs, tenant_id, faq_file, data):
+                log.info("example FAQs ready", extra={"namespace": faq_file.stem, "result": "unchanged"})
+                continue
             job = await submit_import(
                 kb.faqs, kb.jobs, tenant_id, faq_file.stem, faq_file.name, data, mode="merge", mapping=None, actor=None
             )
@@ -78,7 +97,7 @@ async def load_demo_knowledge(db: Database, settings: Settings, tenant_id: str) 
 
 async def bootstrap_demo(db: Database, settings: Settings) -> str:
     """Create the demo tenant and load the examples; return its API key (kept under $CHORUS_HOME)."""
-    tenant_id = await ensure_tenant(db, DEMO_TENANT)
+    tenant_id = await ensure_tenant(db, DEFAULT_TENANT)
     registry = build_registry()
     for path in sorted(EXAMPLES_DIR.glob("*.json")):
         try:
@@ -91,7 +110,7 @@ async def bootstrap_demo(db: Database, settings: Settings) -> str:
             extra={"file": path.name, "config_id": config_id, "version": version, "changed": changed},
         )
     await load_demo_knowledge(db, settings, tenant_id)
-    key_file = settings.home / "demo_api_key"
+    key_file = settings.home / DEMO_KEY_FILE
     if key_file.exists():
         key = key_file.read_text().strip()
         try:

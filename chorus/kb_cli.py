@@ -11,13 +11,13 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from chorus.agents.settings import load_settings
+from chorus.cli_tenant import DEFAULT_TENANT, TenantOption
 
 kb_app = typer.Typer(help="Knowledge base: documents, search, FAQs.", no_args_is_help=True)
 faq_app = typer.Typer(help="FAQs.", no_args_is_help=True)
 kb_app.add_typer(faq_app, name="faq")
 
 T = TypeVar("T")
-Tenant = Annotated[str, typer.Option(help="Tenant name (make run's tenant is 'demo').")]
 NamespaceOpt = Annotated[str, typer.Option("--namespace", "-n", help="Knowledge namespace.")]
 
 
@@ -58,7 +58,7 @@ def _result(job: dict[str, Any], what: str) -> dict[str, Any]:
 def ingest(
     path: Annotated[Path, typer.Argument(help="A file or a folder (every supported file under it).")],
     namespace: NamespaceOpt,
-    tenant: Tenant = "demo",
+    tenant: TenantOption = DEFAULT_TENANT,
     strategy: Annotated[str, typer.Option(help="paragraph, fixed_size or semantic.")] = "paragraph",
     chunk_size: Annotated[int, typer.Option(help="Target chunk size in words.")] = 150,
     force: Annotated[bool, typer.Option(help="Ingest again even if a file is unchanged.")] = False,
@@ -99,7 +99,7 @@ def ingest(
 def search(
     query: Annotated[str, typer.Argument(help="The question.")],
     namespace: NamespaceOpt,
-    tenant: Tenant = "demo",
+    tenant: TenantOption = DEFAULT_TENANT,
     top_k: Annotated[int, typer.Option(help="How many results.")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON response.")] = False,
 ) -> None:
@@ -123,7 +123,7 @@ def search(
 def faq_import(
     file: Annotated[Path, typer.Argument(help="A .csv or .json file of FAQs.")],
     namespace: NamespaceOpt,
-    tenant: Tenant = "demo",
+    tenant: TenantOption = DEFAULT_TENANT,
     mode: Annotated[str, typer.Option(help="merge or replace.")] = "merge",
 ) -> None:
     """Import FAQs (merge updates by question; replace also deletes FAQs the file lacks)."""
@@ -160,7 +160,7 @@ def faq_import(
 def reembed(
     namespace: NamespaceOpt,
     model: Annotated[str, typer.Option(help="all-MiniLM-L6-v2 (offline) or text-embedding-3-small.")],
-    tenant: Tenant = "demo",
+    tenant: TenantOption = DEFAULT_TENANT,
 ) -> None:
     """Re-embed every chunk and FAQ of a namespace with another model (one switch, no mixed vectors)."""
     from chorus.agents.knowledge.embedders import check_model, get_embedder

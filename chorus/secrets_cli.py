@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from chorus.agents.settings import load_settings
+from chorus.cli_tenant import DEFAULT_TENANT, TenantOption
 
 if TYPE_CHECKING:
     from chorus.agents.secrets.repository import Actor
@@ -28,7 +29,6 @@ secrets_app = typer.Typer(
 )
 
 T = TypeVar("T")
-Tenant = Annotated[str, typer.Option(help="Tenant name (make run's tenant is 'demo').")]
 Name = Annotated[str, typer.Argument(help="The secret's name, e.g. SHOP_API_KEY.")]
 ValueFile = Annotated[
     Path | None, typer.Option("--value-file", help="Read the value from this file (else from stdin).")
@@ -118,7 +118,7 @@ def _show(described: Described, as_json: bool) -> None:
 @secrets_app.command("set")
 def set_secret(
     name: Name,
-    tenant: Tenant = "demo",
+    tenant: TenantOption = DEFAULT_TENANT,
     value_file: ValueFile = None,
     description: Annotated[str | None, typer.Option(help="What the secret is for.")] = None,
 ) -> None:
@@ -135,7 +135,7 @@ def set_secret(
 @secrets_app.command("rotate")
 def rotate_secret(
     name: Name,
-    tenant: Tenant = "demo",
+    tenant: TenantOption = DEFAULT_TENANT,
     value_file: ValueFile = None,
     reason: Annotated[str | None, typer.Option(help="Why (kept in the rotation history).")] = None,
 ) -> None:
@@ -150,7 +150,7 @@ def rotate_secret(
 
 
 @secrets_app.command("list")
-def list_secrets(tenant: Tenant = "demo", as_json: AsJson = False) -> None:
+def list_secrets(tenant: TenantOption = DEFAULT_TENANT, as_json: AsJson = False) -> None:
     """The tenant's secrets: names, versions, use (never values)."""
     from chorus.agents.secrets.repository import SecretRecord
 
@@ -171,7 +171,7 @@ def list_secrets(tenant: Tenant = "demo", as_json: AsJson = False) -> None:
 
 
 @secrets_app.command("get")
-def get_secret(name: Name, tenant: Tenant = "demo", as_json: AsJson = False) -> None:
+def get_secret(name: Name, tenant: TenantOption = DEFAULT_TENANT, as_json: AsJson = False) -> None:
     """A secret's metadata and versions, masked (audited as a read)."""
 
     async def work(vault: SecretVault, tenant_id: str) -> Described:
@@ -183,7 +183,7 @@ def get_secret(name: Name, tenant: Tenant = "demo", as_json: AsJson = False) -> 
 @secrets_app.command("delete")
 def delete_secret(
     name: Name,
-    tenant: Tenant = "demo",
+    tenant: TenantOption = DEFAULT_TENANT,
     force: Annotated[bool, typer.Option(help="Delete even if bot configs reference it.")] = False,
 ) -> None:
     """Delete a secret and every version. Refused (exit 1, naming them) while configs reference it."""
@@ -203,7 +203,7 @@ def delete_secret(
 
 @secrets_app.command("audit")
 def audit_secret(
-    name: Name, tenant: Tenant = "demo", limit: Annotated[int, typer.Option(help="How many events.")] = 50
+    name: Name, tenant: TenantOption = DEFAULT_TENANT, limit: Annotated[int, typer.Option(help="How many events.")] = 50
 ) -> None:
     """Who created, read, rotated, deleted and used a secret, newest first."""
     from chorus.agents.secrets.repository import AuditEvent

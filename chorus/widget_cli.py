@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from chorus.agents.settings import load_settings
+from chorus.cli_tenant import DEFAULT_TENANT, TenantOption
 
 widget_keys_app = typer.Typer(help="Publishable keys for the embeddable chat widget.", no_args_is_help=True)
 
@@ -23,7 +24,7 @@ def create(
     origin: Annotated[
         list[str] | None, typer.Option(help="A web origin that embeds the widget, e.g. https://shop.example.com.")
     ] = None,
-    tenant: Annotated[str, typer.Option(help="Tenant name.")] = "default",
+    tenant: TenantOption = DEFAULT_TENANT,
     allow_no_origin: Annotated[bool, typer.Option(help="Also accept requests without an Origin header.")] = False,
     key_rpm: Annotated[int, typer.Option(help="Requests per minute for the whole key.")] = 600,
     visitor_rpm: Annotated[int, typer.Option(help="Requests per minute for each visitor.")] = 30,
@@ -59,7 +60,7 @@ def create(
 
 
 @widget_keys_app.command("list")
-def list_keys(tenant: Annotated[str, typer.Option(help="Tenant name.")] = "default") -> None:
+def list_keys(tenant: TenantOption = DEFAULT_TENANT) -> None:
     """List a tenant's publishable keys: id, prefix, bots, origins, limits, revoked (never the key)."""
     from chorus.agents.errors import ChorusError
     from chorus.agents.storage.database import open_database

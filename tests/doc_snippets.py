@@ -11,6 +11,9 @@ from asyncio.subprocess import PIPE
 from dataclasses import dataclass
 from pathlib import Path
 
+from chorus.demo import DEMO_KEY_FILE
+from tests.conftest import Tenant
+
 ROOT = Path(__file__).resolve().parents[1]
 CLI = ROOT / ".venv" / "bin" / "chorus"
 
@@ -51,17 +54,28 @@ def own_tenants(script: str, suffix: str) -> str:
     return re.sub(r"--tenant (\w[\w-]*)", rf"--tenant \1-{suffix}", script)
 
 
+def as_reader_runs_it(block: str, *, server_url: str, home: Path, suffix: str) -> str:
+    """The block as it runs here: `localhost:8000` is the test server, `.chorus/` the test's CHORUS_HOME and
+    every `--tenant NAME` a tenant of its own."""
+    script = block.replace("localhost:8000", server_url.removeprefix("http://")).replace(".chorus/", f"{home}/")
+    return own_tenants(script, suffix)
+
+
 async def run_shell_block(
-    block: str, *, where: str, server_url: str, api_key: str, database_url: str, home: Path
+    block: str, *, where: str, server_url: str, tenant: Tenant, database_url: str, home: Path
 ) -> None:
-    """Run `block` with bash -e from the repository root; `localhost:8000` is the test server and `$KEY`
-    its tenant's key."""
-    script = own_tenants(block.replace("localhost:8000", server_url.removeprefix("http://")), uuid.uuid4().hex[:8])
+    """Run `block` with bash -e from the repository root, as a reader would after `make run`, with the test's
+    tenant in the demo tenant's place: `$KEY` (and the demo key file) hold its key, and it is the tenant of
+    commands given no `--tenant`."""
+    suffix = uuid.uuid4().hex[:8]
+    (home / DEMO_KEY_FILE).write_text(tenant.key)
+    script = as_reader_runs_it(block, server_url=server_url, home=home, suffix=suffix)
     env = {
         **os.environ,
-        "KEY": api_key,
+        "KEY": tenant.key,
         "DATABASE_URL": database_url,
         "CHORUS_HOME": str(home),
+        "CHORUS_TENANT": tenant.name,
         "CHORUS_OFFLINE": "1",
         "CHORUS_LOG_LEVEL": "WARNING",
     }

@@ -1,4 +1,4 @@
-"""The `chorus` command: keys create, chat (terminal, streaming), threads prune."""
+"""The `chorus` command: keys create, chat (terminal, streaming), threads prune; one default tenant."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ import sys
 from pathlib import Path
 
 from chorus.agents.storage.database import Database
-from chorus.agents.tenancy.keys import resolve_api_key
+from chorus.agents.tenancy.keys import DEFAULT_TENANT, resolve_api_key
 from tests.conftest import EXAMPLES
 
 
-def run_cli(args: list[str], database_url: str, home: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DATABASE_URL": database_url, "CHORUS_HOME": str(home), "CHORUS_OFFLINE": "1"}
+def run_cli(
+    args: list[str], database_url: str, home: Path, stdin: str = "", **environ: str
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "CHORUS_TENANT"}
+    env.update({"DATABASE_URL": database_url, "CHORUS_HOME": str(home), "CHORUS_OFFLINE": "1", **environ})
     return subprocess.run(
         [sys.executable, "-m", "chorus.cli", *args], input=stdin, capture_output=True, text=True, env=env, timeout=120
     )
@@ -31,15 +34,42 @@ async def test_keys_create_prints_a_working_key(db: Database, database_url: str,
 
 def test_chat_in_the_terminal(database_url: str, tmp_path: Path) -> None:
     out = run_cli(
-        ["chat", str(EXAMPLES / "acme_support_bot.json")],
+        ["chat", str(EXAMPLES / "acme_support_bot.json"), "--tenant", "cli-chat"],
         database_url,
         tmp_path,
         stdin="Where is my order ORD-1003?\nthanks\n",
     )
     assert out.returncode == 0, out.stderr
-    assert "[fetch_order_status]" in out.stdout
+    assert "you> Where is my order ORD-1003?\n  [fetch_order_status]" in out.stdout, "piped input is echoed"
     assert "delivered" in out.stdout
-    assert "You're welcome" in out.stdout
+    assert "\nbot> You're welcome" in out.stdout
+
+
+def test_chat_with_a_file_runs_in_the_demo_tenant_with_its_knowledge(database_url: str, tmp_path: Path) -> None:
+    """The README's chat: in the tenant of `make run`, the bot answers from the example knowledge base and
+    FAQs, and a second chat with the same file talks to the same bot."""
+    said = "Can my partner use my membership too?\nI forgot my password\n"
+    first, again = (
+        run_cli(["chat", str(EXAMPLES / "acme_support_bot.json")], database_url, tmp_path, stdin=said) for _ in range(2)
+    )
+    assert first.returncode == 0, first.stderr
+    assert "[Acme+ membership" in first.stdout, f"no answer from the knowledge base:\n{first.stdout}"
+    assert "(Source: FAQ" in first.stdout, f"no FAQ answer:\n{first.stdout}"
+    header = [line.split(", thread")[0] for line in (first.stdout, again.stdout)]
+    assert header[0] == header[1], "a second chat with the same file made another bot"
+
+
+async def test_every_command_defaults_to_the_demo_tenant(db: Database, database_url: str, tmp_path: Path) -> None:
+    """`keys create` with no --tenant makes a key of make run's tenant, CHORUS_TENANT changes that for a
+    session, and the other commands share the one default (their --help says which)."""
+    made = run_cli(["keys", "create", "--role", "viewer"], database_url, tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert (await resolve_api_key(db, made.stdout.strip())).tenant_name == DEFAULT_TENANT
+    elsewhere = run_cli(["keys", "create"], database_url, tmp_path, CHORUS_TENANT="cli-session")
+    assert (await resolve_api_key(db, elsewhere.stdout.strip())).tenant_name == "cli-session"
+    for command in (["keys", "list"], ["kb", "search"], ["secrets", "set"], ["widget-keys", "create"], ["chat"]):
+        page = run_cli([*command, "--help"], database_url, tmp_path, TYPER_USE_RICH="0", COLUMNS="200")
+        assert f"default: {DEFAULT_TENANT}]" in page.stdout and "CHORUS_TENANT" in page.stdout, command
 
 
 def test_chat_with_unknown_bot(database_url: str, tmp_path: Path) -> None:

@@ -1,13 +1,17 @@
-"""`chorus serve` on the embedded database: SIGTERM and Ctrl-C stop the Postgres it started; --workers N."""
+"""`chorus serve` on the embedded database: SIGTERM and Ctrl-C stop the Postgres it started; --workers N;
+--demo's key, said plainly once the server listens and the same after a restart."""
 
 from __future__ import annotations
 
 import os
+import queue
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -27,14 +31,14 @@ def _postgres_of(pgdata: Path) -> list[psutil.Process]:
     return found
 
 
-def _start(home: Path, *args: str) -> tuple[subprocess.Popen[str], int]:
+def _start(home: Path, *args: str, stdout: int = subprocess.DEVNULL) -> tuple[subprocess.Popen[str], int]:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env.update({"CHORUS_HOME": str(home), "CHORUS_OFFLINE": "1", "CHORUS_LOG_LEVEL": "WARNING"})
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "chorus.cli", "serve", "--port", str(port), *args],
         env=env,
-        stdout=subprocess.DEVNULL,
+        stdout=stdout,
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -154,3 +158,55 @@ def test_a_malformed_cors_origin_is_a_clear_error(monkeypatch: pytest.MonkeyPatc
         assert not (home / "pgdata").exists(), "nothing may start for a bad setting"
     finally:
         _cleanup(proc, home)
+
+
+def _banner(proc: subprocess.Popen[str]) -> list[str]:
+    """The lines `chorus serve --demo` prints, up to its webchat link (read aside: a pipe's readline blocks)."""
+    lines: queue.Queue[str] = queue.Queue()
+    assert proc.stdout is not None
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout or ()], daemon=True).start()
+    said: list[str] = []
+    deadline = time.monotonic() + 240  # the demo's knowledge is embedded before the server listens
+    while time.monotonic() < deadline:
+        try:
+            said.append(lines.get(timeout=1).rstrip("\n"))
+        except queue.Empty:
+            assert proc.poll() is None, f"the server stopped: {said}\n{proc.communicate()[1]}"
+            continue
+        if said[-1].startswith("chorus: open "):
+            return said
+    raise AssertionError(f"no webchat link within 4 minutes: {said}")
+
+
+def _acme_bots(port: int, key: str) -> list[str]:
+    found = httpx.post(
+        f"http://127.0.0.1:{port}/assistants/search", json={"name": "Acme Support"}, headers={"X-Api-Key": key}
+    )
+    return [bot["assistant_id"] for bot in found.json()]
+
+
+def test_the_demo_key_is_said_plainly_once_listening_and_kept_across_restarts() -> None:
+    home = Path(tempfile.mkdtemp(prefix="chorus-serve-")) / "home"
+    keys, bots = [], []
+    proc: subprocess.Popen[str] | None = None
+    try:
+        for _restart in range(2):
+            proc, port = _start(home, "--demo", stdout=subprocess.PIPE)
+            said = _banner(proc)
+            # Said once it listens: the page it links to answers at once.
+            assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200
+            intro = next(i for i, line in enumerate(said) if line.startswith("chorus: demo tenant API key"))
+            assert said[intro - 1] == f"chorus: ready on http://localhost:{port}"
+            key = said[intro + 1]
+            assert re.fullmatch(r"chorus_[\w-]+", key), f"the key is not alone on its line: {said}"
+            assert (home / "demo_api_key").read_text() == key
+            assert said[intro + 2] == f"chorus: open http://localhost:{port}/?key={key}"
+            keys.append(key)
+            bots.append(_acme_bots(port, key))
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+    finally:
+        if proc is not None:
+            _cleanup(proc, home)
+    assert keys[0] == keys[1], "a restart gave the demo a new key"
+    assert len(bots[0]) == 1 and bots[1] == bots[0], f"the demo's bot is not one and the same: {bots}"

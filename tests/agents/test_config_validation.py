@@ -35,7 +35,7 @@ def test_examples_are_valid(name: str) -> None:
 
 def test_committed_schema_matches_the_models() -> None:
     assert json.loads(SCHEMA_PATH.read_text()) == json.loads(render_schema()), (
-        "configs/schema/bot.schema.json is stale: run `uv run chorus config schema --write`"
+        "configs/schema/bot.schema.json is stale: run `.venv/bin/chorus config schema --write`"
     )
     schema = json.loads(SCHEMA_PATH.read_text())
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"

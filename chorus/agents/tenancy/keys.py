@@ -23,6 +23,9 @@ _RANK = {"viewer": 0, "developer": 1, "admin": 2}
 CACHE_SECONDS = 5.0
 PREFIX_LENGTH = 12
 _CACHE_LIMIT = 10_000
+# The tenant `chorus serve --demo` (`make run`) fills with the example bots and their knowledge, and the one
+# every CLI command works in unless given `--tenant` (or CHORUS_TENANT): a newcomer meets one tenant only.
+DEFAULT_TENANT = "demo"
 
 
 @dataclass(frozen=True)
