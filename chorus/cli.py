@@ -11,7 +11,7 @@ import signal
 import sys
 import uuid
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -21,6 +21,9 @@ from chorus.kb_cli import kb_app
 from chorus.secrets_cli import secrets_app
 from chorus.webhooks_cli import webhooks_app
 from chorus.widget_cli import widget_keys_app
+
+if TYPE_CHECKING:
+    from chorus.demo import DemoKeys
 
 app = typer.Typer(
     help="Chorus: a self-hosted runtime for customer-facing AI agents.",
@@ -96,10 +99,10 @@ def serve(
         banner: list[str] = []
         if demo:
 
-            async def _demo() -> str:
+            async def _demo() -> DemoKeys:
                 db = await open_database(settings)
                 try:
-                    return await bootstrap_demo(db, settings)
+                    return await bootstrap_demo(db, settings, origins=_own_origins(host, port))
                 finally:
                     await db.close()
 
@@ -114,9 +117,17 @@ def serve(
         release_embedded_servers()
 
 
-def _demo_banner(key: str, *, settings: Settings, host: str, port: int) -> list[str]:
+def _own_origins(host: str, port: int) -> list[str]:
+    """The origins a browser sends for pages of this server (the widget demo's publishable key allows them)."""
+    if host in ("127.0.0.1", "0.0.0.0", "localhost", "::", "::1"):
+        return [f"http://localhost:{port}", f"http://127.0.0.1:{port}"]
+    return [f"http://{host}:{port}"]
+
+
+def _demo_banner(keys: DemoKeys, *, settings: Settings, host: str, port: int) -> list[str]:
     """What `--demo` says once the server listens: the key on a line of its own, where it is kept (for
-    `KEY=$(cat .chorus/demo_api_key)`), and the webchat link. Blank lines set it apart from the JSON logs."""
+    `KEY=$(cat .chorus/demo_api_key)`), the webchat link and the widget's demo page. Blank lines set it apart
+    from the JSON logs."""
     from chorus.demo import DEMO_KEY_FILE
 
     key_file = settings.home.absolute() / DEMO_KEY_FILE
@@ -126,8 +137,13 @@ def _demo_banner(key: str, *, settings: Settings, host: str, port: int) -> list[
         "",
         f"chorus: ready on {url}",
         f"chorus: demo tenant API key (also in {shown_file}):",
-        key,
-        f"chorus: open {url}/?key={key}",
+        keys.api_key,
+        f"chorus: open {url}/?key={keys.api_key}",
+        *(
+            [f"chorus: the chat widget on a demo page: {url}/static/widget-demo.html?key={keys.widget_key}"]
+            if keys.widget_key
+            else []
+        ),
         "",
     ]
 

@@ -1,5 +1,6 @@
 """The demo set-up `make run` does: the default tenant (`demo`), its API key, the example bots and their
-knowledge. `chorus chat FILE` in that tenant loads the same knowledge, so a bot answers alike in both.
+knowledge, and a publishable key with which the widget's demo page (/static/widget-demo.html) embeds the
+support bot. `chorus chat FILE` in that tenant loads the same knowledge, so a bot answers alike in both.
 
 Knowledge: every folder under configs/examples/knowledge/ is ingested into the namespace of its name
 (unchanged files are skipped), and every <namespace>.csv there is imported (merged) as FAQs.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +21,11 @@ from chorus.agents.errors import ChorusError
 from chorus.agents.settings import Settings
 from chorus.agents.storage.database import Database
 from chorus.agents.tenancy.keys import DEFAULT_TENANT, create_api_key, ensure_tenant, resolve_api_key
+from chorus.agents.tenancy.publishable_keys import (
+    create_publishable_key,
+    find_publishable_keys,
+    revoke_publishable_key,
+)
 from chorus.agents.tools.builtins import build_registry
 from chorus.agents.tools.registry import ToolRegistry
 
@@ -30,6 +37,15 @@ EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "configs" / "examples"
 KNOWLEDGE_DIR = EXAMPLES_DIR / "knowledge"
 # Where the demo key is kept (under $CHORUS_HOME), for the README's `KEY=$(cat .chorus/demo_api_key)`.
 DEMO_KEY_FILE = "demo_api_key"
+# The widget demo's publishable key (for the support bot, from the server's own origins).
+DEMO_WIDGET_KEY_FILE = "demo_publishable_key"
+WIDGET_DEMO_BOT = "acme_support_bot.json"
+
+
+@dataclass(frozen=True)
+class DemoKeys:
+    api_key: str
+    widget_key: str | None  # None: the support bot did not load
 
 
 def _comparable(config: dict[str, Any]) -> dict[str, Any]:
@@ -95,21 +111,37 @@ async def load_demo_knowledge(db: Database, settings: Settings, tenant_id: str) 
             log.info("example FAQs ready", extra={"namespace": faq_file.stem, "result": done["result"]})
 
 
-async def bootstrap_demo(db: Database, settings: Settings) -> str:
-    """Create the demo tenant and load the examples; return its API key (kept under $CHORUS_HOME)."""
+async def bootstrap_demo(db: Database, settings: Settings, *, origins: list[str] | None = None) -> DemoKeys:
+    """Create the demo tenant and load the examples; return its API key and the widget demo's publishable key
+    for `origins` (the server's own; both kept under $CHORUS_HOME)."""
     tenant_id = await ensure_tenant(db, DEFAULT_TENANT)
     registry = build_registry()
+    support_bot = None
     for path in sorted(EXAMPLES_DIR.glob("*.json")):
         try:
             config_id, version, changed = await load_config_file(db, tenant_id, path, registry=registry)
         except ChorusError as exc:
             log.error("example bot not loaded", extra={"file": path.name, "error": exc.detail})
             continue
+        if path.name == WIDGET_DEMO_BOT:
+            support_bot = config_id
         log.info(
             "example bot ready",
             extra={"file": path.name, "config_id": config_id, "version": version, "changed": changed},
         )
     await load_demo_knowledge(db, settings, tenant_id)
+    widget_key = await _demo_widget_key(db, settings, tenant_id, support_bot, origins or []) if support_bot else None
+    return DemoKeys(await _demo_api_key(db, settings, tenant_id), widget_key)
+
+
+def _keep(settings: Settings, name: str, key: str) -> None:
+    settings.home.mkdir(parents=True, exist_ok=True)
+    path = settings.home / name
+    path.write_text(key)
+    path.chmod(0o600)
+
+
+async def _demo_api_key(db: Database, settings: Settings, tenant_id: str) -> str:
     key_file = settings.home / DEMO_KEY_FILE
     if key_file.exists():
         key = key_file.read_text().strip()
@@ -119,7 +151,27 @@ async def bootstrap_demo(db: Database, settings: Settings) -> str:
         except ChorusError:
             pass
     key = await create_api_key(db, tenant_id=tenant_id, role="admin", name="demo")
-    settings.home.mkdir(parents=True, exist_ok=True)
-    key_file.write_text(key)
-    key_file.chmod(0o600)
+    _keep(settings, DEMO_KEY_FILE, key)
     return key
+
+
+async def _demo_widget_key(
+    db: Database, settings: Settings, tenant_id: str, bot: str, origins: list[str]
+) -> str | None:
+    """The kept publishable key while it is live and fits (the bot, these origins); else a new one, and the
+    old one revoked (a server started on another port needs other origins)."""
+    if not origins:
+        return None
+    key_file = settings.home / DEMO_WIDGET_KEY_FILE
+    if key_file.exists():
+        kept = key_file.read_text().strip()
+        for found in await find_publishable_keys(db, kept, tenant_id=tenant_id):
+            fits = list(found.assistant_ids) == [bot] and set(found.allowed_origins) == set(origins)
+            if found.revoked_at is None and fits:
+                return kept
+            await revoke_publishable_key(db, tenant_id=tenant_id, key_id=found.key_id)
+    created = await create_publishable_key(
+        db, tenant_id=tenant_id, assistant_ids=[bot], allowed_origins=origins, name="widget demo"
+    )
+    _keep(settings, DEMO_WIDGET_KEY_FILE, created.key)
+    return created.key

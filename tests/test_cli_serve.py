@@ -161,7 +161,7 @@ def test_a_malformed_cors_origin_is_a_clear_error(monkeypatch: pytest.MonkeyPatc
 
 
 def _banner(proc: subprocess.Popen[str]) -> list[str]:
-    """The lines `chorus serve --demo` prints, up to its webchat link (read aside: a pipe's readline blocks)."""
+    """The lines `chorus serve --demo` prints, up to its widget demo link (read aside: a pipe's readline blocks)."""
     lines: queue.Queue[str] = queue.Queue()
     assert proc.stdout is not None
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout or ()], daemon=True).start()
@@ -173,9 +173,9 @@ def _banner(proc: subprocess.Popen[str]) -> list[str]:
         except queue.Empty:
             assert proc.poll() is None, f"the server stopped: {said}\n{proc.communicate()[1]}"
             continue
-        if said[-1].startswith("chorus: open "):
+        if said[-1].startswith("chorus: the chat widget on a demo page: "):
             return said
-    raise AssertionError(f"no webchat link within 4 minutes: {said}")
+    raise AssertionError(f"no widget demo link within 4 minutes: {said}")
 
 
 def _acme_bots(port: int, key: str) -> list[str]:
@@ -201,6 +201,18 @@ def test_the_demo_key_is_said_plainly_once_listening_and_kept_across_restarts() 
             assert re.fullmatch(r"chorus_[\w-]+", key), f"the key is not alone on its line: {said}"
             assert (home / "demo_api_key").read_text() == key
             assert said[intro + 2] == f"chorus: open http://localhost:{port}/?key={key}"
+            # The widget's demo page, with a publishable key for this server's own origins.
+            demo_page = said[intro + 3].rsplit(" ", 1)[1]
+            assert demo_page.startswith(f"http://localhost:{port}/static/widget-demo.html?key=pk_chorus_"), said
+            assert httpx.get(demo_page.replace("localhost", "127.0.0.1"), timeout=5).status_code == 200
+            widget_key = demo_page.split("key=", 1)[1]
+            for origin in (f"http://localhost:{port}", f"http://127.0.0.1:{port}"):
+                look = httpx.get(
+                    f"http://127.0.0.1:{port}/widget/v1/config",
+                    headers={"X-Publishable-Key": widget_key, "Origin": origin},
+                    timeout=5,
+                )
+                assert look.status_code == 200 and look.json()["name"] == "Acme Support", look.text
             keys.append(key)
             bots.append(_acme_bots(port, key))
             proc.send_signal(signal.SIGTERM)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 
@@ -50,9 +51,22 @@ def _refuse_api_key(request: Request, bearer: str | None) -> None:
         )
 
 
-async def _admit(request: Request, key: PublishableKey, visitor: Visitor | None) -> WidgetCaller:
+def page_origin(request: Request) -> str | None:
+    """The origin of the page that made the request. Browsers send `Origin` on every cross-origin request but
+    not on a same-origin GET (a page served by Chorus itself, e.g. /static/widget-demo.html); that one says
+    `Sec-Fetch-Site: same-origin`, and its origin is its Referer's (else the server's own address)."""
     origin = request.headers.get("origin")
-    if key.check_origin(origin) is not None:
+    if origin or request.headers.get("sec-fetch-site") != "same-origin":
+        return origin
+    referer = urlsplit(request.headers.get("referer", ""))
+    if referer.scheme in ("http", "https") and referer.netloc:
+        return f"{referer.scheme}://{referer.netloc}"
+    return f"{request.url.scheme}://{request.url.netloc}"
+
+
+async def _admit(request: Request, key: PublishableKey, visitor: Visitor | None) -> WidgetCaller:
+    origin = page_origin(request)
+    if key.check_origin(origin) is not None and request.headers.get("origin"):
         request.scope.setdefault("state", {})[CORS_ORIGIN_STATE] = origin
     tenant_id_var.set(key.tenant_id)
     limits = [Limit(f"pk:{key.key_id}", key.key_per_minute, f"publishable key {key.prefix}…")]

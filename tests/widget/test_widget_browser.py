@@ -299,3 +299,17 @@ async def test_a_reload_mid_answer_finds_it(browser: Browser, shop: Shop) -> Non
     await expect(widget(page).locator(".msg.ai").nth(1)).to_have_text(final)
     await expect(widget(page).locator("[role=log]")).to_have_attribute("aria-busy", "false")
     assert joins, "the reloaded page rejoined the run"
+
+
+async def test_the_demo_page_embeds_the_widget(browser: Browser, shop: Shop) -> None:
+    """/static/widget-demo.html (the page `make run` links to) puts the script tag on itself with ?key=."""
+    key = (await create_key(shop.admin, [shop.assistant_id], allowed_origins=[shop.server.url]))["key"]
+    page = await browser.new_page()
+    await page.goto(f"{shop.server.url}/static/widget-demo.html?key={key}")
+    await expect(page.locator("#tag")).to_contain_text(f'data-key="{key}"')
+    await open_chat(page)
+    await send(page, ORDER_QUESTION)
+    await expect(widget(page).locator(".msg.ai").nth(1)).to_contain_text("shipped")
+    without = await browser.new_page()
+    await without.goto(f"{shop.server.url}/static/widget-demo.html")
+    await expect(without.locator("#missing")).to_be_visible()

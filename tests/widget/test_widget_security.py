@@ -187,3 +187,16 @@ async def test_forged_and_malformed_tokens_are_refused(site: Site) -> None:
     assert (await site.client().get("/widget/v1/threads")).status_code == 401  # no token at all
     resp = await site.client(token=token).get("/widget/v1/threads/not-a-uuid/state")
     assert resp.status_code == 404
+
+
+async def test_a_same_origin_page_is_known_by_its_referer(site: Site) -> None:
+    """Browsers send no Origin on a same-origin GET (a page Chorus serves itself): Sec-Fetch-Site says so and
+    the Referer gives the page's origin, which the key must still allow."""
+    async with httpx.AsyncClient(base_url=site.server.url, headers={"X-Publishable-Key": site.key}) as client:
+        same = {"Sec-Fetch-Site": "same-origin"}
+        allowed = await client.get("/widget/v1/config", headers={**same, "Referer": f"{ORIGIN}/shop/page?x=1"})
+        assert allowed.status_code == 200, allowed.text
+        elsewhere = await client.get("/widget/v1/config", headers={**same, "Referer": "https://evil.example/x"})
+        assert elsewhere.status_code == 403 and "evil.example" in elsewhere.json()["detail"]
+        cross = await client.get("/widget/v1/config", headers={"Sec-Fetch-Site": "cross-site", "Referer": ORIGIN})
+        assert cross.status_code == 403 and "no Origin header" in cross.json()["detail"]
