@@ -96,18 +96,37 @@ def transcript(messages: list[BaseMessage]) -> list[dict[str, Any]]:
     return out
 
 
+# Errors of a run that goes on (it moved to another process, or waits for the database): not the visitor's
+# concern; the stream continues, or the widget rejoins.
+_PASSING_ERRORS = {"server_draining", "run_moved", "database_unavailable"}
+_VISITOR_ERROR = "Sorry, something went wrong while answering. Please try again."
+
+
+def _slim(message: Any) -> dict[str, Any]:
+    """A message as the visitor sees it: who, which, and the words (no tool calls, model names, usage)."""
+    return {"type": message.type, "id": message.id, "content": _text(message)}
+
+
 def for_visitor(event: str, data: Any) -> Any:
-    """An event of a widget stream as a visitor may see it: tool results (and the notes they carry for the
-    model) never reach the browser; tool activity shows only as `custom` progress (no result in it)."""
+    """An event of a widget stream as a visitor may see it: an allow-list, field by field. Tokens carry only
+    their text (no tool calls or their arguments, no model or usage metadata); state snapshots only the
+    transcript and whether the conversation was handed to a person; errors only their code; tool activity
+    only as `custom` progress (tool name and status, no result). Everything else stays on the server."""
     base = event.split("|", 1)[0]
     if base == "messages":
         message = data[0] if isinstance(data, list | tuple) and data else None
-        return HIDDEN if getattr(message, "type", None) == "tool" else data
+        if getattr(message, "type", None) not in ("ai", "AIMessageChunk", "human"):
+            return HIDDEN
+        return [_slim(message), {}]
     if base == "values" and isinstance(data, dict):
-        return {**data, "messages": transcript(list(data.get("messages") or []))}
-    if base == "updates" and isinstance(data, dict):
-        kept = {node: update for node, update in data.items() if node != "tools"}
-        return kept or HIDDEN
-    if base in ("custom", "error"):
-        return data
-    return HIDDEN  # any other mode (debug, events, checkpoints, ...) of a run started elsewhere
+        return {"messages": transcript(list(data.get("messages") or [])), "escalated": bool(data.get("escalated"))}
+    if base == "custom":
+        if isinstance(data, dict) and data.get("type") == "tool":
+            return {key: data.get(key) for key in ("type", "tool", "tool_call_id", "status")}
+        return HIDDEN  # a node's own custom events may carry anything
+    if base == "error":
+        code = data.get("error") if isinstance(data, dict) else None
+        if code in _PASSING_ERRORS:
+            return HIDDEN
+        return {"error": "run_failed" if code not in ("timeout", "rate_limited") else code, "message": _VISITOR_ERROR}
+    return HIDDEN  # any other mode (updates, debug, events, checkpoints, ...)

@@ -5,6 +5,8 @@ full rights."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -122,11 +124,35 @@ def renewed_visitor(request: Request, caller: WidgetCaller) -> Visitor | None:
     bearer = _bearer(request)
     if not bearer:
         return None
-    visitor = _tokens(request).verify(bearer, expired_for_up_to_s=RENEW_WITHIN_S)
-    if visitor.key_id != caller.key.key_id or visitor.tenant_id != caller.tenant_id:
-        raise Unauthorized("this visitor token belongs to another publishable key; start a session without it")
+    with _readable_refusals(request):
+        visitor = _tokens(request).verify(bearer, expired_for_up_to_s=RENEW_WITHIN_S)
+        if visitor.key_id != caller.key.key_id or visitor.tenant_id != caller.tenant_id:
+            raise Unauthorized("this visitor token belongs to another publishable key; start a session without it")
     return visitor
 
 
-KeyCallerDep = Annotated[WidgetCaller, Depends(_key_caller)]
-VisitorDep = Annotated[WidgetCaller, Depends(_visitor_caller)]
+@contextmanager
+def _readable_refusals(request: Request) -> Iterator[None]:
+    """A 401 (an expired or unknown token, a revoked key) must reach the page, or the widget cannot tell it
+    from a network failure and renew its token: it says only why, so any origin may read it."""
+    try:
+        yield
+    except Unauthorized:
+        origin = request.headers.get("origin")
+        if origin:
+            request.scope.setdefault("state", {})[CORS_ORIGIN_STATE] = origin
+        raise
+
+
+async def _key_caller_readable(request: Request) -> WidgetCaller:
+    with _readable_refusals(request):
+        return await _key_caller(request)
+
+
+async def _visitor_caller_readable(request: Request) -> WidgetCaller:
+    with _readable_refusals(request):
+        return await _visitor_caller(request)
+
+
+KeyCallerDep = Annotated[WidgetCaller, Depends(_key_caller_readable)]
+VisitorDep = Annotated[WidgetCaller, Depends(_visitor_caller_readable)]

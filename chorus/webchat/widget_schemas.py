@@ -7,9 +7,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MAX_MESSAGE_CHARS = 4000
-# What a web page may ask to stream: tokens, the state, tool progress. Not events/debug/tasks/checkpoints,
-# which carry the graph's internals (node inputs, run config).
-WidgetStreamMode = Literal["values", "messages-tuple", "updates", "custom"]
+# What a web page may ask to stream: tokens, the transcript, tool progress. Not updates/events/debug/tasks/
+# checkpoints, which carry the graph's internals (tool calls, node inputs, run config).
+WidgetStreamMode = Literal["values", "messages-tuple", "custom"]
 
 
 def _default_modes() -> list[WidgetStreamMode]:

@@ -56,10 +56,14 @@ class HostSite:
     def other_origin(self) -> str:
         return f"http://localhost:{self.port}"
 
-    def add(self, path: str, *, api: str, key: str, csp: str | None = None, **data: str) -> str:
-        """A page with the widget's script tag (data-* attributes from `data`), under a Content-Security-Policy."""
+    def add(
+        self, path: str, *, api: str, key: str, csp: str | None = None, style: str | None = None, **data: str
+    ) -> str:
+        """A page with the widget's script tag (data-* attributes from `data`), under a Content-Security-Policy,
+        with styles of its own."""
         extra = "".join(f' data-{name}="{html.escape(value)}"' for name, value in data.items())
         head = f'<meta http-equiv="Content-Security-Policy" content="{html.escape(csp)}">' if csp else ""
+        head += f"<style>{style}</style>" if style else ""
         self.pages[path] = PAGE.format(api=api, key=html.escape(key), extra=extra, head=head)
         return path
 

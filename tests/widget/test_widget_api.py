@@ -33,8 +33,15 @@ async def test_a_visitor_chats_and_finds_the_conversation_again(site: Site) -> N
     # message in any event, in the token stream or in the state snapshots.
     streamed = [e.data[0] for e in events if e.name == "messages"]
     assert streamed and all(m["type"] != "tool" for m in streamed), streamed
+    # An allow-list, field by field: a token is its words (no tool calls and their arguments, no model or
+    # usage metadata), a snapshot the transcript and whether a person took over (no PII, no escalation record).
+    assert all(set(m) == {"type", "id", "content"} for m in streamed), streamed[0]
+    assert all(e.data[1] == {} for e in events if e.name == "messages")
+    assert 'ORD-1001"}' not in str([e.data for e in events if e.name == "messages"])  # no tool-call arguments
+    assert all(set(e.data) == {"messages", "escalated"} for e in events if e.name == "values")
     snapshots = [m for e in events if e.name == "values" for m in e.data["messages"]]
     assert snapshots and all(m["type"] in ("human", "ai") for m in snapshots), snapshots
+    assert all(set(p) == {"type", "tool", "tool_call_id", "status"} for p in progress), progress
 
     state = (await visitor.get(f"/widget/v1/threads/{thread_id}/state")).json()
     assert [m["type"] for m in state["messages"]] == ["human", "ai"]

@@ -30,7 +30,7 @@ HOSTILE = (
     "<script>window.__pwned = 'script'</script>\n"
     '<img src="x" onerror="window.__pwned = \'img\'">\n\n'
     "[Click here](javascript:window.__pwned='link') or see [our policy](https://shop.example.com/refunds).\n\n"
-    "Refunds take 5 days [Returns policy, lines 3-5]."
+    "Refunds take 5 days [Returns policy, lines 3-5]. Press [Enter] to see order [ORD-1001]."
 )
 
 
@@ -43,11 +43,18 @@ class Shop:
     assistant_id: str
 
     async def page_for(
-        self, browser: Browser, assistants: list[str], *, width: int = 1280, csp: str | None = None, **data: str
+        self,
+        browser: Browser,
+        assistants: list[str],
+        *,
+        width: int = 1280,
+        csp: str | None = None,
+        style: str | None = None,
+        **data: str,
     ) -> Page:
         """A page of the shop with the widget, for a new publishable key of these bots (a new visitor)."""
         key = (await create_key(self.admin, assistants, allowed_origins=[self.site.origin]))["key"]
-        path = self.site.add(f"/p/{uuid.uuid4().hex[:8]}", api=self.relay.url, key=key, csp=csp, **data)
+        path = self.site.add(f"/p/{uuid.uuid4().hex[:8]}", api=self.relay.url, key=key, csp=csp, style=style, **data)
         context = await browser.new_context(viewport={"width": width, "height": 800 if width > 500 else 844})
         page = await context.new_page()
         await page.goto(self.site.origin + path)
@@ -140,9 +147,19 @@ async def test_a_visitor_chats_on_the_shop_page(browser: Browser, shop: Shop) ->
     await expect(w.locator(".msg.ai").nth(1)).to_contain_text("shipped")
 
 
+# A host page's own styles that have broken embedded widgets: a transform on body (it would carry
+# position:fixed along), a small root font size, content-box sizing, a tall page.
+HOSTILE_PAGE_STYLE = (
+    "html { font-size: 10px; } body { transform: translateZ(0); min-height: 4000px; } "
+    "* { box-sizing: content-box; } div { position: relative; z-index: 1; }"
+)
+
+
 @pytest.mark.parametrize("width", [390, 360])
 async def test_on_a_phone_nothing_overflows(browser: Browser, shop: Shop, width: int) -> None:
-    page = await shop.page_for(browser, [shop.assistant_id], width=width)
+    page = await shop.page_for(browser, [shop.assistant_id], width=width, style=HOSTILE_PAGE_STYLE)
+    launcher = await widget(page).locator(".launcher").bounding_box()
+    assert launcher is not None and launcher["y"] + launcher["height"] <= 844, launcher  # in view, bottom right
     await open_chat(page)
     await send(page, ORDER_QUESTION + " " + "x" * 120)  # a long unbroken word too
     await expect(widget(page).locator(".msg.ai").nth(1)).to_contain_text("shipped")
@@ -187,6 +204,7 @@ async def test_a_hostile_answer_is_neutralised(browser: Browser, shop: Shop, acm
     await expect(answer.locator("sup.cite a")).to_have_text("1")
     await expect(answer.locator(".footnotes li")).to_have_text(["Returns policy, lines 3-5"])
     assert "[Returns policy" not in await answer.inner_text()
+    assert "[Enter]" in await answer.inner_text() and "[ORD-1001]" in await answer.inner_text()  # not sources
 
 
 async def test_an_answer_from_the_knowledge_base_cites_its_source(
@@ -313,3 +331,23 @@ async def test_the_demo_page_embeds_the_widget(browser: Browser, shop: Shop) -> 
     without = await browser.new_page()
     await without.goto(f"{shop.server.url}/static/widget-demo.html")
     await expect(without.locator("#missing")).to_be_visible()
+
+
+async def test_a_refused_token_is_renewed_and_the_message_goes_through(browser: Browser, shop: Shop) -> None:
+    """A stored visitor token the server refuses (a changed vault key, a clock jump) is replaced, not taken
+    for a network failure: the visitor sends as if nothing happened."""
+    page = await shop.page_for(browser, [shop.assistant_id])
+    await open_chat(page)
+    await send(page, ORDER_QUESTION)
+    await expect(widget(page).locator(".msg.ai").nth(1)).to_contain_text("shipped")
+    await page.evaluate(
+        """() => {
+            const [name, value] = Object.entries(localStorage).find(([k]) => k.startsWith('chorus-widget:'));
+            const saved = JSON.parse(value);
+            localStorage.setItem(name, JSON.stringify({...saved, token: 'vt_chorus_forged.token'}));
+        }"""
+    )
+    await page.reload()
+    await send(page, "I want to talk to a human")
+    await expect(widget(page).locator(".escalated")).to_be_visible()
+    await expect(widget(page).locator(".notice.error")).to_have_count(0)

@@ -200,3 +200,22 @@ async def test_a_same_origin_page_is_known_by_its_referer(site: Site) -> None:
         assert elsewhere.status_code == 403 and "evil.example" in elsewhere.json()["detail"]
         cross = await client.get("/widget/v1/config", headers={"Sec-Fetch-Site": "cross-site", "Referer": ORIGIN})
         assert cross.status_code == 403 and "no Origin header" in cross.json()["detail"]
+
+
+async def test_a_refused_visitor_token_is_readable_by_the_page(site: Site) -> None:
+    """A 401 must reach the widget (with the CORS grant), or it cannot tell an expired token from a network
+    failure and renew it; it says nothing but why."""
+    bad = site.client(token="vt_chorus_bogus.token")
+    for call in (bad.get("/widget/v1/threads"), bad.post("/widget/v1/threads", json={})):
+        resp = await call
+        assert resp.status_code == 401 and resp.headers["access-control-allow-origin"] == ORIGIN, resp.headers
+    renew = await site.client(token="vt_chorus_bogus.token", key=True).post("/widget/v1/session")
+    assert renew.status_code == 401 and renew.headers["access-control-allow-origin"] == ORIGIN
+
+
+async def test_the_widget_streams_no_updates(site: Site) -> None:
+    """`updates` carries the graph's steps (tool calls and their arguments): not a widget stream mode."""
+    visitor, _ = await site.visitor()
+    thread_id = await site.thread(visitor)
+    resp = await visitor.post(f"/widget/v1/threads/{thread_id}/runs/stream", json={**HELLO, "stream_mode": ["updates"]})
+    assert resp.status_code == 422 and "stream_mode" in resp.text

@@ -42,9 +42,31 @@ function bubble(kind, text) {
   return el;
 }
 
+// What an answer may contain once rendered: text formatting, lists, code, tables and links (no forms,
+// styles, ids, images: an answer that a prompt injection shaped must not be able to dress up as the page).
+const PURIFY = {
+  ALLOWED_TAGS: ["a", "b", "blockquote", "br", "code", "del", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i",
+    "li", "ol", "p", "pre", "s", "strong", "table", "tbody", "td", "th", "thead", "tr", "ul"],
+  ALLOWED_ATTR: ["href", "title"],
+  ALLOW_DATA_ATTR: false,
+};
+DOMPurify.addHook("afterSanitizeAttributes", (node) => {
+  if (node.tagName === "A") {
+    node.setAttribute("target", "_blank");
+    node.setAttribute("rel", "noopener noreferrer nofollow");
+  }
+});
+
+// Rendered at most once a frame while tokens stream in.
 function setMarkdown(el, text) {
   el.dataset.text = text;
-  el.innerHTML = DOMPurify.sanitize(marked.parse(text, { gfm: true, breaks: true }), { FORBID_TAGS: ["img", "style"] });
+  if (el.dataset.pending) return;
+  el.dataset.pending = "1";
+  requestAnimationFrame(() => {
+    delete el.dataset.pending;
+    el.innerHTML = DOMPurify.sanitize(marked.parse(el.dataset.text, { gfm: true, breaks: true }), PURIFY);
+    $("log").scrollTop = $("log").scrollHeight;
+  });
 }
 
 // A tool's result as the operator reads it: its data, without the note it carries for the model.

@@ -31,9 +31,9 @@ const ICONS = {
   close: '<svg viewBox="0 0 24 24" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2.4" stroke-linecap="round"><path d="M6 6l12 12M18 6L6 18"/></svg>',
   fresh: '<svg viewBox="0 0 24 24" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2.2" stroke-linecap="round"><path d="M12 5v14M5 12h14"/></svg>',
 };
-// A citation the bot quotes from the knowledge base, e.g. "[Returns policy, lines 3-5]": brackets not
-// followed by "(" (a markdown link) and holding no brackets themselves.
-const CITATION = /\[([^[\]\n]{2,200})\](?!\()/g;
+// A citation the bot quotes from the knowledge base, e.g. "[Returns policy, lines 3-5]": 3-200 characters in
+// brackets, with a space or a comma among them (not "[Enter]" or "[ORD-1001]"), not a markdown link.
+const CITATION = /\[(?=[^[\]\n]{3,200}\])([^[\]\n]*[\s,][^[\]\n]*)\](?![(:])/g;
 const PURIFY = {
   ALLOWED_TAGS: ["a", "b", "blockquote", "br", "code", "del", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i",
     "li", "ol", "p", "pre", "s", "strong", "table", "tbody", "td", "th", "thead", "tr", "ul"],
@@ -79,14 +79,19 @@ function el(tag, props = {}, children = []) {
   return node;
 }
 
-// Black or white, whichever reads better on the colour (WCAG relative luminance).
+const HEX_COLOR = /^#(?:[0-9a-f]{3}|[0-9a-f]{6})$/i;
+
+// Black or white text, whichever has the higher WCAG contrast ratio on the colour.
 function contrastOn(hex) {
   const full = hex.length === 4 ? "#" + [...hex.slice(1)].map((c) => c + c).join("") : hex;
   const [r, g, b] = [1, 3, 5].map((i) => {
     const c = parseInt(full.slice(i, i + 2), 16) / 255;
     return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
   });
-  return 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.4 ? "#111111" : "#ffffff";
+  const light = 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  const onBlack = (light + 0.05) / (0.0056 + 0.05); // #111111
+  const onWhite = 1.05 / (light + 0.05);
+  return onBlack >= onWhite ? "#111111" : "#ffffff";
 }
 
 // Server-sent events from a fetch body: yields {event, id, data}; ends when the body does.
@@ -97,30 +102,35 @@ async function* readEvents(response) {
   for (;;) {
     const { value, done } = await reader.read();
     if (done) return;
-    buffer += decoder.decode(value, { stream: true }).replace(/\r\n?/g, "\n");
+    buffer += decoder.decode(value, { stream: true });
+    // Line ends may be CRLF, CR or LF; a CR at the end of a chunk waits for what follows it.
+    const held = buffer.endsWith("\r") ? "\r" : "";
+    buffer = buffer.slice(0, buffer.length - held.length).replace(/\r\n?/g, "\n");
     let end;
     while ((end = buffer.indexOf("\n\n")) >= 0) {
       const block = buffer.slice(0, end);
       buffer = buffer.slice(end + 2);
-      let event = "message", id = null, data = "";
+      let event = "message", id = null;
+      const data = [];
       for (const line of block.split("\n")) {
         if (line.startsWith("event:")) event = line.slice(6).trim();
         else if (line.startsWith("id:")) id = line.slice(3).trim();
-        else if (line.startsWith("data:")) data += line.slice(5).replace(/^ /, "");
+        else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
       }
-      yield { event, id, data: data ? JSON.parse(data) : null };
+      if (data.length || id) yield { event, id, data: data.length ? JSON.parse(data.join("\n")) : null };
     }
+    buffer += held;
   }
 }
 
 class Widget {
   constructor(options) {
     this.options = options;
-    this.storageKey = `chorus-widget:${options.key.slice(0, 24)}:${options.assistant || ""}`;
+    // Per Chorus server, key and bot: a page given another data-api never sends this visitor's token there.
+    this.storageKey = `chorus-widget:${options.api}:${options.key.slice(0, 24)}:${options.assistant || ""}`;
     this.saved = this.load();
     this.busy = false;
-    this.bubbles = new Map(); // message id -> {node, text}
-    this.announced = new Set();
+    this.bubbles = new Map(); // message id -> {node, text, type}
   }
 
   load() {
@@ -150,7 +160,8 @@ class Widget {
       }
     }
     this.render();
-    if (this.options.startOpen || sessionStorage.getItem(this.storageKey + ":open") === "1") await this.open();
+    // Opened by the page or left open before a reload: shown, but the page keeps its focus.
+    if (this.options.startOpen || sessionStorage.getItem(this.storageKey + ":open") === "1") await this.open({ focus: false });
   }
 
   // ---- HTTP ------------------------------------------------------------------------------------------
@@ -164,7 +175,7 @@ class Widget {
       method, headers: sent, body: body === undefined ? undefined : JSON.stringify(body),
     });
     if (response.status === 401 && auth === "visitor" && !retried) {
-      this.saved.token = null; // expired or revoked: a new session, then once more
+      this.saved.expiresAt = 0; // refused: renew it (the same visitor), or else a new session; then once more
       return this.call(method, path, { auth, body, headers, retried: true });
     }
     if (!response.ok) {
@@ -204,9 +215,10 @@ class Widget {
     const host = el("div", { id: "chorus-widget", "data-chorus-widget": "" });
     const root = host.attachShadow({ mode: "open" });
     const vars = [];
-    if (colors.primary) vars.push(`--primary:${colors.primary}`, `--on-primary:${contrastOn(colors.primary)}`);
-    if (colors.background) vars.push(`--bg:${colors.background}`);
-    if (colors.text) vars.push(`--text:${colors.text}`);
+    const color = (value) => (typeof value === "string" && HEX_COLOR.test(value) ? value : null);
+    if (color(colors.primary)) vars.push(`--primary:${colors.primary}`, `--on-primary:${contrastOn(colors.primary)}`);
+    if (color(colors.background)) vars.push(`--bg:${colors.background}`);
+    if (color(colors.text)) vars.push(`--text:${colors.text}`);
     const css = WIDGET_CSS + (vars.length ? `:host{${vars.join(";")}}` : "");
     const title = this.config.title || "Chat";
     this.wrap = el("div", { class: look.position === "bottom-left" ? "wrap left" : "wrap" });
@@ -232,8 +244,8 @@ class Widget {
     const header = el("header", {}, [
       ...(look.avatar_url ? [el("img", { src: look.avatar_url, alt: "" })] : []),
       el("h2", { id: "chorus-title", text: title }),
-      el("button", { class: "icon-button", type: "button", "aria-label": "Start a new conversation", title: "New conversation",
-        html: ICONS.fresh, onclick: () => this.startOver() }),
+      this.freshButton = el("button", { class: "icon-button", type: "button", "aria-label": "Start a new conversation",
+        title: "New conversation", html: ICONS.fresh, onclick: () => this.startOver() }),
       el("button", { class: "icon-button", type: "button", "aria-label": "Close chat", title: "Close",
         html: ICONS.close, onclick: () => this.close() }),
     ]);
@@ -251,7 +263,8 @@ class Widget {
       root.append(el("style", { text: css }));
     }
     root.append(this.wrap);
-    document.body.append(host);
+    // On <html>, not <body>: a transform or filter on the page's body would move position:fixed with it.
+    document.documentElement.append(host);
     this.root = root;
   }
 
@@ -260,15 +273,15 @@ class Widget {
     this.input.style.height = Math.min(this.input.scrollHeight, 120) + "px";
   }
 
-  toggle() { return this.panel.hidden ? this.open() : this.close(); }
+  toggle() { return this.panel.hidden ? this.open({ focus: true }) : this.close(); }
 
-  async open() {
+  async open({ focus }) {
     this.panel.hidden = false;
     this.wrap.classList.add("open");
     this.launcher.setAttribute("aria-expanded", "true");
     this.launcher.setAttribute("aria-label", "Close chat");
     sessionStorage.setItem(this.storageKey + ":open", "1");
-    this.input.focus();
+    if (focus) this.input.focus();
     if (!this.opened) {
       this.opened = true;
       await this.resume();
@@ -308,6 +321,7 @@ class Widget {
   setBusy(busy) {
     this.busy = busy;
     this.sendButton.disabled = busy;
+    this.freshButton.disabled = busy;
     this.log.setAttribute("aria-busy", String(busy));
   }
 
@@ -317,26 +331,37 @@ class Widget {
 
   bubble(type, text, id) {
     const node = el("div", { class: `msg ${type}`, "data-message-id": id || null });
-    const entry = { node, text: "", type };
+    const entry = { node, text: "", type, pending: 0, paintedAt: 0, paintCost: 0 };
     this.setText(entry, text);
     if (id) this.bubbles.set(id, entry);
     return entry;
   }
 
+  // A bot message is re-rendered (markdown, sanitising, footnotes) at most every 50 ms, or twice as long as
+  // the last rendering took: a long answer streaming in does not hold the page's main thread.
   setText(entry, text) {
     entry.text = text;
     if (entry.type === "human") { entry.node.textContent = text; return; }
     if (entry.pending) return;
-    entry.pending = requestAnimationFrame(() => { entry.pending = 0; this.paint(entry); });
+    const wait = entry.paintedAt + Math.max(50, 2 * entry.paintCost) - performance.now();
+    entry.pending = setTimeout(() => requestAnimationFrame(() => this.paint(entry)), Math.max(0, wait));
   }
 
   paint(entry) {
+    clearTimeout(entry.pending);
+    entry.pending = 0;
+    const started = performance.now();
+    const follow = this.nearBottom();
     entry.node.innerHTML = DOMPurify.sanitize(marked.parse(entry.text, { gfm: true, breaks: true }), PURIFY);
     this.footnotes(entry.node);
-    this.scroll();
+    entry.paintedAt = performance.now();
+    entry.paintCost = entry.paintedAt - started;
+    if (follow) this.scroll();
   }
 
-  // Citations become numbered footnote links; the sources are listed under the answer.
+  // Follow the answer down only while the visitor has not scrolled up to read.
+  nearBottom() { return this.log.scrollHeight - this.log.scrollTop - this.log.clientHeight < 48; }
+
   footnotes(node) {
     const sources = [];
     const walker = document.createTreeWalker(node, NodeFilter.SHOW_TEXT, {
@@ -382,11 +407,13 @@ class Widget {
     setTimeout(() => item.classList.remove("flash"), 1500);
   }
 
+  // A whole message for screen readers, once: its words without the footnote marks and source list.
   announce(entry) {
-    const text = entry.node.textContent.trim();
-    if (!text || this.announced.has(entry)) return;
-    this.announced.add(entry);
-    this.live.append(el("p", { text: `${this.config.title || "Assistant"}: ${text}` }));
+    if (entry.pending) this.paint(entry);
+    const copy = entry.node.cloneNode(true);
+    copy.querySelectorAll(".footnotes, sup.cite").forEach((n) => n.remove());
+    const text = copy.textContent.trim();
+    if (text) this.live.append(el("p", { text: `${this.config.title || "Assistant"}: ${text}` }));
   }
 
   escalated() {
@@ -398,10 +425,20 @@ class Widget {
 
   // ---- Conversation -----------------------------------------------------------------------------------
 
-  async resume() {
+  // The log as the server has it: the greeting, then the visitor's and the bot's messages in order.
+  showTranscript(state) {
     this.log.replaceChildren();
     this.bubbles.clear();
     this.greet();
+    for (const message of state ? state.messages : []) {
+      this.log.append(this.bubble(message.type, message.content, message.id).node);
+    }
+    if (state && state.escalated) this.escalated();
+    this.scroll();
+  }
+
+  async resume() {
+    this.showTranscript(null);
     if (!this.saved.thread) return;
     let state;
     try {
@@ -411,9 +448,7 @@ class Widget {
       this.notice("We couldn't load your conversation.", { error: true, action: { label: "Retry", run: () => this.resume() } });
       return;
     }
-    for (const message of state.messages) this.log.append(this.bubble(message.type, message.content, message.id).node);
-    if (state.escalated) this.escalated();
-    this.scroll();
+    this.showTranscript(state);
     if (state.active_run) {
       this.setBusy(true);
       this.typing();
@@ -425,9 +460,7 @@ class Widget {
     if (this.busy) return;
     this.saved.thread = null;
     this.save();
-    this.log.replaceChildren();
-    this.bubbles.clear();
-    this.greet();
+    this.showTranscript(null);
     this.input.focus();
   }
 
@@ -439,7 +472,7 @@ class Widget {
     await this.send(text);
   }
 
-  async send(text) {
+  async send(text, { freshThread = false } = {}) {
     this.setBusy(true);
     const mine = this.bubble("human", text);
     this.log.append(mine.node);
@@ -447,7 +480,7 @@ class Widget {
     this.typing();
     let response;
     try {
-      if (!this.saved.thread) {
+      if (!this.saved.thread || freshThread) {
         this.saved.thread = (await (await this.call("POST", "/threads", { body: {} })).json()).thread_id;
         this.save();
       }
@@ -455,11 +488,13 @@ class Widget {
         body: { input: { messages: [{ role: "user", content: text }] }, stream_mode: STREAM_MODES },
       });
     } catch (err) {
-      // Not accepted: nothing was sent, so sending again is safe.
       this.setActivity(null);
       this.setBusy(false);
+      mine.node.remove();
+      if (err.status === 404 && !freshThread) return this.send(text, { freshThread: true }); // the thread expired
       mine.node.classList.add("failed");
-      this.notice(this.explain(err), { error: true, action: { label: "Try again", run: () => { mine.node.remove(); this.send(text); } } });
+      this.log.append(mine.node);
+      this.notice(this.explain(err), { error: true, action: { label: "Try again", run: () => { mine.node.remove(); this.retry(text); } } });
       return;
     }
     // Content-Location: /widget/v1/threads/{thread}/runs/{run}, the run to rejoin after a drop.
@@ -467,19 +502,38 @@ class Widget {
     await this.follow(response, `/threads/${this.saved.thread}/runs/${runId}`, null);
   }
 
+  // Send again, unless the message did reach the server before the connection failed (then follow its run).
+  async retry(text) {
+    if (this.saved.thread) {
+      try {
+        const state = await (await this.call("GET", `/threads/${this.saved.thread}/state`)).json();
+        const last = state.messages[state.messages.length - 1];
+        if (state.active_run || (last && last.type === "human" && last.content === text)) {
+          this.showTranscript(state);
+          if (!state.active_run) return;
+          this.setBusy(true);
+          this.typing();
+          return this.follow(null, `/threads/${this.saved.thread}/runs/${state.active_run.run_id}`, "-1");
+        }
+      } catch (_) { /* not reachable yet: sending again says so */ }
+    }
+    return this.send(text);
+  }
+
   explain(err) {
     if (err.status === 429) return `You're sending messages too quickly. Please wait ${err.retryAfter || 30} seconds.`;
     if (err.status === 409) return "I'm still answering your last message.";
-    if (err.status === 0) return "You seem to be offline. We'll send it when you retry.";
+    if (err.status === 0) return "You seem to be offline. Check your connection and try again.";
     return "Sorry, your message couldn't be sent.";
   }
 
   // The answer's events until the run ends; a dropped connection rejoins after the last event seen.
   async follow(response, runPath, lastId) {
-    const turn = { lastId, shown: new Map(), tools: new Map(), failed: false };
+    const turn = { before: new Set(this.bubbles.keys()), shown: new Map(), tools: new Map(), failed: false };
     let failures = 0;
     let reconnecting = null;
     for (;;) {
+      let retryAfter = 0;
       try {
         if (!response) {
           response = await this.call("GET", `${runPath}/stream`, { headers: lastId ? { "Last-Event-ID": lastId } : {} });
@@ -487,7 +541,7 @@ class Widget {
         if (reconnecting) { reconnecting.remove(); reconnecting = null; }
         for await (const event of readEvents(response)) {
           failures = 0;
-          if (event.id) lastId = turn.lastId = event.id;
+          if (event.id) lastId = event.id;
           this.handle(event, turn);
         }
         response = null;
@@ -495,21 +549,27 @@ class Widget {
         const state = await (await this.call("GET", `/threads/${this.saved.thread}/state`)).json();
         const still = state.active_run && runPath.endsWith(state.active_run.run_id);
         if (!still) { this.finish(turn, state); return; }
+        failures += 1; // a stream that keeps ending early is rejoined with a growing pause, like a failure
       } catch (err) {
         response = null;
         if (err.status === 404) { this.finish(turn, null); return; }
+        retryAfter = err.retryAfter || 0;
         failures += 1;
         if (!reconnecting) reconnecting = this.notice("Connection lost. Reconnecting…");
-        if (failures > 8) {
-          reconnecting.remove();
-          this.setActivity(null);
-          this.notice("We lost the connection.", { error: true, action: { label: "Reconnect", run: () => {
-            this.setBusy(true); this.typing(); this.follow(null, runPath, lastId);
-          } } });
-          return;
-        }
-        await Promise.race([sleep(Math.min(250 * 2 ** failures, 8000)), new Promise((r) => addEventListener("online", r, { once: true }))]);
       }
+      if (failures > 8) {
+        if (reconnecting) reconnecting.remove();
+        this.setActivity(null);
+        this.setBusy(false);
+        this.notice("We lost the connection.", { error: true, action: { label: "Reconnect", run: () => {
+          this.setBusy(true); this.typing(); this.follow(null, runPath, lastId);
+        } } });
+        return;
+      }
+      const pause = Math.max(retryAfter * 1000, Math.min(250 * 2 ** failures, 8000));
+      const online = new AbortController();
+      await Promise.race([sleep(pause), new Promise((r) => addEventListener("online", r, { once: true, signal: online.signal }))]);
+      online.abort();
     }
   }
 
@@ -518,10 +578,8 @@ class Widget {
     if (base === "messages") {
       const [chunk] = data;
       if (!chunk || !/^(ai|AIMessageChunk)$/.test(chunk.type)) return;
-      const text = typeof chunk.content === "string" ? chunk.content
-        : (chunk.content || []).map((p) => (typeof p === "string" ? p : p.text || "")).join("");
-      if (!text) return;
-      this.streamText(turn, chunk.id, text, chunk.type === "ai");
+      const text = typeof chunk.content === "string" ? chunk.content : "";
+      if (text) this.streamText(turn, chunk.id, text, chunk.type === "ai");
     } else if (base === "custom" && data && data.type === "tool") {
       if (data.status === "running") turn.tools.set(data.tool_call_id, data.tool);
       else turn.tools.delete(data.tool_call_id);
@@ -529,15 +587,9 @@ class Widget {
       if (running) this.setActivity(this.toolStatus(running));
       else this.typing();
     } else if (base === "values" && data) {
-      for (const message of data.messages || []) {
-        if (message.type !== "ai" || turn.shown.has(message.id)) continue;
-        if (this.bubbles.has(message.id)) continue; // from before this turn
-        this.streamText(turn, message.id, message.content, true);
-      }
       if (data.escalated) this.escalated();
     } else if (base === "error") {
       turn.failed = true;
-      this.notice("Sorry, something went wrong while answering. Please try again.", { error: true });
     }
   }
 
@@ -546,7 +598,7 @@ class Widget {
     return known[tool] || known["*"] || "Working on it…";
   }
 
-  // Tokens of one message (whole = the complete message, e.g. from a state snapshot).
+  // Tokens of one message (whole = the complete message at once).
   streamText(turn, id, text, whole) {
     let entry = turn.shown.get(id);
     if (!entry) {
@@ -562,23 +614,19 @@ class Widget {
     this.setText(entry, whole ? text : entry.text + text);
   }
 
+  // The turn is over: the log becomes the server's transcript (which settles every answer, drops a half
+  // answer a retried step replaced, and puts another tab's messages in their place), and each new answer
+  // is announced once, whole.
   finish(turn, state) {
     this.setActivity(null);
     this.setBusy(false);
     if (state) {
-      // The final transcript settles every answer of the turn (and shows any that did not stream).
+      this.showTranscript(state);
       for (const message of state.messages) {
-        if (message.type !== "ai") continue;
-        const entry = turn.shown.get(message.id) || this.bubbles.get(message.id);
-        if (entry) { if (entry.text !== message.content) this.setText(entry, message.content); }
-        else { const added = this.bubble("ai", message.content, message.id); this.log.append(added.node); turn.shown.set(message.id, added); }
+        if (message.type === "ai" && !turn.before.has(message.id)) this.announce(this.bubbles.get(message.id));
       }
-      if (state.escalated) this.escalated();
     }
-    requestAnimationFrame(() => {
-      for (const entry of turn.shown.values()) { if (entry.pending) this.paint(entry); this.announce(entry); }
-    });
-    this.scroll();
+    if (turn.failed) this.notice("Sorry, something went wrong while answering. Please try again.", { error: true });
   }
 }
 
