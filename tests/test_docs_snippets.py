@@ -132,10 +132,32 @@ def cli_help() -> dict[tuple[str, ...], Help]:
 
 
 def test_the_docs_show_only_snippets_this_file_checks() -> None:
-    unknown = [f"{f.where} ```{f.language}" for f in FENCES if f.language not in ("bash", "json", "python", "")]
+    known = ("bash", "json", "python", "html", "")
+    unknown = [f"{f.where} ```{f.language}" for f in FENCES if f.language not in known]
     assert not unknown, f"teach tests/test_docs_snippets.py to check these blocks: {unknown}"
     assert SHELL and JSON and PYTHON and SYNOPSES and COMMANDS and OTHERS, "the docs' snippets are no longer found"
     assert CLI.exists(), "the environment has no chorus command (uv sync creates it)"
+
+
+HTML = [fence for fence in FENCES if fence.language == "html"]
+
+
+@pytest.mark.parametrize("fence", HTML, ids=[f.where for f in HTML])
+async def test_the_html_blocks_embed_the_widget_as_it_is(fence: Fence, server: RunningServer) -> None:
+    """An HTML block is the widget's script tag: a script Chorus serves, with attributes the widget reads."""
+    tags = re.findall(r"<script\s([^>]*)>\s*</script>", fence.body)
+    assert tags, f"{fence.where}: no script tag"
+    widget_js = (ROOT / "chorus" / "webchat" / "static" / "widget" / "widget.js").read_text()
+    for attributes in tags:
+        src = re.search(r'src="https?://[^/"]+(/[^"]*)"', attributes)
+        assert src, f"{fence.where}: the tag has no absolute src"
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            assert (await client.get(src.group(1))).status_code == 200, (
+                f"{fence.where}: Chorus does not serve {src.group(1)}"
+            )
+        for name in re.findall(r"data-([a-z-]+)=", attributes):
+            camel = re.sub(r"-([a-z])", lambda m: m.group(1).upper(), name)
+            assert f"dataset.{camel}" in widget_js, f"{fence.where}: the widget does not read data-{name}"
 
 
 @pytest.mark.parametrize("fence", SHELL, ids=[f.where for f in SHELL])
