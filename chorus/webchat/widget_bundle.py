@@ -46,9 +46,10 @@ def build() -> str:
     return "".join(
         [
             "/*! Chorus chat widget. Bundles DOMPurify (Apache-2.0 OR MPL-2.0) and marked (MIT). */\n",
-            "(function () {\n",
+            '(function () {\n"use strict";\n',
             _as_module((VENDOR_DIR / "purify.min.js").read_text(), "DOMPurify"),
             _as_module((VENDOR_DIR / "marked.umd.js").read_text(), "marked"),
+            (STATIC_DIR / "markdown.js").read_text(),
             f"var WIDGET_CSS = {json.dumps(css)};\n",
             (WIDGET_DIR / "widget.js").read_text(),
             "\n})();\n",

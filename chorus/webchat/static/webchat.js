@@ -1,6 +1,6 @@
 // Chorus webchat, the operator's page: lists the tenant's chatbots, streams a run's tokens over SSE
 // (messages-tuple), shows tool calls and results (without the notes they carry for the model), answers as
-// markdown (marked, sanitised by DOMPurify: /static/vendor), and the escalated state. Plain JS, no build step.
+// markdown (static/markdown.js), and the escalated state. Plain JS, no build step.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -42,21 +42,6 @@ function bubble(kind, text) {
   return el;
 }
 
-// What an answer may contain once rendered: text formatting, lists, code, tables and links (no forms,
-// styles, ids, images: an answer that a prompt injection shaped must not be able to dress up as the page).
-const PURIFY = {
-  ALLOWED_TAGS: ["a", "b", "blockquote", "br", "code", "del", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i",
-    "li", "ol", "p", "pre", "s", "strong", "table", "tbody", "td", "th", "thead", "tr", "ul"],
-  ALLOWED_ATTR: ["href", "title"],
-  ALLOW_DATA_ATTR: false,
-};
-DOMPurify.addHook("afterSanitizeAttributes", (node) => {
-  if (node.tagName === "A") {
-    node.setAttribute("target", "_blank");
-    node.setAttribute("rel", "noopener noreferrer nofollow");
-  }
-});
-
 // Rendered at most once a frame while tokens stream in.
 function setMarkdown(el, text) {
   el.dataset.text = text;
@@ -64,7 +49,7 @@ function setMarkdown(el, text) {
   el.dataset.pending = "1";
   requestAnimationFrame(() => {
     delete el.dataset.pending;
-    el.innerHTML = DOMPurify.sanitize(marked.parse(el.dataset.text, { gfm: true, breaks: true }), PURIFY);
+    el.innerHTML = renderMarkdown(el.dataset.text);
     $("log").scrollTop = $("log").scrollHeight;
   });
 }

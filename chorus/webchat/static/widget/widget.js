@@ -8,7 +8,7 @@
 // It calls the widget API (/widget/v1): the bot's look with the publishable key, then a visitor token
 // (kept in localStorage, renewed) for the visitor's own conversation. Answers stream over SSE; a dropped
 // stream is rejoined with Last-Event-ID, and a reload finds the conversation and the answer in progress.
-// Markdown is rendered by marked and sanitised by DOMPurify (bundled with this file by /widget.js);
+// Markdown is rendered by marked and sanitised by DOMPurify (static/markdown.js, bundled by /widget.js);
 // everything lives in a shadow root, so the host page's styles and the widget's never mix.
 "use strict";
 
@@ -34,20 +34,6 @@ const ICONS = {
 // A citation the bot quotes from the knowledge base, e.g. "[Returns policy, lines 3-5]": 3-200 characters in
 // brackets, with a space or a comma among them (not "[Enter]" or "[ORD-1001]"), not a markdown link.
 const CITATION = /\[(?=[^[\]\n]{3,200}\])([^[\]\n]*[\s,][^[\]\n]*)\](?![(:])/g;
-const PURIFY = {
-  ALLOWED_TAGS: ["a", "b", "blockquote", "br", "code", "del", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i",
-    "li", "ol", "p", "pre", "s", "strong", "table", "tbody", "td", "th", "thead", "tr", "ul"],
-  ALLOWED_ATTR: ["href", "title"],
-  ALLOW_DATA_ATTR: false,
-};
-
-DOMPurify.addHook("afterSanitizeAttributes", (node) => {
-  if (node.tagName === "A") {
-    node.setAttribute("target", "_blank");
-    node.setAttribute("rel", "noopener noreferrer nofollow");
-  }
-});
-
 class HttpError extends Error {
   constructor(status, message, retryAfter) {
     super(message);
@@ -352,7 +338,7 @@ class Widget {
     entry.pending = 0;
     const started = performance.now();
     const follow = this.nearBottom();
-    entry.node.innerHTML = DOMPurify.sanitize(marked.parse(entry.text, { gfm: true, breaks: true }), PURIFY);
+    entry.node.innerHTML = renderMarkdown(entry.text);
     this.footnotes(entry.node);
     entry.paintedAt = performance.now();
     entry.paintCost = entry.paintedAt - started;
