@@ -100,7 +100,7 @@ def canonical_role(name: str) -> Role:
     for known in ROLES:
         if known == role:
             return known
-    raise ValueError(f"unknown role '{name}'; roles are {', '.join(ROLES)} ('admin' means organization_admin)")
+    raise ValueError(f"role must be one of {', '.join(ROLES)} ('admin' means organization_admin), not '{name}'")
 
 
 def has_api_level(role: Role, level: ApiLevel) -> bool:
