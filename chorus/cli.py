@@ -11,7 +11,7 @@ import signal
 import sys
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -42,7 +42,7 @@ app.add_typer(widget_keys_app, name="widget-keys")
 app.add_typer(webhooks_app, name="webhooks")
 
 
-def _fail(message: str, code: int = 1) -> None:
+def _fail(message: str, code: int = 1) -> NoReturn:
     typer.secho(message, fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
 
@@ -255,22 +255,31 @@ def config_schema(
 @keys_app.command("create")
 def keys_create(
     tenant: TenantOption = DEFAULT_TENANT,
-    role: Annotated[str, typer.Option(help="admin, developer or viewer.")] = "admin",
+    role: Annotated[
+        str,
+        typer.Option(
+            help="organization_admin (alias admin), config_manager, developer, viewer or platform_engineer "
+            "(docs/api.md#roles)."
+        ),
+    ] = "organization_admin",
     name: Annotated[str | None, typer.Option(help="A label for the key.")] = None,
 ) -> None:
     """Create an API key for a tenant (created if new) and print it (only its hash is stored)."""
     from chorus.agents.errors import ChorusError
     from chorus.agents.storage.database import open_database
-    from chorus.agents.tenancy.keys import ROLES, create_api_key, ensure_tenant
+    from chorus.agents.tenancy.keys import create_api_key, ensure_tenant
+    from chorus.agents.tenancy.permissions import canonical_role
 
-    if role not in ROLES:
-        _fail(f"role must be one of {', '.join(ROLES)}", 2)
+    try:
+        canonical = canonical_role(role)
+    except ValueError as exc:
+        _fail(str(exc), 2)
 
     async def run() -> str:
         db = await open_database(load_settings())
         try:
             tenant_id = await ensure_tenant(db, tenant)
-            return await create_api_key(db, tenant_id=tenant_id, role=role, name=name)  # type: ignore[arg-type]
+            return await create_api_key(db, tenant_id=tenant_id, role=canonical, name=name)
         finally:
             await db.close()
 
@@ -302,10 +311,10 @@ def keys_list(tenant: TenantOption = DEFAULT_TENANT) -> None:
     def when(value: Any) -> str:
         return value.strftime("%Y-%m-%d %H:%M") if value else "-"
 
-    typer.echo(f"{'KEY ID':36}  {'PREFIX':12}  {'ROLE':9}  {'CREATED':16}  {'LAST USED':16}  {'REVOKED':16}  NAME")
+    typer.echo(f"{'KEY ID':36}  {'PREFIX':12}  {'ROLE':18}  {'CREATED':16}  {'LAST USED':16}  {'REVOKED':16}  NAME")
     for k in keys:
         typer.echo(
-            f"{k.key_id:36}  {k.prefix:12}  {k.role:9}  {when(k.created_at):16}  {when(k.last_used_at):16}"
+            f"{k.key_id:36}  {k.prefix:12}  {k.role:18}  {when(k.created_at):16}  {when(k.last_used_at):16}"
             f"  {when(k.revoked_at):16}  {k.name or ''}"
         )
 
@@ -329,7 +338,8 @@ def keys_revoke(
                 found = "no key matches" if not matches else f"{len(matches)} keys match"
                 raise NotFound(f"{found} '{key}'; pass a key id from `chorus keys list --tenant NAME`")
             key_id, key_tenant = matches[0]
-            # The operator may revoke a tenant's last admin key here: `keys create` can always make another.
+            # The operator may revoke a tenant's last organization_admin key here: `keys create` can always make
+            # another.
             return await revoke_api_key(db, tenant_id=key_tenant, key_id=key_id, keep_an_admin=False)
         finally:
             await db.close()

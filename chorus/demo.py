@@ -150,7 +150,7 @@ async def _demo_api_key(db: Database, settings: Settings, tenant_id: str) -> str
             return key
         except ChorusError:
             pass
-    key = await create_api_key(db, tenant_id=tenant_id, role="admin", name="demo")
+    key = await create_api_key(db, tenant_id=tenant_id, role="organization_admin", name="demo")
     _keep(settings, DEMO_KEY_FILE, key)
     return key
 

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from chorus.agents.storage.database import Database
 from chorus.agents.tenancy.keys import DEFAULT_TENANT, resolve_api_key
 from tests.conftest import EXAMPLES
@@ -29,7 +31,19 @@ async def test_keys_create_prints_a_working_key(db: Database, database_url: str,
     principal = await resolve_api_key(db, key)
     assert principal.tenant_name == "cli-tenant" and principal.role == "developer"
     bad = run_cli(["keys", "create", "--role", "root"], database_url, tmp_path)
-    assert bad.returncode == 2 and "role must be one of" in bad.stderr
+    assert bad.returncode == 2 and "role must be one of" in bad.stderr and "platform_engineer" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("given", "role"),
+    [("platform_engineer", "platform_engineer"), ("config_manager", "config_manager"), ("admin", "organization_admin")],
+)
+async def test_keys_create_takes_the_seed_roles_and_the_admin_alias(
+    given: str, role: str, db: Database, database_url: str, tmp_path: Path
+) -> None:
+    out = run_cli(["keys", "create", "--tenant", "cli-roles", "--role", given], database_url, tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert (await resolve_api_key(db, out.stdout.strip())).role == role
 
 
 def test_chat_in_the_terminal(database_url: str, tmp_path: Path) -> None:

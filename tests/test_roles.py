@@ -1,6 +1,7 @@
-"""Roles on every route: each operation of the OpenAPI document, called with each role and with another
-tenant's admin key, answers as the matrix in docs/api.md says (allowed: not 401/403; denied: exactly 403;
-another tenant: 404 for its ids, and never one of our ids in a body). Public routes answer without a key."""
+"""Roles on every route: each operation of the OpenAPI document, called with each role (a test per role)
+and with another tenant's organization_admin key, answers as the matrix in docs/api.md says (allowed: not
+401/403; denied: exactly 403; another tenant: 404 for its ids, and never one of our ids in a body). Public
+routes answer without a key. Each role reads its own config_permissions, as docs/api.md's table says."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ from typing import Any
 import httpx
 import pytest
 
+from chorus.agents.errors import Forbidden
 from chorus.agents.storage.database import Database
-from chorus.agents.tenancy.keys import create_api_key
+from chorus.agents.tenancy.keys import Principal, create_api_key
+from chorus.agents.tenancy.permissions import CONFIG_PERMISSIONS, GRANTS, ROLES
 from tests.conftest import ROOT, RunningServer, Tenant, example, make_tenant
 
-RANK = {"viewer": 0, "developer": 1, "admin": 2}
+RANK = {"viewer": 0, "developer": 1, "organization_admin": 2}
 # The widget API's credentials (docs/api.md, "Widget API"): a publishable key, or the visitor token it buys.
 WIDGET_KINDS = ("publishable key", "visitor token")
 # Callers holding widget credentials: on their routes together (the widget's key and its visitor's token),
@@ -38,9 +41,28 @@ SHARED_PREFIXES = ("/api/v1/tools",)
 MESSAGE = {"messages": [{"role": "user", "content": "Where is my order ORD-1001?"}]}
 
 
+@dataclass(frozen=True)
+class DocumentedRole:
+    api_level: str
+    config_permissions: dict[str, bool]
+
+
+def role_table() -> dict[str, DocumentedRole]:
+    """role -> its API level and config_permissions, from the table at the top of docs/api.md."""
+    text = (ROOT / "docs" / "api.md").read_text(encoding="utf-8").split("### Roles", 1)[0]
+    header = next(line for line in text.splitlines() if line.startswith("| role | API level |"))
+    columns = [c.strip() for c in header.strip("|").split("|")][2:]
+    table = {}
+    for role, level, cells in re.findall(r"^\| `(\w+)` \| (\w+) \|((?: (?:yes|no) \|)+)$", text, re.M):
+        values = [c.strip() for c in cells.strip(" |").split("|")]
+        assert len(values) == len(columns), f"docs/api.md: the row of '{role}' has {len(values)} permissions"
+        table[role] = DocumentedRole(level, {c: v == "yes" for c, v in zip(columns, values, strict=True)})
+    return table
+
+
 def role_matrix() -> dict[tuple[str, str], str]:
-    """(method, path) -> least role ('public', 'viewer', 'developer', 'admin') or widget credential
-    ('publishable key', 'visitor token'), from docs/api.md."""
+    """(method, path) -> least API level ('public', 'viewer', 'developer', 'organization_admin') or widget
+    credential ('publishable key', 'visitor token'), from docs/api.md."""
     text = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
     section = text.split("### Roles", 1)[1].split("\n## ", 1)[0]
     matrix: dict[tuple[str, str], str] = {}
@@ -267,13 +289,8 @@ async def callers(server: RunningServer, db: Database, tenant: Tenant) -> AsyncI
             )
         ).json()["key"]
         session = await admin.post("/widget/v1/session", headers={"x-api-key": "", "x-publishable-key": widget_key})
-    keys = {
-        "viewer": await create_api_key(db, tenant_id=tenant.tenant_id, role="viewer"),
-        "developer": await create_api_key(db, tenant_id=tenant.tenant_id, role="developer"),
-        "admin": tenant.key,
-        "other tenant": other.key,
-        "no key": "",
-    }
+    keys: dict[str, str] = {role: await create_api_key(db, tenant_id=tenant.tenant_id, role=role) for role in ROLES}
+    keys |= {"organization_admin": tenant.key, "other tenant": other.key, "no key": ""}
     clients = {
         who: httpx.AsyncClient(base_url=server.url, headers={"x-api-key": key} if key else {}, timeout=60)
         for who, key in keys.items()
@@ -288,63 +305,73 @@ async def callers(server: RunningServer, db: Database, tenant: Tenant) -> AsyncI
         await client.aclose()
 
 
-async def test_every_operation_answers_as_the_matrix_says(
-    server: RunningServer, callers: dict[str, httpx.AsyncClient]
-) -> None:
+async def test_every_operation_has_a_row_in_the_matrix(callers: dict[str, httpx.AsyncClient]) -> None:
     matrix = role_matrix()
     spec = (await callers["no key"].get("/openapi.json")).json()
-    operations = {(method.upper(), path): op for path, ops in spec["paths"].items() for method, op in ops.items()}
-    missing = sorted(set(operations) - set(matrix))
+    operations = {(method.upper(), path) for path, ops in spec["paths"].items() for method in ops}
+    missing = sorted(operations - set(matrix))
     assert not missing, "operations without a row in the roles matrix of docs/api.md; add:\n" + "\n".join(
-        f"| {m} | `{p}` | <viewer|developer|admin|public> |" for m, p in missing
+        f"| {m} | `{p}` | <viewer|developer|organization_admin|public> |" for m, p in missing
     )
-    stale = sorted(set(matrix) - set(operations) - set(HIDDEN_PUBLIC))
+    stale = sorted(set(matrix) - operations - set(HIDDEN_PUBLIC))
     assert not stale, f"rows of the roles matrix in docs/api.md with no such operation: {stale}"
 
-    world = World(callers["admin"], callers["widget"])
+
+# Every role is a test of its own, and so is each caller that is not one of the tenant's keys.
+CALLERS = (*ROLES, "other tenant", "no key", *WIDGET_CALLERS)
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+async def test_every_operation_answers_as_the_matrix_says(
+    caller: str, server: RunningServer, callers: dict[str, httpx.AsyncClient]
+) -> None:
+    matrix, levels = role_matrix(), {role: documented.api_level for role, documented in role_table().items()}
+    spec = (await callers["no key"].get("/openapi.json")).json()
+    operations = {(method.upper(), path): op for path, ops in spec["paths"].items() for method, op in ops.items()}
+    world = World(callers["organization_admin"], callers["widget"])
     problems: list[str] = []
     for (method, path), least in matrix.items():
         operation = operations.get((method, path))
-        for who, client in callers.items():
-            if least == "public" and who != "no key":
-                continue
-            call = await call_for(world, method, path, operation, stranger=who == "other tenant")
-            ours = {i for i in world.ids.values() if re.fullmatch(r"[0-9a-f-]{36}", i)}
-            sent = f"{call.url} {call.params} {call.json} {call.data}"
-            response = await send(client, call)
-            status, label = response.status_code, f"{method} {path} as {who}: {response.status_code}"
-            if status >= 500:
-                problems.append(f"{label} {response.text[:200]}")
-            elif least in WIDGET_KINDS:
-                if who == "widget" and status >= 400:
-                    problems.append(f"{label} {response.text[:200]}, expected the widget's credentials to work")
-                elif who != "widget" and status != 401:
-                    problems.append(f"{label}, expected 401: the widget API takes no API key")
-            elif who in WIDGET_CALLERS:
-                if status != 401 or "widget API (/widget/v1)" not in response.text:
-                    problems.append(f"{label}, expected 401 saying the credential is for the widget API")
-            elif least == "public":
-                if status in (401, 403) or status >= 400:
-                    problems.append(f"{label} (public)")
-            elif who == "no key":
-                if status != 401:
-                    problems.append(f"{label}, expected 401")
-            elif who == "other tenant":
-                scoped = "{" in path and not path.startswith(SHARED_PREFIXES)
-                if scoped and status != 404:
-                    problems.append(f"{label}, expected 404 for another tenant's id")
-                elif not scoped and status in (401, 403):
-                    problems.append(f"{label}, expected its own tenant's answer")
-                leaked = {i for i in ours if i in response.text and i not in sent}
-                if leaked:
-                    problems.append(f"{label} reveals {sorted(leaked)}")
-            elif RANK[who] >= RANK[least]:
-                if status in (401, 403):
-                    problems.append(f"{label}, expected allowed ({least})")
-            elif status != 403:
-                problems.append(f"{label}, expected 403 ({least})")
-            if method == "DELETE" and response.is_success:
-                world.deleted(path)
+        who, client = caller, callers[caller]
+        if least == "public" and who != "no key":
+            continue
+        call = await call_for(world, method, path, operation, stranger=who == "other tenant")
+        ours = {i for i in world.ids.values() if re.fullmatch(r"[0-9a-f-]{36}", i)}
+        sent = f"{call.url} {call.params} {call.json} {call.data}"
+        response = await send(client, call)
+        status, label = response.status_code, f"{method} {path} as {who}: {response.status_code}"
+        if status >= 500:
+            problems.append(f"{label} {response.text[:200]}")
+        elif least in WIDGET_KINDS:
+            if who == "widget" and status >= 400:
+                problems.append(f"{label} {response.text[:200]}, expected the widget's credentials to work")
+            elif who != "widget" and status != 401:
+                problems.append(f"{label}, expected 401: the widget API takes no API key")
+        elif who in WIDGET_CALLERS:
+            if status != 401 or "widget API (/widget/v1)" not in response.text:
+                problems.append(f"{label}, expected 401 saying the credential is for the widget API")
+        elif least == "public":
+            if status in (401, 403) or status >= 400:
+                problems.append(f"{label} (public)")
+        elif who == "no key":
+            if status != 401:
+                problems.append(f"{label}, expected 401")
+        elif who == "other tenant":
+            scoped = "{" in path and not path.startswith(SHARED_PREFIXES)
+            if scoped and status != 404:
+                problems.append(f"{label}, expected 404 for another tenant's id")
+            elif not scoped and status in (401, 403):
+                problems.append(f"{label}, expected its own tenant's answer")
+            leaked = {i for i in ours if i in response.text and i not in sent}
+            if leaked:
+                problems.append(f"{label} reveals {sorted(leaked)}")
+        elif RANK[levels[who]] >= RANK[least]:
+            if status in (401, 403):
+                problems.append(f"{label}, expected allowed ({least})")
+        elif status != 403:
+            problems.append(f"{label}, expected 403 ({least})")
+        if method == "DELETE" and response.is_success:
+            world.deleted(path)
     assert not problems, "\n".join(problems)
 
 
@@ -359,3 +386,67 @@ async def test_viewer_cannot_delete_or_change_a_thread(
     assert refused.status_code == 403 and "needs the 'developer' role" in refused.json()["detail"]
     kept = await viewer.get(f"/threads/{thread['thread_id']}")
     assert kept.status_code == 200 and kept.json()["metadata"] == {"owner": "ops"}
+
+
+def test_the_docs_role_table_is_the_modules() -> None:
+    documented = role_table()
+    assert list(documented) == list(ROLES)
+    for role, grant in GRANTS.items():
+        assert documented[role] == DocumentedRole(grant.api_level, grant.permissions_map()), role
+        assert list(documented[role].config_permissions) == list(CONFIG_PERMISSIONS)
+
+
+@pytest.mark.parametrize("role", ROLES)
+async def test_each_role_reads_its_own_config_permissions(role: str, callers: dict[str, httpx.AsyncClient]) -> None:
+    documented = role_table()
+    answer = await callers[role].get("/api/v1/configs/permissions")
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["role"], body["api_level"]) == (role, documented[role].api_level)
+    assert body["config_permissions"] == documented[role].config_permissions
+    assert {r["role"]: r["config_permissions"] for r in body["roles"]} == {
+        name: d.config_permissions for name, d in documented.items()
+    }
+    assert body["role_aliases"] == {"admin": "organization_admin"}
+    assert body["approval_required_from"] == {
+        "low": [],
+        "medium": ["organization_admin"],
+        "high": ["organization_admin", "platform_engineer"],
+    }
+    other = (await callers["other tenant"].get("/api/v1/configs/permissions")).json()
+    assert other["organization_id"] != body["organization_id"]
+
+
+async def test_admin_is_an_alias_of_organization_admin(http: httpx.AsyncClient) -> None:
+    created = await http.post("/api/v1/keys", json={"role": "admin", "name": "old script"})
+    assert created.status_code == 201 and created.json()["role"] == "organization_admin"
+    async with httpx.AsyncClient(base_url=str(http.base_url), headers={"x-api-key": created.json()["key"]}) as old:
+        assert (await old.get("/api/v1/keys")).status_code == 200  # organization_admin's level
+        assert (await old.get("/api/v1/configs/permissions")).json()["role"] == "organization_admin"
+    refused = await http.post("/api/v1/keys", json={"role": "root"})
+    assert refused.status_code == 422 and "organization_admin" in refused.text
+
+
+@pytest.mark.parametrize(
+    ("role", "permission", "allowed"),
+    [
+        ("config_manager", "edit_system_prompt", True),
+        ("config_manager", "rollback_versions", True),
+        ("config_manager", "add_remove_tools", False),
+        ("config_manager", "deploy_to_production", False),
+        ("developer", "deploy_to_production", True),
+        ("developer", "manage_permissions", False),
+        ("platform_engineer", "modify_integrations", True),
+        ("viewer", "view_config", True),
+        ("viewer", "change_voice_params", False),
+    ],
+)
+def test_a_missing_config_permission_is_refused_with_who_has_it(role: str, permission: str, allowed: bool) -> None:
+    principal = Principal("tenant", "acme", role, "key")  # type: ignore[arg-type]
+    if allowed:
+        principal.require_permission(permission)  # type: ignore[arg-type]
+        return
+    with pytest.raises(Forbidden) as refused:
+        principal.require_permission(permission)  # type: ignore[arg-type]
+    assert f"needs the '{permission}' permission" in refused.value.detail
+    assert "organization_admin" in refused.value.detail and f"your key has '{role}'" in refused.value.detail

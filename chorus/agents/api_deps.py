@@ -1,12 +1,15 @@
 """FastAPI dependencies shared by every router: the database, the tool registry and the caller.
 
-Every route that is not public takes exactly one of the role aliases (docs/api.md publishes the matrix,
+Every route that is not public takes exactly one of the level aliases (docs/api.md publishes the matrix,
 tests/test_roles.py checks it): `ViewerDep` (any key of the tenant: reads), `DeveloperDep` (writes),
-`AdminDep` (the tenant's keys and secrets). `PrincipalDep` is the same as `ViewerDep`.
+`AdminDep` (organization_admin: the tenant's keys and secrets). `PrincipalDep` is the same as `ViewerDep`.
+Which roles reach which level, and which config permissions each has, is chorus/agents/tenancy/permissions.py;
+`config_permission(...)` makes the dependency of a route that needs one of the seed's config_permissions.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -15,6 +18,7 @@ from chorus.agents.configs.service import ConfigService
 from chorus.agents.observability.logs import tenant_id_var
 from chorus.agents.storage.database import Database
 from chorus.agents.tenancy.keys import KeyResolver, Principal
+from chorus.agents.tenancy.permissions import ConfigPermission
 from chorus.agents.tenancy.publishable_keys import refuse_widget_credential
 from chorus.agents.tenancy.rate_limits import RateLimiter, tenant_limit
 from chorus.agents.tools.registry import ToolRegistry
@@ -56,8 +60,19 @@ async def _developer(principal: Annotated[Principal, Depends(_principal)]) -> Pr
 
 
 async def _admin(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
-    principal.require("admin")
+    principal.require("organization_admin")
     return principal
+
+
+def config_permission(permission: ConfigPermission) -> Callable[[Principal], Awaitable[Principal]]:
+    """A dependency refusing (403) keys whose role lacks `permission`:
+    `principal: Annotated[Principal, Depends(config_permission("rollback_versions"))]`."""
+
+    async def _require(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+        principal.require_permission(permission)
+        return principal
+
+    return _require
 
 
 def _key_resolver(request: Request) -> KeyResolver:

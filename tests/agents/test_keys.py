@@ -1,13 +1,17 @@
-"""API keys over HTTP (admin only) and with the CLI: create, list, revoke; a revoked key answers 401 at once."""
+"""API keys over HTTP (organization_admin only) and with the CLI: create, list, revoke; a revoked key
+answers 401 at once; migration 015 keeps pre-seed admin keys working."""
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 import httpx
+import psycopg
+import pytest
 
 from chorus.agents.storage.database import Database
-from chorus.agents.tenancy.keys import create_api_key
+from chorus.agents.tenancy.keys import create_api_key, key_hash
 from tests.conftest import RunningServer, Tenant, make_tenant
 from tests.test_cli import run_cli
 
@@ -36,11 +40,11 @@ async def test_admin_creates_lists_and_revokes_keys(http: httpx.AsyncClient, ser
 
 async def test_the_last_admin_key_cannot_be_revoked(http: httpx.AsyncClient, tenant: Tenant) -> None:
     keys = (await http.get("/api/v1/keys")).json()["keys"]
-    (admin,) = [k for k in keys if k["role"] == "admin"]
+    (admin,) = [k for k in keys if k["role"] == "organization_admin"]
     refused = await http.delete(f"/api/v1/keys/{admin['key_id']}")
     assert refused.status_code == 409
-    assert "last active admin key" in refused.json()["detail"]
-    second = (await http.post("/api/v1/keys", json={"role": "admin"})).json()
+    assert "last active organization_admin key" in refused.json()["detail"]
+    second = (await http.post("/api/v1/keys", json={"role": "organization_admin"})).json()
     assert (await http.delete(f"/api/v1/keys/{admin['key_id']}")).status_code == 204
     assert (await http.get("/api/v1/keys")).status_code == 401  # our own key is gone now
     async with httpx.AsyncClient(base_url=str(http.base_url), headers={"x-api-key": second["key"]}) as other:
@@ -87,3 +91,33 @@ async def test_cli_lists_and_revokes(
     assert missing.returncode == 1 and "no key matches" in missing.stderr
     unknown = run_cli(["keys", "list", "--tenant", "no-such-tenant-x"], database_url, tmp_path)
     assert unknown.returncode == 1 and "no tenant called" in unknown.stderr
+
+
+class _RolledBack(Exception):
+    """Raised to roll the migration check's transaction back."""
+
+
+async def test_migration_015_turns_admin_keys_into_organization_admin_keys_that_still_work(
+    db: Database, tenant: Tenant
+) -> None:
+    """Replayed inside a transaction that is rolled back: a key stored as 'admin' before the migration is an
+    organization_admin key after it, with the same hash (so the same key), and 'admin' can no longer be stored."""
+    sql = (resources.files("chorus.agents.storage") / "migrations" / "015_seed_roles.sql").read_text()
+    digest = key_hash("chorus_pre-015-key")
+    with pytest.raises(_RolledBack):
+        async with db.connection() as conn, conn.transaction():
+            await conn.execute("ALTER TABLE api_keys DROP CONSTRAINT api_keys_role_check")
+            await conn.execute(
+                "INSERT INTO api_keys (key_id, tenant_id, key_hash, prefix, role) VALUES"
+                " (gen_random_uuid(), %s, %s, 'chorus_pre-0', 'admin')",
+                (tenant.tenant_id, digest),
+            )
+            await conn.execute(sql)
+            cur = await conn.execute("SELECT role FROM api_keys WHERE key_hash = %s", (digest,))
+            assert (await cur.fetchone())["role"] == "organization_admin"  # type: ignore[index]
+            cur = await conn.execute("SELECT count(*) AS n FROM api_keys WHERE role = 'admin'")
+            assert (await cur.fetchone())["n"] == 0  # type: ignore[index]
+            with pytest.raises(psycopg.errors.CheckViolation):
+                async with conn.transaction():
+                    await conn.execute("UPDATE api_keys SET role = 'admin' WHERE key_hash = %s", (digest,))
+            raise _RolledBack

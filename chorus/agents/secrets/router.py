@@ -1,4 +1,4 @@
-"""The vault over HTTP: /api/v1/secrets. Every route needs the admin role; values go in, never out."""
+"""The vault over HTTP: /api/v1/secrets. Every route needs the organization_admin role; values go in, never out."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ router = APIRouter(prefix="/api/v1/secrets", tags=["secrets"])
 
 
 async def _admin(principal: PrincipalDep) -> Principal:
-    principal.require("admin")
+    principal.require("organization_admin")
     return principal
 
 

@@ -14,10 +14,18 @@ from typing import Any, Literal
 from chorus.agents.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from chorus.agents.storage.database import Database
 from chorus.agents.tenancy.demo_data import seed_demo_data
+from chorus.agents.tenancy.permissions import (
+    ApiLevel,
+    ConfigPermission,
+    Role,
+    RoleName,
+    canonical_role,
+    has_api_level,
+    has_permission,
+    roles_with_api_level,
+    roles_with_permission,
+)
 
-Role = Literal["admin", "developer", "viewer"]
-ROLES: tuple[Role, ...] = ("admin", "developer", "viewer")
-_RANK = {"viewer": 0, "developer": 1, "admin": 2}
 # How long a process trusts a resolved key. A revocation takes effect at once in the process that made
 # it and within this many seconds in every other process sharing the database (docs/operations.md).
 CACHE_SECONDS = 5.0
@@ -35,9 +43,22 @@ class Principal:
     role: Role
     key_id: str
 
-    def require(self, role: Role) -> None:
-        if _RANK[self.role] < _RANK[role]:
-            raise Forbidden(f"this needs the '{role}' role; your key has '{self.role}'")
+    def require(self, level: ApiLevel | Literal["admin"]) -> None:
+        """Refuse unless the key's role reaches `level` on the API (`admin`: organization_admin)."""
+        wanted: ApiLevel = "organization_admin" if level == "admin" else level
+        if not has_api_level(self.role, wanted):
+            others = [r for r in roles_with_api_level(wanted) if r != wanted]
+            also = f" (or {', '.join(others)})" if others else ""
+            raise Forbidden(f"this needs the '{wanted}' role{also}; your key has '{self.role}'")
+
+    def require_permission(self, permission: ConfigPermission) -> None:
+        """Refuse unless the key's role has this config permission (seed 001 §6 config_permissions)."""
+        if not has_permission(self.role, permission):
+            holders = ", ".join(roles_with_permission(permission))
+            raise Forbidden(
+                f"this needs the '{permission}' permission, which the roles {holders} have; your key has "
+                f"'{self.role}' (GET /api/v1/configs/permissions lists them)"
+            )
 
 
 @dataclass(frozen=True)
@@ -133,17 +154,19 @@ async def find_tenant(db: Database, name: str) -> str:
 
 
 async def issue_api_key(
-    db: Database, *, tenant_id: str, role: Role, name: str | None = None, created_by: str | None = None
+    db: Database, *, tenant_id: str, role: RoleName, name: str | None = None, created_by: str | None = None
 ) -> NewKey:
     """Create a key; the clear key is in the result and nowhere else (only its hash is stored)."""
-    if role not in ROLES:
-        raise InvalidInput(f"role must be one of {', '.join(ROLES)}")
+    try:
+        stored = canonical_role(role)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
     key = "chorus_" + secrets.token_urlsafe(32)
     async with db.connection() as conn:
         cur = await conn.execute(
             "INSERT INTO api_keys (key_id, tenant_id, key_hash, prefix, role, name, created_by)"
             f" VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
-            (uuid.uuid4(), tenant_id, key_hash(key), key[:PREFIX_LENGTH], role, name, created_by),
+            (uuid.uuid4(), tenant_id, key_hash(key), key[:PREFIX_LENGTH], stored, name, created_by),
         )
         row = await cur.fetchone()
     if row is None:
@@ -151,7 +174,7 @@ async def issue_api_key(
     return NewKey(_info(row), key)
 
 
-async def create_api_key(db: Database, *, tenant_id: str, role: Role, name: str | None = None) -> str:
+async def create_api_key(db: Database, *, tenant_id: str, role: RoleName, name: str | None = None) -> str:
     """Create a key and return it in clear; only its hash is stored, so this is the one chance to see it."""
     return (await issue_api_key(db, tenant_id=tenant_id, role=role, name=name)).key
 
@@ -177,20 +200,21 @@ async def find_keys(db: Database, ref: str, *, tenant_id: str | None = None) -> 
 
 
 async def revoke_api_key(db: Database, *, tenant_id: str, key_id: str, keep_an_admin: bool = True) -> KeyInfo:
-    """Revoke a key of the tenant (idempotent). With `keep_an_admin`, the tenant's last active admin key
-    cannot be revoked: over HTTP that would lock the tenant out of key management."""
+    """Revoke a key of the tenant (idempotent). With `keep_an_admin`, the tenant's last active
+    organization_admin key cannot be revoked: over HTTP that would lock the tenant out of key management."""
     key_id = _key_uuid(key_id)
     async with db.connection() as conn, conn.transaction():
-        # Lock the tenant's active admin keys so two concurrent revocations cannot remove the last two.
+        # Lock the tenant's active organization_admin keys so two concurrent revocations cannot remove the last two.
         cur = await conn.execute(
-            "SELECT key_id FROM api_keys WHERE tenant_id = %s AND role = 'admin' AND revoked_at IS NULL FOR UPDATE",
+            "SELECT key_id FROM api_keys WHERE tenant_id = %s AND role = 'organization_admin' AND revoked_at IS NULL"
+            " FOR UPDATE",
             (tenant_id,),
         )
         admins = {str(r["key_id"]) for r in await cur.fetchall()}
         if keep_an_admin and admins == {key_id}:
             raise Conflict(
-                "this is the tenant's last active admin key; create another admin key first "
-                "(POST /api/v1/keys with role 'admin'), then revoke this one"
+                "this is the tenant's last active organization_admin key; create another one first "
+                "(POST /api/v1/keys with role 'organization_admin'), then revoke this one"
             )
         cur = await conn.execute(
             "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())"
@@ -220,8 +244,8 @@ async def resolve_api_key(db: Database, key: str) -> Principal:
     if row is None:
         if revoked is not None:
             raise Unauthorized(
-                f"this API key was revoked at {revoked['revoked_at'].isoformat()}; ask an admin of your tenant "
-                "for a new key (POST /api/v1/keys or `chorus keys create`)"
+                f"this API key was revoked at {revoked['revoked_at'].isoformat()}; ask an organization_admin of "
+                "your tenant for a new key (POST /api/v1/keys or `chorus keys create`)"
             )
         raise Unauthorized("unknown API key; create one with `chorus keys create`")
     return Principal(str(row["tenant_id"]), row["name"], row["role"], str(row["key_id"]))

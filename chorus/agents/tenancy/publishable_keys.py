@@ -83,7 +83,7 @@ class PublishableKey:
             shown = origin[:200]
             raise Forbidden(
                 f"origin '{shown}' may not use this publishable key; its allowed origins are "
-                f"{', '.join(self.allowed_origins) or 'none'} (an admin adds origins by creating a new key)"
+                f"{', '.join(self.allowed_origins) or 'none'} (an organization_admin adds origins with a new key)"
             )
         return normal
 
@@ -328,7 +328,7 @@ class PublishableKeyResolver:
         found = await self._lookup("h:" + key_hash(key), "key_hash = %s", key_hash(key))
         if found is None:
             raise Unauthorized(
-                "unknown publishable key; an admin creates one with POST /api/v1/publishable-keys "
+                "unknown publishable key; an organization_admin creates one with POST /api/v1/publishable-keys "
                 "(or `chorus widget-keys create`)"
             )
         if found.revoked_at is not None:

@@ -1,4 +1,4 @@
-"""Publishable keys over HTTP (admin only): create (the key in clear, once), list, revoke."""
+"""Publishable keys over HTTP (organization_admin only): create (the key in clear, once), list, revoke."""
 
 from __future__ import annotations
 

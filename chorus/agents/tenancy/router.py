@@ -1,21 +1,22 @@
-"""API keys over HTTP (admin only): create (the key in clear, once), list, revoke."""
+"""API keys over HTTP (organization_admin only): create (the key in clear, once), list, revoke."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from chorus.agents.api_deps import AdminDep, DbDep, KeyResolverDep
 from chorus.agents.tenancy.keys import issue_api_key, list_api_keys, revoke_api_key
+from chorus.agents.tenancy.permissions import RoleName
 
 router = APIRouter(prefix="/api/v1/keys", tags=["keys"])
 
 
 class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    role: Literal["admin", "developer", "viewer"]
+    role: RoleName = Field(description="one of the roles in docs/api.md#roles; 'admin' means organization_admin")
     name: str | None = Field(default=None, max_length=200, description="a label, e.g. who or what uses the key")
 
 
@@ -32,7 +33,7 @@ async def list_keys(principal: AdminDep, db: DbDep) -> dict[str, Any]:
     return {"keys": [k.to_dict() for k in await list_api_keys(db, principal.tenant_id)]}
 
 
-@router.delete("/{key_id}", status_code=204, summary="Revoke an API key (not the tenant's last admin key)")
+@router.delete("/{key_id}", status_code=204, summary="Revoke an API key (not the tenant's last organization_admin key)")
 async def revoke_key(key_id: str, principal: AdminDep, db: DbDep, resolver: KeyResolverDep) -> Response:
     revoked = await revoke_api_key(db, tenant_id=principal.tenant_id, key_id=key_id)
     resolver.forget(revoked.key_id)
