@@ -14,6 +14,7 @@ from typing import Any
 
 from bench import (
     concurrency,
+    config_compile,
     crash,
     db_outage,
     ingestion_throughput,
@@ -44,6 +45,7 @@ MODULES: list[ModuleType] = [
     resume,
     rate_limit,
     widget,
+    config_compile,
 ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -54,8 +55,14 @@ def _json_path(parts: list[Any]) -> str:
     return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
 
 
+@cache
+def _validator() -> Draft202012Validator:
+    """One validator per process: it resolves the schema's references once, not per config."""
+    return Draft202012Validator(bot_schema())
+
+
 def _schema_problems(data: Any) -> list[Problem]:
-    validator = Draft202012Validator(bot_schema())
+    validator = _validator()
     problems = []
     for err in validator.iter_errors(data):
         # For anyOf/oneOf failures the innermost error (nested ones too) says more than "is not valid under
