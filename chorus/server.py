@@ -59,7 +59,7 @@ from chorus.runs.threads_repository import ThreadRepository
 from chorus.runs.threads_router import router as threads_router
 from chorus.runs.webhook_sender import WebhookSender
 from chorus.runs.webhook_signing import WebhookSigner
-from chorus.runs.webhooks_repository import WEBHOOK_KIND, WebhookDeliveries
+from chorus.runs.webhooks_repository import WEBHOOK_KIND, WebhookDeliveries, prune_deliveries
 from chorus.runs.webhooks_router import router as webhooks_router
 from chorus.store.router import router as store_router
 from chorus.store.service import ItemStore
@@ -76,11 +76,13 @@ UPLOAD_PATHS = frozenset({"/api/v1/rag/ingest/file", "/api/v1/rag/faq/import"})
 
 
 async def _housekeeping(threads: ThreadRepository, checkpointer: ChorusCheckpointer, engine: RunEngine) -> None:
-    """Every minute: delete expired threads (never one with a queued or running run)."""
+    """Every minute: delete expired threads (never one with a queued or running run), and webhook deliveries
+    past their retention."""
     while True:
         await asyncio.sleep(_SWEEP_SECONDS)
         try:
             await delete_expired_threads(threads, checkpointer, on_deleted=engine.forget_thread)
+            await prune_deliveries(threads.db)
         except Exception:
             log.exception("housekeeping failed")
 

@@ -138,3 +138,18 @@ class WebhookDeliveries:
                 [*params, limit, offset],
             )
             return await cur.fetchall()
+
+
+# Finished deliveries (delivered or given up) are kept this long for GET /api/v1/webhooks/deliveries.
+RETENTION_DAYS = 30
+
+
+async def prune_deliveries(db: Database, *, older_than_days: int = RETENTION_DAYS) -> int:
+    """Delete finished deliveries older than the retention (pending ones stay, however old); how many went."""
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "DELETE FROM webhook_deliveries WHERE status <> 'pending'"
+            " AND updated_at < now() - make_interval(days => %s)",
+            (older_than_days,),
+        )
+        return cur.rowcount

@@ -24,6 +24,7 @@ from fastapi import FastAPI, Request, Response
 from langgraph_sdk.client import LangGraphClient
 
 from chorus.agents.storage.database import Database
+from chorus.runs.webhooks_repository import prune_deliveries
 from tests.conftest import RunningServer, Tenant, make_tenant
 from tests.fakes import serve
 from tests.test_cli import run_cli
@@ -299,3 +300,28 @@ def test_the_operator_prints_a_tenants_signing_secret(
         ["webhooks", "signing-secret", "--tenant", f"nobody-{uuid.uuid4().hex[:6]}"], database_url, chorus_home
     )
     assert missing.returncode == 1 and "no tenant called" in missing.stderr
+
+
+async def test_finished_deliveries_are_pruned_after_their_retention(
+    http: httpx.AsyncClient, assistant_id: str, receiver: Receiver, db: Database, tenant: Tenant
+) -> None:
+    body = {"assistant_id": assistant_id, "input": HELLO, "webhook": receiver.url}
+    assert (await http.post("/runs/wait", json=body)).status_code == 200
+    await receiver.wait_for(1)
+    run_id = receiver.payloads()[0]["run_id"]
+    await wait_for_outcome(http, run_id)
+    async with db.connection() as conn:  # a pending delivery of the same age stays: it is not finished
+        await conn.execute(
+            "INSERT INTO webhook_deliveries (delivery_id, tenant_id, run_id, thread_id, url, payload, updated_at)"
+            " VALUES (%s, %s, %s, %s, 'https://example.com/hook', '{}', now() - interval '40 days')",
+            (uuid.uuid4(), tenant.tenant_id, uuid.uuid4(), uuid.uuid4()),
+        )
+    assert await prune_deliveries(db) == 0  # today's delivery is within its retention
+    async with db.connection() as conn:
+        await conn.execute(
+            "UPDATE webhook_deliveries SET updated_at = now() - interval '31 days' WHERE run_id = %s", (run_id,)
+        )
+    assert await prune_deliveries(db) == 1
+    async with db.connection() as conn:
+        cur = await conn.execute("SELECT status FROM webhook_deliveries WHERE tenant_id = %s", (tenant.tenant_id,))
+        assert [r["status"] for r in await cur.fetchall()] == ["pending"]
