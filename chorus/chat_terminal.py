@@ -13,13 +13,13 @@ from langchain_core.runnables import RunnableConfig
 
 from chorus.agents.configs.models import BotConfig
 from chorus.agents.configs.repository import ConfigRepository
-from chorus.agents.errors import ChorusError
+from chorus.agents.errors import ChorusError, NotFound
 from chorus.agents.secrets.master_key import load_vault_key
 from chorus.agents.secrets.repository import SecretRepository
 from chorus.agents.secrets.service import SecretVault
 from chorus.agents.settings import Settings
 from chorus.agents.storage.database import Database, open_database
-from chorus.agents.tenancy.keys import DEFAULT_TENANT, ensure_tenant
+from chorus.agents.tenancy.keys import DEFAULT_TENANT, ensure_tenant, find_tenant
 from chorus.agents.tools.builtins import build_registry
 from chorus.agents.tools.registry import ToolRegistry
 from chorus.demo import load_config_file, load_demo_knowledge
@@ -30,8 +30,8 @@ from chorus.graphs.compiler import GraphDeps, compile_bot
 async def _resolve(
     db: Database, bot: str, *, tenant: str, settings: Settings, registry: ToolRegistry
 ) -> tuple[str, str, int, BotConfig]:
-    """(tenant_id, config_id, version, config) for a file (stored in `tenant`, as a new bot or a new version
-    of the bot of its name) or a stored config's id (in its own tenant)."""
+    """(tenant_id, config_id, version, config) for a file (stored in `tenant` under its config_metadata.config_id,
+    as a new bot or a new version), a config's own id in `tenant`, or an assistant id (in its own tenant)."""
     path = Path(bot)
     is_file = await asyncio.to_thread(path.exists)
     if path.suffix == ".json" or is_file:
@@ -46,7 +46,12 @@ async def _resolve(
         try:
             uuid.UUID(bot)
         except ValueError:
-            raise ChorusError(f"'{bot}' is neither a config file nor a config id") from None
+            # A config's own id (its file's config_metadata.config_id), in the tenant given.
+            try:  # (a tenant that does not exist has no such config either)
+                found = await ConfigRepository(db).find(await find_tenant(db, tenant), bot)
+            except NotFound:
+                raise ChorusError(f"'{bot}' is neither a config file nor a config id of tenant '{tenant}'") from None
+            return found.tenant_id, found.config_id, found.version, BotConfig.model_validate(found.config)
         async with db.connection() as conn:
             cur = await conn.execute(
                 "SELECT tenant_id, latest_version FROM bot_configs WHERE config_id = %s AND deleted_at IS NULL", (bot,)

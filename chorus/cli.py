@@ -1,5 +1,6 @@
-"""The `chorus` command: serve, chat, config validate/schema, keys create/list/revoke, threads prune, kb
-(knowledge), secrets (the vault), widget-keys (publishable keys for the widget), webhooks (signing secret)."""
+"""The `chorus` command: serve, chat, config validate/schema/versions/diff/rollback, keys create/list/revoke,
+threads prune, kb (knowledge), secrets (the vault), widget-keys (publishable keys for the widget), webhooks
+(signing secret)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import typer
 
 from chorus.agents.settings import Settings, load_settings
 from chorus.cli_tenant import DEFAULT_TENANT, TenantOption
+from chorus.config_cli import config_app
 from chorus.kb_cli import kb_app
 from chorus.secrets_cli import secrets_app
 from chorus.webhooks_cli import webhooks_app
@@ -30,7 +32,6 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-config_app = typer.Typer(help="Bot configs.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 threads_app = typer.Typer(help="Threads.", no_args_is_help=True)
 app.add_typer(config_app, name="config")

@@ -13,8 +13,9 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from chorus.agents.configs.history import Author
 from chorus.agents.configs.repository import ConfigRepository
 from chorus.agents.configs.service import ConfigService
 from chorus.agents.errors import ChorusError
@@ -48,29 +49,41 @@ class DemoKeys:
     widget_key: str | None  # None: the support bot did not load
 
 
-def _comparable(config: dict[str, Any]) -> dict[str, Any]:
-    meta = {k: v for k, v in config.get("config_metadata", {}).items() if k not in ("config_id", "version")}
-    return {**config, "config_metadata": meta}
-
-
 async def load_config_file(
     db: Database, tenant_id: str, path: Path, *, registry: ToolRegistry
 ) -> tuple[str, int, bool]:
-    """Store the config in `path` for the tenant: new bot, new version if it changed, or nothing.
+    """Store the config in `path` for the tenant under its config_metadata.config_id, as `chorus config apply`
+    would: a new bot, a new version if it changed, or nothing. A file without an id is matched by its bot's
+    name, so `chorus chat FILE` run twice talks to one bot.
 
-    Returns (config_id, version, changed).
+    Returns (assistant id, version, changed).
     """
     raw = json.loads(await asyncio.to_thread(path.read_text, encoding="utf-8"))
     service = ConfigService(ConfigRepository(db), registry)
-    name = (raw.get("config_metadata") or {}).get("name") or (raw.get("system_prompt") or {}).get("role")
-    existing = await service.repo.find_by_name(tenant_id, str(name)) if name else None
-    if existing is None:
-        stored, _ = await service.create(tenant_id, raw, commit_message=f"loaded from {path.name}")
-        return stored.config_id, stored.version, True
-    if _comparable(existing.config) == _comparable(raw):
-        return existing.config_id, existing.version, False
-    stored, _ = await service.update(tenant_id, existing.config_id, raw, commit_message=f"reloaded {path.name}")
-    return stored.config_id, stored.version, True
+    meta = raw.get("config_metadata") if isinstance(raw, dict) else None
+    key = meta.get("config_id") if isinstance(meta, dict) else None
+    name = (meta or {}).get("name") or ((raw.get("system_prompt") or {}).get("role") if isinstance(raw, dict) else None)
+    by_name = await service.repo.find_by_name(tenant_id, str(name)) if name else None
+    if key is None and by_name is not None:
+        key = by_name.key
+    elif (
+        isinstance(key, str)
+        and by_name is not None
+        and by_name.key == by_name.config_id
+        and await service.repo.find_by_key(tenant_id, key) is None
+    ):
+        # Loaded before Chorus kept a file's id (it stored its own UUID instead): that bot takes the file's id
+        # rather than a second bot being made.
+        await service.repo.set_key(tenant_id, by_name.config_id, key)
+    done = await service.upload(
+        tenant_id,
+        raw,
+        key=key,
+        source="apply",
+        author=Author.cli(),
+        commit_message=f"loaded from {path.name}",
+    )
+    return done.stored.config_id, done.stored.version, done.changed
 
 
 async def _faqs_stored(faqs: FaqService, tenant_id: str, faq_file: Path, data: bytes) -> bool:

@@ -1,17 +1,23 @@
-"""The `chorus` command: keys create, chat (terminal, streaming), threads prune; one default tenant."""
+"""The `chorus` command: keys create, chat (terminal, streaming), threads prune, config versions/diff/rollback;
+one default tenant."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 
+from chorus.agents.configs.history import Author
+from chorus.agents.configs.repository import ConfigRepository
+from chorus.agents.configs.service import ConfigService
 from chorus.agents.storage.database import Database
-from chorus.agents.tenancy.keys import DEFAULT_TENANT, resolve_api_key
-from tests.conftest import EXAMPLES
+from chorus.agents.tenancy.keys import DEFAULT_TENANT, ensure_tenant, resolve_api_key
+from chorus.agents.tools.builtins import build_registry
+from tests.conftest import EXAMPLES, example
 
 
 def run_cli(
@@ -94,3 +100,48 @@ def test_chat_with_unknown_bot(database_url: str, tmp_path: Path) -> None:
 def test_threads_prune(database_url: str, tmp_path: Path) -> None:
     out = run_cli(["threads", "prune"], database_url, tmp_path)
     assert out.returncode == 0 and "pruned" in out.stdout
+
+
+async def test_config_versions_diff_and_rollback(db: Database, database_url: str, tmp_path: Path) -> None:
+    """`chorus config versions | diff | rollback` in one tenant, straight to the database; a rollback made
+    here is authored by "cli"."""
+    tenant = f"cli-versions-{uuid.uuid4().hex[:8]}"
+    tenant_id = await ensure_tenant(db, tenant)
+    service = ConfigService(ConfigRepository(db), build_registry())
+    config = example("acme_support_bot")
+    await service.upload(tenant_id, config, author=Author.cli())
+    calm = {**config, "system_prompt": {**config["system_prompt"], "tone": "calm"}}
+    await service.upload(tenant_id, calm, author=Author.cli(), commit_message="calmer")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return run_cli(["config", *args, "--tenant", tenant], database_url, tmp_path)
+
+    diff = cli("diff", "acme_support_bot", "--from", "1", "--to", "2")
+    assert diff.returncode == 0, diff.stderr
+    assert diff.stdout.splitlines() == [
+        "acme_support_bot: v1 -> v2",
+        '  system_prompt.tone: "friendly_professional" -> "calm"',
+    ]
+    done = cli("rollback", "acme_support_bot", "--to", "v1", "--reason", "too calm")
+    assert done.returncode == 0, done.stderr
+    assert "rolled back from v2 to v1 as v3 (Rollback to v1: too calm)" in done.stdout
+    listed = cli("versions", "acme_support_bot")
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert lines[0].startswith("acme_support_bot (Acme Support, chatbot): current version 3 of 3")
+    assert lines[1].startswith("* v3") and "rollback" in lines[1] and "cli (cli)" in lines[1]
+    assert lines[1].endswith("Rollback to v1: too calm") and lines[2].endswith("calmer")
+    assert cli("diff", "acme_support_bot", "--from", "1", "--to", "3").stdout.endswith("  no changes\n")
+
+    for args, said in (
+        (["rollback", "acme_support_bot", "--to", "9", "--reason", "x"], "has no version 9"),
+        (["rollback", "acme_support_bot", "--to", "latest", "--reason", "x"], "'latest' is not a version"),
+        (["diff", "acme_support_bot", "--from", "0"], "'0' is not a version"),
+        (["versions", "no_such_bot"], "config 'no_such_bot' does not exist"),
+    ):
+        out = cli(*args)
+        assert out.returncode == 1 and said in out.stderr, (args, out.stderr)
+    assert "3 of 3" in cli("versions", "acme_support_bot").stdout  # nothing stored by the refusals
+    # `chorus chat` takes the config's own id too, in the tenant given.
+    chat = run_cli(["chat", "acme_support_bot", "--tenant", tenant], database_url, tmp_path, stdin="hello\n")
+    assert chat.returncode == 0 and "\nbot> " in chat.stdout, chat.stderr

@@ -157,6 +157,8 @@ class World:
             item = {"namespace": [self.namespace], "key": "roles-item", "value": {"text": "Returns take 30 days."}}
             await a.put("/store/items", json=item)
             self.ids[kind] = "roles-item"
+        elif kind == "version":  # of a config: every config has its version 1
+            self.ids[kind] = "1"
         elif kind == "name":
             self.ids[kind] = "fetch_order_status"
         elif kind == "path":
@@ -204,6 +206,7 @@ async def body_for(world: World, method: str, path: str, ns: str) -> dict[str, A
         ("PATCH", "/runs/crons/{cron_id}"): {"enabled": False},
         ("POST", "/api/v1/configs"): example("acme_support_bot"),
         ("POST", "/api/v1/configs/validate"): example("acme_support_bot"),
+        ("POST", "/api/v1/configs/{config_id}/rollback"): {"target_version": 1, "reason": "roles walk"},
         ("POST", "/api/v1/tools/{name}/invoke"): {"arguments": {"order_id": "ORD-1001"}},
         ("POST", "/api/v1/rag/ingest"): {"namespace": ns, "document_id": "more", "content": "Shipping is free."},
         ("POST", "/api/v1/rag/query"): {"namespace": ns, "query": "returns"},

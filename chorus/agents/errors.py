@@ -11,9 +11,12 @@
     │   ├── ThreadNotFound
     │   ├── RunNotFound
     │   ├── AssistantNotFound
+    │   ├── ConfigNotFound       no config of that id (the file's config_id, or the assistant id)
+    │   ├── VersionNotFound      a version number the config does not have
     │   └── CronNotFound
     ├── Conflict                 the resource's current state forbids it
     │   ├── AlreadyExists        a duplicate id or name
+    │   │   └── ConfigIdTaken    another upload created a config of this id at the same moment
     │   ├── ThreadBusy           a run is queued or running on the thread
     │   └── RunEnded             the run has already ended
     ├── PayloadTooLarge
@@ -75,6 +78,13 @@ class AlreadyExists(Conflict):
     code = "already_exists"
 
 
+class ConfigIdTaken(AlreadyExists):
+    """The tenant has a live config of this id: another upload of the same new id created it first."""
+
+    def __init__(self, config_id: str) -> None:
+        super().__init__(f"a config with the id '{config_id[:128]}' already exists in this tenant; upload again")
+
+
 class ThreadBusy(Conflict):
     """A run is queued or running on the thread (deleting it, or a run with multitask_strategy 'reject')."""
 
@@ -101,6 +111,23 @@ class RunNotFound(NotFound):
 class AssistantNotFound(NotFound):
     def __init__(self, assistant_id: str) -> None:
         super().__init__(f"assistant '{assistant_id}' does not exist")
+
+
+class ConfigNotFound(NotFound):
+    def __init__(self, config_id: str) -> None:
+        super().__init__(
+            f"config '{config_id[:128]}' does not exist: use its config_metadata.config_id or its assistant_id"
+        )
+
+
+class VersionNotFound(NotFound):
+    """A version number the config does not have; the message and `latest_version` say which it has."""
+
+    def __init__(self, config_id: str, version: int, latest: int) -> None:
+        super().__init__(
+            f"config '{config_id}' has no version {version}: its versions are 1 to {latest} (the latest is {latest})",
+            extra={"latest_version": latest},
+        )
 
 
 class CronNotFound(NotFound):

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from chorus.agents.api_deps import ConfigServiceDep, DeveloperDep, PrincipalDep
+from chorus.agents.configs.history import Author
 from chorus.agents.configs.repository import StoredConfig, id_taken
 from chorus.agents.errors import InvalidInput, NotFound
 from chorus.runs.deps import EngineDep
@@ -146,6 +147,7 @@ async def create(body: AssistantCreate, principal: DeveloperDep, service: Config
         name=body.name,
         description=body.description,
         config_id=body.assistant_id,
+        author=Author.of(principal),
     )
     return assistant_view(stored)
 
@@ -205,7 +207,13 @@ async def update(
                 errors=[{"path": "$.graph_id", "message": f"must be '{current.product_type}'"}],
             )
     stored, _ = await service.update(
-        principal.tenant_id, assistant_id, raw, metadata=body.metadata, name=body.name, description=body.description
+        principal.tenant_id,
+        assistant_id,
+        raw,
+        metadata=body.metadata,
+        name=body.name,
+        description=body.description,
+        author=Author.of(principal),
     )
     return assistant_view(stored)
 

@@ -142,7 +142,8 @@ async def test_seed_config_upload_api(http: httpx.AsyncClient, acme_config: dict
     rejected = await http.post("/api/v1/configs", json=bad)
     assert rejected.status_code == 422
     assert rejected.json()["errors"][0]["path"] == "$.llm_config"
-    assistant = await http.get(f"/assistants/{body['config_id']}")
+    assert body["config_id"] == acme_config["config_metadata"]["config_id"]  # the file's own id, kept
+    assistant = await http.get(f"/assistants/{body['assistant_id']}")
     assert assistant.json()["graph_id"] == "chatbot"
 
 

@@ -35,7 +35,14 @@ class ConfigModel(BaseModel):
 
 
 class ConfigMetadata(ConfigModel):
-    config_id: str | None = None
+    config_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$",
+        description="The bot's id in its tenant (letters, digits, _ . : -): uploading the file again makes a new "
+        "version of the same bot. Without one, Chorus generates it.",
+    )
     product_type: ProductType
     client_id: str | None = None
     name: str | None = Field(default=None, description="Display name; defaults to system_prompt.role.")

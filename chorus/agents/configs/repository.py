@@ -1,4 +1,7 @@
-"""SQL for bot configs and their versions (an assistant and its versions, in LangGraph terms)."""
+"""SQL for bot configs and their versions (an assistant and its versions, in LangGraph terms).
+
+A config has two ids: `config_id`, the assistant's UUID (threads, runs and the graph cache refer to it), and
+its key, the id its file gives in `config_metadata.config_id`, private to its tenant (docs/decisions.md)."""
 
 from __future__ import annotations
 
@@ -12,13 +15,22 @@ from psycopg import AsyncConnection
 from psycopg.errors import ForeignKeyViolation, UniqueViolation
 from psycopg.rows import DictRow
 
-from chorus.agents.errors import AssistantNotFound, Conflict, InvalidInput, NotFound
+from chorus.agents.configs.history import Author, ChangeSource
+from chorus.agents.errors import (
+    AssistantNotFound,
+    ConfigIdTaken,
+    ConfigNotFound,
+    Conflict,
+    InvalidInput,
+    NotFound,
+)
 from chorus.agents.storage.database import Database
 
 
 @dataclass(frozen=True)
 class StoredConfig:
     config_id: str
+    key: str
     tenant_id: str
     name: str
     description: str | None
@@ -32,8 +44,8 @@ class StoredConfig:
 
 
 _SELECT = (
-    "SELECT c.config_id, c.tenant_id, c.name, c.description, c.product_type, c.latest_version, c.created_at,"
-    " c.updated_at, v.version, v.config, v.metadata FROM bot_configs c"
+    "SELECT c.config_id, c.config_key, c.tenant_id, c.name, c.description, c.product_type, c.latest_version,"
+    " c.created_at, c.updated_at, v.version, v.config, v.metadata FROM bot_configs c"
     " JOIN bot_config_versions v ON v.config_id = c.config_id"
 )
 
@@ -68,26 +80,65 @@ def _search_filter(
 
 def _row(row: dict[str, Any]) -> StoredConfig:
     return StoredConfig(
-        str(row["config_id"]),
-        str(row["tenant_id"]),
-        row["name"],
-        row["description"],
-        row["product_type"],
-        row["version"],
-        row["latest_version"],
-        row["config"],
-        row["metadata"],
-        row["created_at"],
-        row["updated_at"],
+        config_id=str(row["config_id"]),
+        key=row["config_key"],
+        tenant_id=str(row["tenant_id"]),
+        name=row["name"],
+        description=row["description"],
+        product_type=row["product_type"],
+        version=row["version"],
+        latest_version=row["latest_version"],
+        config=row["config"],
+        metadata=row["metadata"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
     )
 
 
-def stamp(config: dict[str, Any], config_id: str, version: int) -> dict[str, Any]:
-    """The stored copy names its own id and version in config_metadata."""
+def stamp(config: dict[str, Any], key: str, version: int) -> dict[str, Any]:
+    """The stored copy names its id (its key: the file's own id, kept as given) and version in config_metadata."""
     return {
         **config,
-        "config_metadata": {**config["config_metadata"], "config_id": config_id, "version": version},
+        "config_metadata": {**config["config_metadata"], "config_id": key, "version": version},
     }
+
+
+# A version row; the author's name is the key's (its label, else its prefix) at the time of the change.
+_INSERT_VERSION = (
+    "INSERT INTO bot_config_versions (config_id, version, tenant_id, config, metadata, commit_message, source,"
+    " author_kind, author_key_id, author_role, author_name, rolled_back_to)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+    " coalesce(%s, (SELECT coalesce(k.name, k.prefix) FROM api_keys k WHERE k.key_id = %s)), %s)"
+)
+
+
+def _version_row(
+    *,
+    config_id: str,
+    version: int,
+    tenant_id: str,
+    config: dict[str, Any],
+    metadata: dict[str, Any],
+    commit_message: str | None,
+    source: ChangeSource,
+    author: Author,
+    rolled_back_to: int | None = None,
+) -> tuple[Any, ...]:
+    return (
+        config_id,
+        version,
+        tenant_id,
+        json.dumps(config),
+        json.dumps(metadata),
+        commit_message,
+        source,
+        author.kind,
+        author.key_id,
+        author.role,
+        author.name,
+        author.key_id,
+        rolled_back_to,
+    )
 
 
 def id_taken(config_id: str) -> Conflict:
@@ -114,32 +165,41 @@ class ConfigRepository:
         *,
         tenant_id: str,
         config_id: str,
+        key: str | None = None,
         name: str,
         description: str | None,
         product_type: str,
         config: dict[str, Any],
         metadata: dict[str, Any],
         commit_message: str | None,
+        source: ChangeSource,
+        author: Author,
     ) -> StoredConfig:
+        """A new config at version 1; its key is `key`, or its assistant id."""
+        key = key or config_id
         try:
             async with self.db.connection() as conn, conn.transaction():
                 await conn.execute(
-                    "INSERT INTO bot_configs (config_id, tenant_id, name, description, product_type, latest_version,"
-                    " metadata) VALUES (%s, %s, %s, %s, %s, 1, %s)",
-                    (config_id, tenant_id, name, description, product_type, json.dumps(metadata)),
+                    "INSERT INTO bot_configs (config_id, config_key, tenant_id, name, description, product_type,"
+                    " latest_version, metadata) VALUES (%s, %s, %s, %s, %s, %s, 1, %s)",
+                    (config_id, key, tenant_id, name, description, product_type, json.dumps(metadata)),
                 )
                 await conn.execute(
-                    "INSERT INTO bot_config_versions (config_id, version, tenant_id, config, metadata, commit_message)"
-                    " VALUES (%s, 1, %s, %s, %s, %s)",
-                    (
-                        config_id,
-                        tenant_id,
-                        json.dumps(stamp(config, config_id, 1)),
-                        json.dumps(metadata),
-                        commit_message,
+                    _INSERT_VERSION,
+                    _version_row(
+                        config_id=config_id,
+                        version=1,
+                        tenant_id=tenant_id,
+                        config=stamp(config, key, 1),
+                        metadata=metadata,
+                        commit_message=commit_message,
+                        source=source,
+                        author=author,
                     ),
                 )
-        except UniqueViolation:
+        except UniqueViolation as exc:
+            if exc.diag.constraint_name == "bot_configs_tenant_key":
+                raise ConfigIdTaken(key) from None
             # Config ids are global (threads and the graph cache key on them), so the same answer for an id
             # of this tenant and of another: nothing here says which (docs/decisions.md).
             raise id_taken(config_id) from None
@@ -155,14 +215,19 @@ class ConfigRepository:
         name: str,
         description: str | None,
         commit_message: str | None,
+        source: ChangeSource,
+        author: Author,
+        rolled_back_to: int | None = None,
     ) -> StoredConfig:
         async with self.db.connection() as conn, conn.transaction():
             # Lock the config row so two concurrent updates cannot take the same version number.
             cur = await conn.execute(
-                "SELECT 1 FROM bot_configs WHERE config_id = %s AND tenant_id = %s AND deleted_at IS NULL FOR UPDATE",
+                "SELECT config_key FROM bot_configs WHERE config_id = %s AND tenant_id = %s AND deleted_at IS NULL"
+                " FOR UPDATE",
                 (config_id, tenant_id),
             )
-            if await cur.fetchone() is None:
+            locked = await cur.fetchone()
+            if locked is None:
                 raise AssistantNotFound(config_id)
             cur = await conn.execute(
                 "SELECT max(version) AS v FROM bot_config_versions WHERE config_id = %s AND tenant_id = %s",
@@ -173,15 +238,17 @@ class ConfigRepository:
                 raise NotFound(f"assistant '{config_id}' does not exist")
             version = row["v"] + 1
             await conn.execute(
-                "INSERT INTO bot_config_versions (config_id, version, tenant_id, config, metadata, commit_message)"
-                " VALUES (%s, %s, %s, %s, %s, %s)",
-                (
-                    config_id,
-                    version,
-                    tenant_id,
-                    json.dumps(stamp(config, config_id, version)),
-                    json.dumps(metadata),
-                    commit_message,
+                _INSERT_VERSION,
+                _version_row(
+                    config_id=config_id,
+                    version=version,
+                    tenant_id=tenant_id,
+                    config=stamp(config, locked["config_key"], version),
+                    metadata=metadata,
+                    commit_message=commit_message,
+                    source=source,
+                    author=author,
+                    rolled_back_to=rolled_back_to,
                 ),
             )
             await conn.execute(
@@ -214,6 +281,36 @@ class ConfigRepository:
             what = f"version {version} of assistant" if version is not None else "assistant"
             raise NotFound(f"{what} '{config_id}' does not exist")
         return _row(row)
+
+    async def find(self, tenant_id: str, ident: str) -> StoredConfig:
+        """The tenant's live config (its current version) whose key is `ident`, else whose assistant id is:
+        the configs API takes either."""
+        as_uuid = str(uuid.UUID(ident)) if _is_uuid(ident) else None
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                _SELECT + " AND v.version = c.latest_version WHERE c.tenant_id = %s AND c.deleted_at IS NULL"
+                " AND (c.config_key = %s OR c.config_id = %s) ORDER BY c.config_key = %s DESC LIMIT 1",
+                (tenant_id, ident, as_uuid, ident),
+            )
+            row = await cur.fetchone()
+        if row is None:
+            raise ConfigNotFound(ident)
+        return _row(row)
+
+    async def find_by_key(self, tenant_id: str, key: str) -> StoredConfig | None:
+        try:
+            found = await self.find(tenant_id, key)
+        except ConfigNotFound:
+            return None
+        return found if found.key == key else None
+
+    async def set_key(self, tenant_id: str, config_id: str, key: str) -> None:
+        """Give a config the key its file names (one stored before keys were kept has its UUID as key)."""
+        async with self.db.connection() as conn:
+            await conn.execute(
+                "UPDATE bot_configs SET config_key = %s WHERE tenant_id = %s AND config_id = %s",
+                (key, tenant_id, config_id),
+            )
 
     async def search(
         self,
@@ -320,6 +417,14 @@ class ConfigRepository:
             )
             row = await cur.fetchone()
         return _row(row) if row else None
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
 
 
 def require_valid_id(value: str) -> None:

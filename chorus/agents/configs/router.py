@@ -1,20 +1,46 @@
-"""The seeds' config upload API: POST /api/v1/configs, GET /api/v1/configs/{id}, validation."""
+"""The seeds' config API under /api/v1/configs: upload (by the file's own id), get, validate, versions, diff,
+rollback. `{config_id}` is the config's id (its file's `config_metadata.config_id`) or its assistant id."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Depends, Path, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
 
-from chorus.agents.api_deps import ConfigServiceDep, DeveloperDep, PrincipalDep
+from chorus.agents.api_deps import ConfigServiceDep, DeveloperDep, ViewerDep
+from chorus.agents.configs.history import Author, VersionRecord, parse_version
 from chorus.agents.configs.repository import StoredConfig
+from chorus.agents.configs.versions import ConfigVersions
 
 router = APIRouter(prefix="/api/v1/configs", tags=["configs"])
+
+# The seed's config_permissions, each a role dependency: where roles are remapped when they grow.
+ViewConfigDep = ViewerDep
+EditConfigDep = DeveloperDep
+RollbackVersionsDep = DeveloperDep
+
+
+def _versions(service: ConfigServiceDep) -> ConfigVersions:
+    return ConfigVersions(service)
+
+
+VersionsDep = Annotated[ConfigVersions, Depends(_versions)]
+ConfigIdPath = Annotated[
+    str, Path(description="The config's id (config_metadata.config_id) or its assistant id", max_length=128)
+]
+
+
+class RollbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    target_version: int | str = Field(description="The version to restore: 3, or the seeds' 'v3'")
+    reason: str = Field(min_length=1, max_length=1000, description="Why; kept in the new version's commit message")
 
 
 def config_view(stored: StoredConfig, warnings: list[dict[str, str]] | None = None) -> dict[str, Any]:
     return {
-        "config_id": stored.config_id,
+        "config_id": stored.key,
+        "assistant_id": stored.config_id,
         "config_name": stored.name,
         "product_type": stored.product_type,
         "version": stored.version,
@@ -28,25 +54,154 @@ def config_view(stored: StoredConfig, warnings: list[dict[str, str]] | None = No
     }
 
 
-@router.post("", status_code=201, summary="Upload a bot config (validated; becomes assistant version 1)")
+def version_view(record: VersionRecord, current: int) -> dict[str, Any]:
+    return {
+        "version": record.version,
+        "commit_message": record.commit_message,
+        "author": record.author.to_dict() if record.author else None,
+        "source": record.source,
+        "applied_at": record.created_at,
+        "current": record.version == current,
+        "rollback_available": record.version != current,
+        "rolled_back_to": record.rolled_back_to,
+    }
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Upload a bot config: created under its config_metadata.config_id, or a new version of it (200)",
+    responses={200: {"description": "a config of that id existed: a new version, or none if the content is the same"}},
+)
 async def create_config(
-    principal: DeveloperDep,
+    principal: EditConfigDep,
     service: ConfigServiceDep,
+    response: Response,
     body: Annotated[dict[str, Any], Body(description="The bot config")],
+    commit_message: Annotated[str | None, Query(max_length=1000, description="Why this version")] = None,
+    source: Annotated[Literal["upload", "apply"], Query(description="`apply`: from files kept in git")] = "upload",
 ) -> dict[str, Any]:
-    stored, report = await service.create(principal.tenant_id, body)
-    return config_view(stored, [w.to_dict() for w in report.warnings])
+    done = await service.upload(
+        principal.tenant_id, body, author=Author.of(principal), source=source, commit_message=commit_message
+    )
+    if not done.created:
+        response.status_code = 200
+    return {
+        **config_view(done.stored, [w.to_dict() for w in done.report.warnings]),
+        "created": done.created,
+        "changed": done.changed,
+    }
 
 
 @router.post("/validate", summary="Validate a bot config without storing it")
 async def validate(
-    principal: PrincipalDep, service: ConfigServiceDep, body: Annotated[Any, Body(description="The bot config")]
+    principal: ViewConfigDep, service: ConfigServiceDep, body: Annotated[Any, Body(description="The bot config")]
 ) -> dict[str, Any]:
     return (await service.validate(principal.tenant_id, body)).to_dict()
 
 
-@router.get("/{config_id}", summary="Get a bot config (latest version, or ?version=N)")
+@router.get("/{config_id}", summary="Get a bot config (its current version, or ?version=N)")
 async def get_config(
-    config_id: str, principal: PrincipalDep, service: ConfigServiceDep, version: int | None = None
+    config_id: ConfigIdPath,
+    principal: ViewConfigDep,
+    versions: VersionsDep,
+    version: Annotated[str | None, Query(description="A version number: 3 or v3")] = None,
 ) -> dict[str, Any]:
-    return config_view(await service.repo.get(principal.tenant_id, config_id, version))
+    stored = await versions.service.repo.find(principal.tenant_id, config_id)
+    if version is None:
+        return config_view(stored)
+    _, record = await versions.get(principal.tenant_id, config_id, parse_version(version, where="$.version"))
+    return {**config_view(stored), "version": record.version, "parsed_config": record.config}
+
+
+@router.get("/{config_id}/versions", summary="A config's versions, newest first: who, when, how and why")
+async def list_versions(
+    config_id: ConfigIdPath,
+    principal: ViewConfigDep,
+    versions: VersionsDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> dict[str, Any]:
+    page = await versions.page(principal.tenant_id, config_id, limit=limit, offset=offset)
+    more = offset + len(page.versions) < page.total
+    return {
+        "config_id": page.config.key,
+        "assistant_id": page.config.config_id,
+        "product_type": page.config.product_type,
+        "current_version": page.config.version,
+        "versions": [version_view(v, page.config.version) for v in page.versions],
+        "total_versions": page.total,
+        "pagination": {
+            "limit": limit,
+            "offset": offset,
+            "has_more": more,
+            "next_offset": offset + limit if more else None,
+        },
+    }
+
+
+@router.get("/{config_id}/versions/{version}", summary="One version of a config, with its content")
+async def get_version(
+    config_id: ConfigIdPath,
+    version: Annotated[str, Path(description="A version number: 3 or v3", max_length=32)],
+    principal: ViewConfigDep,
+    versions: VersionsDep,
+) -> dict[str, Any]:
+    stored, record = await versions.get(principal.tenant_id, config_id, parse_version(version, where="$.version"))
+    return {
+        "config_id": stored.key,
+        "assistant_id": stored.config_id,
+        **version_view(record, stored.version),
+        "parsed_config": record.config,
+    }
+
+
+@router.get(
+    "/{config_id}/diff",
+    summary="What changed between two versions: an RFC 6902 JSON Patch and a map of dotted paths to old and new",
+)
+async def diff_versions(
+    config_id: ConfigIdPath,
+    principal: ViewConfigDep,
+    versions: VersionsDep,
+    start: Annotated[
+        str | None, Query(alias="from", description="The older version (default: the one before `to`)")
+    ] = None,
+    end: Annotated[str | None, Query(alias="to", description="The newer version (default: the current one)")] = None,
+) -> dict[str, Any]:
+    done = await versions.diff(
+        principal.tenant_id,
+        config_id,
+        start=parse_version(start, where="$.from") if start is not None else None,
+        end=parse_version(end, where="$.to") if end is not None else None,
+    )
+    return {
+        "config_id": done.config.key,
+        "from_version": done.from_version,
+        "to_version": done.to_version,
+        "changed": done.diff.changed,
+        "patch": done.diff.patch,
+        "diff": done.diff.changes,
+    }
+
+
+@router.post("/{config_id}/rollback", summary="Roll back: a new version equal to an earlier one (history stays)")
+async def rollback(
+    config_id: ConfigIdPath, body: RollbackRequest, principal: RollbackVersionsDep, versions: VersionsDep
+) -> dict[str, Any]:
+    done = await versions.rollback(
+        principal.tenant_id,
+        config_id,
+        target=parse_version(body.target_version, where="$.target_version"),
+        reason=body.reason,
+        author=Author.of(principal),
+    )
+    return {
+        "config_id": done.config.key,
+        "assistant_id": done.config.config_id,
+        "rolled_back_from": done.rolled_back_from,
+        "rolled_back_to": done.rolled_back_to,
+        "new_current_version": done.config.version,
+        "commit_message": done.commit_message,
+        "applied_at": done.config.updated_at,
+    }

@@ -273,11 +273,12 @@ class SecretRepository:
         ]
 
     async def configs_mentioning(self, tenant_id: str, text: str) -> list[dict[str, Any]]:
-        """Versions of the tenant's bot configs whose JSON contains `text` (the caller parses them)."""
+        """Versions of the tenant's bot configs whose JSON contains `text` (the caller parses them); a config
+        is named by its own id (its file's config_id), as /api/v1/configs names it."""
         async with self.db.connection() as conn:
             cur = await conn.execute(
-                "SELECT c.config_id, c.name, c.latest_version, v.version, v.config FROM bot_config_versions v"
-                " JOIN bot_configs c ON c.config_id = v.config_id"
+                "SELECT c.config_key AS config_id, c.name, c.latest_version, v.version, v.config"
+                " FROM bot_config_versions v JOIN bot_configs c ON c.config_id = v.config_id"
                 " WHERE v.tenant_id = %s AND c.deleted_at IS NULL AND strpos(v.config::text, %s) > 0"
                 " ORDER BY c.name, v.version",
                 (tenant_id, text),
