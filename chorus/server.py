@@ -19,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chorus import openapi_doc
+from chorus.agents.configs.changes_router import router as config_changes_router
 from chorus.agents.configs.permissions_router import router as config_permissions_router
 from chorus.agents.configs.repository import ConfigRepository
 from chorus.agents.configs.router import router as configs_router
@@ -272,6 +273,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         ops_router,
         config_permissions_router,  # before configs_router: /permissions is not a {config_id}
         configs_router,
+        config_changes_router,
         tools_router,
         knowledge_router,
         secrets_router,

@@ -8,8 +8,10 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from chorus.agents.api_deps import ConfigServiceDep, DeveloperDep, PrincipalDep
+from chorus.agents.configs.approvals import assert_deployable
 from chorus.agents.configs.history import Author
 from chorus.agents.configs.repository import StoredConfig, id_taken
+from chorus.agents.configs.versions_repository import VersionRepository
 from chorus.agents.errors import InvalidInput, NotFound
 from chorus.runs.deps import EngineDep
 from chorus.runs.pagination import pagination_headers
@@ -249,6 +251,10 @@ async def versions(
 async def set_latest(
     assistant_id: str, body: SetLatest, principal: DeveloperDep, service: ConfigServiceDep
 ) -> dict[str, Any]:
+    chosen = await service.repo.get(principal.tenant_id, assistant_id, body.version)
+    record = await VersionRepository(service.repo.db).get(principal.tenant_id, chosen.config_id, body.version)
+    if record is not None:
+        assert_deployable(record)  # a version waiting for approval, or rejected, never serves threads
     return assistant_view(await service.repo.set_latest(principal.tenant_id, assistant_id, body.version))
 
 

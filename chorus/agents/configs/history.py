@@ -13,6 +13,8 @@ from chorus.agents.tenancy.keys import Principal
 # (`chorus config apply`, the demo's example bots), a PATCH, the visual editor, the config chat, a rollback.
 ChangeSource = Literal["upload", "apply", "patch", "visual_update", "chat", "rollback"]
 SOURCES: tuple[ChangeSource, ...] = ("upload", "apply", "patch", "visual_update", "chat", "rollback")
+# A version's approval (migration 016): only an approved version can be current or deployed.
+ApprovalStatus = Literal["approved", "pending_approval", "rejected"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,10 @@ class VersionRecord:
     author: Author | None  # None: made before versions recorded their author
     created_at: datetime
     rolled_back_to: int | None
+    status: ApprovalStatus = "approved"
+    risk_level: str | None = None  # None: not classified (an upload, apply or rollback)
+    change_classification: dict[str, Any] | None = None  # ChangeClassification.to_dict() of a PATCH
+    based_on: int | None = None  # the current version the change was made on
 
 
 def parse_version(value: object, *, where: str) -> int:

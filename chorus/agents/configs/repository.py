@@ -15,7 +15,7 @@ from psycopg import AsyncConnection
 from psycopg.errors import ForeignKeyViolation, UniqueViolation
 from psycopg.rows import DictRow
 
-from chorus.agents.configs.history import Author, ChangeSource
+from chorus.agents.configs.history import ApprovalStatus, Author, ChangeSource
 from chorus.agents.errors import (
     AssistantNotFound,
     ConfigIdTaken,
@@ -106,10 +106,22 @@ def stamp(config: dict[str, Any], key: str, version: int) -> dict[str, Any]:
 # A version row; the author's name is the key's (its label, else its prefix) at the time of the change.
 _INSERT_VERSION = (
     "INSERT INTO bot_config_versions (config_id, version, tenant_id, config, metadata, commit_message, source,"
-    " author_kind, author_key_id, author_role, author_name, rolled_back_to)"
+    " author_kind, author_key_id, author_role, author_name, rolled_back_to, status, risk_level,"
+    " change_classification, based_on)"
     " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
-    " coalesce(%s, (SELECT coalesce(k.name, k.prefix) FROM api_keys k WHERE k.key_id = %s)), %s)"
+    " coalesce(%s, (SELECT coalesce(k.name, k.prefix) FROM api_keys k WHERE k.key_id = %s)), %s, %s, %s, %s, %s)"
 )
+
+
+@dataclass(frozen=True)
+class Review:
+    """How a classified change is stored: its status (`pending_approval` does not become current), its risk
+    and classification (ChangeClassification.to_dict()), and the current version it was made on."""
+
+    status: ApprovalStatus
+    risk_level: str
+    classification: dict[str, Any]
+    based_on: int
 
 
 def _version_row(
@@ -123,6 +135,7 @@ def _version_row(
     source: ChangeSource,
     author: Author,
     rolled_back_to: int | None = None,
+    review: Review | None = None,
 ) -> tuple[Any, ...]:
     return (
         config_id,
@@ -138,6 +151,10 @@ def _version_row(
         author.name,
         author.key_id,
         rolled_back_to,
+        review.status if review else "approved",
+        review.risk_level if review else None,
+        json.dumps(review.classification) if review else None,
+        review.based_on if review else None,
     )
 
 
@@ -218,17 +235,26 @@ class ConfigRepository:
         source: ChangeSource,
         author: Author,
         rolled_back_to: int | None = None,
+        review: Review | None = None,
     ) -> StoredConfig:
+        """Append a version; it becomes current unless `review` says it waits for approval (then the config
+        stays at its current version and this returns that). With `review`, refuses (409) when the current
+        version is no longer the one the change was made on."""
         async with self.db.connection() as conn, conn.transaction():
             # Lock the config row so two concurrent updates cannot take the same version number.
             cur = await conn.execute(
-                "SELECT config_key FROM bot_configs WHERE config_id = %s AND tenant_id = %s AND deleted_at IS NULL"
-                " FOR UPDATE",
+                "SELECT config_key, latest_version FROM bot_configs WHERE config_id = %s AND tenant_id = %s"
+                " AND deleted_at IS NULL FOR UPDATE",
                 (config_id, tenant_id),
             )
             locked = await cur.fetchone()
             if locked is None:
                 raise AssistantNotFound(config_id)
+            if review is not None and locked["latest_version"] != review.based_on:
+                raise Conflict(
+                    f"the config changed while this change was prepared (it was made on version {review.based_on},"
+                    f" version {locked['latest_version']} is current now); send it again"
+                )
             cur = await conn.execute(
                 "SELECT max(version) AS v FROM bot_config_versions WHERE config_id = %s AND tenant_id = %s",
                 (config_id, tenant_id),
@@ -249,14 +275,18 @@ class ConfigRepository:
                     source=source,
                     author=author,
                     rolled_back_to=rolled_back_to,
+                    review=review,
                 ),
             )
-            await conn.execute(
-                "UPDATE bot_configs SET latest_version = %s, name = %s, description = %s, metadata = %s,"
-                " updated_at = now() WHERE config_id = %s",
-                (version, name, description, json.dumps(metadata), config_id),
-            )
-        return await self.get(tenant_id, config_id)
+            pending = review is not None and review.status != "approved"
+            if not pending:
+                await conn.execute(
+                    "UPDATE bot_configs SET latest_version = %s, name = %s, description = %s, metadata = %s,"
+                    " updated_at = now() WHERE config_id = %s",
+                    (version, name, description, json.dumps(metadata), config_id),
+                )
+        # A pending version reads as itself (`version`) beside the config's current one (`latest_version`).
+        return await self.get(tenant_id, config_id, version if pending else None)
 
     async def get(
         self, tenant_id: str, config_id: str, version: int | None = None, *, deleted_too: bool = False

@@ -9,6 +9,8 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from chorus.agents.api_deps import ConfigServiceDep, DeveloperDep, ViewerDep
+from chorus.agents.configs.approvals import version_status
+from chorus.agents.configs.approvals_repository import ApprovalRepository, Signature
 from chorus.agents.configs.history import Author, VersionRecord, parse_version
 from chorus.agents.configs.repository import StoredConfig
 from chorus.agents.configs.versions import ConfigVersions
@@ -54,16 +56,23 @@ def config_view(stored: StoredConfig, warnings: list[dict[str, str]] | None = No
     }
 
 
-def version_view(record: VersionRecord, current: int) -> dict[str, Any]:
+def version_view(record: VersionRecord, current: int, signatures: list[Signature] | None = None) -> dict[str, Any]:
+    classification = record.change_classification or {}
     return {
         "version": record.version,
+        "status": version_status(record, current),
         "commit_message": record.commit_message,
         "author": record.author.to_dict() if record.author else None,
         "source": record.source,
         "applied_at": record.created_at,
         "current": record.version == current,
-        "rollback_available": record.version != current,
+        "rollback_available": record.version != current and record.status == "approved",
         "rolled_back_to": record.rolled_back_to,
+        "risk_level": record.risk_level,
+        "changes": classification.get("changes"),
+        "approval_required_from": classification.get("approval_required_from"),
+        "based_on": record.based_on,
+        "approvals": [s.to_dict() for s in signatures or []],
     }
 
 
@@ -123,13 +132,16 @@ async def list_versions(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> dict[str, Any]:
     page = await versions.page(principal.tenant_id, config_id, limit=limit, offset=offset)
+    signed = await ApprovalRepository(versions.service.repo.db).signatures(
+        principal.tenant_id, page.config.config_id, [v.version for v in page.versions]
+    )
     more = offset + len(page.versions) < page.total
     return {
         "config_id": page.config.key,
         "assistant_id": page.config.config_id,
         "product_type": page.config.product_type,
         "current_version": page.config.version,
-        "versions": [version_view(v, page.config.version) for v in page.versions],
+        "versions": [version_view(v, page.config.version, signed.get(v.version)) for v in page.versions],
         "total_versions": page.total,
         "pagination": {
             "limit": limit,
@@ -148,10 +160,13 @@ async def get_version(
     versions: VersionsDep,
 ) -> dict[str, Any]:
     stored, record = await versions.get(principal.tenant_id, config_id, parse_version(version, where="$.version"))
+    signed = await ApprovalRepository(versions.service.repo.db).signatures(
+        principal.tenant_id, stored.config_id, [record.version]
+    )
     return {
         "config_id": stored.key,
         "assistant_id": stored.config_id,
-        **version_view(record, stored.version),
+        **version_view(record, stored.version, signed[record.version]),
         "parsed_config": record.config,
     }
 

@@ -38,7 +38,7 @@ class Upload:
     changed: bool
 
 
-def _same_kind(current: StoredConfig, config: BotConfig) -> None:
+def require_same_kind(current: StoredConfig, config: BotConfig) -> None:
     if config.product_type != current.product_type:
         raise InvalidInput(
             f"this config is a {current.product_type}; a new version cannot change product_type "
@@ -119,7 +119,7 @@ class ConfigService:
                 except ConfigIdTaken:
                     continue
                 return Upload(stored, report, created=True, changed=True)
-            _same_kind(current, config)
+            require_same_kind(current, config)
             if same_content(current.config, stamp(raw, current.key, current.version)):
                 return Upload(current, report, created=False, changed=False)
             stored = await self.repo.add_version(
@@ -156,7 +156,7 @@ class ConfigService:
         new_raw = current.config
         if raw is not None:
             report, config = await self.checked(tenant_id, raw)
-            _same_kind(current, config)
+            require_same_kind(current, config)
             new_raw = raw
         stored = await self.repo.add_version(
             tenant_id=tenant_id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from chorus.agents.configs.approvals import assert_deployable
 from chorus.agents.configs.diff import ConfigDiff, diff_configs
 from chorus.agents.configs.history import Author, VersionRecord
 from chorus.agents.configs.repository import StoredConfig
@@ -72,6 +73,7 @@ class ConfigVersions:
         gone since)."""
         config = await self.service.repo.find(tenant_id, ident)
         chosen = await self._version(tenant_id, config, target)
+        assert_deployable(chosen, where="$.target_version")
         if target == config.version:
             raise InvalidInput(
                 f"version {target} is already the current version of config '{config.key}': roll back to an "

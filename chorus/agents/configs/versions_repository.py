@@ -10,7 +10,8 @@ from chorus.agents.storage.database import Database
 
 _COLUMNS = (
     "SELECT version, config, commit_message, source, author_kind, author_key_id, author_name, author_role,"
-    " created_at, rolled_back_to FROM bot_config_versions WHERE tenant_id = %s AND config_id = %s"
+    " created_at, rolled_back_to, status, risk_level, change_classification, based_on"
+    " FROM bot_config_versions WHERE tenant_id = %s AND config_id = %s"
 )
 
 
@@ -32,6 +33,10 @@ def _record(row: dict[str, Any]) -> VersionRecord:
         author=author,
         created_at=row["created_at"],
         rolled_back_to=row["rolled_back_to"],
+        status=row["status"],
+        risk_level=row["risk_level"],
+        change_classification=row["change_classification"],
+        based_on=row["based_on"],
     )
 
 
