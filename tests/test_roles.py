@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from chorus.agents.configs.approvals import APPROVER_ROLES
 from chorus.agents.errors import Forbidden
 from chorus.agents.storage.database import Database
 from chorus.agents.tenancy.keys import Principal, create_api_key
@@ -22,6 +23,9 @@ from chorus.agents.tenancy.permissions import CONFIG_PERMISSIONS, GRANTS, ROLES
 from tests.conftest import ROOT, RunningServer, Tenant, example, make_tenant
 
 RANK = {"viewer": 0, "developer": 1, "organization_admin": 2}
+# Routes open by a config permission rather than an API level (a classified change: the walk sends one that
+# needs that permission), or to the roles that approve changes.
+BY_PERMISSION = (*CONFIG_PERMISSIONS, "approver")
 # The widget API's credentials (docs/api.md, "Widget API"): a publishable key, or the visitor token it buys.
 WIDGET_KINDS = ("publishable key", "visitor token")
 # Callers holding widget credentials: on their routes together (the widget's key and its visitor's token),
@@ -70,7 +74,9 @@ def role_matrix() -> dict[tuple[str, str], str]:
         r"^\| (GET|POST|PATCH|PUT|DELETE) \| `([^`]+)` \| (\w+(?: \w+)?) \|$", section, re.M
     ):
         assert (method, path) not in matrix, f"docs/api.md lists {method} {path} twice"
-        assert role in ("public", *RANK, *WIDGET_KINDS), f"docs/api.md: unknown role '{role}' for {method} {path}"
+        assert role in ("public", *RANK, *WIDGET_KINDS, *BY_PERMISSION), (
+            f"docs/api.md: unknown role '{role}' for {method} {path}"
+        )
         matrix[(method, path)] = role
     return matrix
 
@@ -207,6 +213,11 @@ async def body_for(world: World, method: str, path: str, ns: str) -> dict[str, A
         ("POST", "/api/v1/configs"): example("acme_support_bot"),
         ("POST", "/api/v1/configs/validate"): example("acme_support_bot"),
         ("POST", "/api/v1/configs/{config_id}/rollback"): {"target_version": 1, "reason": "roles walk"},
+        ("PATCH", "/api/v1/configs/{config_id}"): {"system_prompt": {"tone": "roles walk"}},
+        ("POST", "/api/v1/configs/{config_id}/visual-update"): {"changes": {"voice_settings": {"max_tokens": 99}}},
+        # Version 1 is approved already: an approver hears 409, any other role 403.
+        ("POST", "/api/v1/configs/{config_id}/versions/{version}/approve"): {"comment": "roles walk"},
+        ("POST", "/api/v1/configs/{config_id}/versions/{version}/reject"): {"reason": "roles walk"},
         ("POST", "/api/v1/tools/{name}/invoke"): {"arguments": {"order_id": "ORD-1001"}},
         ("POST", "/api/v1/rag/ingest"): {"namespace": ns, "document_id": "more", "content": "Shipping is free."},
         ("POST", "/api/v1/rag/query"): {"namespace": ns, "query": "returns"},
@@ -263,6 +274,19 @@ async def call_for(
         return Call(method, url, params, files={"file": upload}, data={"namespace": ns})
     body = await body_for(world, method, path, ns) if content else None
     return Call(method, url, params, json=body)
+
+
+def allowed(role: str, least: str, levels: dict[str, str]) -> bool:
+    """Whether the matrix lets `role` call a route whose minimum is `least`."""
+    if least == "approver":
+        return role in APPROVER_ROLES
+    if least in CONFIG_PERMISSIONS:
+        return documented_permissions(role)[least]
+    return RANK[levels[role]] >= RANK[least]
+
+
+def documented_permissions(role: str) -> dict[str, bool]:
+    return role_table()[role].config_permissions
 
 
 async def send(client: httpx.AsyncClient, call: Call) -> httpx.Response:
@@ -368,7 +392,7 @@ async def test_every_operation_answers_as_the_matrix_says(
             leaked = {i for i in ours if i in response.text and i not in sent}
             if leaked:
                 problems.append(f"{label} reveals {sorted(leaked)}")
-        elif RANK[levels[who]] >= RANK[least]:
+        elif allowed(who, least, levels):
             if status in (401, 403):
                 problems.append(f"{label}, expected allowed ({least})")
         elif status != 403:
