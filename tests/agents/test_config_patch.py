@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from chorus.agents.configs.merge_patch import merge_patch
 from chorus.agents.storage.database import Database
 from chorus.agents.tenancy.keys import create_api_key
 from tests.conftest import RunningServer, Tenant
@@ -53,6 +54,33 @@ def with_tool(config: dict[str, Any], name: str) -> list[dict[str, Any]]:
 async def versions(client: httpx.AsyncClient) -> dict[str, Any]:
     body: dict[str, Any] = (await client.get(f"{ACME}/versions")).json()
     return body
+
+
+# RFC 7396, appendix A.
+@pytest.mark.parametrize(
+    ("target", "patch", "result"),
+    [
+        ({"a": "b"}, {"a": "c"}, {"a": "c"}),
+        ({"a": "b"}, {"b": "c"}, {"a": "b", "b": "c"}),
+        ({"a": "b"}, {"a": None}, {}),
+        ({"a": "b", "b": "c"}, {"a": None}, {"b": "c"}),
+        ({"a": ["b"]}, {"a": "c"}, {"a": "c"}),
+        ({"a": "c"}, {"a": ["b"]}, {"a": ["b"]}),
+        ({"a": {"b": "c"}}, {"a": {"b": "d", "c": None}}, {"a": {"b": "d"}}),
+        ({"a": [{"b": "c"}]}, {"a": [1]}, {"a": [1]}),
+        (["a", "b"], ["c", "d"], ["c", "d"]),
+        ({"a": "b"}, ["c"], ["c"]),
+        ({"a": "foo"}, None, None),
+        ({"a": "foo"}, "bar", "bar"),
+        ({"e": None}, {"a": 1}, {"e": None, "a": 1}),
+        ([1, 2], {"a": "b", "c": None}, {"a": "b"}),
+        ({}, {"a": {"bb": {"ccc": None}}}, {"a": {"bb": {}}}),
+    ],
+)
+def test_merge_patch_follows_rfc_7396(target: Any, patch: Any, result: Any) -> None:
+    before = copy.deepcopy(target)
+    assert merge_patch(target, patch) == result
+    assert target == before
 
 
 async def test_a_low_risk_merge_patch_is_current_at_once_and_null_removes_a_key(
@@ -183,7 +211,8 @@ async def test_high_risk_needs_an_admin_and_a_platform_engineer_each_once(
     assert other_engineer.status_code == 409 and "organization_admin" in other_engineer.json()["detail"]
     assert (await http.get(ACME)).json()["version"] == 1
 
-    done = (await http.post(approve, json={"comment": "ok"})).json()
+    assert (await http.post(f"{ACME}/versions/99/approve")).status_code == 404
+    done = (await http.post(approve)).json()  # the comment is optional
     assert (done["status"], done["current_version"]) == ("current", 2)
     assert [a["role"] for a in done["approvals"]] == ["platform_engineer", "organization_admin"]
     listed = (await versions(http))["versions"][0]

@@ -6,7 +6,6 @@ again on the current one (409). `assert_deployable` is the gate every path to pr
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Literal
 
 from chorus.agents.configs.approvals_repository import ApprovalRepository, Decision, LockedVersion, Signature
@@ -101,10 +100,9 @@ class ConfigApprovals:
             risk = _risk(locked.risk_level)
             self._check(principal, locked, risk, decision, config.key)
             await locked.sign(decision, key_id=principal.key_id, role=principal.role, comment=comment)
-            signatures = [*locked.signatures]  # the new one is read back below
             if decision == "reject":
                 await locked.set_status("rejected")
-            elif not _missing(risk, [*signatures, _pending_signature(principal)]):
+            elif _missing(risk, locked.signatures) == [principal.role]:  # this was the last approval missing
                 parsed = BotConfig.model_validate(locked.config)
                 await locked.set_status("approved")
                 await locked.make_current(name=parsed.display_name, description=parsed.config_metadata.description)
@@ -149,10 +147,6 @@ class ConfigApprovals:
                 f"current now, so approving it would undo that one: reject it and send the change again (it will "
                 f"be made on version {locked.current_version})"
             )
-
-
-def _pending_signature(principal: Principal) -> Signature:
-    return Signature("approve", principal.key_id, None, principal.role, None, datetime.now(UTC))
 
 
 async def _version_record(service: ConfigService, config: StoredConfig, version: int) -> VersionRecord:
