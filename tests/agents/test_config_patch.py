@@ -283,3 +283,25 @@ async def test_the_visual_update_takes_the_seeds_voice_settings(
     assert other_section.status_code == 422
     viewer = await as_role("viewer")
     assert (await viewer.post(url, json=body)).status_code == 403
+
+
+async def test_an_upload_over_the_api_is_reviewed_like_a_patch(
+    http: httpx.AsyncClient, acme: dict[str, Any], acme_config: dict[str, Any]
+) -> None:
+    """Re-uploading a file (or `apply`) cannot skip approval: a medium-risk change waits for it."""
+    riskier = copy.deepcopy(acme_config)
+    riskier["tools_available"] = with_tool(acme_config, "book_appointment")
+    resp = await http.post(CONFIGS, json=riskier)
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["status"] == "pending_approval" and body["changed"] is True, body
+    assert body["version"] == 2 and body["latest_version"] == 1
+    current = (await http.get(ACME)).json()
+    assert current["version"] == 1  # new threads keep getting version 1
+    listed = {v["version"]: v for v in (await versions(http))["versions"]}
+    assert listed[2]["status"] == "pending_approval" and listed[2]["risk_level"] == "medium"
+
+    gentler = copy.deepcopy(acme_config)
+    gentler["system_prompt"]["tone"] = "Warm and brief."
+    resp = await http.post(CONFIGS, json=gentler)
+    assert resp.status_code == 200 and resp.json()["status"] == "current", resp.text  # low risk: live at once

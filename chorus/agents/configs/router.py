@@ -91,14 +91,21 @@ async def create_config(
     source: Annotated[Literal["upload", "apply"], Query(description="`apply`: from files kept in git")] = "upload",
 ) -> dict[str, Any]:
     done = await service.upload(
-        principal.tenant_id, body, author=Author.of(principal), source=source, commit_message=commit_message
+        principal.tenant_id,
+        body,
+        author=Author.of(principal),
+        source=source,
+        commit_message=commit_message,
+        reviewed=True,
     )
     if not done.created:
         response.status_code = 200
+    pending = done.stored.version != done.stored.latest_version
     return {
         **config_view(done.stored, [w.to_dict() for w in done.report.warnings]),
         "created": done.created,
         "changed": done.changed,
+        "status": "pending_approval" if pending else "current",
     }
 
 

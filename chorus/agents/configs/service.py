@@ -7,10 +7,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from chorus.agents.configs.change_risk import classify_changes
 from chorus.agents.configs.diff import same_content
 from chorus.agents.configs.history import Author, ChangeSource
 from chorus.agents.configs.models import BotConfig
-from chorus.agents.configs.repository import ConfigRepository, StoredConfig, stamp
+from chorus.agents.configs.repository import ConfigRepository, Review, StoredConfig, stamp
 from chorus.agents.configs.validation import ValidationReport, validate_config
 from chorus.agents.errors import ConfigIdTaken, InvalidInput
 from chorus.agents.secrets.references import referenced_names
@@ -104,9 +105,13 @@ class ConfigService:
         source: ChangeSource = "upload",
         commit_message: str | None = None,
         key: str | None = None,
+        reviewed: bool = False,
     ) -> Upload:
         """Store a config under its id (`key`, else its config_metadata.config_id): a new config if the tenant
-        has none of that id (a new id when it names none), else a new version if its content changed."""
+        has none of that id (a new id when it names none), else a new version if its content changed.
+        `reviewed` (an upload over the API): a new version is classified like a PATCH, and one whose risk
+        needs approval waits for it (`pending_approval`) instead of becoming current. The operator's own
+        paths (the demo, `chorus chat`) store directly."""
         report, config = await self.checked(tenant_id, raw)
         key = key or config.config_metadata.config_id
         for _ in range(2):  # a concurrent upload of the same new id may create it first: then this is a version
@@ -122,6 +127,15 @@ class ConfigService:
             require_same_kind(current, config)
             if same_content(current.config, stamp(raw, current.key, current.version)):
                 return Upload(current, report, created=False, changed=False)
+            review = None
+            if reviewed:
+                classification = classify_changes(current.config, raw)
+                review = Review(
+                    status="pending_approval" if classification.requires_approval else "approved",
+                    risk_level=classification.risk_level,
+                    classification=classification.to_dict(),
+                    based_on=current.version,
+                )
             stored = await self.repo.add_version(
                 tenant_id=tenant_id,
                 config_id=current.config_id,
@@ -132,6 +146,7 @@ class ConfigService:
                 commit_message=commit_message,
                 source=source,
                 author=author,
+                review=review,
             )
             return Upload(stored, report, created=False, changed=True)
         raise ConfigIdTaken(str(key))
