@@ -8,19 +8,20 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from chorus.agents.api_deps import ConfigServiceDep, DeveloperDep, ViewerDep
+from chorus.agents.api_deps import ConfigServiceDep, DeveloperDep, ViewerDep, config_permission
 from chorus.agents.configs.approvals import version_status
 from chorus.agents.configs.approvals_repository import ApprovalRepository, Signature
 from chorus.agents.configs.history import Author, VersionRecord, parse_version
 from chorus.agents.configs.repository import StoredConfig
 from chorus.agents.configs.versions import ConfigVersions
+from chorus.agents.tenancy.keys import Principal
 
 router = APIRouter(prefix="/api/v1/configs", tags=["configs"])
 
 # The seed's config_permissions, each a role dependency: where roles are remapped when they grow.
 ViewConfigDep = ViewerDep
 EditConfigDep = DeveloperDep
-RollbackVersionsDep = DeveloperDep
+RollbackVersionsDep = Annotated[Principal, Depends(config_permission("rollback_versions"))]
 
 
 def _versions(service: ConfigServiceDep) -> ConfigVersions:
