@@ -6,17 +6,17 @@ returned by the API: the operator, who holds the vault key, prints it here and h
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
 
 import typer
 
 from chorus.agents.settings import load_settings
+from chorus.cli_tenant import DEFAULT_TENANT, TenantOption
 
 webhooks_app = typer.Typer(help="Run webhooks (their signing secret).", no_args_is_help=True)
 
 
 @webhooks_app.command("signing-secret")
-def signing_secret(tenant: Annotated[str, typer.Option(help="Tenant name.")] = "default") -> None:
+def signing_secret(tenant: TenantOption = DEFAULT_TENANT) -> None:
     """Print the tenant's webhook signing secret (`whsec_…`): its receivers check `X-Chorus-Signature` with
     it. It changes only if the vault key (CHORUS_SECRET_KEY) changes."""
     from chorus.agents.errors import ChorusError
