@@ -1,6 +1,6 @@
-"""The `chorus` command: serve, chat, config validate/schema/versions/diff/rollback, keys create/list/revoke,
-threads prune, kb (knowledge), secrets (the vault), widget-keys (publishable keys for the widget), webhooks
-(signing secret)."""
+"""The `chorus` command: serve, chat, config validate/schema/versions/diff/rollback/apply/pull/approve/reject,
+keys create/list/revoke, threads prune, kb (knowledge), secrets (the vault), widget-keys (publishable keys for
+the widget), webhooks (signing secret)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
+from chorus import config_apply_cli  # noqa: F401  (adds apply, pull, approve, reject to config_app)
 from chorus.agents.settings import Settings, load_settings
 from chorus.cli_tenant import DEFAULT_TENANT, TenantOption
 from chorus.config_cli import config_app

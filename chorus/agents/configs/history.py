@@ -52,6 +52,7 @@ class VersionRecord:
     risk_level: str | None = None  # None: not classified (an upload, apply or rollback)
     change_classification: dict[str, Any] | None = None  # ChangeClassification.to_dict() of a PATCH
     based_on: int | None = None  # the current version the change was made on
+    source_path: str | None = None  # an applied version: the file it came from (migration 018)
 
 
 def parse_version(value: object, *, where: str) -> int:

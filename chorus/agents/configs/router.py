@@ -1,5 +1,6 @@
-"""The seeds' config API under /api/v1/configs: upload (by the file's own id), get, validate, versions, diff,
-rollback. `{config_id}` is the config's id (its file's `config_metadata.config_id`) or its assistant id."""
+"""The seeds' config API under /api/v1/configs: upload (by the file's own id), list, get, validate, apply (many
+files, GitOps), versions, diff, rollback.
+`{config_id}` is the config's id (its file's `config_metadata.config_id`) or its assistant id."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from chorus.agents.api_deps import ConfigServiceDep, DeveloperDep, ViewerDep, config_permission
+from chorus.agents.configs.apply import ApplyFile, ConfigApply
 from chorus.agents.configs.approvals import version_status
 from chorus.agents.configs.approvals_repository import ApprovalRepository, Signature
 from chorus.agents.configs.history import Author, VersionRecord, parse_version
@@ -38,6 +40,27 @@ class RollbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     target_version: int | str = Field(description="The version to restore: 3, or the seeds' 'v3'")
     reason: str = Field(min_length=1, max_length=1000, description="Why; kept in the new version's commit message")
+
+
+class AppliedFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str = Field(
+        min_length=1, max_length=512, description="The file's path relative to the directory applied: its identity"
+    )
+    config: Any = Field(description="The bot config the file holds")
+
+
+class ApplyRequest(BaseModel):
+    """Many config files applied together (`chorus config apply`): planned first, stored only if none has a
+    problem."""
+
+    model_config = ConfigDict(extra="forbid")
+    files: list[AppliedFile] = Field(min_length=1, max_length=1000)
+    commit_message: str | None = Field(default=None, max_length=1000, description="Why; kept on each new version")
+    dry_run: bool = Field(default=False, description="Only plan: store nothing")
+    force: bool = Field(
+        default=False, description="Apply over drift (changes made on the server since the last apply) and id changes"
+    )
 
 
 def config_view(stored: StoredConfig, warnings: list[dict[str, str]] | None = None) -> dict[str, Any]:
@@ -74,6 +97,7 @@ def version_view(record: VersionRecord, current: int, signatures: list[Signature
         "approval_required_from": classification.get("approval_required_from"),
         "based_on": record.based_on,
         "approvals": [s.to_dict() for s in signatures or []],
+        "source_path": record.source_path,
     }
 
 
@@ -108,6 +132,53 @@ async def create_config(
         "changed": done.changed,
         "status": "pending_approval" if pending else "current",
     }
+
+
+@router.get("", summary="The tenant's configs at their current versions, oldest first (`chorus config pull`)")
+async def list_configs(
+    principal: ViewConfigDep,
+    service: ConfigServiceDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> dict[str, Any]:
+    found = await service.repo.search(
+        principal.tenant_id,
+        metadata=None,
+        graph_id=None,
+        name=None,
+        limit=limit,
+        offset=offset,
+        sort_by="created_at",
+        sort_order="asc",
+    )
+    total = await service.repo.count(principal.tenant_id, metadata=None, graph_id=None, name=None)
+    more = offset + len(found) < total
+    return {
+        "configs": [config_view(c) for c in found],
+        "total": total,
+        "pagination": {
+            "limit": limit,
+            "offset": offset,
+            "has_more": more,
+            "next_offset": offset + limit if more else None,
+        },
+    }
+
+
+@router.post(
+    "/apply",
+    summary="Apply many config files (GitOps): a plan, then every created or changed one stored, or none",
+)
+async def apply_configs(principal: EditConfigDep, service: ConfigServiceDep, body: ApplyRequest) -> dict[str, Any]:
+    done = await ConfigApply(service).apply(
+        principal.tenant_id,
+        [ApplyFile(f.path, f.config) for f in body.files],
+        author=Author.of(principal),
+        commit_message=body.commit_message,
+        force=body.force,
+        dry_run=body.dry_run,
+    )
+    return done.to_dict()
 
 
 @router.post("/validate", summary="Validate a bot config without storing it")
