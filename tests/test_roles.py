@@ -212,6 +212,10 @@ async def body_for(world: World, method: str, path: str, ns: str) -> dict[str, A
         ("PATCH", "/runs/crons/{cron_id}"): {"enabled": False},
         ("POST", "/api/v1/configs"): example("acme_support_bot"),
         ("POST", "/api/v1/configs/validate"): example("acme_support_bot"),
+        ("POST", "/api/v1/configs/apply"): {
+            "files": [{"path": "acme.json", "config": example("acme_support_bot")}],
+            "commit_message": "roles walk",
+        },
         ("POST", "/api/v1/configs/{config_id}/rollback"): {"target_version": 1, "reason": "roles walk"},
         ("PATCH", "/api/v1/configs/{config_id}"): {"system_prompt": {"tone": "roles walk"}},
         ("POST", "/api/v1/configs/{config_id}/visual-update"): {"changes": {"voice_settings": {"max_tokens": 99}}},
