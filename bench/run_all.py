@@ -14,6 +14,7 @@ from typing import Any
 
 from bench import (
     concurrency,
+    config_apply,
     config_compile,
     crash,
     db_outage,
@@ -46,6 +47,7 @@ MODULES: list[ModuleType] = [
     rate_limit,
     widget,
     config_compile,
+    config_apply,
 ]
 
 
