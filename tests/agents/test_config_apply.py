@@ -121,3 +121,14 @@ def test_pull_writes_into_the_file_holding_the_id(tmp_path: Path) -> None:
     hostile["config_metadata"]["config_id"] = "../../etc/passwd"
     with pytest.raises(InvalidInput, match="cannot be a file name"):
         pull_targets(tmp_path, [hostile])
+
+
+async def test_control_characters_in_a_path_or_message_are_refused(http: httpx.AsyncClient) -> None:
+    acme = example("acme_support_bot")
+    for body in (
+        {"files": [{"path": "a\u0000.json", "config": acme}]},
+        {"files": [{"path": "a.json", "config": acme}], "commit_message": "x\u0000y"},
+    ):
+        resp = await http.post(APPLY, json=body)
+        assert resp.status_code == 422 and "NUL (0x00)" in resp.json()["detail"], resp.text
+    assert (await http.get("/api/v1/configs")).json()["total"] == 0
