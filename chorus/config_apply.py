@@ -12,7 +12,7 @@ from typing import Any
 
 from chorus.agents.errors import InvalidInput
 
-# Only JSON: Chorus reads no YAML configs anywhere (docs/config-format.md).
+# Only JSON: Chorus reads no YAML configs anywhere (docs/operations.md, "GitOps").
 SUFFIXES = (".json",)
 MAX_FILE_BYTES = 1024 * 1024
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")

@@ -22,7 +22,7 @@ ConfigId = Annotated[str, typer.Argument(help="The config's id (its file's confi
 Version = Annotated[str, typer.Argument(help="The version waiting for approval (3 or v3).")]
 
 
-def _fail(error: ChorusError) -> NoReturn:
+def _fail(error: ChorusError | ServerRequestFailed) -> NoReturn:
     lines = error.lines if isinstance(error, ServerRequestFailed) else []
     if isinstance(error, InvalidInput):
         lines = [f"{e.get('file') or e.get('path')}: {e.get('message')}" for e in error.errors]
@@ -36,7 +36,7 @@ def _with_server(url: str | None, key: str | None, work: Callable[[ServerClient]
     try:
         with ServerClient.from_env(url, key) as client:
             return work(client)
-    except ChorusError as exc:
+    except (ChorusError, ServerRequestFailed) as exc:
         _fail(exc)
 
 

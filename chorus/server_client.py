@@ -9,22 +9,20 @@ from typing import Any
 
 import httpx
 
-from chorus.agents.errors import ChorusError
-
 DEFAULT_URL = "http://127.0.0.1:8000"  # `chorus serve`'s default host and port
 URL_ENV = "CHORUS_URL"
 KEY_ENV = "CHORUS_API_KEY"
 
 
-class ServerRequestFailed(ChorusError):
+class ServerRequestFailed(Exception):
     """A request to the server failed: not reachable, refused, or answered with an error. `detail` is the
-    message for the terminal; `lines` the problems listed under it (the server's `errors`)."""
+    message for the terminal; `lines` the problems listed under it (the server's `errors`). A client-side
+    error, raised in the CLI only: not a ChorusError, so not in the server's HTTP status table."""
 
-    code = "server_request_failed"
-
-    def __init__(self, detail: str, *, status: int | None = None, lines: list[str] | None = None) -> None:
-        super().__init__(detail, extra={"status": status, "lines": lines or []})
-        self.status = status
+    def __init__(self, detail: str, *, http_status: int | None = None, lines: list[str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.http_status = http_status
         self.lines = lines or []
 
 
@@ -108,4 +106,5 @@ class ServerClient:
             detail = f"the server refused the API key ({KEY_ENV} or --key): {detail}"
         elif resp.status_code == 403:
             detail = f"your key may not do this: {detail}"
-        raise ServerRequestFailed(f"{detail} (HTTP {resp.status_code})", status=resp.status_code, lines=_problems(body))
+        status = resp.status_code
+        raise ServerRequestFailed(f"{detail} (HTTP {status})", http_status=status, lines=_problems(body))
