@@ -102,7 +102,11 @@ async def test_a_deploy_changes_new_conversations_of_its_environment_only(
     assert resp.status_code == 202, resp.text
     body = resp.json()
     assert body["status"] == "deployed" and body["environment"] == "production"
-    assert body["rollout_status"] == {"blue_version": 1, "green_version": None, "traffic_split": {"blue": 100, "green": 0}}
+    assert body["rollout_status"] == {
+        "blue_version": 1,
+        "green_version": None,
+        "traffic_split": {"blue": 100, "green": 0},
+    }
 
     # A new version: production stays on its deployed version 1; staging, never deployed to, follows it.
     assert await new_version(http, "empathetic") == 2
@@ -331,7 +335,9 @@ async def test_rolling_back_a_completed_deploy_restores_the_version_it_replaced(
     await new_version(http, "empathetic")
     done = (await deploy(http, version=2)).json()
     assert done["status"] == "deployed"
-    resp = await http.post(f"{ACME}/deployments/{done['deployment_id']}/rollback", json={"reason": "customers complained"})
+    resp = await http.post(
+        f"{ACME}/deployments/{done['deployment_id']}/rollback", json={"reason": "customers complained"}
+    )
     assert resp.status_code == 200, resp.text
     assert resp.json()["rollout_status"]["blue_version"] == 1
     assert "customers complained" in resp.json()["deployment"]["status_reason"]
