@@ -18,6 +18,7 @@ from bench import (
     config_compile,
     crash,
     db_outage,
+    hot_reload,
     ingestion_throughput,
     knowledge_search,
     memory,
@@ -47,6 +48,7 @@ MODULES: list[ModuleType] = [
     rate_limit,
     widget,
     config_compile,
+    hot_reload,
     config_apply,
 ]
 
