@@ -52,12 +52,15 @@ def test_schema_errors_carry_paths_and_are_all_reported() -> None:
     report = check(cfg)
     assert not report["valid"]
     got = paths(report)
-    assert "$" in got
-    assert "$.llm_config.parameters.temperature" in got
-    assert "$.system_prompt" in got
-    assert "$.tools_available[0].status" in got
-    unknown = next(e for e in report["errors"] if e["path"] == "$")
-    assert "tpyo" in unknown["message"]
+    # Each at the exact field: the unknown key itself, the missing field itself.
+    assert sorted(got) == [
+        "$.llm_config.parameters.temperature",
+        "$.system_prompt.instructions",
+        "$.tools_available[0].status",
+        "$.tpyo",
+    ]
+    unknown = next(e for e in report["errors"] if e["path"] == "$.tpyo")
+    assert "unknown key 'tpyo'" in unknown["message"]
 
 
 def test_comment_keys_are_allowed_anywhere() -> None:
