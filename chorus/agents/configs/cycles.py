@@ -5,9 +5,9 @@ to itself, a SIP trunk that fails over to itself, and a voicebot that transfers 
 from __future__ import annotations
 
 from chorus.agents.configs.models import BotConfig
-from chorus.agents.configs.problems import Problem
+from chorus.agents.configs.problems import CheckName, Problem
 
-_CHECK = "circular_dependencies"
+_CHECK: CheckName = "circular_dependencies"
 
 
 def _digits(phone: str) -> str:

@@ -12,7 +12,7 @@ import difflib
 import json
 from collections.abc import Iterable
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 import jsonschema_rs
 from jsonschema import Draft202012Validator
@@ -90,8 +90,9 @@ def _innermost(err: ValidationError) -> ValidationError:
 
 
 def _unknown_keys(err: ValidationError) -> list[Problem]:
-    known = list(err.schema.get("properties", {}))
-    extra = sorted(k for k in set(err.instance) - set(known) if not k.startswith("_"))
+    schema, instance = cast(dict[str, Any], err.schema), cast(dict[str, Any], err.instance)
+    known = list(schema.get("properties", {}))
+    extra = sorted(k for k in set(instance) - set(known) if not k.startswith("_"))
     problems = []
     for key in extra:
         hint = did_you_mean(key, known) or (
@@ -107,30 +108,31 @@ def _unknown_keys(err: ValidationError) -> list[Problem]:
 
 
 def _message(err: ValidationError, path: str) -> tuple[str, CheckName]:
-    value = err.instance
+    value: Any = err.instance
+    wants: Any = err.validator_value  # the schema's value for the keyword that failed
     if err.validator == "pattern":
         if path.endswith(".url") or path.endswith("_url"):
             return (url_problem(str(value)) or f"'{value}' is not an http:// or https:// URL"), "json_schema_compliance"
-        wanted = _PATTERNS.get(str(err.validator_value), f"text matching {err.validator_value}")
+        wanted = _PATTERNS.get(str(wants), f"text matching {wants}")
         return f"'{value}' is not valid here: write {wanted}", "json_schema_compliance"
     if err.validator in ("enum", "const"):
-        allowed = err.validator_value if err.validator == "enum" else [err.validator_value]
+        allowed = wants if err.validator == "enum" else [wants]
         hint = did_you_mean(str(value), [str(a) for a in allowed]) if isinstance(value, str) else ""
         return f"{_shown(value)} is not allowed{hint}; use one of: {', '.join(map(str, allowed))}", (
             "json_schema_compliance"
         )
     if err.validator == "type":
-        types = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
+        types = [str(t) for t in (wants if isinstance(wants, list) else [wants])]
         wanted = " or ".join(_JSON_TYPES.get(t, t) for t in types)
         return f"expected {wanted}, got {_kind(value)} ({_shown(value)})", "json_schema_compliance"
     if err.validator in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
         bound = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}[str(err.validator)]
-        return f"{_shown(value)} is out of range: it must be {bound} {err.validator_value}", "json_schema_compliance"
+        return f"{_shown(value)} is out of range: it must be {bound} {wants}", "json_schema_compliance"
     if err.validator in ("minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties"):
         what = "characters" if "Length" in str(err.validator) else "entries"
         least = str(err.validator).startswith("min")
         return (
-            f"{'at least' if least else 'at most'} {err.validator_value} {what} expected, got {len(value)}",
+            f"{'at least' if least else 'at most'} {wants} {what} expected, got {len(value)}",
             "json_schema_compliance",
         )
     return err.message, "json_schema_compliance"
@@ -147,7 +149,9 @@ def schema_problems(data: Any) -> list[Problem]:
             problems += _unknown_keys(err)
             continue
         if err.validator == "required":
-            missing = [k for k in err.validator_value if isinstance(err.instance, dict) and k not in err.instance]
+            wanted: Any = err.validator_value
+            instance: Any = err.instance
+            missing = [k for k in wanted if isinstance(instance, dict) and k not in instance]
             for key in missing:
                 path = json_path([*err.absolute_path, key])
                 problems.append(Problem(path, f"required field '{key}' is missing", "required_fields_present"))

@@ -4,13 +4,13 @@ HTTP tool it declares), is declared once, and an HTTP tool's URL and headers use
 from __future__ import annotations
 
 from chorus.agents.configs.models import BotConfig, ToolNeeded
-from chorus.agents.configs.problems import Problem, json_path
+from chorus.agents.configs.problems import CheckName, Problem, json_path
 from chorus.agents.configs.schema_errors import did_you_mean
 from chorus.agents.configs.urls import placeholders_in, url_problem
 from chorus.agents.tools.registry import ToolRegistry
 from chorus.agents.tools.schemas import InvalidToolSchema, normalize_input_schema
 
-_CHECK = "tool_dependencies_met"
+_CHECK: CheckName = "tool_dependencies_met"
 
 
 def _http_problems(i: int, spec: ToolNeeded) -> tuple[list[Problem], list[Problem]]:

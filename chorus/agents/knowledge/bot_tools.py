@@ -130,7 +130,11 @@ def bound_tools(knowledge: KnowledgeConfig | None) -> dict[str, RegisteredTool]:
             return await _search_faqs(ctx, faq_namespace, query, threshold)
 
         tools[FAQ_SEARCH] = RegisteredTool(
-            FAQ_SEARCH, _FAQ_DESCRIPTION, _bound_schema(FAQ_SEARCH, bound_faq_search), bound_faq_search, side_effects=False
+            FAQ_SEARCH,
+            _FAQ_DESCRIPTION,
+            _bound_schema(FAQ_SEARCH, bound_faq_search),
+            bound_faq_search,
+            side_effects=False,
         )
     return tools
 
