@@ -112,7 +112,8 @@ def _message(err: ValidationError, path: str) -> tuple[str, CheckName]:
     wants: Any = err.validator_value  # the schema's value for the keyword that failed
     if err.validator == "pattern":
         if path.endswith(".url") or path.endswith("_url"):
-            return (url_problem(str(value)) or f"'{value}' is not an http:// or https:// URL"), "json_schema_compliance"
+            problem = url_problem(str(value), placeholders=path.endswith(".http.url"))
+            return (problem or f"'{value}' is not an http:// or https:// URL"), "json_schema_compliance"
         wanted = _PATTERNS.get(str(wants), f"text matching {wants}")
         return f"'{value}' is not valid here: write {wanted}", "json_schema_compliance"
     if err.validator in ("enum", "const"):
