@@ -179,6 +179,9 @@ async def test_the_unsaved_validate_keeps_its_fields_and_adds_the_checks(http: h
         {"path": "$", "message": "a bot config must be a JSON object"}
     ]
     assert statuses(broken)["json_schema_compliance"] == "failed"
+    # What was not looked at is not reported as passed.
+    unchecked = next(c for c in broken["checks"] if c["check"] == "tool_dependencies_met")
+    assert unchecked["status"] == "warning" and unchecked["details"].startswith("not checked")
 
 
 def run_cli(args: list[str], database_url: str, home: Path, tenant: str) -> subprocess.CompletedProcess[str]:
@@ -239,3 +242,30 @@ def test_cli_explains_a_bad_file(database_url: str, tmp_path: Path, tenant: Tena
     assert out.returncode == 1 and "malformed JSON at line 1" in out.stderr
     gone = run_cli([str(tmp_path / "gone.json")], database_url, tmp_path, tenant.name)
     assert gone.returncode == 2 and "no such file" in gone.stderr
+
+
+HOSTILE_BODIES: list[Any] = [
+    "a string",
+    42,
+    [],
+    {},
+    {"config_metadata": "not an object"},
+    {"config_metadata": {"product_type": "chatbot"}, "tools_needed": [{"tool_name": "x", "http": 7}]},
+    {"knowledge": {"namespaces": [{"$ne": 1}, "x" * 5000, None]}, "tools_needed": "nope"},
+    {"k" * 3000: 1, "llm_config": {"fallback": [[]] * 50}},
+]
+
+
+async def test_hostile_bodies_get_a_report_never_a_server_error(http: httpx.AsyncClient) -> None:
+    assert (await http.post(CONFIGS, json=example("acme_support_bot"))).status_code == 201
+    for body in HOSTILE_BODIES:
+        for path in (f"{CONFIGS}/validate", f"{CONFIGS}/acme_support_bot/validate"):
+            resp = await http.post(path, json=body)
+            assert resp.status_code == 200, (path, body, resp.text)
+            report = resp.json()
+            assert report["valid"] is False and report["deployment_ready"] is False
+            assert report["errors"] and all(e["path"].startswith("$") for e in report["errors"])
+    garbled = await http.post(
+        f"{CONFIGS}/acme_support_bot/validate", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert garbled.status_code == 422

@@ -98,10 +98,11 @@ def _unknown_keys(err: ValidationError) -> list[Problem]:
         hint = did_you_mean(key, known) or (
             f"; the keys allowed here are {', '.join(known)}" if known else "; this object takes no keys"
         )
+        shown = key if len(key) <= 80 else key[:77] + "..."
         problems.append(
             Problem(
                 json_path([*err.absolute_path, key]),
-                f"unknown key '{key}'{hint} (keys starting with '_' are comments)",
+                f"unknown key '{shown}'{hint} (keys starting with '_' are comments)",
             )
         )
     return problems
