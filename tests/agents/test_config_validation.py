@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from typing import Any
 
 import pytest
@@ -268,3 +269,47 @@ def test_the_fast_schema_check_agrees_with_the_explaining_one() -> None:
     assert _fast().is_valid(good) and _explaining().is_valid(good)
     for cfg in bad:
         assert not _fast().is_valid(cfg) and not _explaining().is_valid(cfg)
+
+
+def resolve(data: Any, path: str) -> bool:
+    """Whether `path` ($.a[0]['b-c'].d) leads through `data` to a field, or to a missing key of an object
+    that exists (a missing required field is reported where it belongs)."""
+    parts = re.findall(r"\.([A-Za-z_]\w*)|\[(\d+)\]|\['((?:[^'\\]|\\.)*)'\]", path[1:])
+    node = data
+    for n, (name, index, quoted) in enumerate(parts):
+        last = n == len(parts) - 1
+        if index:
+            if not isinstance(node, list) or int(index) >= len(node):
+                return False
+            node = node[int(index)]
+        else:
+            key = name or quoted
+            if not isinstance(node, dict):
+                return False
+            if key not in node:
+                return last
+            node = node[key]
+    return True
+
+
+def test_every_problem_points_at_a_field_of_the_config() -> None:
+    cfg = example("acme_support_bot")
+    cfg["workflow_features"]["human_escalation"]["trigers"] = []
+    del cfg["system_prompt"]["instructions"]
+    cfg["webchat"] = {"colors": {"primary": "red"}, "tool_status": {"no_such_tool": "Working…"}}
+    schema_broken = cfg
+    cfg = example("acme_support_bot")
+    tool = http_tool(cfg)
+    tool["http"]["url"] = "https://shop.example.com/{sku}"
+    tool["http"]["headers"] = {"X-Sku": "{sku}"}
+    cfg["llm_config"]["fallback"] = [{"provider": "openai", "model": "gpt-4o"}]
+    cfg["webchat"] = {"tool_status": {"no_such_tool": "Working…"}}
+    cfg["tools_available"].append({"tool_name": "faq_search", "status": "implemented"})
+    del cfg["knowledge"]
+    rules_broken = cfg
+    for data in (schema_broken, rules_broken):
+        report = check(data)
+        problems = report["errors"] + report["warnings"]
+        assert len(problems) >= 3, problems
+        unresolved = [p["path"] for p in problems if not resolve(data, p["path"])]
+        assert not unresolved, unresolved

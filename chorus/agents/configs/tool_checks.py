@@ -120,7 +120,7 @@ def tool_problems(cfg: BotConfig, registry: ToolRegistry) -> tuple[list[Problem]
         if spec.http and name not in seen:
             warnings.append(
                 Problem(
-                    f"$.tools_needed[{i}]",
+                    f"$.tools_needed[{i}].tool_name",
                     f"HTTP tool '{name}' is declared but not listed in tools_available as implemented, so the bot "
                     "cannot call it",
                     _CHECK,
@@ -136,7 +136,9 @@ def tool_problems(cfg: BotConfig, registry: ToolRegistry) -> tuple[list[Problem]
         if tool.status == "implemented" and tool.tool_name in bound and not bound[tool.tool_name]:
             needs = "knowledge.namespaces" if tool.tool_name == "knowledge_search" else "knowledge.faq_namespace"
             errors.append(
-                Problem(f"$.tools_available[{i}]", f"tool '{tool.tool_name}' needs {needs} in the config", _CHECK)
+                Problem(
+                    f"$.tools_available[{i}].tool_name", f"tool '{tool.tool_name}' needs {needs} in the config", _CHECK
+                )
             )
 
     if cfg.webchat and cfg.webchat.tool_status:
