@@ -251,7 +251,8 @@ HOSTILE_BODIES: list[Any] = [
     {},
     {"config_metadata": "not an object"},
     {"config_metadata": {"product_type": "chatbot"}, "tools_needed": [{"tool_name": "x", "http": 7}]},
-    {"knowledge": {"namespaces": [{"$ne": 1}, "x" * 5000, None]}, "tools_needed": "nope"},
+    {"knowledge": {"namespaces": [{"$ne": 1}, "x" * 5000, None, "nul\u0000"]}, "tools_needed": "nope"},
+    {**example("acme_support_bot"), "knowledge": {"namespaces": ["nul\u0000", "ok"], "faq_namespace": "\u0000"}},
     {"k" * 3000: 1, "llm_config": {"fallback": [[]] * 50}},
 ]
 
@@ -265,6 +266,7 @@ async def test_hostile_bodies_get_a_report_never_a_server_error(http: httpx.Asyn
             report = resp.json()
             assert report["valid"] is False and report["deployment_ready"] is False
             assert report["errors"] and all(e["path"].startswith("$") for e in report["errors"])
+    assert (await http.post(f"{CONFIGS}/nul%00/validate")).status_code in (404, 422)
     garbled = await http.post(
         f"{CONFIGS}/acme_support_bot/validate", content=b"{not json", headers={"content-type": "application/json"}
     )

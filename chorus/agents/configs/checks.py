@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from chorus.agents.configs.models import BotConfig
 from chorus.agents.configs.problems import CHECKS, CheckName, Problem, ValidationReport
 from chorus.agents.configs.repository import StoredConfig, stamp
-from chorus.agents.configs.validation import validate_config
+from chorus.agents.configs.validation import NAMESPACE, validate_config
 from chorus.agents.knowledge.repository import KnowledgeRepository
 from chorus.agents.secrets.references import referenced_names
 from chorus.agents.secrets.repository import SecretRepository
@@ -50,6 +50,7 @@ class TenantFacts:
 
 
 def _named_namespaces(raw: Any) -> list[str]:
+    """The well-formed namespace names `raw` names (a malformed one is an error of its own, never looked up)."""
     knowledge = raw.get("knowledge") if isinstance(raw, dict) else None
     if not isinstance(knowledge, dict):
         return []
@@ -57,7 +58,7 @@ def _named_namespaces(raw: Any) -> list[str]:
     names = [n for n in named if isinstance(n, str)] if isinstance(named, list) else []
     if isinstance(knowledge.get("faq_namespace"), str):
         names.append(knowledge["faq_namespace"])
-    return sorted(set(names))
+    return sorted({n for n in names if NAMESPACE.match(n)})
 
 
 async def tenant_facts(db: Database, tenant_id: str, raw: Any) -> TenantFacts:

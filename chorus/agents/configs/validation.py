@@ -20,9 +20,9 @@ from chorus.agents.pii import has_extractor
 from chorus.agents.secrets.references import config_references
 from chorus.agents.tools.registry import ToolRegistry
 
-__all__ = ["Problem", "ValidationReport", "validate_config"]
+__all__ = ["NAMESPACE", "Problem", "ValidationReport", "validate_config"]
 
-_NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+NAMESPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # The model names each provider serves, by prefix: a model of another family is most likely a slip (a warning,
 # not an error: providers add families, and an OpenAI-compatible server serves whatever it serves).
 _MODEL_FAMILIES = {
@@ -107,7 +107,7 @@ def _knowledge_problems(cfg: BotConfig, namespaces: Collection[str] | None) -> t
     if knowledge.faq_namespace is not None:
         named.append(("$.knowledge.faq_namespace", knowledge.faq_namespace))
     for path, ns_name in named:
-        if not _NAMESPACE.match(ns_name):
+        if not NAMESPACE.match(ns_name):
             errors.append(
                 Problem(
                     path,
