@@ -4,9 +4,12 @@ existed still open after migration 019."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from importlib import resources
+from typing import Any
 
+import httpx
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -19,9 +22,10 @@ from chorus.agents.secrets.service import SecretVault
 from chorus.agents.settings import Settings
 from chorus.agents.storage.database import Database, open_database
 from chorus.agents.storage.migrations import apply_migrations
-from chorus.agents.tenancy.keys import ensure_tenant
+from chorus.agents.tenancy.keys import create_api_key, ensure_tenant
 from chorus.agents.tools.http_tool import build_http_tool
 from chorus.agents.tools.registry import ToolContext
+from tests.agents.test_secrets import SECRETS, secret_value, with_header_tool
 from tests.conftest import RunningServer, Tenant, make_tenant
 from tests.fakes import inventory_api, serve
 
@@ -261,3 +265,150 @@ async def test_a_secret_stored_before_environments_still_opens_after_migration_0
         await old_db.close()
         async with db.connection() as conn:
             await conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+# Over HTTP: /api/v1/secrets with an environment.
+
+
+async def test_api_manages_each_scope_of_a_name_apart(http: httpx.AsyncClient) -> None:
+    values = [secret_value() for _ in range(3)]
+    responses: list[httpx.Response] = []
+
+    async def call(method: str, path: str, **kwargs: Any) -> httpx.Response:
+        r = await http.request(method, f"{SECRETS}{path}", **kwargs)
+        responses.append(r)
+        return r
+
+    everywhere = await call("POST", "", json={"name": "SHOP", "value": values[0]})
+    assert everywhere.status_code == 201 and everywhere.json()["environment"] is None
+    staged = await call("POST", "", json={"name": "SHOP", "value": values[1], "environment": "staging"})
+    assert staged.status_code == 201 and staged.json()["environment"] == "staging", staged.text
+    again = await call("POST", "", json={"name": "SHOP", "value": "x", "environment": "staging"})
+    assert again.status_code == 409
+    assert "for the staging environment already exists" in again.json()["detail"]
+    assert "/api/v1/secrets/SHOP/rotate?environment=staging" in again.json()["detail"]
+
+    listed = (await call("GET", "")).json()
+    assert [(s["name"], s["environment"]) for s in listed["secrets"]] == [("SHOP", None), ("SHOP", "staging")]
+
+    rotated = await call("POST", "/SHOP/rotate", params={"environment": "staging"}, json={"value": values[2]})
+    assert rotated.status_code == 200 and rotated.json()["version"] == 2 and rotated.json()["environment"] == "staging"
+    assert (await call("GET", "/SHOP")).json()["version"] == 1  # the unscoped one is untouched
+    got = await call("GET", "/SHOP", params={"environment": "staging"})
+    assert got.json()["version"] == 2 and [h["version"] for h in got.json()["rotation_history"]] == [1, 2]
+    missing = await call("GET", "/SHOP", params={"environment": "production"})
+    assert missing.status_code == 404 and "no secret named 'SHOP' scoped to production" in missing.json()["detail"]
+
+    trail = (await call("GET", "/SHOP/audit", params={"environment": "staging"})).json()
+    assert trail["environment"] == "staging"
+    assert [e["action"] for e in trail["events"]] == ["read", "rotate", "create"]
+    assert [e["action"] for e in (await call("GET", "/SHOP/audit")).json()["events"]] == ["read", "create"]
+
+    deleted = await call("DELETE", "/SHOP", params={"environment": "staging"})
+    assert deleted.status_code == 200
+    assert deleted.json()["environment"] == "staging" and deleted.json()["environments_left_without"] == []
+    assert (await call("GET", "/SHOP")).status_code == 200  # deleting the scoped one kept the unscoped one
+    assert (await call("GET", "/SHOP", params={"environment": "staging"})).status_code == 404
+    await call("POST", "", json={"name": "SHOP", "value": values[1], "environment": "production"})
+    assert (await call("DELETE", "/SHOP")).json()["environments_left_without"] == ["staging"]
+    assert (await call("GET", "/SHOP", params={"environment": "production"})).status_code == 200  # and vice versa
+
+    for r in responses:
+        assert all(v not in r.text for v in values)
+
+
+@pytest.mark.parametrize("bad", ["prod", "Staging", "", "staging ", "dev" * 200, "'; DROP TABLE secrets;--"])
+async def test_an_unknown_environment_is_a_clear_422(http: httpx.AsyncClient, bad: str) -> None:
+    assert (await http.post(SECRETS, json={"name": "THERE", "value": "v"})).status_code == 201
+    created = await http.post(SECRETS, json={"name": "NEW_ONE", "value": "v", "environment": bad})
+    assert created.status_code == 422
+    assert any(e["path"] == "$.environment" and "unknown environment" in e["message"] for e in created.json()["errors"])
+    assert "'staging' or 'production'" in created.text
+    for name in ("THERE", "NEVER"):
+        for method, suffix, body in (
+            ("GET", "", None),
+            ("POST", "/rotate", {"value": "v2"}),
+            ("DELETE", "", None),
+            ("GET", "/audit", None),
+        ):
+            r = await http.request(method, f"{SECRETS}/{name}{suffix}", params={"environment": bad}, json=body)
+            assert r.status_code == 422, (method, suffix, r.text)
+            assert r.json()["errors"][0]["path"] == "$.environment"
+            assert "unknown environment" in r.json()["detail"] and "'staging' or 'production'" in r.json()["detail"]
+    not_text = await http.post(SECRETS, json={"name": "NEW_ONE", "value": "v", "environment": ["staging"]})
+    assert not_text.status_code == 422 and not_text.json()["errors"][0]["path"] == "$.environment"
+    assert (await http.get(f"{SECRETS}/THERE")).json()["version"] == 1  # nothing changed
+
+
+async def test_only_admins_and_only_the_owner_reach_a_scoped_secret(
+    server: RunningServer, db: Database, tenant: Tenant
+) -> None:
+    async with httpx.AsyncClient(base_url=server.url, headers={"x-api-key": tenant.key}) as admin:
+        made = await admin.post(SECRETS, json={"name": "MINE", "value": secret_value(), "environment": "staging"})
+        assert made.status_code == 201
+    staging = {"environment": "staging"}
+    for role in ("viewer", "config_manager", "developer", "platform_engineer"):
+        key = await create_api_key(db, tenant_id=tenant.tenant_id, role=role)  # type: ignore[arg-type]
+        async with httpx.AsyncClient(base_url=server.url, headers={"x-api-key": key}) as client:
+            for r in (
+                await client.post(SECRETS, json={"name": "NEW_ONE", "value": "x", "environment": "staging"}),
+                await client.get(f"{SECRETS}/MINE", params=staging),
+                await client.post(f"{SECRETS}/MINE/rotate", params=staging, json={"value": "y"}),
+                await client.delete(f"{SECRETS}/MINE", params=staging),
+                await client.get(f"{SECRETS}/MINE/audit", params=staging),
+            ):
+                assert r.status_code == 403, (role, r.request.method, r.request.url, r.text)
+    other = await make_tenant(db)
+    async with httpx.AsyncClient(base_url=server.url, headers={"x-api-key": other.key}) as intruder:
+        for method, suffix, body in (
+            ("GET", "", None),
+            ("POST", "/rotate", {"value": "hijack"}),
+            ("DELETE", "", None),
+            ("GET", "/audit", None),
+        ):
+            theirs = await intruder.request(method, f"{SECRETS}/MINE{suffix}", params=staging, json=body)
+            unknown = await intruder.request(method, f"{SECRETS}/NEVER{suffix}", params=staging, json=body)
+            assert theirs.status_code == unknown.status_code == 404
+            assert theirs.json() == json.loads(unknown.text.replace("NEVER", "MINE"))
+        # The intruder may store its own MINE for staging: names are per tenant.
+        own = await intruder.post(SECRETS, json={"name": "MINE", "value": "theirs", "environment": "staging"})
+        assert own.status_code == 201
+    async with httpx.AsyncClient(base_url=server.url, headers={"x-api-key": tenant.key}) as admin:
+        got = await admin.get(f"{SECRETS}/MINE", params=staging)
+        assert got.json()["version"] == 1 and got.json()["created_by"].startswith("key:")
+        assert [e["action"] for e in (await admin.get(f"{SECRETS}/MINE/audit", params=staging)).json()["events"]] == [
+            "read",
+            "create",
+        ]
+
+
+async def test_delete_is_refused_only_when_an_environment_would_lose_a_referenced_name(
+    http: httpx.AsyncClient, acme_config: dict[str, Any]
+) -> None:
+    await http.post(SECRETS, json={"name": "USED", "value": secret_value()})
+    await http.post(SECRETS, json={"name": "USED", "value": secret_value(), "environment": "staging"})
+    cfg = with_header_tool(acme_config, {"Authorization": "Bearer ${secret:USED}"})
+    stored = await http.post("/api/v1/configs", json=cfg)
+    assert stored.status_code == 201, stored.text
+
+    # Staging falls back to the unscoped secret: nothing breaks.
+    gone = await http.delete(f"{SECRETS}/USED", params={"environment": "staging"})
+    assert gone.status_code == 200 and gone.json()["dependent_configs"] == []
+    await http.post(SECRETS, json={"name": "USED", "value": secret_value(), "environment": "staging"})
+
+    # Deleting the unscoped one would leave production without USED.
+    refused = await http.delete(f"{SECRETS}/USED")
+    assert refused.status_code == 409
+    assert refused.json()["environments_left_without"] == ["production"]
+    assert "production would have no secret of that name" in refused.json()["detail"]
+    assert [d["config_id"] for d in refused.json()["dependent_configs"]] == [stored.json()["config_id"]]
+    forced = await http.delete(f"{SECRETS}/USED", params={"force": "true"})
+    assert forced.status_code == 200 and forced.json()["environments_left_without"] == ["production"]
+    assert forced.json()["dependent_configs"][0]["config_id"] == stored.json()["config_id"]
+
+    # A config is valid while each name it references exists in at least one environment.
+    again = await http.post("/api/v1/configs", json=with_header_tool(acme_config, {"X-Key": "${secret:USED}"}))
+    assert again.status_code == 200 and again.json()["validation_status"] == "passed", again.text  # a new version
+    await http.delete(f"{SECRETS}/USED", params={"environment": "staging", "force": "true"})
+    refused_config = await http.post("/api/v1/configs", json=with_header_tool(acme_config, {"X-Key": "${secret:USED}"}))
+    assert refused_config.status_code == 422 and "secret 'USED' does not exist for this tenant" in refused_config.text
