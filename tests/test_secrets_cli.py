@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import uuid
 from pathlib import Path
@@ -89,6 +90,11 @@ async def test_secrets_commands_per_environment(
     code, text = cli("list")
     lines = [line.split() for line in text.splitlines() if line.startswith("API_KEY")]
     assert [line[1] for line in lines] == ["all", "staging"] and "2 secret(s)" in text
+    out = run_cli(["secrets", "list", "--json", "--tenant", tenant], database_url, chorus_home)
+    assert [(r["name"], r["environment"]) for r in json.loads(out.stdout)] == [
+        ("API_KEY", None),
+        ("API_KEY", "staging"),
+    ]
     code, text = cli("rotate", "API_KEY", "--environment", "staging", stdin=staged_two)
     assert code == 0 and "rotated API_KEY for the staging environment: now version 2" in text
     code, text = cli("get", "API_KEY", "--environment", "staging")
