@@ -26,7 +26,7 @@ from chorus.agents.tenancy.keys import create_api_key, ensure_tenant
 from chorus.agents.tools.http_tool import build_http_tool
 from chorus.agents.tools.registry import ToolContext
 from tests.agents.test_secrets import SECRETS, secret_value, with_header_tool
-from tests.conftest import RunningServer, Tenant, make_tenant
+from tests.conftest import RunningServer, Tenant, example, make_tenant
 from tests.fakes import inventory_api, serve
 
 TEST = Actor("test")
@@ -412,3 +412,31 @@ async def test_delete_is_refused_only_when_an_environment_would_lose_a_reference
     await http.delete(f"{SECRETS}/USED", params={"environment": "staging", "force": "true"})
     refused_config = await http.post("/api/v1/configs", json=with_header_tool(acme_config, {"X-Key": "${secret:USED}"}))
     assert refused_config.status_code == 422 and "secret 'USED' does not exist for this tenant" in refused_config.text
+
+
+async def test_a_staging_keys_conversation_sends_the_staging_secret_end_to_end(
+    http: httpx.AsyncClient, server: RunningServer, db: Database, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHORUS_HTTP_TOOLS_ALLOW_PRIVATE", "1")  # the stand-in API listens on loopback
+    shared, staged = secret_value(), secret_value()
+    await http.post(SECRETS, json={"name": "ECHO_KEY", "value": shared})
+    await http.post(SECRETS, json={"name": "ECHO_KEY", "value": staged, "environment": "staging"})
+    staging_key = await create_api_key(db, tenant_id=tenant.tenant_id, role="developer", environment="staging")
+    api = inventory_api()
+    echo = {"messages": [{"role": "user", "content": "Please echo order ORD-1001"}]}
+    async with serve(api) as base:
+        cfg = with_header_tool(
+            example("acme_support_bot"), {"Authorization": "Bearer ${secret:ECHO_KEY}"}, url=base + "/echo"
+        )
+        assistant_id = (await http.post("/api/v1/configs", json=cfg)).json()["assistant_id"]
+        async with httpx.AsyncClient(base_url=server.url, headers={"x-api-key": staging_key}, timeout=30) as staging:
+            for client, expected in ((staging, staged), (http, shared)):
+                thread_id = str(uuid.uuid4())
+                resp = await client.post(
+                    f"/threads/{thread_id}/runs/wait",
+                    json={"assistant_id": assistant_id, "input": echo, "if_not_exists": "create"},
+                )
+                assert resp.status_code == 200, resp.text
+                assert api.state.seen[-1]["headers"]["authorization"] == f"Bearer {expected}"
+    uses = (await http.get(f"{SECRETS}/ECHO_KEY/audit", params={"environment": "staging"})).json()["events"]
+    assert [e["call_environment"] for e in uses if e["action"] == "use"] == ["staging"]

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Final
+from chorus.agents.tenancy.environments import DEFAULT_ENVIRONMENT, ENVIRONMENTS
 
-ENVIRONMENTS: Final = ("staging", "production")
-DEFAULT_ENVIRONMENT: Final = "production"  # a tool call that names no environment runs in production
+__all__ = ["DEFAULT_ENVIRONMENT", "ENVIRONMENTS", "environment_problem", "scope_label"]
 
 
 def environment_problem(environment: str | None) -> str | None:

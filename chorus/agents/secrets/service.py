@@ -223,10 +223,11 @@ class SecretVault:
         _known_name(name)
         await self.repo.get(tenant_id, name, environment)
         others = await self.repo.scopes(tenant_id, name) - {environment}
+        lost: list[str]
         if None in others:  # the unscoped secret stays and serves every environment
             lost = []
         elif environment is None:
-            lost = [e for e in ENVIRONMENTS if e not in others]
+            lost = [str(e) for e in ENVIRONMENTS if e not in others]
         else:
             lost = [environment]
         dependents = await self.dependents(tenant_id, name) if lost else []
