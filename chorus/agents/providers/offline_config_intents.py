@@ -17,7 +17,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
-from chorus.agents.configs.config_chat import is_confirmation
+from chorus.agents.configs.config_chat import EDITOR_TOOLS, is_confirmation
 
 SPEED_PATH = "voice_settings.model_settings.speed"
 TEMPERATURE_PATH = "llm_config.parameters.temperature"
@@ -271,5 +271,7 @@ def _answer(messages: Sequence[BaseMessage]) -> AIMessage:
 
 
 def handles(tools: Sequence[dict[str, Any]]) -> bool:
-    """Whether the bound tools are the config editor's (then this module answers instead of the generic rules)."""
-    return any(t.get("function", {}).get("name") == "propose_change" for t in tools)
+    """Whether the bound tools are the config editor's and only those (then this module answers instead of the
+    ordinary rules; a bot that binds one of them among others keeps the ordinary behaviour)."""
+    names = {t.get("function", {}).get("name") for t in tools}
+    return "propose_change" in names and names <= set(EDITOR_TOOLS)
