@@ -4,15 +4,18 @@ medium and high risk changes, roles, other tenants and keys, unsupported and hos
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
 import pytest
 
+from chorus.agents.configs.validation import validate_config
 from chorus.agents.storage.database import Database
 from chorus.agents.tenancy.keys import create_api_key
-from chorus.runs.config_chat import conversation_thread
+from chorus.agents.tools.builtins import build_registry
+from chorus.runs.config_chat import EDITOR_CONFIG, conversation_thread
 from tests.conftest import RunningServer, Tenant, make_tenant
 
 CHAT = "/api/v1/configs/chat"
@@ -61,7 +64,7 @@ async def config_of(client: httpx.AsyncClient, config: str) -> dict[str, Any]:
 
 
 async def test_speak_slower_is_previewed_then_applied_as_a_chat_version_by_the_caller(
-    http: httpx.AsyncClient, bots: None, tenant: Tenant
+    http: httpx.AsyncClient, bots: None, tenant: Tenant, db: Database
 ) -> None:
     first = await say(http, config_id="healthcare_scheduler", message="Make the voicebot speak slower")
     assert first["status"] == "proposed" and first["conversation_id"]
@@ -90,6 +93,14 @@ async def test_speak_slower_is_previewed_then_applied_as_a_chat_version_by_the_c
         "low",
     )
     assert latest["author"]["type"] == "api_key" and latest["author"]["role"] == "organization_admin"
+    # The conversation is checkpointed in Postgres under a thread id of the tenant's own.
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT count(*) AS n FROM checkpoints WHERE thread_id = %s",
+            (conversation_thread(tenant.tenant_id, first["conversation_id"]),),
+        )
+        row = await cur.fetchone()
+    assert row is not None and row["n"] > 0
     # Nothing is left to confirm: the proposal was used.
     again = await say(http, 409, conversation_id=first["conversation_id"], confirm=True)
     assert "no proposed change" in again["detail"]
@@ -272,6 +283,14 @@ async def test_a_proposal_made_stale_by_another_change_is_not_applied(http: http
     stale = await say(http, conversation_id=first["conversation_id"], confirm=True)
     assert stale["applied"] is None and "changed since this proposal" in stale["response"]
     assert (await history(http, VOICE))["total_versions"] == 2
+
+
+def test_the_editor_is_a_valid_bot_config_with_its_three_tools() -> None:
+    registry = build_registry()
+    report = validate_config(json.loads(EDITOR_CONFIG.read_text(encoding="utf-8")), registry=registry)
+    assert report.valid, report.errors
+    assert report.config is not None
+    assert sorted(report.config.implemented_tools()) == ["apply_change", "get_config", "propose_change"]
 
 
 async def test_editor_tools_refuse_outside_the_chat(http: httpx.AsyncClient, bots: None) -> None:

@@ -11,14 +11,8 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from chorus.agents.configs.config_chat import (
-    ProposeArguments,
-    apply_proposal,
-    editor_session,
-    parse_edits,
-    propose,
-    tool_catalogue,
-)
+from chorus.agents.configs.config_chat import apply_proposal, editor_session, propose, tool_catalogue
+from chorus.agents.configs.config_edits import ProposeArguments, parse_edits
 from chorus.agents.errors import InvalidInput
 from chorus.agents.tools.registry import RegisteredTool, ToolContext, ToolRegistry
 
