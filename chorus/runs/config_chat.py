@@ -10,6 +10,7 @@ conversation is recorded in its checkpoints; another key of the same tenant is t
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from chorus.agents.configs.config_chat import (
     is_confirmation,
 )
 from chorus.agents.configs.models import BotConfig
-from chorus.agents.configs.repository import parse_uuid
+from chorus.agents.configs.repository import StoredConfig, parse_uuid
 from chorus.agents.configs.service import ConfigService
 from chorus.agents.errors import Conflict, InvalidInput, NotFound
 from chorus.agents.tenancy.keys import Principal
@@ -112,6 +113,9 @@ class ConfigChat:
         self.deps = deps
         self.editor = BotConfig.model_validate(json.loads(editor.read_text(encoding="utf-8")))
         self._graph: CompiledBot | None = None
+        # One turn at a time per conversation in this process: a second "yes" sent at once then finds the
+        # proposal applied (across processes, the version check in apply_proposal is what stops it).
+        self._turns: dict[str, tuple[asyncio.Lock, int]] = {}  # the lock and how many turns hold or wait for it
 
     @property
     def graph(self) -> CompiledBot:
@@ -155,8 +159,35 @@ class ConfigChat:
                 errors=[{"path": "$.product_type", "message": f"expected {stored.product_type}"}],
             )
         conversation_id = conversation_id or str(uuid.uuid4())
+        thread = conversation_thread(tenant, conversation_id)
+        lock, users = self._turns.get(thread, (asyncio.Lock(), 0))
+        self._turns[thread] = (lock, users + 1)
+        try:
+            async with lock:
+                return await self._turn(
+                    principal, stored, owner, conversation_id, thread, message=message, confirm=confirm
+                )
+        finally:
+            lock, users = self._turns[thread]
+            if users == 1:
+                del self._turns[thread]
+            else:
+                self._turns[thread] = (lock, users - 1)
+
+    async def _turn(
+        self,
+        principal: Principal,
+        stored: StoredConfig,
+        owner: dict[str, Any] | None,
+        conversation_id: str,
+        thread: str,
+        *,
+        message: str | None,
+        confirm: bool,
+    ) -> ChatTurn:
+        tenant = principal.tenant_id
         run_config: RunnableConfig = {
-            "configurable": {"thread_id": conversation_thread(tenant, conversation_id), "tenant_id": tenant},
+            "configurable": {"thread_id": thread, "tenant_id": tenant},
             "metadata": {
                 f"{_OWNER}key_id": principal.key_id,
                 f"{_OWNER}config_id": stored.config_id,

@@ -4,6 +4,7 @@ medium and high risk changes, roles, other tenants and keys, unsupported and hos
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -274,6 +275,15 @@ async def test_bad_requests_say_what_to_send(http: httpx.AsyncClient, bots: None
         http, 422, conversation_id=first["conversation_id"], config_id="healthcare_scheduler", message="x"
     )
     assert "edits config 'acme_support_bot'" in other["detail"]
+
+
+async def test_two_yeses_at_once_store_one_version(http: httpx.AsyncClient, bots: None) -> None:
+    first = await say(http, config_id="acme_support_bot", message="set the temperature to 0.2")
+    answers = await asyncio.gather(
+        *(http.post(CHAT, json={"conversation_id": first["conversation_id"], "confirm": True}) for _ in range(3))
+    )
+    assert sorted(a.status_code for a in answers) == [200, 409, 409], [a.text for a in answers]
+    assert (await history(http, ACME))["total_versions"] == 2
 
 
 async def test_a_proposal_made_stale_by_another_change_is_not_applied(http: httpx.AsyncClient, bots: None) -> None:
