@@ -48,6 +48,8 @@ class ChatRequest(BaseModel):
     def _something_to_do(self) -> ChatRequest:
         if self.message is None and not self.confirm:
             raise ValueError("send a message, or confirm: true to apply the proposed change")
+        if self.confirm and self.message is not None:
+            raise ValueError("send either a message or confirm: true (which stands for the message 'yes, apply it')")
         if self.confirm and self.conversation_id is None:
             raise ValueError("confirm applies a change proposed in a conversation: send its conversation_id")
         return self

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -266,6 +267,8 @@ async def test_bad_requests_say_what_to_send(http: httpx.AsyncClient, bots: None
     assert "send config_id" in (await say(http, 422, message="speak slower"))["detail"]
     assert "send a message" in (await say(http, 422, config_id="acme_support_bot"))["detail"]
     assert "conversation_id" in (await say(http, 422, config_id="acme_support_bot", confirm=True))["detail"]
+    both = await say(http, 422, conversation_id=str(uuid.uuid4()), message="yes", confirm=True)
+    assert "either a message or confirm" in both["detail"]
     assert "ids are UUIDs" in (await say(http, 404, conversation_id="not-a-uuid", message="hi"))["detail"]
     await say(http, 404, config_id="no_such_bot", message="speak slower")
     wrong_kind = await say(http, 422, config_id="acme_support_bot", message="speak slower", product_type="voicebot")
