@@ -274,6 +274,9 @@ async def test_bad_requests_say_what_to_send(http: httpx.AsyncClient, bots: None
     wrong_kind = await say(http, 422, config_id="acme_support_bot", message="speak slower", product_type="voicebot")
     assert "is a chatbot" in wrong_kind["detail"]
     first = await say(http, config_id="acme_support_bot", message="speak slower")
+    assert first["status"] == "rejected"  # a chatbot has no voice settings
+    assert first["problems"] == [{"path": "$.voice_settings", "message": first["problems"][0]["message"]}]
+    assert "chatbots have no voice_settings" in first["response"]
     other = await say(
         http, 422, conversation_id=first["conversation_id"], config_id="healthcare_scheduler", message="x"
     )
