@@ -220,6 +220,7 @@ async def body_for(world: World, method: str, path: str, ns: str) -> dict[str, A
         ("PATCH", "/runs/crons/{cron_id}"): {"enabled": False},
         ("POST", "/api/v1/configs"): example("acme_support_bot"),
         ("POST", "/api/v1/configs/validate"): example("acme_support_bot"),
+        ("POST", "/api/v1/configs/chat"): {"config_id": await world.value("assistant_id"), "message": "speak slower"},
         ("POST", "/api/v1/configs/{config_id}/rollback"): {"target_version": 1, "reason": "roles walk"},
         ("PATCH", "/api/v1/configs/{config_id}"): {"system_prompt": {"tone": "roles walk"}},
         ("POST", "/api/v1/configs/{config_id}/visual-update"): {"changes": {"voice_settings": {"max_tokens": 99}}},
