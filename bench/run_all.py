@@ -17,6 +17,7 @@ from bench import (
     config_compile,
     crash,
     db_outage,
+    hot_reload,
     ingestion_throughput,
     knowledge_search,
     memory,
@@ -46,6 +47,7 @@ MODULES: list[ModuleType] = [
     rate_limit,
     widget,
     config_compile,
+    hot_reload,
 ]
 
 

@@ -241,23 +241,30 @@ def keys_create(
         ),
     ] = "organization_admin",
     name: Annotated[str | None, typer.Option(help="A label for the key.")] = None,
+    environment: Annotated[
+        str, typer.Option(help="staging or production: which deployed versions the key's conversations get.")
+    ] = "production",
 ) -> None:
     """Create an API key for a tenant (created if new) and print it (only its hash is stored)."""
     from chorus.agents.errors import ChorusError
     from chorus.agents.storage.database import open_database
+    from chorus.agents.tenancy.environments import parse_environment
     from chorus.agents.tenancy.keys import create_api_key, ensure_tenant
     from chorus.agents.tenancy.permissions import canonical_role
 
     try:
         canonical = canonical_role(role)
+        env = parse_environment(environment, where="--environment")
     except ValueError as exc:
         _fail(str(exc), 2)
+    except ChorusError as exc:
+        _fail(exc.detail, 2)
 
     async def run() -> str:
         db = await open_database(load_settings())
         try:
             tenant_id = await ensure_tenant(db, tenant)
-            return await create_api_key(db, tenant_id=tenant_id, role=canonical, name=name)
+            return await create_api_key(db, tenant_id=tenant_id, role=canonical, name=name, environment=env)
         finally:
             await db.close()
 
@@ -289,11 +296,13 @@ def keys_list(tenant: TenantOption = DEFAULT_TENANT) -> None:
     def when(value: Any) -> str:
         return value.strftime("%Y-%m-%d %H:%M") if value else "-"
 
-    typer.echo(f"{'KEY ID':36}  {'PREFIX':12}  {'ROLE':18}  {'CREATED':16}  {'LAST USED':16}  {'REVOKED':16}  NAME")
+    typer.echo(
+        f"{'KEY ID':36}  {'PREFIX':12}  {'ROLE':18}  {'ENV':10}  {'CREATED':16}  {'LAST USED':16}  {'REVOKED':16}  NAME"
+    )
     for k in keys:
         typer.echo(
-            f"{k.key_id:36}  {k.prefix:12}  {k.role:18}  {when(k.created_at):16}  {when(k.last_used_at):16}"
-            f"  {when(k.revoked_at):16}  {k.name or ''}"
+            f"{k.key_id:36}  {k.prefix:12}  {k.role:18}  {k.environment:10}  {when(k.created_at):16}"
+            f"  {when(k.last_used_at):16}  {when(k.revoked_at):16}  {k.name or ''}"
         )
 
 

@@ -20,8 +20,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chorus import openapi_doc
 from chorus.agents.configs.changes_router import router as config_changes_router
+from chorus.agents.configs.config_events import ConfigEvents
+from chorus.agents.configs.deploy_gate import DeployGate, NoSuiteResults
+from chorus.agents.configs.deployments import CONFIG_CHANNEL, Deployments
+from chorus.agents.configs.deployments_router import router as deployments_router
 from chorus.agents.configs.permissions_router import router as config_permissions_router
 from chorus.agents.configs.repository import ConfigRepository
+from chorus.agents.configs.rollout_monitor import RolloutMonitor
 from chorus.agents.configs.router import router as configs_router
 from chorus.agents.configs.service import ConfigService
 from chorus.agents.errors import ChorusError, DatabaseUnavailable
@@ -50,6 +55,7 @@ from chorus.graphs.compiler import GraphCache, GraphDeps
 from chorus.http_errors import status_of
 from chorus.request_context import RequestContextMiddleware
 from chorus.runs.assistants_router import router as assistants_router
+from chorus.runs.config_chat_router import router as config_chat_router
 from chorus.runs.cron_firer import CronFirer
 from chorus.runs.crons_repository import CRON_KIND, CronRepository
 from chorus.runs.crons_router import router as crons_router
@@ -226,12 +232,18 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             wake_after=worker.wake_after,
         )
         worker.register(WEBHOOK_KIND, app.state.webhooks, concurrency=16)
+        # Environments and deploys: every process hears of a deploy anywhere (hot reload) and judges rollouts.
+        app.state.deploy_gate = DeployGate(NoSuiteResults())
+        app.state.config_events = ConfigEvents(configs, warm=engine.graph_for)
+        notifications.on(CONFIG_CHANNEL, app.state.config_events.on_notification)
+        rollouts = RolloutMonitor(Deployments(app.state.config_service, app.state.deploy_gate))
         # Knowledge jobs run on the same worker as runs (their own kind, one at a time per process).
         app.state.knowledge = KnowledgeBase(db, max_file_bytes=settings.upload_max_bytes, worker=worker)
         background = [
             asyncio.create_task(notifications.run_forever(), name="notifications"),
             asyncio.create_task(engine.relay.run_forever(), name="event-relay"),
             asyncio.create_task(_housekeeping(threads, checkpointer, engine)),
+            asyncio.create_task(rollouts.run_forever(), name="rollout-monitor"),
         ]
         if not await notifications.wait_listening(10):
             log.warning("not yet listening for notifications; runs are still picked up by polling")
@@ -272,6 +284,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     for router in (
         ops_router,
         config_permissions_router,  # before configs_router: /permissions is not a {config_id}
+        deployments_router,  # before configs_router too: /events is not a {config_id}
+        config_chat_router,  # the same: /chat is not a {config_id}
         configs_router,
         config_changes_router,
         tools_router,

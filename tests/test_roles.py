@@ -163,6 +163,14 @@ class World:
             item = {"namespace": [self.namespace], "key": "roles-item", "value": {"text": "Returns take 30 days."}}
             await a.put("/store/items", json=item)
             self.ids[kind] = "roles-item"
+        elif kind == "environment":  # the walk's deploys and overrides go to production
+            self.ids[kind] = "production"
+        elif kind == "deployment_id":  # production's latest deployment (this one, or one the walk made before)
+            config_id = await self.value("assistant_id")
+            body = {"environment": "production", "deployment_strategy": "immediate"}
+            await a.post(f"/api/v1/configs/{config_id}/deploy", json=body)
+            history = (await a.get(f"/api/v1/configs/{config_id}/deployments")).json()
+            self.ids[kind] = history["deployments"][0]["deployment_id"]
         elif kind == "version":  # of a config: every config has its version 1
             self.ids[kind] = "1"
         elif kind == "name":
@@ -179,8 +187,8 @@ class World:
             return
         last = re.findall(r"\{(\w+)\}", path)[-1]
         gone = {
-            "assistant_id": {"assistant_id", "thread_id", "run_id", "checkpoint_id"},
-            "config_id": {"assistant_id", "thread_id", "run_id", "checkpoint_id"},
+            "assistant_id": {"assistant_id", "thread_id", "run_id", "checkpoint_id", "deployment_id"},
+            "config_id": {"assistant_id", "thread_id", "run_id", "checkpoint_id", "deployment_id"},
             "thread_id": {"thread_id", "run_id", "checkpoint_id"},
             "namespace": {"namespace", "document_id", "job_id", "faq_id"},
         }.get(last, {last})
@@ -212,12 +220,17 @@ async def body_for(world: World, method: str, path: str, ns: str) -> dict[str, A
         ("PATCH", "/runs/crons/{cron_id}"): {"enabled": False},
         ("POST", "/api/v1/configs"): example("acme_support_bot"),
         ("POST", "/api/v1/configs/validate"): example("acme_support_bot"),
+        ("POST", "/api/v1/configs/chat"): {"config_id": await world.value("assistant_id"), "message": "speak slower"},
         ("POST", "/api/v1/configs/{config_id}/rollback"): {"target_version": 1, "reason": "roles walk"},
         ("PATCH", "/api/v1/configs/{config_id}"): {"system_prompt": {"tone": "roles walk"}},
         ("POST", "/api/v1/configs/{config_id}/visual-update"): {"changes": {"voice_settings": {"max_tokens": 99}}},
         # Version 1 is approved already: an approver hears 409, any other role 403.
         ("POST", "/api/v1/configs/{config_id}/versions/{version}/approve"): {"comment": "roles walk"},
         ("POST", "/api/v1/configs/{config_id}/versions/{version}/reject"): {"reason": "roles walk"},
+        ("POST", "/api/v1/configs/{config_id}/deploy"): {"environment": "production"},
+        ("PATCH", "/api/v1/configs/{config_id}/environments/{environment}"): {"required_eval_suites": []},
+        ("POST", "/api/v1/configs/{config_id}/deployments/{deployment_id}/promote"): {},
+        ("POST", "/api/v1/configs/{config_id}/deployments/{deployment_id}/rollback"): {"reason": "roles walk"},
         ("POST", "/api/v1/tools/{name}/invoke"): {"arguments": {"order_id": "ORD-1001"}},
         ("POST", "/api/v1/rag/ingest"): {"namespace": ns, "document_id": "more", "content": "Shipping is free."},
         ("POST", "/api/v1/rag/query"): {"namespace": ns, "query": "returns"},
@@ -264,7 +277,7 @@ async def call_for(
         url = url.replace(f"{{{param}}}", value)
     if operation is None:
         return Call(method, HIDDEN_PUBLIC[(method, path)], {})
-    params = {}
+    params = {"max_seconds": "0.2"} if path == "/api/v1/configs/events" else {}  # a stream that would go on
     for p in operation.get("parameters", []):
         if p["in"] == "query" and p.get("required"):
             params[p["name"]] = await world.value(p["name"])

@@ -85,6 +85,13 @@ class ConfigIdTaken(AlreadyExists):
         super().__init__(f"a config with the id '{config_id[:128]}' already exists in this tenant; upload again")
 
 
+class DeployBlocked(Conflict):
+    """The deploy gate refused a version (an eval suite it requires has not passed): `deployment_blocked_by`
+    lists why."""
+
+    code = "deployment_blocked"
+
+
 class ThreadBusy(Conflict):
     """A run is queued or running on the thread (deleting it, or a run with multitask_strategy 'reject')."""
 

@@ -103,14 +103,15 @@ CHATBOT_NODES = ("intake", "agent", "tools")  # every node a chatbot's graph can
 
 @dataclass
 class GraphCache:
-    """Compiled graphs per (config_id, version): a config version never changes, so entries never go stale."""
+    """Compiled graphs per (config_id, version, variant): a config version never changes, nor does an
+    environment's overrides revision (the variant), so entries never go stale."""
 
     deps: GraphDeps
     capacity: int = 256
-    _entries: OrderedDict[tuple[str, int], CompiledBot] = field(default_factory=OrderedDict)
+    _entries: OrderedDict[tuple[str, int, tuple[object, ...]], CompiledBot] = field(default_factory=OrderedDict)
 
-    def get(self, config_id: str, version: int, cfg: BotConfig) -> CompiledBot:
-        key = (config_id, version)
+    def get(self, config_id: str, version: int, cfg: BotConfig, *, variant: tuple[object, ...] = ()) -> CompiledBot:
+        key = (config_id, version, variant)
         graph = self._entries.get(key)
         if graph is None:
             graph = compile_bot(cfg, self.deps)

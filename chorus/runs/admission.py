@@ -1,18 +1,23 @@
 """Admitting a run: its input checked, its thread pinned to a config version, its multitask strategy
-applied. A thread is pinned to the config version of its first run, so a new version never changes a
-conversation in flight; a thread whose assistant was deleted is pinned again by its next run's assistant."""
+applied. A thread is pinned to the config version of its first run (what its key's environment served then),
+so a new version or a deploy never changes a conversation in flight; a thread whose assistant was deleted is
+pinned again by its next run's assistant."""
 
 from __future__ import annotations
 
 import uuid
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.messages import AnyMessage, HumanMessage
 
-from chorus.agents.configs.repository import ConfigRepository
+from chorus.agents.configs.deployments_repository import DeploymentRepository
+from chorus.agents.configs.environments import Serving, serving
+from chorus.agents.configs.repository import ConfigRepository, StoredConfig
 from chorus.agents.destinations import check_destination
 from chorus.agents.errors import Conflict, DestinationRefused, InvalidInput, NotFound
+from chorus.agents.tenancy.environments import DEFAULT_ENVIRONMENT, Environment
 from chorus.runs.schemas import RunCreate
 from chorus.runs.serialization import jsonable
 from chorus.runs.threads_repository import ThreadRepository
@@ -114,13 +119,29 @@ def is_uuid(value: str) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class Pin:
+    """What a thread talks to: an assistant, at a version, in an environment with its overrides revision."""
+
+    tenant_id: str
+    assistant_id: str
+    serving: Serving
+
+
+def _pin_of(tenant_id: str, thread: dict[str, Any]) -> Pin:
+    return Pin(tenant_id, str(thread["assistant_id"]), Serving.of(thread))
+
+
 class Pins:
-    """Which (assistant, config version) each thread talks to; remembered, since a pin never changes."""
+    """Which (assistant, config version, environment) each thread talks to; remembered, since a pin never
+    changes. A new thread gets what its environment serves (environments.py): a deploy changes that for
+    new threads at once, in every process, since it is read from the database when a thread is pinned."""
 
     def __init__(self, *, threads: ThreadRepository, configs: ConfigRepository) -> None:
         self.threads = threads
         self.configs = configs
-        self._pins: OrderedDict[str, tuple[str, str, int]] = OrderedDict()
+        self.environments = DeploymentRepository(configs.db)
+        self._pins: OrderedDict[str, Pin] = OrderedDict()
 
     def forget(self, thread_id: str) -> None:
         key = str(uuid.UUID(thread_id)) if is_uuid(thread_id) else thread_id
@@ -128,7 +149,7 @@ class Pins:
 
     def forget_assistant(self, assistant_id: str) -> None:
         """The assistant was deleted (here or in another process): its threads' pins are read again."""
-        for thread_id in [t for t, (_, a, _) in self._pins.items() if a == assistant_id]:
+        for thread_id in [t for t, pin in self._pins.items() if pin.assistant_id == assistant_id]:
             del self._pins[thread_id]
 
     def clear(self) -> None:
@@ -137,27 +158,35 @@ class Pins:
     def __len__(self) -> int:
         return len(self._pins)
 
-    async def pinned(self, tenant_id: str, thread_id: str, req: RunCreate) -> tuple[str, int]:
-        """The (assistant, config version) the thread is pinned to, pinning it on its first run."""
+    async def pinned(
+        self, tenant_id: str, thread_id: str, req: RunCreate, *, environment: Environment = DEFAULT_ENVIRONMENT
+    ) -> Pin:
+        """What the thread is pinned to, pinning it on its first run to what `environment` serves."""
         asked = str(uuid.UUID(req.assistant_id)) if is_uuid(req.assistant_id) else req.assistant_id
         pin = self._pins.get(thread_id)
         # A remembered pin to another assistant is read again: that assistant may have been deleted since.
-        if pin is None or pin[0] != tenant_id or pin[1] != asked:
-            pin = await self._from_db(tenant_id, thread_id, req)
+        if pin is None or pin.tenant_id != tenant_id or pin.assistant_id != asked:
+            pin = await self._from_db(tenant_id, thread_id, req, environment)
             self._pins[thread_id] = pin
             if len(self._pins) > _PIN_CACHE:
                 self._pins.popitem(last=False)
         else:
             self._pins.move_to_end(thread_id)
-        _, assistant_id, version = pin
-        if asked != assistant_id:
+        if asked != pin.assistant_id:
             raise Conflict(
-                f"thread '{thread_id}' belongs to assistant '{assistant_id}'; "
+                f"thread '{thread_id}' belongs to assistant '{pin.assistant_id}'; "
                 "start a new thread to talk to another assistant"
             )
-        return assistant_id, version
+        return pin
 
-    async def _from_db(self, tenant_id: str, thread_id: str, req: RunCreate) -> tuple[str, str, int]:
+    async def serving(
+        self, tenant_id: str, stored: StoredConfig, thread_id: str, environment: Environment = DEFAULT_ENVIRONMENT
+    ) -> Serving:
+        """What a new thread of `stored` (at its current version) gets in `environment`."""
+        state = await self.environments.state(tenant_id, stored.config_id, environment)
+        return serving(state, environment=environment, current=stored.version, thread_id=thread_id)
+
+    async def _from_db(self, tenant_id: str, thread_id: str, req: RunCreate, environment: Environment) -> Pin:
         try:
             thread = await self.threads.get(tenant_id, thread_id)
         except NotFound:
@@ -166,7 +195,7 @@ class Pins:
             thread = await self.threads.create(tenant_id, thread_id=thread_id, metadata={}, if_exists="do_nothing")
         pinned_to = str(thread["assistant_id"]) if thread["assistant_id"] is not None else None
         if pinned_to is not None and await self.configs.is_live(tenant_id, pinned_to):
-            return tenant_id, pinned_to, int(thread["config_version"])
+            return _pin_of(tenant_id, thread)
         if pinned_to is not None and is_uuid(req.assistant_id) and str(uuid.UUID(req.assistant_id)) == pinned_to:
             raise NotFound(
                 f"assistant '{pinned_to}' was deleted; its threads keep their state and go on with another assistant"
@@ -176,11 +205,11 @@ class Pins:
             raise InvalidInput(
                 f"assistant '{stored.config_id}' is a {stored.product_type}; only chatbots take chat runs"
             )
+        chosen = await self.serving(tenant_id, stored, thread_id, environment)
         if pinned_to is None:
-            await self.threads.pin(thread_id, stored.config_id, stored.version)
+            await self.threads.pin(thread_id, stored.config_id, chosen)
         else:  # its assistant was deleted: the conversation goes on with this one, from its checkpoints
-            await self.threads.repin(thread_id, old=pinned_to, new=stored.config_id, version=stored.version)
+            await self.threads.repin(thread_id, old=pinned_to, new=stored.config_id, serving=chosen)
             await self.configs.purge(pinned_to)  # once no thread needs its versions any more
         # Another request may have pinned it first: what is stored wins.
-        thread = await self.threads.get(tenant_id, thread_id)
-        return tenant_id, str(thread["assistant_id"]), int(thread["config_version"])
+        return _pin_of(tenant_id, await self.threads.get(tenant_id, thread_id))

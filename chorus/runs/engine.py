@@ -15,11 +15,14 @@ from typing import Any
 
 from psycopg.errors import ForeignKeyViolation
 
+from chorus.agents.configs.deployments_repository import DeploymentRepository
+from chorus.agents.configs.environments import Serving, effective_config
 from chorus.agents.configs.models import BotConfig
 from chorus.agents.configs.repository import ConfigRepository, parse_uuid
 from chorus.agents.errors import InvalidInput, RunEnded, ThreadBusy, ThreadNotFound
 from chorus.agents.queue import CancelAction, JobStatus, Notifications, Worker
 from chorus.agents.storage.database import Database
+from chorus.agents.tenancy.environments import DEFAULT_ENVIRONMENT, Environment
 from chorus.graphs.checkpointer import ChorusCheckpointer
 from chorus.graphs.compiler import CHATBOT_NODES, CompiledBot, GraphCache
 from chorus.runs.admission import NO_INPUT, Pins, input_messages, is_uuid, resolve_graph_id, run_kwargs
@@ -80,7 +83,8 @@ class RunEngine:
         worker.on_lane_free.append(worker.claim_lane)
         notifications.on(ASSISTANT_DELETED_CHANNEL, self.pins.forget_assistant)
         notifications.on_reconnect(self.pins.clear)  # a deletion may have been announced while away
-        self._graphs: OrderedDict[tuple[str, str, int], CompiledBot] = OrderedDict()
+        self._graphs: OrderedDict[tuple[str, str, int, str, int], CompiledBot] = OrderedDict()
+        self.environments = DeploymentRepository(db)
 
     @property
     def run_timeout_s(self) -> float:
@@ -100,9 +104,11 @@ class RunEngine:
         *,
         run_id: str | None = None,
         delete_thread_when_done: bool = False,
+        environment: Environment = DEFAULT_ENVIRONMENT,
     ) -> RunHandle:
         """Store the run and its input (durable from here on), then run it here or queue it. `run_id`: an id
-        of the caller's (AlreadyExists if taken); `delete_thread_when_done`: a stateless cron's thread."""
+        of the caller's (AlreadyExists if taken); `delete_thread_when_done`: a stateless cron's thread;
+        `environment`: the caller's (its key's), whose deployed version a new thread gets."""
         messages = input_messages(req)
         thread_id = parse_uuid(thread_id, "thread")
         if not is_uuid(req.assistant_id):
@@ -120,16 +126,17 @@ class RunEngine:
                 errors=[{"path": "$.checkpoint.checkpoint_id", "message": "not a checkpoint of this thread"}],
             )
         _check_nodes(req, CHATBOT_NODES)
-        assistant_id, version = await self.pins.pinned(tenant_id, thread_id, req)
+        pin = await self.pins.pinned(tenant_id, thread_id, req, environment=environment)
+        assistant_id = pin.assistant_id
         if req.interrupt_before or req.interrupt_after:  # this bot's own nodes (`tools` only if it has tools)
-            graph = await self.graph_for(tenant_id, assistant_id, version)
+            graph = await self.graph_for(tenant_id, assistant_id, pin.serving)
             _check_nodes(req, [n for n in graph.nodes if not n.startswith("__")])
         run = NewRun(
             run_id=run_id or str(uuid.uuid4()),
             tenant_id=tenant_id,
             thread_id=thread_id,
             assistant_id=assistant_id,
-            version=version,
+            serving=pin.serving,
             strategy=req.multitask_strategy,
             kwargs={**run_kwargs(req, messages), "delete_thread_when_done": delete_thread_when_done},
             metadata=req.metadata,
@@ -304,14 +311,27 @@ class RunEngine:
     def forget_thread(self, thread_id: str) -> None:
         self.pins.forget(thread_id)
 
-    async def graph_for(self, tenant_id: str, assistant_id: str, version: int) -> CompiledBot:
-        # A config version never changes, so a graph compiled for it can be reused without asking again.
-        key = (tenant_id, assistant_id, version)
+    async def graph_for(self, tenant_id: str, assistant_id: str, serving: Serving | int) -> CompiledBot:
+        """The compiled graph of a version (an int: with no environment overrides) as an environment serves it."""
+        if isinstance(serving, int):
+            serving = Serving(serving, DEFAULT_ENVIRONMENT, 0)
+        # A config version and an overrides revision never change, so a graph compiled for them is reused.
+        key = (
+            tenant_id,
+            assistant_id,
+            serving.version,
+            serving.environment if serving.overrides_revision else "",
+            serving.overrides_revision,
+        )
         graph = self._graphs.get(key)
         if graph is None:
             # A deleted assistant's versions serve the threads pinned to them (state, history, runs in flight).
-            stored = await self.configs.get(tenant_id, assistant_id, version, deleted_too=True)
-            graph = self.cache.get(stored.config_id, version, BotConfig.model_validate(stored.config))
+            stored = await self.configs.get(tenant_id, assistant_id, serving.version, deleted_too=True)
+            found = await self.environments.overrides(
+                tenant_id, stored.config_id, serving.environment, serving.overrides_revision
+            )
+            config = effective_config(stored.config, found.overrides if found else None)
+            graph = self.cache.get(stored.config_id, serving.version, BotConfig.model_validate(config), variant=key[3:])
             self._graphs[key] = graph
             if len(self._graphs) > self.cache.capacity:
                 self._graphs.popitem(last=False)

@@ -23,6 +23,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command, Durability, StreamMode
 from psycopg_pool import PoolTimeout
 
+from chorus.agents.configs.environments import Serving
 from chorus.agents.errors import ChorusError, DatabaseUnavailable, ServerBusy
 from chorus.agents.observability.logs import run_id_var, tenant_id_var, thread_id_var
 from chorus.agents.observability.metrics import FIRST_TOKEN, RUNS, TURN_LATENCY
@@ -44,7 +45,7 @@ from chorus.runs.usage import UsageCollector
 log = logging.getLogger(__name__)
 DEFAULT_DURABILITY: Durability = "sync"  # a step's writes are in Postgres before the next step starts
 _NEEDS_REPAIR = frozenset({RunStatus.ERROR, RunStatus.TIMEOUT, RunStatus.INTERRUPTED})
-GraphFor = Callable[[str, str, int], Awaitable[CompiledBot]]
+GraphFor = Callable[[str, str, Serving], Awaitable[CompiledBot]]
 RETRY_AFTER_DB_FAULT_S = 2.0  # a run the database failed is claimed again no sooner than this
 T = TypeVar("T")
 GraphInput = dict[str, Any] | Command[Any] | None
@@ -74,9 +75,13 @@ class RunSpec:
     tenant_id: str
     thread_id: str
     assistant_id: str
-    version: int
+    serving: Serving
     kwargs: dict[str, Any]
     previous_status: str | None
+
+    @property
+    def version(self) -> int:
+        return self.serving.version
 
     @classmethod
     def from_row(cls, row: dict[str, Any], tenant_id: str) -> RunSpec:
@@ -85,7 +90,7 @@ class RunSpec:
             tenant_id=tenant_id,
             thread_id=str(row["thread_id"]),
             assistant_id=str(row["assistant_id"]),
-            version=int(row["config_version"]),
+            serving=Serving.of(row),
             kwargs=row["kwargs"] or {},
             previous_status=row.get("previous_status"),
         )
@@ -177,7 +182,7 @@ class RunExecutor:
         paused = False
         status, error = RunStatus.SUCCESS, None
         try:
-            graph = await self.graph_for(spec.tenant_id, spec.assistant_id, spec.version)
+            graph = await self.graph_for(spec.tenant_id, spec.assistant_id, spec.serving)
             asked = spec.kwargs.get("config") or {}
             config: RunnableConfig = {
                 "configurable": {
@@ -186,6 +191,7 @@ class RunExecutor:
                     "tenant_id": spec.tenant_id,
                     "run_id": spec.run_id,
                     "assistant_id": spec.assistant_id,
+                    "environment": spec.serving.environment,  # its tool calls use this environment's secrets
                 },
                 "metadata": {"run_id": spec.run_id, "assistant_id": spec.assistant_id},
                 "callbacks": [usage],

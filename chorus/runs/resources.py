@@ -81,6 +81,9 @@ class Thread(BaseModel):
     config: Json
     assistant_id: str | None = Field(description="the assistant the thread is pinned to; null before its first run")
     config_version: int | None = Field(description="the assistant version the thread is pinned to")
+    environment: Literal["staging", "production"] = Field(
+        description="the environment the thread's conversation runs in (the key of its first run's)"
+    )
     expires_at: datetime | None = Field(description="when the thread is deleted unless it is used again")
     ttl: ThreadTTLInfo | None = Field(
         default=None, description="only with `?include=ttl`: the thread's ttl (its own, else the server's), or null"

@@ -12,6 +12,7 @@ from psycopg.errors import UniqueViolation
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
+from chorus.agents.configs.environments import Serving
 from chorus.agents.configs.repository import parse_uuid
 from chorus.agents.errors import AlreadyExists, RunNotFound
 from chorus.agents.queue.repository import WAKE_CHANNEL, WAKE_SQL, Job, Lease, NewJob, enqueue_sql, take_given_up
@@ -21,8 +22,8 @@ from chorus.runs.webhooks_repository import completion_payload, enqueue_delivery
 
 RUN_KIND = "run"
 _RUN_COLS = (
-    "r.run_id, r.thread_id, r.assistant_id, r.config_version, r.status, r.multitask_strategy, r.kwargs, r.metadata,"
-    " r.error, r.created_at, r.updated_at"
+    "r.run_id, r.thread_id, r.assistant_id, r.config_version, r.environment, r.overrides_revision, r.status,"
+    " r.multitask_strategy, r.kwargs, r.metadata, r.error, r.created_at, r.updated_at"
 )
 # The status of the thread's run before this one (a failed or cancelled one leaves tool calls to repair).
 _PREVIOUS = (
@@ -53,7 +54,7 @@ class NewRun:
     tenant_id: str
     thread_id: str
     assistant_id: str
-    version: int
+    serving: Serving
     strategy: str
     kwargs: dict[str, Any]
     metadata: dict[str, Any]
@@ -81,8 +82,9 @@ class RunRepository:
                 f"WITH job AS ({job_sql}),"
                 " busy AS (UPDATE threads SET status = 'busy', updated_at = now() WHERE thread_id = %s"
                 " AND EXISTS (SELECT 1 FROM job WHERE status = 'running') RETURNING thread_id),"
-                " r AS (INSERT INTO runs (run_id, tenant_id, thread_id, assistant_id, config_version,"
-                " multitask_strategy, kwargs, metadata, status) SELECT %s, %s, %s, %s, %s, %s, %s, %s,"
+                " r AS (INSERT INTO runs (run_id, tenant_id, thread_id, assistant_id, config_version, environment,"
+                " overrides_revision, multitask_strategy, kwargs, metadata, status)"
+                " SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
                 " CASE WHEN job.status = 'running' THEN 'running' ELSE 'pending' END FROM job"
                 " RETURNING *)"
                 f" SELECT {_RUN_COLS}, {_PREVIOUS}, job.job_id, job.tenant_id AS job_tenant, job.kind, job.lane,"
@@ -96,7 +98,9 @@ class RunRepository:
                 run.tenant_id,
                 run.thread_id,
                 run.assistant_id,
-                run.version,
+                run.serving.version,
+                run.serving.environment,
+                run.serving.overrides_revision,
                 run.strategy,
                 Jsonb(run.kwargs),
                 Jsonb(run.metadata),

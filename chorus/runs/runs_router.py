@@ -10,6 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from chorus.agents.api_deps import DeveloperDep, PrincipalDep
 from chorus.agents.errors import ChorusError, Conflict, InvalidInput
+from chorus.agents.tenancy.keys import Principal
 from chorus.runs.admission import check_webhook
 from chorus.runs.deps import EngineDep, ThreadsDep
 from chorus.runs.engine import RunEngine
@@ -26,8 +27,8 @@ router = APIRouter(tags=["runs"])
 OUTPUT: dict[str, Any] = {"responses": {200: {"model": RunOutput}}}
 
 
-async def _stream(engine: RunEngine, tenant_id: str, thread_id: str, body: RunCreate) -> StreamingResponse:
-    handle = await engine.submit(tenant_id, thread_id, body)
+async def _stream(engine: RunEngine, principal: Principal, thread_id: str, body: RunCreate) -> StreamingResponse:
+    handle = await engine.submit(principal.tenant_id, thread_id, body, environment=principal.environment)
     _missed, queue = handle.subscribe()
     run = f"/threads/{handle.thread_id}/runs/{handle.run_id}"
     return StreamingResponse(
@@ -45,13 +46,13 @@ async def _stateless_thread(threads: ThreadRepository, tenant_id: str) -> str:
 @router.post("/threads/{thread_id}/runs/stream", summary="Create a run and stream its events (SSE)")
 async def stream_run(thread_id: str, body: RunCreate, principal: DeveloperDep, engine: EngineDep) -> StreamingResponse:
     await check_webhook(body.webhook)
-    return await _stream(engine, principal.tenant_id, thread_id, body)
+    return await _stream(engine, principal, thread_id, body)
 
 
 @router.post("/threads/{thread_id}/runs/wait", summary="Create a run and wait for its final state", **OUTPUT)
 async def wait_run(thread_id: str, body: RunCreate, principal: DeveloperDep, engine: EngineDep) -> Any:
     await check_webhook(body.webhook)
-    handle = await engine.submit(principal.tenant_id, thread_id, body)
+    handle = await engine.submit(principal.tenant_id, thread_id, body, environment=principal.environment)
     await handle.done.wait()
     return jsonable(handle.outcome())
 
@@ -59,7 +60,7 @@ async def wait_run(thread_id: str, body: RunCreate, principal: DeveloperDep, eng
 @router.post("/threads/{thread_id}/runs", summary="Create a run in the background", response_model=Run)
 async def create_run(thread_id: str, body: RunCreate, principal: DeveloperDep, engine: EngineDep) -> Any:
     await check_webhook(body.webhook)
-    handle = await engine.submit(principal.tenant_id, thread_id, body)
+    handle = await engine.submit(principal.tenant_id, thread_id, body, environment=principal.environment)
     return run_view(handle.row or {})
 
 
@@ -69,14 +70,14 @@ async def stateless_stream(
 ) -> StreamingResponse:
     await check_webhook(body.webhook)  # before the thread is made: a refused run leaves nothing behind
     thread_id = await _stateless_thread(threads, principal.tenant_id)
-    return await _stream(engine, principal.tenant_id, thread_id, body)
+    return await _stream(engine, principal, thread_id, body)
 
 
 @router.post("/runs/wait", summary="Run on a new thread (stateless) and wait for the final state", **OUTPUT)
 async def stateless_wait(body: RunCreate, principal: DeveloperDep, engine: EngineDep, threads: ThreadsDep) -> Any:
     await check_webhook(body.webhook)
     thread_id = await _stateless_thread(threads, principal.tenant_id)
-    handle = await engine.submit(principal.tenant_id, thread_id, body)
+    handle = await engine.submit(principal.tenant_id, thread_id, body, environment=principal.environment)
     await handle.done.wait()
     if body.on_completion == "delete":
         await engine.delete_thread(principal.tenant_id, thread_id)
@@ -109,7 +110,7 @@ async def create_batch(
     for item in body:
         thread_id = item.thread_id or await _stateless_thread(threads, principal.tenant_id)
         try:
-            handle = await engine.submit(principal.tenant_id, thread_id, item)
+            handle = await engine.submit(principal.tenant_id, thread_id, item, environment=principal.environment)
         except ChorusError as exc:
             out.append(exc.to_dict())
             continue

@@ -218,6 +218,7 @@ ThreadField = Literal[
     "interrupts",
     "assistant_id",
     "config_version",
+    "environment",
     "expires_at",
 ]
 THREAD_FIELDS: frozenset[str] = frozenset(get_args(ThreadField))

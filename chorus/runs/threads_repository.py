@@ -13,6 +13,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
+from chorus.agents.configs.environments import Serving
 from chorus.agents.configs.repository import parse_uuid
 from chorus.agents.errors import AlreadyExists, ThreadBusy, ThreadNotFound
 from chorus.agents.storage.database import Database
@@ -24,6 +25,8 @@ THREAD_COLUMNS = (
     "tenant_id",
     "assistant_id",
     "config_version",
+    "environment",
+    "overrides_revision",
     "status",
     "metadata",
     '"values"',
@@ -59,6 +62,7 @@ def thread_view(row: dict[str, Any], *, ttl_days: float | None = None, with_ttl:
         "config": {},
         "assistant_id": str(row["assistant_id"]) if row["assistant_id"] else None,
         "config_version": row["config_version"],
+        "environment": row["environment"],
         "expires_at": row["expires_at"],
     }
     if with_ttl:  # GET /threads/{id}?include=ttl: the thread's own ttl, else the server's, else none
@@ -196,8 +200,9 @@ class ThreadRepository:
         async with self.idle(tenant_id, thread_id, doing="copy it") as locked:
             source = str(locked.row["thread_id"])
             cur = await locked.conn.execute(
-                'INSERT INTO threads (thread_id, tenant_id, assistant_id, config_version, metadata, "values",'
-                f" ttl_minutes, state_updated_at, expires_at) SELECT %s, tenant_id, assistant_id, config_version,"
+                "INSERT INTO threads (thread_id, tenant_id, assistant_id, config_version, environment,"
+                ' overrides_revision, metadata, "values", ttl_minutes, state_updated_at, expires_at)'
+                " SELECT %s, tenant_id, assistant_id, config_version, environment, overrides_revision,"
                 f' metadata, "values", ttl_minutes, state_updated_at, {EXPIRES_AT_SQL} FROM threads'
                 f" WHERE thread_id = %s RETURNING {_THREAD_COLS}",
                 (new_id, locked.expiry, source),
@@ -213,17 +218,26 @@ class ThreadRepository:
         assert row is not None  # INSERT … SELECT of the row locked above
         return row
 
-    async def pin(self, thread_id: str, assistant_id: str, version: int) -> None:
+    async def pin(self, thread_id: str, assistant_id: str, serving: Serving) -> None:
         async with self.db.connection() as conn:
-            await pin_thread(conn, thread_id, assistant_id, version)
+            await pin_thread(conn, thread_id, assistant_id, serving)
 
-    async def repin(self, thread_id: str, *, old: str, new: str, version: int) -> None:
+    async def repin(self, thread_id: str, *, old: str, new: str, serving: Serving) -> None:
         """Move a thread whose assistant was deleted to another assistant (its checkpoints stay)."""
         async with self.db.connection() as conn:
             await conn.execute(
-                "UPDATE threads SET assistant_id = %s, config_version = %s, metadata = metadata || %s,"
-                " updated_at = now() WHERE thread_id = %s AND assistant_id = %s",
-                (new, version, json.dumps({"assistant_id": new, "graph_id": "chatbot"}), thread_id, old),
+                "UPDATE threads SET assistant_id = %s, config_version = %s, environment = %s,"
+                " overrides_revision = %s, metadata = metadata || %s, updated_at = now()"
+                " WHERE thread_id = %s AND assistant_id = %s",
+                (
+                    new,
+                    serving.version,
+                    serving.environment,
+                    serving.overrides_revision,
+                    json.dumps({"assistant_id": new, "graph_id": "chatbot"}),
+                    thread_id,
+                    old,
+                ),
             )
 
     @staticmethod
@@ -303,12 +317,20 @@ class ThreadRepository:
             return [str(r["thread_id"]) for r in await cur.fetchall()]
 
 
-async def pin_thread(conn: AsyncConnection[DictRow], thread_id: str, assistant_id: str, version: int) -> None:
-    """Pin a thread without one to an assistant's version (the version of its first run, or state update)."""
+async def pin_thread(conn: AsyncConnection[DictRow], thread_id: str, assistant_id: str, serving: Serving) -> None:
+    """Pin a thread without one to an assistant's version in an environment (what its first run or state
+    update got)."""
     await conn.execute(
-        "UPDATE threads SET assistant_id = %s, config_version = %s, metadata = metadata || %s"
-        " WHERE thread_id = %s AND assistant_id IS NULL",
-        (assistant_id, version, json.dumps({"assistant_id": assistant_id, "graph_id": "chatbot"}), thread_id),
+        "UPDATE threads SET assistant_id = %s, config_version = %s, environment = %s, overrides_revision = %s,"
+        " metadata = metadata || %s WHERE thread_id = %s AND assistant_id IS NULL",
+        (
+            assistant_id,
+            serving.version,
+            serving.environment,
+            serving.overrides_revision,
+            json.dumps({"assistant_id": assistant_id, "graph_id": "chatbot"}),
+            thread_id,
+        ),
     )
 
 
@@ -324,9 +346,15 @@ class LockedThread:
     def thread_id(self) -> str:
         return str(self.row["thread_id"])
 
-    async def pin(self, assistant_id: str, version: int) -> None:
-        await pin_thread(self.conn, self.thread_id, assistant_id, version)
-        self.row = {**self.row, "assistant_id": assistant_id, "config_version": version}
+    async def pin(self, assistant_id: str, serving: Serving) -> None:
+        await pin_thread(self.conn, self.thread_id, assistant_id, serving)
+        self.row = {
+            **self.row,
+            "assistant_id": assistant_id,
+            "config_version": serving.version,
+            "environment": serving.environment,
+            "overrides_revision": serving.overrides_revision,
+        }
 
     async def record_state(self, values: Any) -> None:
         """The thread's new values after a state update (what GET /threads and search by values read)."""

@@ -11,6 +11,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.errors import InvalidUpdateError
 from langgraph.types import StateUpdate
 
+from chorus.agents.configs.environments import Serving
 from chorus.agents.configs.repository import StoredConfig, parse_uuid
 from chorus.agents.errors import AlreadyExists, ChorusError, InvalidInput, NotFound
 from chorus.graphs.compiler import CompiledBot
@@ -67,7 +68,9 @@ class ThreadService:
         thread_id = str(row["thread_id"])
         try:
             async with self.threads.idle(tenant_id, thread_id, doing="apply its supersteps") as locked:
-                await locked.pin(stored.config_id, stored.version)
+                serving = await self.engine.pins.serving(tenant_id, stored, thread_id)
+                graph = await self.engine.graph_for(tenant_id, stored.config_id, serving)
+                await locked.pin(stored.config_id, serving)
                 await self._apply(graph, locked, _root(thread_id), steps)
         except BaseException:
             with contextlib.suppress(ChorusError):  # a created thread whose supersteps failed is not kept
@@ -161,7 +164,7 @@ class ThreadService:
     async def _pinned_graph(self, tenant_id: str, thread: dict[str, Any]) -> CompiledBot | None:
         if thread["assistant_id"] is None:
             return None
-        return await self.engine.graph_for(tenant_id, str(thread["assistant_id"]), int(thread["config_version"]))
+        return await self.engine.graph_for(tenant_id, str(thread["assistant_id"]), Serving.of(thread))
 
     async def _graph_to_update(self, tenant_id: str, locked: LockedThread) -> CompiledBot:
         """The thread's graph; a thread without one is pinned, as its first run would pin it, to the assistant
@@ -170,9 +173,10 @@ class ThreadService:
         if graph is not None:
             return graph
         stored = await self._assistant_named(tenant_id, locked.row["metadata"], for_what="a state update")
-        await locked.pin(stored.config_id, stored.version)
+        serving = await self.engine.pins.serving(tenant_id, stored, locked.thread_id)
+        await locked.pin(stored.config_id, serving)
         self.engine.forget_thread(locked.thread_id)
-        return await self.engine.graph_for(tenant_id, stored.config_id, stored.version)
+        return await self.engine.graph_for(tenant_id, stored.config_id, serving)
 
     async def _assistant_named(self, tenant_id: str, metadata: dict[str, Any], *, for_what: str) -> StoredConfig:
         named = metadata.get("assistant_id") or metadata.get("graph_id")

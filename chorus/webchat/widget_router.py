@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
+from chorus.agents.configs.environments import Serving
 from chorus.runs.deps import EngineDep, ThreadsDep
 from chorus.runs.schemas import RunCreate
 from chorus.runs.statuses import RunStatus
@@ -105,7 +106,7 @@ async def create_thread(
 async def state(thread_id: str, caller: VisitorDep, threads: ThreadsDep, engine: EngineDep) -> dict[str, Any]:
     row = await own_thread(threads, caller, thread_id)
     thread_id = str(row["thread_id"])
-    graph = await engine.graph_for(caller.tenant_id, str(row["assistant_id"]), int(row["config_version"]))
+    graph = await engine.graph_for(caller.tenant_id, str(row["assistant_id"]), Serving.of(row))
     snap = await graph.aget_state({"configurable": {"thread_id": thread_id}})
     values = snap.values if isinstance(snap.values, dict) else {}
     latest = await engine.runs.list_for_thread(caller.tenant_id, thread_id, limit=1, offset=0, status=None)

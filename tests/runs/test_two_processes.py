@@ -5,10 +5,12 @@ side-effecting tool a second time."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -238,3 +240,53 @@ async def test_a_client_that_reconnects_to_the_other_process_gets_what_it_missed
     everything = await _events(url_b, tenant.key, run_path, "-1")  # after it has ended, from B again
     assert seen + rest == everything, "no event lost or repeated across the two processes"
     assert any('"status":"done"' in data for _, data in everything)  # the tool's progress, the answer's tokens
+
+
+async def test_a_deploy_in_one_process_is_served_and_announced_by_the_other(
+    db: Database, acme_config: dict[str, Any], two_servers: tuple[str, str, Any]
+) -> None:
+    url_a, url_b, _ = two_servers
+    tenant = await make_tenant(db)
+    headers = {"x-api-key": tenant.key}
+    async with (
+        httpx.AsyncClient(base_url=url_a, headers=headers, timeout=30) as a,
+        httpx.AsyncClient(base_url=url_b, headers=headers, timeout=30) as b,
+    ):
+        created = await a.post("/api/v1/configs", json=acme_config)
+        assistant_id = created.json()["assistant_id"]
+        config = f"/api/v1/configs/{created.json()['config_id']}"
+        assert (await a.post(f"{config}/deploy", json={"environment": "production"})).status_code == 202
+        events: list[dict[str, Any]] = []
+
+        async def listen() -> None:
+            async with b.stream("GET", "/api/v1/configs/events", params={"max_seconds": 20}) as resp:
+                async for line in resp.aiter_lines():
+                    if line.startswith("data: "):
+                        events.append(json.loads(line[6:]))
+                        return
+
+        listener = asyncio.create_task(listen())
+        await asyncio.sleep(0.5)  # B's stream is subscribed
+        version = (await a.patch(config, json={"system_prompt": {"tone": "empathetic"}})).json()["version"]
+
+        async def new_conversation_on_b() -> tuple[int, str]:
+            thread_id = str(uuid.uuid4())
+            answer: Any = (
+                await b.post(
+                    f"/threads/{thread_id}/runs/wait",
+                    json={"assistant_id": assistant_id, "input": HELLO, "if_not_exists": "create"},
+                )
+            ).json()
+            return (await b.get(f"/threads/{thread_id}")).json()["config_version"], answer["messages"][-1]["content"]
+
+        # Production is deployed at version 1: the new version is not served yet, in either process.
+        assert (await new_conversation_on_b())[0] == 1
+        deployed = await a.post(f"{config}/deploy", json={"environment": "production", "version": version})
+        assert deployed.status_code == 202, deployed.text
+        # The next new conversation on B gets it: no cache to expire, no poll to wait for.
+        served, answer = await new_conversation_on_b()
+        assert served == version and answer.startswith("I understand.")
+        await asyncio.wait_for(listener, 10)
+    assert events[0]["event_type"] == "config_deployed"
+    assert (events[0]["version"], events[0]["environment"]) == (version, "production")
+    assert events[0]["deployment_id"] == deployed.json()["deployment_id"]

@@ -17,12 +17,12 @@ from chorus.agents.knowledge.repository import KnowledgeRepository
 from chorus.agents.secrets.references import referenced_names
 from chorus.agents.secrets.repository import SecretRepository
 from chorus.agents.storage.database import Database
+from chorus.agents.tenancy.environments import ENVIRONMENTS
 from chorus.agents.tools.registry import ToolRegistry
 
 if TYPE_CHECKING:
     from chorus.agents.configs.service import ConfigService
 
-ENVIRONMENTS = ("staging", "production")
 CheckStatus = Literal["passed", "failed", "warning"]
 _ISSUE_NUMBER = re.compile(r"(?:/issues/|#|^)(\d+)/?$")
 _MAX_BLOCKERS_FROM_ERRORS = 20
@@ -31,10 +31,8 @@ _NOT_CHECKED = "not checked: the config must pass json_schema_compliance and req
 
 
 async def secret_names_per_environment(db: Database, tenant_id: str) -> dict[str, set[str]]:
-    """The secret names the tenant's vault holds for each environment. The vault has no environments yet, so
-    each gets all of the tenant's secrets; environment-scoped secrets change only this function."""
-    names = await SecretRepository(db).names(tenant_id)
-    return {env: set(names) for env in ENVIRONMENTS}
+    """The secret names a tool call can use in each environment: scoped to it, or unscoped."""
+    return await SecretRepository(db).names_per_environment(tenant_id)
 
 
 @dataclass(frozen=True)

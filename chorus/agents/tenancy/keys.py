@@ -14,6 +14,7 @@ from typing import Any, Literal
 from chorus.agents.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from chorus.agents.storage.database import Database
 from chorus.agents.tenancy.demo_data import seed_demo_data
+from chorus.agents.tenancy.environments import DEFAULT_ENVIRONMENT, Environment
 from chorus.agents.tenancy.permissions import (
     ApiLevel,
     ConfigPermission,
@@ -42,6 +43,8 @@ class Principal:
     tenant_name: str
     role: Role
     key_id: str
+    # The environment the key works in: its conversations get what this environment serves.
+    environment: Environment = DEFAULT_ENVIRONMENT
 
     def require(self, level: ApiLevel | Literal["admin"]) -> None:
         """Refuse unless the key's role reaches `level` on the API (`admin`: organization_admin)."""
@@ -69,6 +72,7 @@ class KeyInfo:
     prefix: str
     name: str | None
     role: Role
+    environment: Environment
     created_at: datetime
     created_by: str | None
     last_used_at: datetime | None
@@ -80,6 +84,7 @@ class KeyInfo:
             "prefix": self.prefix,
             "name": self.name,
             "role": self.role,
+            "environment": self.environment,
             "created_at": self.created_at,
             "created_by": self.created_by,
             "last_used_at": self.last_used_at,
@@ -105,6 +110,7 @@ def _info(row: dict[str, Any]) -> KeyInfo:
         prefix=row["prefix"],
         name=row["name"],
         role=row["role"],
+        environment=row["environment"],
         created_at=row["created_at"],
         created_by=str(row["created_by"]) if row["created_by"] else None,
         last_used_at=row["last_used_at"],
@@ -112,7 +118,7 @@ def _info(row: dict[str, Any]) -> KeyInfo:
     )
 
 
-_COLUMNS = "key_id, prefix, name, role, created_at, created_by, last_used_at, revoked_at"
+_COLUMNS = "key_id, prefix, name, role, environment, created_at, created_by, last_used_at, revoked_at"
 
 
 def _key_uuid(key_id: str) -> str:
@@ -154,7 +160,13 @@ async def find_tenant(db: Database, name: str) -> str:
 
 
 async def issue_api_key(
-    db: Database, *, tenant_id: str, role: RoleName, name: str | None = None, created_by: str | None = None
+    db: Database,
+    *,
+    tenant_id: str,
+    role: RoleName,
+    name: str | None = None,
+    created_by: str | None = None,
+    environment: Environment = DEFAULT_ENVIRONMENT,
 ) -> NewKey:
     """Create a key; the clear key is in the result and nowhere else (only its hash is stored)."""
     try:
@@ -164,9 +176,9 @@ async def issue_api_key(
     key = "chorus_" + secrets.token_urlsafe(32)
     async with db.connection() as conn:
         cur = await conn.execute(
-            "INSERT INTO api_keys (key_id, tenant_id, key_hash, prefix, role, name, created_by)"
-            f" VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
-            (uuid.uuid4(), tenant_id, key_hash(key), key[:PREFIX_LENGTH], stored, name, created_by),
+            "INSERT INTO api_keys (key_id, tenant_id, key_hash, prefix, role, name, created_by, environment)"
+            f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
+            (uuid.uuid4(), tenant_id, key_hash(key), key[:PREFIX_LENGTH], stored, name, created_by, environment),
         )
         row = await cur.fetchone()
     if row is None:
@@ -174,9 +186,16 @@ async def issue_api_key(
     return NewKey(_info(row), key)
 
 
-async def create_api_key(db: Database, *, tenant_id: str, role: RoleName, name: str | None = None) -> str:
+async def create_api_key(
+    db: Database,
+    *,
+    tenant_id: str,
+    role: RoleName,
+    name: str | None = None,
+    environment: Environment = DEFAULT_ENVIRONMENT,
+) -> str:
     """Create a key and return it in clear; only its hash is stored, so this is the one chance to see it."""
-    return (await issue_api_key(db, tenant_id=tenant_id, role=role, name=name)).key
+    return (await issue_api_key(db, tenant_id=tenant_id, role=role, name=name, environment=environment)).key
 
 
 async def list_api_keys(db: Database, tenant_id: str) -> list[KeyInfo]:
@@ -234,7 +253,7 @@ async def resolve_api_key(db: Database, key: str) -> Principal:
         cur = await conn.execute(
             "UPDATE api_keys k SET last_used_at = now() FROM tenants t"
             " WHERE t.tenant_id = k.tenant_id AND k.key_hash = %s AND k.revoked_at IS NULL"
-            " RETURNING k.key_id, k.role, t.tenant_id, t.name",
+            " RETURNING k.key_id, k.role, k.environment, t.tenant_id, t.name",
             (digest,),
         )
         row = await cur.fetchone()
@@ -248,7 +267,7 @@ async def resolve_api_key(db: Database, key: str) -> Principal:
                 "your tenant for a new key (POST /api/v1/keys or `chorus keys create`)"
             )
         raise Unauthorized("unknown API key; create one with `chorus keys create`")
-    return Principal(str(row["tenant_id"]), row["name"], row["role"], str(row["key_id"]))
+    return Principal(str(row["tenant_id"]), row["name"], row["role"], str(row["key_id"]), row["environment"])
 
 
 class KeyResolver:

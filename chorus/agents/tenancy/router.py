@@ -8,6 +8,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from chorus.agents.api_deps import AdminDep, DbDep, KeyResolverDep
+from chorus.agents.tenancy.environments import Environment
 from chorus.agents.tenancy.keys import issue_api_key, list_api_keys, revoke_api_key
 from chorus.agents.tenancy.permissions import RoleName
 
@@ -18,12 +19,20 @@ class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     role: RoleName = Field(description="one of the roles in docs/api.md#roles; 'admin' means organization_admin")
     name: str | None = Field(default=None, max_length=200, description="a label, e.g. who or what uses the key")
+    environment: Environment = Field(
+        default="production", description="the environment whose deployed versions the key's conversations get"
+    )
 
 
 @router.post("", status_code=201, summary="Create an API key; the answer holds the key in clear, the only time")
 async def create_key(body: KeyCreate, principal: AdminDep, db: DbDep) -> dict[str, Any]:
     new = await issue_api_key(
-        db, tenant_id=principal.tenant_id, role=body.role, name=body.name, created_by=principal.key_id
+        db,
+        tenant_id=principal.tenant_id,
+        role=body.role,
+        name=body.name,
+        created_by=principal.key_id,
+        environment=body.environment,
     )
     return {**new.info.to_dict(), "key": new.key}
 
