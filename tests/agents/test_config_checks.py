@@ -100,6 +100,20 @@ async def test_a_config_with_nothing_missing_is_deployment_ready(
     )
 
 
+async def test_a_secret_stored_for_staging_only_blocks_a_production_deploy_not_the_upload(
+    http: httpx.AsyncClient, db: Database, tenant: Tenant
+) -> None:
+    await add_namespaces(db, tenant, "acme_support", "acme_support_faq")
+    body = {"name": "SHOP_KEY", "value": "s3cret", "environment": "staging"}
+    assert (await http.post("/api/v1/secrets", json=body)).status_code == 201
+    assert (await http.post(CONFIGS, json=ready_config())).status_code == 201  # valid: it exists somewhere
+    report = (await http.post(f"{CONFIGS}/acme_support_bot/validate")).json()
+    credentials = next(c for c in report["checks"] if c["check"] == "credentials_present")
+    assert credentials["missing"] == {"staging": [], "production": ["SHOP_KEY"]}
+    assert report["valid"] and not report["deployment_ready"]
+    assert "Secret SHOP_KEY (missing in production)" in report["deployment_blocked_by"]
+
+
 async def test_a_missing_secret_fails_credentials_in_every_environment(http: httpx.AsyncClient) -> None:
     body = (await http.post(f"{CONFIGS}/validate", json=ready_config())).json()
     assert body["validation_status"] == "failed" and not body["valid"]
