@@ -273,6 +273,13 @@ async def test_roles_and_environments_of_keys(key_of: Client, http: httpx.AsyncC
     resp = await deploy(staging_admin)
     assert resp.status_code == 403 and "staging key cannot change production" in resp.json()["detail"]
     assert (await deploy(staging_admin, environment="staging")).status_code == 202
+    production = (await deploy(http, deployment_strategy="immediate")).json()["deployment_id"]
+    for resp in (
+        await staging_admin.patch(f"{ACME}/environments/production", json={"required_eval_suites": []}),
+        await staging_admin.post(f"{ACME}/deployments/{production}/rollback", json={"reason": "from staging"}),
+        await staging_admin.post(f"{ACME}/deployments/{production}/promote", json={}),
+    ):
+        assert resp.status_code == 403 and "staging key" in resp.json()["detail"], resp.text
     for role in ("developer", "platform_engineer"):
         await new_version(http, f"tone of {role}")
         resp = await deploy(await key_of(role), deployment_strategy="immediate")
