@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import sys
@@ -216,28 +215,6 @@ def _open_requests_grace(settings: Settings) -> int:
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
-
-
-@config_app.command("validate")
-def config_validate(path: Annotated[Path, typer.Argument(help="Bot config JSON file.")]) -> None:
-    """Validate a bot config; prints every problem with its JSON path. Exit code 1 if invalid."""
-    from chorus.agents.configs.validation import validate_config
-    from chorus.agents.tools.builtins import build_registry
-
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        _fail(f"{path}: no such file", 2)
-    except json.JSONDecodeError as exc:
-        _fail(f"{path}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}")
-    report = validate_config(data, registry=build_registry())
-    for p in report.errors:
-        typer.echo(f"error   {p.path}: {p.message}")
-    for p in report.warnings:
-        typer.echo(f"warning {p.path}: {p.message}")
-    if not report.valid:
-        _fail(f"{path}: invalid ({len(report.errors)} error(s))")
-    typer.echo(f"{path}: valid ({len(report.warnings)} warning(s))")
 
 
 @config_app.command("schema")

@@ -224,6 +224,7 @@ async def body_for(world: World, method: str, path: str, ns: str) -> dict[str, A
             "files": [{"path": "acme.json", "config": example("acme_support_bot")}],
             "commit_message": "roles walk",
         },
+        ("POST", "/api/v1/configs/chat"): {"config_id": await world.value("assistant_id"), "message": "speak slower"},
         ("POST", "/api/v1/configs/{config_id}/rollback"): {"target_version": 1, "reason": "roles walk"},
         ("PATCH", "/api/v1/configs/{config_id}"): {"system_prompt": {"tone": "roles walk"}},
         ("POST", "/api/v1/configs/{config_id}/visual-update"): {"changes": {"voice_settings": {"max_tokens": 99}}},

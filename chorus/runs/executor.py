@@ -191,6 +191,7 @@ class RunExecutor:
                     "tenant_id": spec.tenant_id,
                     "run_id": spec.run_id,
                     "assistant_id": spec.assistant_id,
+                    "environment": spec.serving.environment,  # its tool calls use this environment's secrets
                 },
                 "metadata": {"run_id": spec.run_id, "assistant_id": spec.assistant_id},
                 "callbacks": [usage],

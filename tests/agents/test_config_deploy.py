@@ -273,6 +273,13 @@ async def test_roles_and_environments_of_keys(key_of: Client, http: httpx.AsyncC
     resp = await deploy(staging_admin)
     assert resp.status_code == 403 and "staging key cannot change production" in resp.json()["detail"]
     assert (await deploy(staging_admin, environment="staging")).status_code == 202
+    production = (await deploy(http, deployment_strategy="immediate")).json()["deployment_id"]
+    for resp in (
+        await staging_admin.patch(f"{ACME}/environments/production", json={"required_eval_suites": []}),
+        await staging_admin.post(f"{ACME}/deployments/{production}/rollback", json={"reason": "from staging"}),
+        await staging_admin.post(f"{ACME}/deployments/{production}/promote", json={}),
+    ):
+        assert resp.status_code == 403 and "staging key" in resp.json()["detail"], resp.text
     for role in ("developer", "platform_engineer"):
         await new_version(http, f"tone of {role}")
         resp = await deploy(await key_of(role), deployment_strategy="immediate")
@@ -345,3 +352,25 @@ async def test_rolling_back_a_completed_deploy_restores_the_version_it_replaced(
     # It is no longer the environment's latest deployment in force: a second rollback is refused.
     again = await http.post(f"{ACME}/deployments/{done['deployment_id']}/rollback", json={"reason": "again"})
     assert again.status_code == 409
+
+
+async def test_a_deploy_needs_the_configs_secrets_in_that_environment(
+    http: httpx.AsyncClient, key_of: Client, acme: str
+) -> None:
+    secret = {"name": "SHOP_KEY", "value": "s3cret", "environment": "staging"}
+    assert (await http.post("/api/v1/secrets", json=secret)).status_code == 201
+    # The example's HTTP tool, now sending the secret.
+    tools = copy.deepcopy((await http.get(ACME)).json()["parsed_config"]["tools_needed"])
+    tools[1]["http"]["headers"] = {"Authorization": "Bearer ${secret:SHOP_KEY}"}
+    patched = await http.patch(ACME, json={"tools_needed": tools})
+    assert patched.status_code == 200, patched.text
+    version = patched.json()["version"]
+    assert patched.json()["status"] == "pending_approval"  # a high risk change: an admin and an engineer sign
+    engineer = await key_of("platform_engineer")
+    for approver in (http, engineer):
+        approved = await approver.post(f"{ACME}/versions/{version}/approve", json={"comment": "ok"})
+        assert approved.status_code == 200, approved.text
+    blocked = await deploy(http, version=version)
+    assert blocked.status_code == 409 and blocked.json()["error"] == "deployment_blocked", blocked.text
+    assert blocked.json()["deployment_blocked_by"][0].startswith("secret SHOP_KEY is not in the vault for production")
+    assert (await deploy(http, environment="staging", version=version)).status_code == 202

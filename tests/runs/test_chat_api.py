@@ -144,7 +144,7 @@ async def test_seed_config_upload_api(http: httpx.AsyncClient, acme_config: dict
     bad = dict(acme_config, llm_config={"provider": "openai"})
     rejected = await http.post("/api/v1/configs", json=bad)
     assert rejected.status_code == 422
-    assert rejected.json()["errors"][0]["path"] == "$.llm_config"
+    assert rejected.json()["errors"][0]["path"] == "$.llm_config.model"  # the missing field itself
     assert body["config_id"] == acme_config["config_metadata"]["config_id"]  # the file's own id, kept
     assistant = await http.get(f"/assistants/{body['assistant_id']}")
     assert assistant.json()["graph_id"] == "chatbot"

@@ -18,7 +18,7 @@ from chorus.agents.errors import Forbidden, InvalidInput
 from chorus.agents.tenancy.keys import Principal
 from chorus.agents.tenancy.permissions import ConfigPermission, has_permission, roles_with_permission
 
-PatchSource = Literal["patch", "visual_update"]
+PatchSource = Literal["patch", "visual_update", "chat"]
 # The permissions that let a key propose some change: a key with none of them cannot patch at all.
 EDIT_PERMISSIONS: tuple[ConfigPermission, ...] = (
     "edit_system_prompt",

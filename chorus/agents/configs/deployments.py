@@ -24,6 +24,7 @@ from chorus.agents.configs.repository import StoredConfig, parse_uuid
 from chorus.agents.configs.service import ConfigService
 from chorus.agents.configs.versions_repository import VersionRepository
 from chorus.agents.errors import Conflict, DeployBlocked, InvalidInput, VersionNotFound
+from chorus.agents.secrets.references import referenced_names
 from chorus.agents.tenancy.environments import Environment
 
 # Every process listens: a deploy, promotion, rollback or overrides change of any config (hot reload).
@@ -105,8 +106,16 @@ class Deployments:
             raise VersionNotFound(config.key, version, await self.versions.count(tenant_id, config.config_id))
         assert_deployable(record)
         found = await self.repo.overrides(tenant_id, config.config_id, state.environment, state.overrides_revision)
-        await self.service.checked(tenant_id, effective_config(record.config, found.overrides if found else None))
-        blocked = await self.gate.blockers(
+        served = effective_config(record.config, found.overrides if found else None)
+        await self.service.checked(tenant_id, served)
+        blocked = [
+            f"secret {name} is not in the vault for {state.environment} (chorus secrets set {name} --environment "
+            f"{state.environment}, or unscoped)"
+            for name in sorted(
+                referenced_names(served) - await self.service.secrets.names(tenant_id, state.environment)
+            )
+        ]
+        blocked += await self.gate.blockers(
             tenant_id, config.config_id, version, state.environment, state.required_eval_suites
         )
         if blocked:

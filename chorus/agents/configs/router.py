@@ -13,9 +13,11 @@ from chorus.agents.api_deps import ConfigServiceDep, DeveloperDep, ViewerDep, co
 from chorus.agents.configs.apply import ApplyFile, ConfigApply
 from chorus.agents.configs.approvals import version_status
 from chorus.agents.configs.approvals_repository import ApprovalRepository, Signature
+from chorus.agents.configs.checks import check_config, validate_next_version
 from chorus.agents.configs.history import Author, VersionRecord, parse_version
 from chorus.agents.configs.repository import StoredConfig
 from chorus.agents.configs.versions import ConfigVersions
+from chorus.agents.errors import InvalidInput
 from chorus.agents.tenancy.keys import Principal
 
 router = APIRouter(prefix="/api/v1/configs", tags=["configs"])
@@ -181,11 +183,49 @@ async def apply_configs(principal: EditConfigDep, service: ConfigServiceDep, bod
     return done.to_dict()
 
 
-@router.post("/validate", summary="Validate a bot config without storing it")
+@router.post(
+    "/validate",
+    summary="Validate a bot config without storing it: the named checks, and whether it is ready to deploy",
+)
 async def validate(
     principal: ViewConfigDep, service: ConfigServiceDep, body: Annotated[Any, Body(description="The bot config")]
 ) -> dict[str, Any]:
-    return (await service.validate(principal.tenant_id, body)).to_dict()
+    done = await check_config(service.repo.db, service.registry, principal.tenant_id, body)
+    return done.to_dict()
+
+
+@router.post(
+    "/{config_id}/validate",
+    summary="Validate a stored config (its current version, or ?version=N), or a body as its next version",
+)
+async def validate_stored(
+    config_id: ConfigIdPath,
+    principal: ViewConfigDep,
+    versions: VersionsDep,
+    version: Annotated[str | None, Query(description="A stored version: 3 or v3 (default: the current one)")] = None,
+    body: Annotated[
+        Any,
+        Body(description="Optional: a whole config to check as the config's next version, before storing it"),
+    ] = None,
+) -> dict[str, Any]:
+    service = versions.service
+    stored = await service.repo.find(principal.tenant_id, config_id)
+    if body is not None:
+        if version is not None:
+            raise InvalidInput(
+                "?version picks a stored version to validate; a body is validated as the next version: send one "
+                "or the other",
+                errors=[{"path": "$.version", "message": "not allowed with a body"}],
+            )
+        return (await validate_next_version(service, principal.tenant_id, stored, body)).to_dict()
+    raw, number = stored.config, stored.version
+    if version is not None:
+        _, record = await versions.get(principal.tenant_id, config_id, parse_version(version, where="$.version"))
+        raw, number = record.config, record.version
+    done = await check_config(
+        service.repo.db, service.registry, principal.tenant_id, raw, config_id=stored.key, version=number, stored=True
+    )
+    return done.to_dict()
 
 
 @router.get("/{config_id}", summary="Get a bot config (its current version, or ?version=N)")

@@ -112,6 +112,7 @@ def make_tools_node(
             thread_id=conf.get("thread_id"),
             run_id=conf.get("run_id"),
             secrets=secrets,
+            environment=conf.get("environment", "production"),
         )
         outcomes = await asyncio.gather(*(run_one(dict(c), ctx) for c in last.tool_calls))
         update: dict[str, Any] = {"messages": [m for m, _ in outcomes]}
