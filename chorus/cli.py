@@ -15,7 +15,10 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from chorus import config_apply_cli  # noqa: F401  (adds apply, pull, approve, reject to config_app)
+from chorus import (
+    config_apply_cli,  # noqa: F401  (adds apply, pull, approve, reject to config_app)
+    config_deploy_cli,  # noqa: F401  (adds deploy, promote, undeploy, deployments, environments)
+)
 from chorus.agents.settings import Settings, load_settings
 from chorus.cli_tenant import DEFAULT_TENANT, TenantOption
 from chorus.config_cli import config_app

@@ -22,7 +22,7 @@ ConfigId = Annotated[str, typer.Argument(help="The config's id (its file's confi
 Version = Annotated[str, typer.Argument(help="The version waiting for approval (3 or v3).")]
 
 
-def _fail(error: ChorusError | ServerRequestFailed) -> NoReturn:
+def fail(error: ChorusError | ServerRequestFailed) -> NoReturn:
     lines = error.lines if isinstance(error, ServerRequestFailed) else []
     if isinstance(error, InvalidInput):
         lines = [f"{e.get('file') or e.get('path')}: {e.get('message')}" for e in error.errors]
@@ -32,12 +32,12 @@ def _fail(error: ChorusError | ServerRequestFailed) -> NoReturn:
     raise typer.Exit(1)
 
 
-def _with_server(url: str | None, key: str | None, work: Callable[[ServerClient], T]) -> T:
+def with_server(url: str | None, key: str | None, work: Callable[[ServerClient], T]) -> T:
     try:
         with ServerClient.from_env(url, key) as client:
             return work(client)
     except (ChorusError, ServerRequestFailed) as exc:
-        _fail(exc)
+        fail(exc)
 
 
 @config_app.command("apply")
@@ -61,7 +61,7 @@ def apply(
     try:
         files = read_config_files(target)
     except ChorusError as exc:
-        _fail(exc)
+        fail(exc)
     body: dict[str, Any] = {
         "files": [{"path": f.path, "config": f.config} for f in files],
         "commit_message": message,
@@ -90,7 +90,7 @@ def apply(
         for line in result_lines(done):
             typer.echo(line)
 
-    _with_server(url, key, work)
+    with_server(url, key, work)
 
 
 @config_app.command("pull")
@@ -114,7 +114,7 @@ def pull(
             offset = page["pagination"]["next_offset"]
         return configs
 
-    configs = _with_server(url, key, work)
+    configs = with_server(url, key, work)
     if directory.exists() and not directory.is_dir():
         typer.secho(f"{directory} is a file: give a directory to pull into", fg="red", err=True)
         raise typer.Exit(1)
@@ -151,7 +151,7 @@ def approve(
 ) -> None:
     """Approve a version waiting for approval (medium risk: an organization_admin; high: also a
     platform_engineer); prints who must still approve."""
-    _with_server(url, key, lambda c: _verdict(c, config_id, version, "approve", {"comment": message}))
+    with_server(url, key, lambda c: _verdict(c, config_id, version, "approve", {"comment": message}))
 
 
 @config_app.command("reject")
@@ -166,4 +166,4 @@ def reject(
     if not message.strip():
         typer.secho("say why with -m REASON", fg="red", err=True)
         raise typer.Exit(2)
-    _with_server(url, key, lambda c: _verdict(c, config_id, version, "reject", {"reason": message}))
+    with_server(url, key, lambda c: _verdict(c, config_id, version, "reject", {"reason": message}))

@@ -4,7 +4,6 @@ back unchanged and holds no secret, approvals by role, and every bad input refus
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 import os
@@ -12,47 +11,17 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from typer.testing import CliRunner
 
 from chorus.agents.storage.database import Database
 from chorus.agents.tenancy.keys import create_api_key
-from chorus.cli import app
-from tests.conftest import RunningServer, Tenant, example, free_port
+from tests.conftest import Cli, Tenant, example, free_port
 
 CONFIGS = "/api/v1/configs"
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-Cli = Callable[..., Awaitable[Result]]
-
-
-@pytest.fixture
-async def cli(server: RunningServer, tenant: Tenant) -> Cli:
-    """`chorus ARGS` in this process, against the test server (in a thread: the server shares this loop),
-    with the tenant's admin key unless `key` is given."""
-
-    async def run(*args: str, key: str | None = None) -> Result:
-        env = {"CHORUS_URL": server.url, "CHORUS_API_KEY": key or tenant.key}
-
-        def invoke() -> Result:
-            done = CliRunner().invoke(app, list(args), env=env)
-            return Result(done.exit_code, done.stdout, done.stderr)
-
-        return await asyncio.to_thread(invoke)
-
-    return run
 
 
 @pytest.fixture
