@@ -118,7 +118,9 @@ def _print_history(client: ServerClient, config_id: str, environment: str | None
 @config_app.command("deployments")
 def deployments(
     config_id: ConfigId,
-    environment: Annotated[str | None, typer.Option("--env", "--environment", help="Only this one.")] = None,
+    environment: Annotated[
+        str | None, typer.Option("--env", "--environment", help="Only staging or only production.")
+    ] = None,
     url: UrlOption = None,
     key: KeyOption = None,
 ) -> None:
