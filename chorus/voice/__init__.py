@@ -1,0 +1,1 @@
+"""Voice: LiveKit Agents sessions whose brain is the compiled graph of a voicebot config."""
