@@ -16,6 +16,8 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
+from chorus.voice.session_factory import ProviderKeys
+
 
 def inventory_api() -> FastAPI:
     """What a customer's backend might expose: GET /inventory/{id}, POST /tickets, a slow and a broken route,
@@ -156,3 +158,7 @@ async def serve(app: FastAPI) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+
+
+# Keys for the speech providers' real plugin classes (Deepgram, ElevenLabs), built without a network call.
+FAKE_SPEECH_KEYS = ProviderKeys(deepgram="fake-deepgram-key", elevenlabs="fake-elevenlabs-key")
