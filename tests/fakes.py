@@ -162,3 +162,16 @@ async def serve(app: FastAPI) -> AsyncIterator[str]:
 
 # Keys for the speech providers' real plugin classes (Deepgram, ElevenLabs), built without a network call.
 FAKE_SPEECH_KEYS = ProviderKeys(deepgram="fake-deepgram-key", elevenlabs="fake-elevenlabs-key")
+
+
+def clinic_api() -> FastAPI:
+    """A clinic's backend for the voicebot: GET /hours (the opening days, in words a caller can hear)."""
+    app = FastAPI()
+    app.state.calls = 0
+
+    @app.get("/hours")
+    async def hours() -> dict[str, Any]:
+        app.state.calls += 1
+        return {"days": "monday to friday"}
+
+    return app

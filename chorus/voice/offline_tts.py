@@ -19,6 +19,8 @@ from chorus.agents.errors import ProviderUnavailable
 
 SAMPLE_RATE = 22050  # what espeak-ng writes
 _BASE_WPM = 175  # espeak-ng's default speaking rate
+# The US English voice PocketSphinx understands best of those tried (en-us, +m3, +m7, +f2, +f3, +f4).
+VOICE = "en-us+f2"
 
 
 def espeak_binary() -> str:
@@ -48,7 +50,7 @@ def pcm_from_wav(data: bytes) -> tuple[bytes, int]:
     raise ValueError("espeak-ng's WAV output has no data")
 
 
-async def synthesize_pcm(text: str, *, voice: str = "en-us", speed: float = 1.0) -> tuple[bytes, int]:
+async def synthesize_pcm(text: str, *, voice: str = VOICE, speed: float = 1.0) -> tuple[bytes, int]:
     """Speak `text` with espeak-ng: 16-bit mono PCM and its sample rate."""
     wpm = max(80, min(450, round(_BASE_WPM * speed)))
     proc = await asyncio.create_subprocess_exec(
@@ -75,7 +77,7 @@ async def synthesize_pcm(text: str, *, voice: str = "en-us", speed: float = 1.0)
 
 
 class EspeakTTS(tts.TTS[Any]):
-    def __init__(self, *, voice: str = "en-us", speed: float = 1.0) -> None:
+    def __init__(self, *, voice: str = VOICE, speed: float = 1.0) -> None:
         super().__init__(capabilities=tts.TTSCapabilities(streaming=False), sample_rate=SAMPLE_RATE, num_channels=1)
         espeak_binary()  # fail when the session is built, not on the first sentence
         self.voice = voice
