@@ -20,7 +20,7 @@ def read_wav(path: Path) -> tuple[bytes, int]:
     """16-bit mono PCM and its sample rate; anything else is refused with what to do."""
     with wave.open(str(path), "rb") as w:
         if w.getsampwidth() != 2 or w.getnchannels() != 1:
-            raise ValueError(f"{path}: expected 16-bit mono WAV (convert with `sox in.wav -b 16 -c 1 out.wav`)")
+            raise ValueError("expected 16-bit mono WAV (convert with `sox in.wav -b 16 -c 1 out.wav`)")
         return w.readframes(w.getnframes()), w.getframerate()
 
 
