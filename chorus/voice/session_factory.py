@@ -160,6 +160,8 @@ class SilenceWatch:
     async def _act(self) -> None:
         if not self.reprompted:
             self.reprompted = True
+            # The caller is "listening" again, so the away countdown restarts once the reprompt is said.
+            self.session.reset_away_timer()
             self.session.say(REPROMPT)
             return
         await self.session.say(GOODBYE, allow_interruptions=False)
