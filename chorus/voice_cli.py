@@ -123,3 +123,45 @@ def speak(
         _fail(exc.detail, 1)
     write_wav(output_wav, pcm, rate)
     typer.echo(f"wrote {output_wav} ({len(pcm) / 2 / rate:.1f} s)")
+
+
+LIVEKIT_ENV = ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")
+
+
+def _run_worker(*, dev: bool, log_level: str) -> None:
+    missing = [name for name in LIVEKIT_ENV if not os.environ.get(name)]
+    if missing:
+        _fail(
+            f"set {', '.join(missing)}: the worker connects to your LiveKit server "
+            "(e.g. LIVEKIT_URL=wss://your-project.livekit.cloud)"
+        )
+    from livekit.agents.cli import proto
+    from livekit.agents.cli.cli import _run_worker as run_livekit_worker
+
+    from chorus.voice.worker import create_server
+
+    # What `python -m livekit.agents start` does with a server (the legacy `cli.run_app` is deprecated).
+    run_livekit_worker(
+        server=create_server(),
+        args=proto.CliArgs(log_level=log_level, log_format="text" if dev else "json", dev=dev),
+    )
+
+
+LogLevel = Annotated[str, typer.Option(help="Log level: DEBUG, INFO, WARNING or ERROR.")]
+
+
+@voice_app.command()
+def start(log_level: LogLevel = "INFO") -> None:
+    """Run the voice worker for production: it registers with LiveKit as agent `chorus-voicebot` (explicit
+    dispatch) and answers each dispatched call with its voicebot (dispatch metadata or the dialed number)."""
+    if log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        _fail(f"--log-level {log_level!r}: use DEBUG, INFO, WARNING or ERROR")
+    _run_worker(dev=False, log_level=log_level.upper())
+
+
+@voice_app.command()
+def dev(log_level: LogLevel = "DEBUG") -> None:
+    """Run the voice worker for development (readable logs, no idle process pool)."""
+    if log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        _fail(f"--log-level {log_level!r}: use DEBUG, INFO, WARNING or ERROR")
+    _run_worker(dev=True, log_level=log_level.upper())
