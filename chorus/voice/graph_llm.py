@@ -27,6 +27,11 @@ from livekit.agents.voice.speech_handle import SpeechHandle
 
 from chorus.graphs.compiler import CompiledBot
 
+try:  # which speech an LLM request belongs to (private to LiveKit: without it, turns are matched by order)
+    from livekit.agents.voice.agent_activity import _SpeechHandleContextVar
+except ImportError:  # pragma: no cover - a LiveKit version without it
+    _SpeechHandleContextVar = None  # type: ignore[assignment]
+
 log = logging.getLogger(__name__)
 
 # A cancelled run must leave every finished step in Postgres, as chat runs do (the run engine's default).
@@ -57,14 +62,15 @@ class CallThread:
 @dataclass
 class _Turn:
     human: HumanMessage
+    speech_id: str | None  # the LiveKit speech this run answers
     spoken: str = ""  # what this run streamed to TTS
     capped: bool = False  # the answer was cut at max_tokens
 
 
-def newest_user_text(chat_ctx: llm.ChatContext) -> str | None:
+def newest_user_message(chat_ctx: llm.ChatContext) -> llm.ChatMessage | None:
     for item in reversed(chat_ctx.items):
         if isinstance(item, llm.ChatMessage) and item.role == "user":
-            return item.text_content or ""
+            return item
     return None
 
 
@@ -76,7 +82,8 @@ class GraphLLM(llm.LLM[Any]):
         self.graph = graph
         self.thread = thread
         self.max_tokens = max_tokens
-        self._turn: _Turn | None = None
+        self._turns: dict[str | None, _Turn] = {}  # unsettled turns by speech id (None: speech unknown)
+        self._last_user_item: str | None = None  # LiveKit's id of the caller message last sent to the graph
         self._writes: asyncio.Task[None] | None = None  # the last write of heard text, awaited before a run
         self._lock = asyncio.Lock()
 
@@ -104,7 +111,9 @@ class GraphLLM(llm.LLM[Any]):
 
     # -- what the caller heard ------------------------------------------------------------------
 
-    def record_speech(self, *, source: str, heard: str, interrupted: bool) -> asyncio.Task[None] | None:
+    def record_speech(
+        self, *, source: str, heard: str, interrupted: bool, speech_id: str | None = None
+    ) -> asyncio.Task[None] | None:
         """A speech of the session ended. `say` speeches (the first message, reprompts) are added to the thread
         as what the bot said; an interrupted or capped answer replaces the graph's answer with what was heard.
         Runs in the background; the next turn waits for it."""
@@ -113,7 +122,9 @@ class GraphLLM(llm.LLM[Any]):
                 return None
             coro = self._append_said(heard)
         else:
-            turn, self._turn = self._turn, None
+            turn = self._turns.pop(speech_id, None)
+            if turn is None and speech_id is not None:
+                turn = self._turns.pop(None, None)
             if turn is None or not (interrupted or turn.capped):
                 return None
             coro = self._write_heard(turn, heard if interrupted else turn.spoken)
@@ -184,17 +195,27 @@ class GraphLLMStream(llm.LLMStream):
         tools: list[llm.Tool],
         conn_options: APIConnectOptions,
     ) -> None:
+        # The speech this request answers, as LiveKit's reply task knows it (read before the stream's own task
+        # starts; the task inherits the context anyway). Private to LiveKit, hence the fallback to None.
+        handle = _SpeechHandleContextVar.get(None) if _SpeechHandleContextVar is not None else None
+        self._speech_id: str | None = handle.id if handle is not None else None
         super().__init__(graph_llm, chat_ctx=chat_ctx, tools=tools, conn_options=conn_options)
         self._graph_llm = graph_llm
 
     async def _run(self) -> None:
         owner = self._graph_llm
-        text = newest_user_text(self._chat_ctx)
-        if text is None or not text.strip():
-            return  # nothing new from the caller (LiveKit asked for a reply on its own): say nothing
+        item = newest_user_message(self._chat_ctx)
+        text = (item.text_content or "") if item is not None else ""
+        if item is None or not text.strip() or item.id == owner._last_user_item:
+            # Nothing new from the caller (LiveKit asked for a reply on its own, e.g. after a false
+            # interruption): the graph is not sent the same words twice; nothing is said.
+            return
+        owner._last_user_item = item.id
         await owner.settled()
-        turn = _Turn(human=HumanMessage(text, id=str(uuid.uuid4())))
-        owner._turn = turn
+        turn = _Turn(human=HumanMessage(text, id=str(uuid.uuid4())), speech_id=self._speech_id)
+        owner._turns[turn.speech_id] = turn
+        while len(owner._turns) > 8:  # turns whose speech never reported back (the session closed)
+            owner._turns.pop(next(iter(owner._turns)))
         request_id = f"chorus-{uuid.uuid4().hex[:12]}"
         try:
             await self._stream_graph(turn, request_id)
@@ -250,7 +271,7 @@ def follow_speeches(session: AgentSession[Any], brain: GraphLLM) -> None:
                 for item in handle.chat_items
                 if isinstance(item, llm.ChatMessage) and item.role == "assistant"
             ).strip()
-            brain.record_speech(source=source, heard=heard, interrupted=handle.interrupted)
+            brain.record_speech(source=source, heard=heard, interrupted=handle.interrupted, speech_id=handle.id)
 
         ev.speech_handle.add_done_callback(on_done)
 
