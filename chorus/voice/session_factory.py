@@ -189,10 +189,12 @@ def build_session(
     brain = GraphLLM(graph, thread, max_tokens=max_tokens)
     away = silence_timeout_s(cfg)
     vad_model = build_vad(cfg)
+    if vad_model is None and cfg.livekit_config is not None and cfg.livekit_config.stt_provider == "offline":
+        raise BadRequest("the offline STT recognises whole utterances the VAD cuts: set livekit_config.vad_enabled")
     session: AgentSession[Any] = AgentSession(
         stt=build_stt(cfg, keys),
         tts=build_tts(cfg, keys),
-        vad=vad_model if vad_model is not None else None,
+        vad=vad_model,
         llm=brain,
         turn_handling=turn_handling(cfg),
         user_away_timeout=away,

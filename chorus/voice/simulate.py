@@ -4,7 +4,6 @@ pipeline (Silero VAD, the offline STT, the config's graph, the offline TTS) with
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from dataclasses import dataclass, field
 
@@ -86,6 +85,8 @@ async def simulate_call(
         if ev.new_state == "listening" and caller_done_at and answered():
             settled.set()
 
+    closed = asyncio.Event()  # e.g. hung up after silence: nothing more will be said
+    session.on("close", lambda _ev: closed.set())
     session.on("conversation_item_added", on_item)
     session.on("agent_state_changed", on_state)
     session.input.audio = microphone
@@ -101,8 +102,11 @@ async def simulate_call(
         caller_done_at.append(time.monotonic())
         if answered() and session.agent_state == "listening":
             settled.set()
-        with contextlib.suppress(TimeoutError):  # the limit passed: report what was said so far
-            await asyncio.wait_for(settled.wait(), max(0.0, deadline - time.monotonic()))
+        waiting = [asyncio.ensure_future(settled.wait()), asyncio.ensure_future(closed.wait())]
+        # Until the bot answered, the call ended, or the limit passed: then report what was said so far.
+        await asyncio.wait(waiting, timeout=max(0.0, deadline - time.monotonic()), return_when="FIRST_COMPLETED")
+        for waiter in waiting:
+            waiter.cancel()
         await voice.brain.settled()
     finally:
         await session.aclose()

@@ -119,3 +119,10 @@ async def test_the_first_message_is_spoken_and_kept_in_the_thread(
     messages = (await scheduler_graph.aget_state(call.runnable_config())).values["messages"]
     assert isinstance(messages[0], AIMessage) and messages[0].content == cfg.first_message
     assert isinstance(messages[1], HumanMessage) and messages[1].content == "hello"
+
+
+def test_the_offline_stt_needs_the_vad(scheduler_graph: CompiledBot, call: CallThread) -> None:
+    raw = example("healthcare_scheduler")
+    raw["livekit_config"].update(stt_provider="offline", tts_provider="offline", vad_enabled=False)
+    with pytest.raises(BadRequest, match="vad_enabled"):
+        build_session(BotConfig.model_validate(raw), scheduler_graph, call)
