@@ -16,7 +16,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
-from chorus.voice.session_factory import ProviderKeys
+from chorus.voice.provider_keys import ProviderKeys
 
 
 def inventory_api() -> FastAPI:

@@ -19,6 +19,7 @@ from chorus.graphs.compiler import CompiledBot
 from chorus.voice.graph_llm import CallThread, GraphLLM, follow_speeches
 from chorus.voice.offline_stt import PocketSphinxSTT
 from chorus.voice.offline_tts import EspeakTTS
+from chorus.voice.provider_keys import ProviderKeys
 
 # interruption_sensitivity when no stop_speaking_plan says otherwise: speech needed to interrupt the bot.
 SENSITIVITY = {"high": (0.2, 0), "medium": (0.5, 1), "low": (1.0, 3)}  # (seconds, words)
@@ -26,14 +27,6 @@ SPEAKING_RATE = {"slow": 0.85, "normal": 1.0, "fast": 1.15}
 ELEVENLABS_MODELS = {"flash_v2_5": "eleven_flash_v2_5", "turbo_v2_5": "eleven_turbo_v2_5"}
 REPROMPT = "Are you still there?"
 GOODBYE = "I haven't heard anything, so I'll end the call now. Thank you for calling. Goodbye."
-
-
-@dataclass(frozen=True)
-class ProviderKeys:
-    """API keys of the speech providers, from the tenant's vault (never the config, never logged)."""
-
-    deepgram: str | None = None
-    elevenlabs: str | None = None
 
 
 def _voice_specific(cfg: BotConfig) -> Any:

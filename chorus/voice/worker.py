@@ -26,8 +26,9 @@ from chorus.graphs.checkpointer import ChorusCheckpointer
 from chorus.graphs.compiler import GraphCache, GraphDeps
 from chorus.voice.graph_llm import CallThread
 from chorus.voice.offline_tts import EspeakTTS
+from chorus.voice.provider_keys import ProviderKeys
 from chorus.voice.routing import SIP_DIALED, CallRoute, route_call
-from chorus.voice.session_factory import ProviderKeys, build_session
+from chorus.voice.session_factory import build_session
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from chorus.graphs.compiler import CompiledBot
 from chorus.voice.graph_llm import CallThread
 from chorus.voice.offline_stt import PocketSphinxSTT
 from chorus.voice.offline_tts import EspeakTTS
+from chorus.voice.provider_keys import ProviderKeys
 from chorus.voice.session_factory import (
-    ProviderKeys,
     build_session,
     build_stt,
     build_tts,

@@ -15,8 +15,8 @@ from chorus.agents.storage.database import Database
 from chorus.agents.tools.builtins import build_registry
 from chorus.graphs.checkpointer import ChorusCheckpointer
 from chorus.graphs.compiler import GraphCache, GraphDeps
+from chorus.voice.provider_keys import ProviderKeys
 from chorus.voice.routing import route_call
-from chorus.voice.session_factory import ProviderKeys
 from chorus.voice.worker import (
     AGENT_NAME,
     DEEPGRAM_SECRET,
