@@ -19,7 +19,10 @@ ORDER_CASE: dict[str, Any] = {
 
 
 async def make_suite(http: httpx.AsyncClient, cases: list[dict[str, Any]], **config: Any) -> int:
-    created = await http.post("/api/v1/evaluation/suites", json={"name": f"suite-{id(cases)}-{asyncio.get_running_loop().time()}", "evaluator_config": config})
+    created = await http.post(
+        "/api/v1/evaluation/suites",
+        json={"name": f"suite-{id(cases)}-{asyncio.get_running_loop().time()}", "evaluator_config": config},
+    )
     assert created.status_code == 201, created.text
     suite_id = int(created.json()["id"])
     for case in cases:

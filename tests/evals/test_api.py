@@ -23,3 +23,35 @@ async def test_a_suite_runs_against_a_config_version(http: httpx.AsyncClient, as
     assert done["status"] == "completed" and done["execution_percentage"] == 100, done
     result: dict[str, Any] = summary["results"][0]["result"]
     assert result["passed"] is True, result
+
+
+async def test_scripted_turns_run_in_one_thread_with_mocked_tools(
+    http: httpx.AsyncClient, acme_config: dict[str, Any]
+) -> None:
+    acme_config.pop("knowledge", None)  # no knowledge search: the offline model goes to the bot's own tools
+    created = await http.post("/api/v1/configs", json=acme_config)
+    assert created.status_code == 201, created.text
+    case = {
+        "name": "refund over two turns",
+        "user_input": "I want a refund for order {{order}}",
+        "turns": ["40"],  # the amount the bot asks for
+        "vars": {"order": "ORD-1001"},
+        "tool_mocks": {"initiate_refund": {"refund_id": "RF-MOCKED", "status": "approved"}},
+        "assertions": [
+            {"type": "tool_called", "value": {"name": "initiate_refund", "arguments": {"order_id": "ORD-1001"}}},
+            {"type": "tool_sequence", "value": ["initiate_refund"]},
+            {"type": "contains", "value": "RF-MOCKED"},
+        ],
+    }
+    suite_id = await make_suite(http, [case])
+    body = {"config_id": created.json()["assistant_id"]}
+    started = await http.post(f"/api/v1/evaluation/suites/{suite_id}/execute", json=body)
+    done = await wait_done(http, started.json()["id"])
+    result = (await http.get(f"/api/v1/evaluation/executions/{done['id']}/summary")).json()["results"][0]["result"]
+    assert result["passed"] is True, result
+    first, second = result["responses"]
+    assert "refund amount" in first and "RF-MOCKED" in second
+    assert result["tool_calls"] == [
+        {"name": "initiate_refund", "arguments": {"order_id": "ORD-1001", "refund_amount": 40.0, "reason": "40"}}
+    ]
+    assert result["tokens"] > 0 and result["latency_ms"] > 0
