@@ -1,0 +1,88 @@
+"""An execution survives the death of its server process: two real `chorus serve` processes share the
+database; the one running the execution is killed (kill -9) mid-way and the other resumes it, without
+redoing the trials already stored, to the end (never left "running")."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from chorus.agents.storage.database import Database
+from tests.conftest import ServerProcess, make_tenant, slow_bot, start_server_process
+from tests.evals.conftest import ORDER_CASE, make_suite, wait_done
+
+TRIALS = 6
+
+
+@pytest.fixture
+def two_servers(database_url: str, tmp_path: Path) -> Iterator[list[ServerProcess]]:
+    servers = [start_server_process(database_url, tmp_path / name) for name in ("a", "b")]
+    try:
+        yield servers
+    finally:
+        for server in servers:
+            if server.process.poll() is None:
+                server.process.send_signal(signal.SIGTERM)
+                server.process.wait(timeout=30)
+
+
+async def _holder(db: Database, job_id: str) -> str | None:
+    async with db.connection() as conn:
+        cur = await conn.execute("SELECT worker FROM queue_jobs WHERE job_id = %s AND status = 'running'", (job_id,))
+        row = await cur.fetchone()
+    return row["worker"] if row else None
+
+
+async def test_a_killed_process_execution_is_resumed_by_the_other(
+    db: Database, acme_config: dict[str, Any], two_servers: list[ServerProcess]
+) -> None:
+    tenant = await make_tenant(db)
+    a, b = (httpx.AsyncClient(base_url=s.url, headers={"x-api-key": tenant.key}, timeout=30) for s in two_servers)
+    async with a, b:
+        created = await a.post("/api/v1/configs", json=slow_bot(acme_config, delay_ms=25))
+        assert created.status_code == 201, created.text
+        suite_id = await make_suite(a, [{**ORDER_CASE, "repeat": TRIALS}])
+        body = {"config_id": created.json()["assistant_id"], "max_concurrent": 1, "batch_size": 1}
+        started = (await a.post(f"/api/v1/evaluation/suites/{suite_id}/execute", json=body)).json()
+        async with db.connection() as conn:
+            cur = await conn.execute("SELECT job_id::text FROM eval_suite_executions WHERE id = %s", (started["id"],))
+            job_id = (await cur.fetchone() or {})["job_id"]
+
+        # Wait until some trials are stored, then kill the process that runs it.
+        for _ in range(600):
+            status = (await a.get(f"/api/v1/evaluation/executions/{started['id']}/status")).json()
+            if status["execution_percentage"] >= 100 // TRIALS * 2:
+                break
+            await asyncio.sleep(0.05)
+        assert status["status"] == "running" and status["execution_percentage"] < 100, status
+        holder = await _holder(db, job_id)
+        assert holder is not None
+        pid = int(holder.split(":")[1])
+        assert pid in (two_servers[0].process.pid, two_servers[1].process.pid)
+        survivor = b if pid == two_servers[0].process.pid else a
+        os.kill(pid, signal.SIGKILL)
+        done_before = status["execution_percentage"] * TRIALS // 100
+
+        finished = await wait_done(survivor, started["id"], seconds=120)
+        assert finished["status"] == "completed" and finished["passed"] is True, finished
+        assert finished["execution_percentage"] == 100
+        summary = (await survivor.get(f"/api/v1/evaluation/executions/{started['id']}/summary")).json()
+        assert [r["trial"] for r in summary["results"]] == list(range(1, TRIALS + 1))
+        assert summary["summary"]["cases"][0]["passed"] == TRIALS
+        async with db.connection() as conn:
+            cur = await conn.execute(
+                "SELECT count(*) AS n FROM threads WHERE (metadata->'eval'->>'execution_id')::bigint = %s",
+                (started["id"],),
+            )
+            threads = (await cur.fetchone() or {})["n"]
+        # Every trial once, plus at most the one in flight when the process died (max_concurrent 1): the
+        # trials stored before the kill were not run again.
+        assert TRIALS <= threads <= TRIALS + 1, (threads, done_before)
+        assert await _holder(db, job_id) is None
