@@ -19,6 +19,7 @@ import typer
 from chorus.agents.settings import Settings, load_settings
 from chorus.cli_tenant import DEFAULT_TENANT, TenantOption
 from chorus.config_cli import config_app
+from chorus.eval_cli import eval_app
 from chorus.kb_cli import kb_app
 from chorus.secrets_cli import secrets_app
 from chorus.webhooks_cli import webhooks_app
@@ -35,6 +36,7 @@ app = typer.Typer(
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 threads_app = typer.Typer(help="Threads.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+app.add_typer(eval_app, name="eval")
 app.add_typer(keys_app, name="keys")
 app.add_typer(threads_app, name="threads")
 app.add_typer(kb_app, name="kb")

@@ -256,6 +256,7 @@ async def body_for(world: World, method: str, path: str, ns: str) -> dict[str, A
         ("POST", "/store/namespaces"): {"prefix": [ns]},
         ("POST", "/api/v1/evaluation/suites"): {"name": f"roles-{uuid.uuid4().hex[:8]}"},
         ("POST", "/api/v1/evaluation/suites/{suite_id}/evals"): EVAL_CASE,
+        ("POST", "/api/v1/evaluation/suites/import"): {"name": f"roles-{uuid.uuid4().hex[:8]}", "cases": [EVAL_CASE]},
         ("POST", "/api/v1/evaluation/suites/{suite_id}/execute"): {
             "config_id": await world.value("assistant_id"),
             "version": 1,

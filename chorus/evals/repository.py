@@ -6,7 +6,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from psycopg import AsyncConnection
 from psycopg.errors import UniqueViolation
+from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from chorus.agents.errors import AlreadyExists, NotFound
@@ -86,7 +88,8 @@ class EvalRepository:
     async def suites(self, tenant_id: str, *, limit: int, offset: int) -> list[dict[str, Any]]:
         async with self.db.connection() as conn:
             cur = await conn.execute(
-                f"SELECT {_SUITE}, (SELECT count(*) FROM evals e WHERE e.eval_suite_id = s.id) AS case_count"
+                f"SELECT {_SUITE}, (SELECT count(*) FROM evals e WHERE e.eval_suite_id = s.id"
+                " AND e.retired_at IS NULL) AS case_count"
                 " FROM eval_suites s WHERE tenant_id = %s ORDER BY id LIMIT %s OFFSET %s",
                 (tenant_id, limit, offset),
             )
@@ -95,42 +98,44 @@ class EvalRepository:
     # -- cases -------------------------------------------------------------------------------------
 
     async def add_case(self, tenant_id: str, suite_id: int, case: CaseCreate) -> dict[str, Any]:
-        data = case.model_dump(mode="json", by_alias=True)
         async with self.db.connection() as conn:
-            cur = await conn.execute(
-                "INSERT INTO evals (tenant_id, eval_suite_id, name, evaluator_types, expected_values, user_input,"
-                " turns, conversation_context, source_conversation_id, vars, assertions, threshold, repeat,"
-                " tool_mocks) SELECT %s, s.id, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s FROM eval_suites s"
-                f" WHERE s.tenant_id = %s AND s.id = %s RETURNING {_CASE}",
-                (
-                    tenant_id,
-                    case.name,
-                    case.evaluator_types,
-                    Jsonb(data["expected_values"]) if case.expected_values is not None else None,
-                    case.user_input,
-                    Jsonb(data["turns"]),
-                    Jsonb(data["conversation_context"]) if case.conversation_context is not None else None,
-                    case.source_conversation_id,
-                    Jsonb(data["vars"]),
-                    Jsonb(data["assertions"]),
-                    case.threshold,
-                    case.repeat,
-                    Jsonb(data["tool_mocks"]),
-                    tenant_id,
-                    suite_id,
-                ),
-            )
-            row = await cur.fetchone()
+            row = await _insert_case(conn, tenant_id, suite_id, case)
             if row is not None:
                 await conn.execute("UPDATE eval_suites SET updated_at = now() WHERE id = %s", (suite_id,))
         if row is None:
             raise NotFound(f"suite '{suite_id}' does not exist; list suites with GET /api/v1/evaluation/suites")
         return row
 
+    async def import_suite(
+        self, tenant_id: str, suite: SuiteCreate, cases: list[CaseCreate]
+    ) -> tuple[dict[str, Any], bool]:
+        """Create the suite of that name, or update it: its settings replaced, its cases replaced by these
+        (the old ones retired, kept for the results that point at them). The suite, and whether it is new."""
+        async with self.db.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "INSERT INTO eval_suites (tenant_id, name, description, evaluator_config) VALUES (%s, %s, %s, %s)"
+                " ON CONFLICT (tenant_id, name) DO UPDATE SET description = EXCLUDED.description,"
+                " evaluator_config = EXCLUDED.evaluator_config, updated_at = now()"
+                f" RETURNING {_SUITE}, (xmax = 0) AS created",
+                (tenant_id, suite.name, suite.description, Jsonb(suite.evaluator_config.model_dump())),
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            await conn.execute(
+                "UPDATE evals SET retired_at = now() WHERE tenant_id = %s AND eval_suite_id = %s"
+                " AND retired_at IS NULL",
+                (tenant_id, row["id"]),
+            )
+            for case in cases:
+                await _insert_case(conn, tenant_id, row["id"], case)
+        created = bool(row.pop("created"))
+        return row, created
+
     async def cases(self, tenant_id: str, suite_id: int) -> list[dict[str, Any]]:
         async with self.db.connection() as conn:
             cur = await conn.execute(
-                f"SELECT {_CASE} FROM evals WHERE tenant_id = %s AND eval_suite_id = %s ORDER BY id",
+                f"SELECT {_CASE} FROM evals WHERE tenant_id = %s AND eval_suite_id = %s AND retired_at IS NULL"
+                " ORDER BY id",
                 (tenant_id, suite_id),
             )
             return await cur.fetchall()
@@ -268,3 +273,34 @@ class EvalRepository:
         if row is None:
             return None
         return bool(row["passed"]) if row["status"] == "completed" else False
+
+
+async def _insert_case(
+    conn: AsyncConnection[DictRow], tenant_id: str, suite_id: int, case: CaseCreate
+) -> dict[str, Any] | None:
+    """Insert a case into the tenant's suite; None if the tenant has no such suite."""
+    data = case.model_dump(mode="json", by_alias=True)
+    cur = await conn.execute(
+        "INSERT INTO evals (tenant_id, eval_suite_id, name, evaluator_types, expected_values, user_input,"
+        " turns, conversation_context, source_conversation_id, vars, assertions, threshold, repeat,"
+        " tool_mocks) SELECT %s, s.id, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s FROM eval_suites s"
+        f" WHERE s.tenant_id = %s AND s.id = %s RETURNING {_CASE}",
+        (
+            tenant_id,
+            case.name,
+            case.evaluator_types,
+            Jsonb(data["expected_values"]) if case.expected_values is not None else None,
+            case.user_input,
+            Jsonb(data["turns"]),
+            Jsonb(data["conversation_context"]) if case.conversation_context is not None else None,
+            case.source_conversation_id,
+            Jsonb(data["vars"]),
+            Jsonb(data["assertions"]),
+            case.threshold,
+            case.repeat,
+            Jsonb(data["tool_mocks"]),
+            tenant_id,
+            suite_id,
+        ),
+    )
+    return await cur.fetchone()

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from chorus.agents.api_deps import DeveloperDep, ViewerDep
 from chorus.evals.schemas import CaseCreate, ExecuteRequest, SuiteCreate
 from chorus.evals.service import EvalService, execution_status
+from chorus.evals.suite_files import SuiteFile
 
 router = APIRouter(prefix="/api/v1/evaluation", tags=["evaluation"])
 SuiteId = Annotated[str, Path(max_length=32, description="The suite's id (a number)")]
@@ -27,6 +28,22 @@ ServiceDep = Annotated[EvalService, Depends(_service)]
 @router.post("/suites", status_code=201, summary="Create an evaluation suite")
 async def create_suite(body: SuiteCreate, principal: DeveloperDep, service: ServiceDep) -> dict[str, Any]:
     return await service.create_suite(principal.tenant_id, body)
+
+
+@router.post(
+    "/suites/import",
+    status_code=201,
+    summary="Create or replace a suite from a suite file (JSON): its settings and cases, by its name",
+    responses={200: {"description": "a suite of that name existed: its settings and cases were replaced"}},
+)
+async def import_suite(
+    body: SuiteFile, principal: DeveloperDep, service: ServiceDep, response: Response
+) -> dict[str, Any]:
+    suite, cases = body.definition()
+    stored, created = await service.repo.import_suite(principal.tenant_id, suite, cases)
+    if not created:
+        response.status_code = 200
+    return {**stored, "created": created, "case_count": len(cases)}
 
 
 @router.get("/suites", summary="List the tenant's evaluation suites")

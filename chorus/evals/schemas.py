@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from chorus.evals.metrics_deterministic import METRICS
 
@@ -65,7 +65,21 @@ class AssertionSet(BaseModel):
     metric: str | None = Field(default=None, max_length=100)
 
 
-AnyAssertion = Annotated[AssertionSet | Assertion, Field(union_mode="left_to_right")]
+def assertion_kind(value: Any) -> str:
+    """Which model an assertion is (one error list for what was meant, not one per possible model)."""
+    if isinstance(value, dict):
+        if "template" in value:
+            return "TemplateRef"
+        if value.get("type") == "assert-set":
+            return "AssertionSet"
+        return "Assertion"
+    return type(value).__name__ if isinstance(value, BaseModel) else "Assertion"
+
+
+AnyAssertion = Annotated[
+    Annotated[AssertionSet, Tag("AssertionSet")] | Annotated[Assertion, Tag("Assertion")],
+    Discriminator(assertion_kind),
+]
 
 
 class EvaluatorConfig(BaseModel):

@@ -34,6 +34,8 @@ CREATE TABLE evals (
     repeat                 integer NOT NULL DEFAULT 1 CHECK (repeat BETWEEN 1 AND 100),
     -- tool name -> the result the tool returns in this case (set only by the eval runner, never by a client).
     tool_mocks             jsonb NOT NULL DEFAULT '{}',
+    -- Set when a suite file imported again replaced the case: kept for the results that point at it.
+    retired_at             timestamptz,
     created_at             timestamptz NOT NULL DEFAULT now(),
     updated_at             timestamptz NOT NULL DEFAULT now()
 );
