@@ -122,8 +122,8 @@ def _print_results(summary: dict[str, Any]) -> None:
 def eval_run(
     path: SuitePath,
     config: Annotated[
-        str, typer.Option("--config", help="The config's id (config_metadata.config_id) or assistant id.")
-    ],
+        str | None, typer.Option("--config", help="The config's id (config_metadata.config_id) or assistant id.")
+    ] = None,
     version: Annotated[
         int | None, typer.Option("--version", min=1, help="The version to evaluate (default: current).")
     ] = None,
@@ -139,9 +139,22 @@ def eval_run(
     max_concurrent: Annotated[int, typer.Option("--max-concurrent", min=1, max=32, help="Trials at a time.")] = 5,
     timeout: Annotated[float, typer.Option("--timeout", min=1, help="Seconds to wait for the execution.")] = 600,
     as_json: Annotated[bool, typer.Option("--json", help="Print the execution's summary as JSON.")] = False,
+    config_file: Annotated[
+        Path | None, typer.Option("--config-file", help="A bot config file not uploaded, instead of --config.")
+    ] = None,
 ) -> None:
     """Import a suite file into the server, execute it against a config version and print each case's result.
     Exit code 0 passed, 1 failed, 2 suite or config error, 3 not completed."""
+    if (config is None) == (config_file is None):
+        _fail("give --config ID (a stored config) or --config-file FILE (a bot config not uploaded)", EXIT_INVALID)
+    target: dict[str, Any] = {"config_id": config, "version": version}
+    if config_file is not None:
+        if version is not None:
+            _fail("--version goes with --config; a config file has no versions", EXIT_INVALID)
+        try:
+            target = {"config": json.loads(config_file.read_text(encoding="utf-8"))}
+        except (OSError, ValueError) as exc:
+            _fail(f"cannot read the bot config {config_file}: {exc}", EXIT_INVALID)
     loaded = _load(path)
     key = api_key or _default_key()
     if not key:
@@ -154,11 +167,9 @@ def eval_run(
                     json=loaded.suite.model_dump(mode="json", by_alias=True, exclude_unset=True),
                 )
             )
-            body = {"config_id": config, "version": version, "max_concurrent": max_concurrent}
+            body = {**target, "max_concurrent": max_concurrent}
             execution = _answer(client.post(f"/api/v1/evaluation/suites/{suite['id']}/execute", json=body))
-            typer.echo(
-                f"executing suite '{suite['name']}' ({suite['case_count']} cases) on {config} v{execution['version']}"
-            )
+            typer.echo(f"executing suite '{suite['name']}' ({suite['case_count']} cases) on {execution['target']}")
             deadline = time.monotonic() + timeout
             while True:
                 status = _answer(client.get(f"/api/v1/evaluation/executions/{execution['id']}/status"))

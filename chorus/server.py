@@ -239,7 +239,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         # Environments and deploys: every process hears of a deploy anywhere (hot reload) and judges rollouts.
         # Eval executions: jobs of the same queue (another process resumes them after a crash); they gate deploys.
         evals = EvalRepository(db)
-        app.state.evals = EvalService(evals, configs)
+        app.state.evals = EvalService(evals, app.state.config_service)
         worker.register(EVAL_KIND, EvalExecutor(repo=evals, engine=engine, queue=worker.queue), concurrency=2)
         app.state.deploy_gate = DeployGate(ExecutionSuiteResults(evals))
         app.state.config_events = ConfigEvents(configs, warm=engine.graph_for)

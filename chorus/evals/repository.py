@@ -147,8 +147,9 @@ class EvalRepository:
         tenant_id: str,
         *,
         suite_id: int,
-        config_id: str,
-        version: int,
+        config_id: str | None,
+        version: int | None,
+        config_body: dict[str, Any] | None,
         batch_size: int,
         max_concurrent: int,
         total_trials: int,
@@ -163,8 +164,8 @@ class EvalRepository:
         async with self.db.connection() as conn, conn.transaction():
             cur = await conn.execute(
                 "INSERT INTO eval_suite_executions (tenant_id, eval_suite_id, name, conversation_spec_id, flow_name,"
-                " job_id, config_id, config_version, batch_size, max_concurrent, total_trials)"
-                f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING {_EXECUTION}",
+                " job_id, config_id, config_version, config_body, batch_size, max_concurrent, total_trials)"
+                f" VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING {_EXECUTION}",
                 (
                     tenant_id,
                     suite_id,
@@ -174,6 +175,7 @@ class EvalRepository:
                     job_id,
                     config_id,
                     version,
+                    Jsonb(config_body) if config_body is not None else None,
                     batch_size,
                     max_concurrent,
                     total_trials,
@@ -198,7 +200,8 @@ class EvalRepository:
     async def execution_of_job(self, job_id: str) -> dict[str, Any] | None:
         async with self.db.connection() as conn:
             cur = await conn.execute(
-                f"SELECT tenant_id::text, {_EXECUTION} FROM eval_suite_executions WHERE job_id = %s", (job_id,)
+                f"SELECT tenant_id::text, config_body, {_EXECUTION} FROM eval_suite_executions WHERE job_id = %s",
+                (job_id,),
             )
             return await cur.fetchone()
 

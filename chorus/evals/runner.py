@@ -18,10 +18,11 @@ from chorus.evals.observation import Observation
 from chorus.evals.repository import EvalRepository
 from chorus.evals.schemas import AnyAssertion, EvaluatorConfig, render
 from chorus.evals.scoring import combine, evaluate, judged_skipped, summarize
-from chorus.evals.target import ConfigTarget, TrialFailed
+from chorus.evals.target import ConfigTarget, TrialFailed, UnsavedTarget
 from chorus.runs.engine import RunEngine
 
 log = logging.getLogger(__name__)
+Target = ConfigTarget | UnsavedTarget
 _ASSERTIONS: TypeAdapter[list[AnyAssertion]] = TypeAdapter(list[AnyAssertion])
 
 
@@ -113,7 +114,11 @@ class EvalExecutor:
         settings = EvaluatorConfig.model_validate(suite["evaluator_config"] or {})
         cases = await self.repo.cases(tenant_id, row["eval_suite_id"])
         done = {(r["eval_id"], r["trial"]) for r in await self.repo.results(tenant_id, execution_id)}
-        target = ConfigTarget(self.engine, config_id=row["config_id"], version=row["config_version"])
+        target: Target
+        if row["config_body"] is not None:
+            target = UnsavedTarget(self.engine, body=row["config_body"], key=f"eval-execution-{execution_id}")
+        else:
+            target = ConfigTarget(self.engine, config_id=row["config_id"], version=row["config_version"])
         todo = [(c, t) for c in cases for t in range(1, c["repeat"] + 1) if (c["id"], t) not in done]
         gate = asyncio.Semaphore(row["max_concurrent"])
 
@@ -139,7 +144,7 @@ class EvalExecutor:
         execution_id: int,
         case: dict[str, Any],
         trial: int,
-        target: ConfigTarget,
+        target: Target,
         settings: EvaluatorConfig,
     ) -> tuple[dict[str, Any], str]:
         turns = [render(t, case["vars"]) for t in (case["user_input"], *case["turns"])]
@@ -152,6 +157,9 @@ class EvalExecutor:
         except (TrialFailed, ChorusError) as exc:
             detail = exc.detail if isinstance(exc, ChorusError) else str(exc)
             return _errored(f"the bot's run failed: {detail}"), "error"
+        except Exception as exc:  # the case errors with its reason; the execution goes on
+            log.exception("an eval trial failed", extra={"execution_id": execution_id, "eval_id": case["id"]})
+            return _errored(f"the trial failed: {type(exc).__name__}: {exc}"), "error"
         result = judge_trial(case, obs, default_threshold=settings.default_threshold)
         return result, "completed"
 

@@ -145,10 +145,21 @@ class ExecuteRequest(BaseModel):
     """POST /api/v1/evaluation/suites/{id}/execute: which config version to evaluate, and how fast."""
 
     model_config = ConfigDict(extra="forbid")
-    config_id: str = Field(min_length=1, max_length=64)
-    version: int | None = Field(default=None, ge=1, description="default: the config's latest version")
+    config_id: str | None = Field(default=None, min_length=1, max_length=128, description="a stored config")
+    version: int | None = Field(default=None, ge=1, description="default: the config's current version")
+    config: dict[str, Any] | None = Field(
+        default=None, description="or a bot config not uploaded (validated first; it never gates a deploy)"
+    )
     batch_size: int = Field(default=10, ge=1, le=100)
     max_concurrent: int = Field(default=5, ge=1, le=32)
     name: str | None = Field(default=None, max_length=255)
     conversation_spec_id: str | None = Field(default=None, max_length=255)
     flow_name: str | None = Field(default=None, max_length=255)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> ExecuteRequest:
+        if (self.config_id is None) == (self.config is None):
+            raise ValueError("give either config_id (a stored config, with an optional version) or config (a body)")
+        if self.config is not None and self.version is not None:
+            raise ValueError("version goes with config_id; an unsaved config has no versions")
+        return self

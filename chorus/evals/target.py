@@ -1,6 +1,7 @@
-"""Running one trial of a case against its target: a config at a version, through the run engine (the real
-compiled graph and checkpoints). The trial's thread is pinned to exactly that version before its first run,
-so neither a deploy nor a new version changes it; its user turns run one after another in that thread."""
+"""Running one trial of a case against its target. A config at a version runs through the run engine (the
+real compiled graph and checkpoints): the trial's thread is pinned to exactly that version before its first
+run, so neither a deploy nor a new version changes it, and its user turns run one after another in that
+thread. A config body not uploaded is compiled the same way and run in this process."""
 
 from __future__ import annotations
 
@@ -9,11 +10,19 @@ import time
 import uuid
 from typing import Any
 
+from langchain_core.messages import HumanMessage
+from langchain_core.runnables import RunnableConfig
+
 from chorus.agents.configs.environments import Serving
+from chorus.agents.configs.models import BotConfig
 from chorus.agents.tenancy.environments import DEFAULT_ENVIRONMENT
 from chorus.evals.observation import Observation, ToolCall
+from chorus.graphs.checkpointer import ChorusCheckpointer
+from chorus.graphs.nodes.tools import TOOL_MOCKS_KEY
 from chorus.runs.engine import RunEngine
 from chorus.runs.schemas import InputMessage, RunCreate, RunInput
+from chorus.runs.serialization import jsonable
+from chorus.runs.usage import UsageCollector
 
 USAGE_WAIT_S = 2.0  # a run's token usage is stored just after its end is announced
 
@@ -109,3 +118,54 @@ class ConfigTarget:
             if time.monotonic() > deadline:
                 return None
             await asyncio.sleep(0.05)
+
+
+class UnsavedTarget:
+    """A config body that was not uploaded: compiled like any version (the same compiler, checkpointer and
+    tools) and run in this process on threads of its own, which are deleted with their checkpoints after
+    the trial. It has no assistant, so it does not go through the run engine's queue."""
+
+    def __init__(self, engine: RunEngine, *, body: dict[str, Any], key: str) -> None:
+        self.engine = engine
+        self.config = BotConfig.model_validate(body)
+        self.key = key
+
+    async def run(
+        self, tenant_id: str, *, turns: list[str], tool_mocks: dict[str, Any], metadata: dict[str, Any]
+    ) -> Observation:
+        graph = self.engine.cache.get(self.key, 0, self.config)
+        thread_id = str(uuid.uuid4())
+        usage = UsageCollector()
+        started = time.perf_counter()
+        checkpointer = self.engine.cache.deps.checkpointer
+        try:
+            for turn in turns:
+                config: RunnableConfig = {
+                    "configurable": {
+                        "thread_id": thread_id,
+                        "tenant_id": tenant_id,
+                        "run_id": str(uuid.uuid4()),
+                        TOOL_MOCKS_KEY: tool_mocks,
+                    },
+                    "metadata": {"eval": metadata},
+                    "callbacks": [usage],
+                }
+                await graph.ainvoke(
+                    {"messages": [HumanMessage(content=turn, id=str(uuid.uuid4()))]}, config, durability="sync"
+                )
+            latency_ms = (time.perf_counter() - started) * 1000
+            state = await graph.aget_state({"configurable": {"thread_id": thread_id, "tenant_id": tenant_id}})
+        finally:
+            if isinstance(checkpointer, ChorusCheckpointer):
+                await checkpointer.adelete_thread(thread_id)
+        values = jsonable(state.values)
+        answers, calls = _answers(values.get("messages") or [])
+        tokens = sum(i + o for i, o in usage.by_model.values()) if usage.by_model else None
+        return Observation(
+            output=answers[-1] if answers else "",
+            answers=tuple(answers),
+            tool_calls=tuple(calls),
+            escalated=bool(values.get("escalated")),
+            latency_ms=latency_ms,
+            tokens=tokens,
+        )

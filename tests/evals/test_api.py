@@ -55,3 +55,33 @@ async def test_scripted_turns_run_in_one_thread_with_mocked_tools(
         {"name": "initiate_refund", "arguments": {"order_id": "ORD-1001", "refund_amount": 40.0, "reason": "40"}}
     ]
     assert result["tokens"] > 0 and result["latency_ms"] > 0
+
+
+async def test_an_unsaved_config_is_validated_then_evaluated(
+    http: httpx.AsyncClient, acme_config: dict[str, Any]
+) -> None:
+    suite_id = await make_suite(
+        http, [ORDER_CASE, {**ORDER_CASE, "name": "mocked", "tool_mocks": {"fetch_order_status": {"status": "lost"}}}]
+    )
+    path = f"/api/v1/evaluation/suites/{suite_id}/execute"
+    broken = {**acme_config, "llm_config": {"provider": "nope"}}
+    refused = await http.post(path, json={"config": broken})
+    assert refused.status_code == 422 and any(
+        e["path"].startswith("$.config.llm_config") for e in refused.json()["errors"]
+    ), refused.text
+    both = await http.post(path, json={"config": acme_config, "config_id": "acme_support_bot"})
+    assert both.status_code == 422 and "either config_id" in both.text
+    started = await http.post(path, json={"config": acme_config})
+    assert started.status_code == 202, started.text
+    assert (started.json()["config_id"], started.json()["version"], started.json()["target"]) == (
+        None,
+        None,
+        "unsaved config",
+    )
+    done = await wait_done(http, started.json()["id"])
+    results = (await http.get(f"/api/v1/evaluation/executions/{done['id']}/summary")).json()["results"]
+    real, mocked = (r["result"] for r in results)
+    assert real["passed"] is True and real["tokens"] > 0, real
+    assert mocked["passed"] is False and "status: lost" in mocked["system_response"], mocked
+    # Nothing was uploaded: the tenant still has no config.
+    assert (await http.post("/assistants/search", json={})).json() == []

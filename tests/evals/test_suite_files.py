@@ -159,5 +159,10 @@ async def test_chorus_eval_run_exit_codes(server: RunningServer, tenant: Tenant,
     broken.write_text("name: x\ncases:\n  - user_input: hi\n    assertions: [{type: contians}]\n")
     code, out = await _cli("run", str(broken), "--config", acme, *common)
     assert code == 2 and "$.cases[0].assertions[0].type (line 4)" in out, out
+    code, out = await _cli("run", str(failing), *common)
+    assert code == 2 and "give --config ID" in out, out
+    bot = str(ROOT / "configs" / "examples" / "acme_support_bot.json")
+    code, out = await _cli("run", str(failing), "--config-file", bot, *common)
+    assert code == 1 and "on unsaved config" in out, out
     code, out = await _cli("run", str(failing), "--config", acme, "--url", "http://127.0.0.1:9", "--api-key", "k")
     assert code == 3 and "cannot reach" in out, out

@@ -54,8 +54,10 @@ CREATE TABLE eval_suite_executions (
     conversation_spec_id varchar(255),
     flow_name            varchar(255),
     job_id               uuid NOT NULL UNIQUE,
-    config_id            uuid NOT NULL,
-    config_version       integer NOT NULL,
+    -- The target: a stored config at a version, or a config body not uploaded (config_body; no version).
+    config_id            uuid,
+    config_version       integer,
+    config_body          jsonb,
     batch_size           integer NOT NULL,
     max_concurrent       integer NOT NULL,
     -- The suite's verdict once completed (its pass criterion met); NULL until then, and when failed.
@@ -64,7 +66,8 @@ CREATE TABLE eval_suite_executions (
     total_trials         integer NOT NULL DEFAULT 0,
     created_at           timestamptz NOT NULL DEFAULT now(),
     updated_at           timestamptz NOT NULL DEFAULT now(),
-    finished_at          timestamptz
+    finished_at          timestamptz,
+    CHECK ((config_id IS NOT NULL AND config_version IS NOT NULL) <> (config_body IS NOT NULL))
 );
 CREATE INDEX idx_suite_executions_gate ON eval_suite_executions (tenant_id, config_id, config_version, eval_suite_id, id DESC);
 
