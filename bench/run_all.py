@@ -17,6 +17,7 @@ from bench import (
     config_compile,
     crash,
     db_outage,
+    eval_concurrency,
     hot_reload,
     ingestion_throughput,
     knowledge_search,
@@ -48,6 +49,7 @@ MODULES: list[ModuleType] = [
     widget,
     config_compile,
     hot_reload,
+    eval_concurrency,
 ]
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import httpx
 import pytest
 
 from chorus.agents.storage.database import Database
-from tests.conftest import ServerProcess, make_tenant, slow_bot, start_server_process
+from tests.conftest import ServerProcess, Tenant, make_tenant, slow_bot, start_server_process
 from tests.evals.conftest import ORDER_CASE, make_suite, wait_done
 
 TRIALS = 6
@@ -86,3 +87,27 @@ async def test_a_killed_process_execution_is_resumed_by_the_other(
         # trials stored before the kill were not run again.
         assert TRIALS <= threads <= TRIALS + 1, (threads, done_before)
         assert await _holder(db, job_id) is None
+
+
+async def test_an_execution_given_up_by_the_queue_is_marked_failed(
+    http: httpx.AsyncClient, db: Database, tenant: Tenant, assistant_id: str
+) -> None:
+    """Its process died on the last attempt (a running job whose worker is gone and whose lease ran out):
+    the reaper of a live process gives it up and the execution ends `failed`, saying so, not `running`."""
+    suite_id = await make_suite(http, [ORDER_CASE])
+    job_id = str(uuid.uuid4())
+    async with db.connection() as conn, conn.transaction():
+        cur = await conn.execute(
+            "INSERT INTO eval_suite_executions (tenant_id, eval_suite_id, status, job_id, config_id, config_version,"
+            " batch_size, max_concurrent, total_trials) VALUES (%s, %s, 'running', %s, %s, 1, 1, 1, 1) RETURNING id",
+            (tenant.tenant_id, suite_id, job_id, assistant_id),
+        )
+        execution_id = (await cur.fetchone() or {})["id"]
+        await conn.execute(
+            "INSERT INTO queue_jobs (job_id, tenant_id, kind, status, worker, lease_until, attempts, max_attempts)"
+            " VALUES (%s, %s, 'eval_execution', 'running', 'gone-host:1:dead', now() - interval '1 second', 3, 3)",
+            (job_id, tenant.tenant_id),
+        )
+    done = await wait_done(http, execution_id, seconds=30)
+    assert done["status"] == "failed" and "stopped 3 time(s)" in done["error"], done
+    assert done["finished_at"] is not None
