@@ -85,3 +85,18 @@ async def test_an_unsaved_config_is_validated_then_evaluated(
     assert mocked["passed"] is False and "status: lost" in mocked["system_response"], mocked
     # Nothing was uploaded: the tenant still has no config.
     assert (await http.post("/assistants/search", json={})).json() == []
+
+
+async def test_a_voicebot_runs_through_its_graph_in_text_mode(
+    http: httpx.AsyncClient, voice_config: dict[str, Any]
+) -> None:
+    created = await http.post("/api/v1/configs", json=voice_config)
+    assert created.status_code == 201, created.text
+    case = {"user_input": "hello", "assertions": [{"type": "not-escalated"}, {"type": "regex", "value": "\\w+"}]}
+    suite_id = await make_suite(http, [case])
+    started = await http.post(
+        f"/api/v1/evaluation/suites/{suite_id}/execute", json={"config_id": created.json()["config_id"]}
+    )
+    done = await wait_done(http, started.json()["id"])
+    result = (await http.get(f"/api/v1/evaluation/executions/{done['id']}/summary")).json()["results"][0]["result"]
+    assert result["passed"] is True and result["system_response"], result

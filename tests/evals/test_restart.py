@@ -5,17 +5,20 @@ redoing the trials already stored, to the end (never left "running")."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from chorus.agents.storage.database import Database
+from chorus.agents.settings import Settings
+from chorus.agents.storage.database import Database, open_database
 from tests.conftest import ServerProcess, Tenant, make_tenant, slow_bot, start_server_process
 from tests.evals.conftest import ORDER_CASE, make_suite, wait_done
 
@@ -23,8 +26,23 @@ TRIALS = 6
 
 
 @pytest.fixture
-def two_servers(database_url: str, tmp_path: Path) -> Iterator[list[ServerProcess]]:
-    servers = [start_server_process(database_url, tmp_path / name) for name in ("a", "b")]
+async def own_db(db: Database, database_url: str, settings: Settings) -> AsyncIterator[Database]:
+    """A database of this test's own on the session's Postgres: the test server's worker (in this process,
+    on the session's database) must not be the one that claims the execution."""
+    name = f"evals_restart_{uuid.uuid4().hex[:8]}"
+    async with db.connection() as conn:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    url = make_conninfo(**{**conninfo_to_dict(database_url), "dbname": name})
+    database = await open_database(dataclasses.replace(settings, database_url=url))
+    yield database
+    await database.close()
+    async with db.connection() as conn:
+        await conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def two_servers(own_db: Database, tmp_path: Path) -> Iterator[list[ServerProcess]]:
+    servers = [start_server_process(own_db.url, tmp_path / name) for name in ("a", "b")]
     try:
         yield servers
     finally:
@@ -42,8 +60,9 @@ async def _holder(db: Database, job_id: str) -> str | None:
 
 
 async def test_a_killed_process_execution_is_resumed_by_the_other(
-    db: Database, acme_config: dict[str, Any], two_servers: list[ServerProcess]
+    own_db: Database, acme_config: dict[str, Any], two_servers: list[ServerProcess]
 ) -> None:
+    db = own_db
     tenant = await make_tenant(db)
     a, b = (httpx.AsyncClient(base_url=s.url, headers={"x-api-key": tenant.key}, timeout=30) for s in two_servers)
     async with a, b:

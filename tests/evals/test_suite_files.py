@@ -64,7 +64,7 @@ cases:
     _, (first, second) = parse(text).suite.definition()
     assert (first.user_input, first.turns, first.repeat) == ("Where is {{order}}?", ["and now?"], 3)
     assert first.user_turns() == ["Where is ORD-1?", "and now?"]
-    assert [(a.metric, a.weight) for a in first.assertions] == [(None, 2.0), ("thanks", 5.0)]  # type: ignore[union-attr]
+    assert [(a.metric, a.weight) for a in first.assertions] == [(None, 2.0), ("thanks", 5.0)]
     assert (second.repeat, second.vars, second.tool_mocks) == (
         1,
         {"order": "ORD-2"},
