@@ -6,12 +6,15 @@ Trials run `max_concurrent` at a time, `batch_size` cases' trials per batch."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
+import psycopg
+from psycopg_pool import PoolTimeout
 from pydantic import TypeAdapter
 
-from chorus.agents.errors import ChorusError
+from chorus.agents.errors import ChorusError, DatabaseUnavailable, ServerBusy
 from chorus.agents.queue import Job, JobContext, JobQueue, Lease, StopReason
 from chorus.agents.queue.repository import take_given_up
 from chorus.evals.observation import Observation
@@ -20,9 +23,11 @@ from chorus.evals.schemas import AnyAssertion, EvaluatorConfig, render
 from chorus.evals.scoring import combine, evaluate, judged_skipped, summarize
 from chorus.evals.target import ConfigTarget, TrialFailed, UnsavedTarget
 from chorus.runs.engine import RunEngine
+from chorus.runs.executor import RETRY_AFTER_DB_FAULT_S
 
 log = logging.getLogger(__name__)
 Target = ConfigTarget | UnsavedTarget
+DATABASE_FAULTS = (psycopg.OperationalError, PoolTimeout, DatabaseUnavailable, ServerBusy)
 _ASSERTIONS: TypeAdapter[list[AnyAssertion]] = TypeAdapter(list[AnyAssertion])
 
 
@@ -71,6 +76,14 @@ class EvalExecutor:
             await self._execute(row)
         except asyncio.CancelledError:
             await self._stopped(row, job, ctx)
+            return
+        except DATABASE_FAULTS as exc:
+            # The database failed us, not the suite: back to the queue, resumed a moment later (the attempt
+            # counts), from the trials already stored.
+            log.warning("the database failed an eval execution (%s); the queue resumes it", type(exc).__name__)
+            with contextlib.suppress(Exception):
+                await self.queue.put_back(job.job_id, ctx.lease, after_s=RETRY_AFTER_DB_FAULT_S)
+            ctx.finished = True
             return
         except Exception as exc:
             detail = exc.detail if isinstance(exc, ChorusError) else f"{type(exc).__name__}: {exc}"
@@ -152,6 +165,8 @@ class EvalExecutor:
         try:
             async with asyncio.timeout(settings.timeout_seconds):
                 obs = await target.run(tenant_id, turns=turns, tool_mocks=case["tool_mocks"], metadata=meta)
+        except DATABASE_FAULTS:
+            raise  # not the bot's fault: the execution goes back to the queue
         except TimeoutError:
             return _errored(f"the case took longer than timeout_seconds ({settings.timeout_seconds:g} s)"), "error"
         except (TrialFailed, ChorusError) as exc:
