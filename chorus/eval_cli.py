@@ -142,6 +142,10 @@ def eval_run(
     config_file: Annotated[
         Path | None, typer.Option("--config-file", help="A bot config file not uploaded, instead of --config.")
     ] = None,
+    junit: Annotated[Path | None, typer.Option("--junit", help="Write the results as JUnit XML here.")] = None,
+    markdown: Annotated[
+        Path | None, typer.Option("--markdown", help="Write a markdown summary here (a pull-request comment).")
+    ] = None,
 ) -> None:
     """Import a suite file into the server, execute it against a config version and print each case's result.
     Exit code 0 passed, 1 failed, 2 suite or config error, 3 not completed."""
@@ -183,6 +187,12 @@ def eval_run(
             summary = _answer(client.get(f"/api/v1/evaluation/executions/{execution['id']}/summary"))
     except httpx.HTTPError as exc:
         _fail(f"cannot reach the Chorus server at {url}: {exc}", EXIT_INCOMPLETE)
+    from chorus.evals import reports
+
+    if junit is not None:
+        junit.write_text(reports.junit_xml(summary), encoding="utf-8")
+    if markdown is not None:
+        markdown.write_text(reports.markdown(summary), encoding="utf-8")
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=str))
     else:

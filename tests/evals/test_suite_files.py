@@ -8,6 +8,7 @@ import json
 from asyncio.subprocess import PIPE
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import httpx
 import jsonschema
@@ -149,8 +150,17 @@ async def test_chorus_eval_run_exit_codes(server: RunningServer, tenant: Tenant,
         )
     )
     common = ["--url", server.url, "--api-key", tenant.key]
-    code, out = await _cli("run", str(failing), "--config", acme, *common)
+    junit, summary = tmp_path / "results.xml", tmp_path / "summary.md"
+    code, out = await _cli(
+        "run", str(failing), "--config", acme, *common, "--junit", str(junit), "--markdown", str(summary)
+    )
     assert code == 1 and "FAIL       impossible (0/1 trials passed)" in out and "does not contain 'zebra'" in out, out
+    suite = ElementTree.parse(junit).getroot()
+    assert (suite.tag, suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("testsuite", "1", "1", "0")
+    failure = suite.find("testcase/failure")
+    assert failure is not None and failure.get("message") == "0/1 trials passed" and "zebra" in (failure.text or "")
+    assert "| impossible | failed | 0/1 | 0% (0% to 79%) |" in summary.read_text()
+    assert "**failed**" in summary.read_text()
     code, out = await _cli("run", str(failing), "--config", "no-such-bot", *common)
     assert code == 2 and "404" in out, out
     code, out = await _cli("run", str(failing), "--config", acme, "--version", "9", *common)
