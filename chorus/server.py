@@ -149,6 +149,11 @@ def _install_error_handlers(app: FastAPI) -> None:
             "unpaired UTF-16 surrogate); send valid UTF-8",
         )
 
+    @app.exception_handler(RecursionError)
+    async def too_deep(request: Request, exc: RecursionError) -> JSONResponse:
+        # A safety net for JSON nested deeper than any code path here follows (configs refuse it earlier).
+        return _error(422, "invalid_input", "the request's JSON is nested too deeply; flatten it")
+
     @app.exception_handler(psycopg.errors.UniqueViolation)
     async def duplicate(request: Request, exc: psycopg.errors.UniqueViolation) -> JSONResponse:
         # A safety net: repositories that know the resource answer a Conflict with a better message. This

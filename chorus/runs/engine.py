@@ -104,7 +104,7 @@ class RunEngine:
         *,
         run_id: str | None = None,
         delete_thread_when_done: bool = False,
-        environment: Environment = DEFAULT_ENVIRONMENT,
+        environment: Environment | None = None,
     ) -> RunHandle:
         """Store the run and its input (durable from here on), then run it here or queue it. `run_id`: an id
         of the caller's (AlreadyExists if taken); `delete_thread_when_done`: a stateless cron's thread;
