@@ -20,6 +20,7 @@ from chorus.agents.configs.diff import diff_configs
 from chorus.agents.configs.environments import EnvironmentState, effective_config
 from chorus.agents.configs.history import Author, parse_version
 from chorus.agents.configs.override_approvals import decide_overrides
+from chorus.agents.configs.pages import page_info
 from chorus.agents.configs.repository import StoredConfig
 from chorus.agents.configs.version_metrics import version_metrics
 from chorus.agents.errors import Forbidden, InvalidInput, VersionNotFound
@@ -278,17 +279,11 @@ async def list_deployments(
     rows, total = await deployments.repo.deployments(
         principal.tenant_id, config.config_id, environment=environment, limit=limit, offset=offset
     )
-    more = offset + len(rows) < total
     return {
         "config_id": config.key,
         "deployments": [d.to_dict() for d in rows],
         "total": total,
-        "pagination": {
-            "limit": limit,
-            "offset": offset,
-            "has_more": more,
-            "next_offset": offset + limit if more else None,
-        },
+        "pagination": page_info(limit=limit, offset=offset, returned=len(rows), total=total),
     }
 
 
