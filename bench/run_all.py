@@ -14,6 +14,7 @@ from typing import Any
 
 from bench import (
     concurrency,
+    config_apply,
     config_compile,
     crash,
     db_outage,
@@ -49,6 +50,7 @@ MODULES: list[ModuleType] = [
     widget,
     config_compile,
     hot_reload,
+    config_apply,
     eval_concurrency,
 ]
 

@@ -1,12 +1,11 @@
-"""The `chorus` command: serve, chat, config validate/schema/versions/diff/rollback, keys create/list/revoke,
-threads prune, kb (knowledge), secrets (the vault), widget-keys (publishable keys for the widget), webhooks
-(signing secret)."""
+"""The `chorus` command: serve, chat, config validate/schema/versions/diff/rollback/apply/pull/approve/reject,
+keys create/list/revoke, threads prune, kb (knowledge), secrets (the vault), widget-keys (publishable keys for
+the widget), webhooks (signing secret)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import sys
@@ -16,6 +15,10 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
+from chorus import (
+    config_apply_cli,  # noqa: F401  (adds apply, pull, approve, reject to config_app)
+    config_deploy_cli,  # noqa: F401  (adds deploy, promote, undeploy, deployments, environments)
+)
 from chorus.agents.settings import Settings, load_settings
 from chorus.cli_tenant import DEFAULT_TENANT, TenantOption
 from chorus.config_cli import config_app
@@ -217,28 +220,6 @@ def _open_requests_grace(settings: Settings) -> int:
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
-
-
-@config_app.command("validate")
-def config_validate(path: Annotated[Path, typer.Argument(help="Bot config JSON file.")]) -> None:
-    """Validate a bot config; prints every problem with its JSON path. Exit code 1 if invalid."""
-    from chorus.agents.configs.validation import validate_config
-    from chorus.agents.tools.builtins import build_registry
-
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        _fail(f"{path}: no such file", 2)
-    except json.JSONDecodeError as exc:
-        _fail(f"{path}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}")
-    report = validate_config(data, registry=build_registry())
-    for p in report.errors:
-        typer.echo(f"error   {p.path}: {p.message}")
-    for p in report.warnings:
-        typer.echo(f"warning {p.path}: {p.message}")
-    if not report.valid:
-        _fail(f"{path}: invalid ({len(report.errors)} error(s))")
-    typer.echo(f"{path}: valid ({len(report.warnings)} warning(s))")
 
 
 @config_app.command("schema")

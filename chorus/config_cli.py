@@ -153,3 +153,92 @@ def rollback(
         f"{done.config.key}: rolled back from v{done.rolled_back_from} to v{done.rolled_back_to}"
         f" as v{done.config.version} ({done.commit_message})"
     )
+
+
+# `chorus config validate`: a file or a stored config, checked as the API's validate routes check it.
+if TYPE_CHECKING:
+    from chorus.agents.configs.checks import CheckReport
+
+FileOrId = Annotated[
+    str,
+    typer.Argument(
+        metavar="FILE_OR_ID",
+        help="A bot config JSON file (an existing file, or a name ending in .json), else a stored config's id.",
+    ),
+]
+
+
+def _print_checks(title: str, done: CheckReport) -> None:
+    report = done.report
+    ready = "deployment ready" if done.deployment_ready else "NOT deployment ready"
+    typer.echo(f"{title}: {'valid' if report.valid else 'invalid'}, {ready}")
+    for check in done.checks:
+        typer.echo(f"  {check.status:<8} {check.check}" + (f" — {check.details}" if check.details else ""))
+    for problem in report.errors:
+        typer.echo(f"error   {problem.path}: {problem.message}")
+    for problem in report.warnings:
+        typer.echo(f"warning {problem.path}: {problem.message}")
+    for item in done.blocked_by:
+        typer.echo(f"blocked by: {item}")
+
+
+@config_app.command("validate")
+def validate(
+    target: FileOrId,
+    version: Annotated[
+        str | None, typer.Option("--version", help="A stored config's version (3 or v3); default: the current one.")
+    ] = None,
+    tenant: TenantOption = DEFAULT_TENANT,
+    as_json: AsJson = False,
+) -> None:
+    """Validate a config file against the tenant's vault and knowledge, or a stored config: each named check and
+    every problem with its JSON path. Exit code 1 unless it is deployment ready (valid, nothing missing)."""
+    from pathlib import Path
+
+    from chorus.agents.configs.checks import check_config
+    from chorus.agents.configs.history import parse_version
+
+    path = Path(target)
+    is_file = path.is_file() or path.suffix.lower() == ".json"
+    raw: Any = None
+    if is_file:
+        if version is not None:
+            typer.secho("--version picks a version of a stored config; a file is validated as it is", err=True)
+            raise typer.Exit(2)
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            typer.secho(f"{path}: no such file", fg=typer.colors.RED, err=True)
+            raise typer.Exit(2) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            typer.secho(f"{path}: cannot be read: {exc}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(2) from None
+        except json.JSONDecodeError as exc:
+            typer.secho(
+                f"{path}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
+                fg=typer.colors.RED,
+                err=True,
+            )
+            raise typer.Exit(1) from None
+
+    async def work(history: ConfigVersions, tenant_id: str) -> CheckReport:
+        service = history.service
+        if is_file:
+            return await check_config(service.repo.db, service.registry, tenant_id, raw)
+        if version is None:
+            stored = await service.repo.find(tenant_id, target)
+            config, number = stored.config, stored.version
+        else:
+            stored, record = await history.get(tenant_id, target, parse_version(version, where="--version"))
+            config, number = record.config, record.version
+        return await check_config(
+            service.repo.db, service.registry, tenant_id, config, config_id=stored.key, version=number, stored=True
+        )
+
+    done = _run(work, tenant)
+    if as_json:
+        typer.echo(json.dumps(done.to_dict(), indent=2, default=str))
+    else:
+        _print_checks(target if is_file else f"{done.config_id} v{done.version}", done)
+    if not done.deployment_ready:
+        raise typer.Exit(1)

@@ -1,7 +1,8 @@
 """`chorus secrets`: the tenant vault from the command line (straight to the database, like `chorus kb`).
 
 Values come from stdin or `--value-file`, so they need not appear on a command line; nothing here ever
-prints a value.
+prints a value. `--environment staging|production` names a secret scoped to that environment; without it,
+a command acts on the secret serving every environment.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+from chorus.agents.secrets.environments import environment_problem, scope_label
 from chorus.agents.settings import load_settings
 from chorus.cli_tenant import DEFAULT_TENANT, TenantOption
 
@@ -34,11 +36,27 @@ ValueFile = Annotated[
     Path | None, typer.Option("--value-file", help="Read the value from this file (else from stdin).")
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the API's JSON response.")]
+Environment = Annotated[
+    str | None,
+    typer.Option(
+        "--environment",
+        help="staging or production: the secret scoped to that environment (left out: the one serving every "
+        "environment).",
+    ),
+]
 
 
 def _fail(message: str, code: int = 1) -> None:
     typer.secho(message, fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
+
+
+def _checked(environment: str | None) -> str | None:
+    """The environment, or exit 2 saying which ones exist (before a value is read from stdin)."""
+    problem = environment_problem(environment)
+    if problem:
+        _fail(f"--environment: {problem}", 2)
+    return environment
 
 
 def _actor() -> Actor:
@@ -102,7 +120,9 @@ def _show(described: Described, as_json: bool) -> None:
     if as_json:
         typer.echo(detail.model_dump_json(indent=2))
         return
-    typer.echo(f"{detail.name}  version {detail.version}  value {detail.masked_value}")
+    typer.echo(
+        f"{detail.name}  version {detail.version}  value {detail.masked_value}  ({scope_label(detail.environment)})"
+    )
     if detail.description:
         typer.echo(f"  {detail.description}")
     created, updated = f"{detail.created_at:%Y-%m-%d %H:%M}", f"{detail.updated_at:%Y-%m-%d %H:%M}"
@@ -121,15 +141,22 @@ def set_secret(
     tenant: TenantOption = DEFAULT_TENANT,
     value_file: ValueFile = None,
     description: Annotated[str | None, typer.Option(help="What the secret is for.")] = None,
+    environment: Environment = None,
 ) -> None:
     """Store a new secret (its value from stdin or --value-file). An existing name: use `rotate`."""
+    environment = _checked(environment)
     value = _read_value(value_file)
 
     async def work(vault: SecretVault, tenant_id: str) -> Described:
-        return await vault.create(tenant_id, name=name, value=value, description=description, actor=_actor())
+        return await vault.create(
+            tenant_id, name=name, value=value, description=description, environment=environment, actor=_actor()
+        )
 
     described = _run(work, tenant)
-    typer.echo(f"stored {described.record.name} (version {described.record.latest_version}) for tenant '{tenant}'")
+    typer.echo(
+        f"stored {described.record.name} (version {described.record.latest_version}) for "
+        f"{scope_label(environment)} of tenant '{tenant}'"
+    )
 
 
 @secrets_app.command("rotate")
@@ -138,15 +165,19 @@ def rotate_secret(
     tenant: TenantOption = DEFAULT_TENANT,
     value_file: ValueFile = None,
     reason: Annotated[str | None, typer.Option(help="Why (kept in the rotation history).")] = None,
+    environment: Environment = None,
 ) -> None:
     """Store a new value as the next version; tool calls use it from now on, old versions are kept."""
+    environment = _checked(environment)
     value = _read_value(value_file)
 
     async def work(vault: SecretVault, tenant_id: str) -> Described:
-        return await vault.rotate(tenant_id, name, value=value, reason=reason, actor=_actor())
+        return await vault.rotate(tenant_id, name, value=value, reason=reason, environment=environment, actor=_actor())
 
     described = _run(work, tenant)
-    typer.echo(f"rotated {described.record.name}: now version {described.record.latest_version}")
+    typer.echo(
+        f"rotated {described.record.name} for {scope_label(environment)}: now version {described.record.latest_version}"
+    )
 
 
 @secrets_app.command("list")
@@ -160,22 +191,32 @@ def list_secrets(tenant: TenantOption = DEFAULT_TENANT, as_json: AsJson = False)
     records = _run(work, tenant)
     if as_json:
         rows: list[dict[str, Any]] = [
-            {"name": r.name, "version": r.latest_version, "description": r.description, "usage_count": r.usage_count}
+            {
+                "name": r.name,
+                "environment": r.environment,
+                "version": r.latest_version,
+                "description": r.description,
+                "usage_count": r.usage_count,
+            }
             for r in records
         ]
         typer.echo(json.dumps(rows, indent=2))
         return
     for r in records:
-        typer.echo(f"{r.name:<32} v{r.latest_version:<4} used {r.usage_count:<6} {r.description or ''}")
+        scope = r.environment or "all"
+        typer.echo(f"{r.name:<32} {scope:<11} v{r.latest_version:<4} used {r.usage_count:<6} {r.description or ''}")
     typer.echo(f"{len(records)} secret(s) for tenant '{tenant}'")
 
 
 @secrets_app.command("get")
-def get_secret(name: Name, tenant: TenantOption = DEFAULT_TENANT, as_json: AsJson = False) -> None:
+def get_secret(
+    name: Name, tenant: TenantOption = DEFAULT_TENANT, as_json: AsJson = False, environment: Environment = None
+) -> None:
     """A secret's metadata and versions, masked (audited as a read)."""
+    environment = _checked(environment)
 
     async def work(vault: SecretVault, tenant_id: str) -> Described:
-        return await vault.describe(tenant_id, name, _actor())
+        return await vault.describe(tenant_id, name, _actor(), environment=environment)
 
     _show(_run(work, tenant), as_json)
 
@@ -185,15 +226,19 @@ def delete_secret(
     name: Name,
     tenant: TenantOption = DEFAULT_TENANT,
     force: Annotated[bool, typer.Option(help="Delete even if bot configs reference it.")] = False,
+    environment: Environment = None,
 ) -> None:
-    """Delete a secret and every version. Refused (exit 1, naming them) while configs reference it."""
+    """Delete a secret (of one scope) and every version; the name's other scopes stay. Refused (exit 1, naming
+    them) while configs reference it and an environment would be left without it."""
     from chorus.agents.secrets.service import Deleted
 
+    environment = _checked(environment)
+
     async def work(vault: SecretVault, tenant_id: str) -> Deleted:
-        return await vault.delete(tenant_id, name, force=force, actor=_actor())
+        return await vault.delete(tenant_id, name, force=force, environment=environment, actor=_actor())
 
     deleted = _run(work, tenant)
-    typer.echo(f"deleted {deleted.name} ({deleted.versions_deleted} version(s))")
+    typer.echo(f"deleted {deleted.name} ({deleted.versions_deleted} version(s)) for {scope_label(environment)}")
     for dep in deleted.dependents:
         typer.secho(
             f"  {dep.config_name} ({dep.config_id}) still references it: update its headers",
@@ -203,15 +248,21 @@ def delete_secret(
 
 @secrets_app.command("audit")
 def audit_secret(
-    name: Name, tenant: TenantOption = DEFAULT_TENANT, limit: Annotated[int, typer.Option(help="How many events.")] = 50
+    name: Name,
+    tenant: TenantOption = DEFAULT_TENANT,
+    limit: Annotated[int, typer.Option(help="How many events.")] = 50,
+    environment: Environment = None,
 ) -> None:
     """Who created, read, rotated, deleted and used a secret, newest first."""
     from chorus.agents.secrets.repository import AuditEvent
 
+    environment = _checked(environment)
+
     async def work(vault: SecretVault, tenant_id: str) -> list[AuditEvent]:
-        return await vault.audit(tenant_id, name, limit=limit)
+        return await vault.audit(tenant_id, name, limit=limit, environment=environment)
 
     for e in _run(work, tenant):
-        where = " ".join(x for x in (e.tool_name, e.thread_id and f"thread {e.thread_id}") if x)
+        called = e.call_environment and f"in {e.call_environment}"
+        where = " ".join(x for x in (e.tool_name, called, e.thread_id and f"thread {e.thread_id}") if x)
         version = f"v{e.version}" if e.version else "-"
         typer.echo(f"{e.at:%Y-%m-%d %H:%M:%S}  {e.action:<10} {version:<5} {e.actor}  {where}  {e.detail or ''}")

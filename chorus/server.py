@@ -60,6 +60,7 @@ from chorus.graphs.compiler import GraphCache, GraphDeps
 from chorus.http_errors import status_of
 from chorus.request_context import RequestContextMiddleware
 from chorus.runs.assistants_router import router as assistants_router
+from chorus.runs.config_chat_router import router as config_chat_router
 from chorus.runs.cron_firer import CronFirer
 from chorus.runs.crons_repository import CRON_KIND, CronRepository
 from chorus.runs.crons_router import router as crons_router
@@ -152,6 +153,11 @@ def _install_error_handlers(app: FastAPI) -> None:
             "the request contains text that cannot be stored (for example an "
             "unpaired UTF-16 surrogate); send valid UTF-8",
         )
+
+    @app.exception_handler(RecursionError)
+    async def too_deep(request: Request, exc: RecursionError) -> JSONResponse:
+        # A safety net for JSON nested deeper than any code path here follows (configs refuse it earlier).
+        return _error(422, "invalid_input", "the request's JSON is nested too deeply; flatten it")
 
     @app.exception_handler(psycopg.errors.UniqueViolation)
     async def duplicate(request: Request, exc: psycopg.errors.UniqueViolation) -> JSONResponse:
@@ -293,6 +299,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         ops_router,
         config_permissions_router,  # before configs_router: /permissions is not a {config_id}
         deployments_router,  # before configs_router too: /events is not a {config_id}
+        config_chat_router,  # the same: /chat is not a {config_id}
         configs_router,
         config_changes_router,
         tools_router,

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,12 +23,14 @@ import uvicorn
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 from playwright.async_api import Browser
+from typer.testing import CliRunner
 
 from chorus.agents.knowledge.service import KnowledgeBase, standalone_knowledge_base
 from chorus.agents.settings import Settings
 from chorus.agents.storage.database import Database, open_database
 from chorus.agents.storage.embedded import embedded_database_url
 from chorus.agents.tenancy.keys import create_api_key, ensure_tenant
+from chorus.cli import app as chorus_app
 from chorus.server import create_app
 from tests.browser import chromium
 
@@ -239,3 +241,30 @@ def start_server_process(
             time.sleep(0.2)
     proc.kill()
     raise AssertionError("server did not start")
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+Cli = Callable[..., Awaitable[Result]]
+
+
+@pytest.fixture
+async def cli(server: RunningServer, tenant: Tenant) -> Cli:
+    """`chorus ARGS` in this process, against the test server (in a thread: the server shares this loop),
+    with the tenant's admin key unless `key` is given."""
+
+    async def run(*args: str, key: str | None = None) -> Result:
+        env = {"CHORUS_URL": server.url, "CHORUS_API_KEY": key or tenant.key}
+
+        def invoke() -> Result:
+            done = CliRunner().invoke(chorus_app, list(args), env=env)
+            return Result(done.exit_code, done.stdout, done.stderr)
+
+        return await asyncio.to_thread(invoke)
+
+    return run

@@ -164,6 +164,8 @@ class World:
             item = {"namespace": [self.namespace], "key": "roles-item", "value": {"text": "Returns take 30 days."}}
             await a.put("/store/items", json=item)
             self.ids[kind] = "roles-item"
+        elif kind == "revision":  # of an environment's overrides (none waits for approval: approvers hear 404/409)
+            self.ids[kind] = "1"
         elif kind == "environment":  # the walk's deploys and overrides go to production
             self.ids[kind] = "production"
         elif kind == "deployment_id":  # production's latest deployment (this one, or one the walk made before)
@@ -230,6 +232,11 @@ async def body_for(world: World, method: str, path: str, ns: str) -> dict[str, A
         ("PATCH", "/runs/crons/{cron_id}"): {"enabled": False},
         ("POST", "/api/v1/configs"): example("acme_support_bot"),
         ("POST", "/api/v1/configs/validate"): example("acme_support_bot"),
+        ("POST", "/api/v1/configs/apply"): {
+            "files": [{"path": "acme.json", "config": example("acme_support_bot")}],
+            "commit_message": "roles walk",
+        },
+        ("POST", "/api/v1/configs/chat"): {"config_id": await world.value("assistant_id"), "message": "speak slower"},
         ("POST", "/api/v1/configs/{config_id}/rollback"): {"target_version": 1, "reason": "roles walk"},
         ("PATCH", "/api/v1/configs/{config_id}"): {"system_prompt": {"tone": "roles walk"}},
         ("POST", "/api/v1/configs/{config_id}/visual-update"): {"changes": {"voice_settings": {"max_tokens": 99}}},
@@ -237,7 +244,11 @@ async def body_for(world: World, method: str, path: str, ns: str) -> dict[str, A
         ("POST", "/api/v1/configs/{config_id}/versions/{version}/approve"): {"comment": "roles walk"},
         ("POST", "/api/v1/configs/{config_id}/versions/{version}/reject"): {"reason": "roles walk"},
         ("POST", "/api/v1/configs/{config_id}/deploy"): {"environment": "production"},
-        ("PATCH", "/api/v1/configs/{config_id}/environments/{environment}"): {"required_eval_suites": []},
+        ("PATCH", "/api/v1/configs/{config_id}/environments/{environment}"): {"overrides": {}},
+        ("POST", "/api/v1/configs/{config_id}/environments/{environment}/overrides/{revision}/approve"): {},
+        ("POST", "/api/v1/configs/{config_id}/environments/{environment}/overrides/{revision}/reject"): {
+            "reason": "roles walk"
+        },
         ("POST", "/api/v1/configs/{config_id}/deployments/{deployment_id}/promote"): {},
         ("POST", "/api/v1/configs/{config_id}/deployments/{deployment_id}/rollback"): {"reason": "roles walk"},
         ("POST", "/api/v1/tools/{name}/invoke"): {"arguments": {"order_id": "ORD-1001"}},

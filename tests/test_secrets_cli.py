@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import uuid
 from pathlib import Path
@@ -60,6 +61,68 @@ def test_secrets_commands(database_url: str, chorus_home: Path, tmp_path: Path) 
 
     for text in outputs:
         assert first not in text and second not in text
+
+
+async def test_secrets_commands_per_environment(
+    db: Database, server: RunningServer, database_url: str, chorus_home: Path
+) -> None:
+    tenant = f"cli-{uuid.uuid4().hex[:8]}"
+    everywhere, staged, staged_two = secret_value(), secret_value(), secret_value()
+    outputs: list[str] = []
+
+    def cli(*args: str, stdin: str = "") -> tuple[int, str]:
+        out = run_cli(["secrets", *args, "--tenant", tenant], database_url, chorus_home, stdin=stdin)
+        outputs.append(out.stdout + out.stderr)
+        return out.returncode, out.stdout + out.stderr
+
+    code, text = cli("set", "API_KEY", stdin=everywhere)
+    assert code == 0 and "stored API_KEY (version 1) for every environment" in text, text
+    code, text = cli("set", "API_KEY", "--environment", "staging", stdin=staged)
+    assert code == 0 and "for the staging environment" in text, text
+    code, text = cli("set", "API_KEY", "--environment", "staging", stdin="again")
+    assert code == 1 and "for the staging environment already exists" in text
+    for bad in ("prod", "STAGING", ""):
+        code, text = cli("set", "OTHER", "--environment", bad, stdin="v")
+        assert code == 2 and "--environment" in text and "'staging' or 'production'" in text, text
+        code, text = cli("get", "API_KEY", "--environment", bad)
+        assert code == 2 and "unknown environment" in text
+
+    code, text = cli("list")
+    lines = [line.split() for line in text.splitlines() if line.startswith("API_KEY")]
+    assert [line[1] for line in lines] == ["all", "staging"] and "2 secret(s)" in text
+    out = run_cli(["secrets", "list", "--json", "--tenant", tenant], database_url, chorus_home)
+    assert [(r["name"], r["environment"]) for r in json.loads(out.stdout)] == [
+        ("API_KEY", None),
+        ("API_KEY", "staging"),
+    ]
+    code, text = cli("rotate", "API_KEY", "--environment", "staging", stdin=staged_two)
+    assert code == 0 and "rotated API_KEY for the staging environment: now version 2" in text
+    code, text = cli("get", "API_KEY", "--environment", "staging")
+    assert code == 0 and "version 2" in text and "(the staging environment)" in text
+    code, text = cli("get", "API_KEY")
+    assert code == 0 and "version 1" in text and "(every environment)" in text
+    code, text = cli("get", "API_KEY", "--environment", "production")
+    assert code == 1 and "no secret named 'API_KEY' scoped to production" in text
+
+    tenant_id = await ensure_tenant(db, tenant)
+    from chorus.agents.secrets.service import SecretVault
+    from chorus.agents.tools.registry import ToolContext
+
+    vault: SecretVault = server.app.state.secrets
+    staging = ToolContext(tenant_id=tenant_id, db=db, environment="staging", thread_id="t-cli")
+    assert await vault.reveal(staging, "API_KEY", tool_name="echo") == staged_two
+    assert await vault.reveal(ToolContext(tenant_id=tenant_id, db=db), "API_KEY", tool_name="echo") == everywhere
+    code, text = cli("audit", "API_KEY", "--environment", "staging")
+    assert code == 0 and "use" in text and "echo in staging thread t-cli" in text and "rotate" in text
+
+    code, text = cli("delete", "API_KEY", "--environment", "staging")
+    assert code == 0 and "deleted API_KEY (2 version(s)) for the staging environment" in text
+    code, text = cli("get", "API_KEY")
+    assert code == 0  # the unscoped one stays
+    assert await vault.reveal(staging, "API_KEY", tool_name="echo") == everywhere
+
+    for text in outputs:
+        assert all(v not in text for v in (everywhere, staged, staged_two))
 
 
 async def test_cli_and_server_share_the_vault(

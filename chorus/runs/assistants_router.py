@@ -11,6 +11,7 @@ from chorus.agents.api_deps import ConfigServiceDep, DeveloperDep, PrincipalDep
 from chorus.agents.configs.approvals import assert_deployable
 from chorus.agents.configs.history import Author
 from chorus.agents.configs.repository import StoredConfig, id_taken
+from chorus.agents.configs.versions import ConfigVersions
 from chorus.agents.configs.versions_repository import VersionRepository
 from chorus.agents.errors import InvalidInput, NotFound
 from chorus.runs.deps import EngineDep
@@ -248,15 +249,29 @@ async def versions(
     return [assistant_view(r) for r in rows]
 
 
-@router.post("/{assistant_id}/latest", summary="Choose the version new threads use", response_model=Assistant)
+@router.post(
+    "/{assistant_id}/latest",
+    summary="Choose the version new threads use: a new version with its content, as a rollback (history shows it)",
+    response_model=Assistant,
+)
 async def set_latest(
     assistant_id: str, body: SetLatest, principal: DeveloperDep, service: ConfigServiceDep
 ) -> dict[str, Any]:
     chosen = await service.repo.get(principal.tenant_id, assistant_id, body.version)
+    current = await service.repo.get(principal.tenant_id, chosen.config_id)
+    if current.version == body.version:
+        return assistant_view(current)
     record = await VersionRepository(service.repo.db).get(principal.tenant_id, chosen.config_id, body.version)
     if record is not None:
         assert_deployable(record)  # a version waiting for approval, or rejected, never serves threads
-    return assistant_view(await service.repo.set_latest(principal.tenant_id, assistant_id, body.version))
+    done = await ConfigVersions(service).rollback(
+        principal.tenant_id,
+        chosen.config_id,
+        target=body.version,
+        reason="chosen with POST /assistants/{assistant_id}/latest",
+        author=Author.of(principal),
+    )
+    return assistant_view(done.config)
 
 
 @router.get("/{assistant_id}/graph", summary="The compiled graph, as nodes and edges", response_model=AssistantGraph)

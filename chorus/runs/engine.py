@@ -104,7 +104,7 @@ class RunEngine:
         *,
         run_id: str | None = None,
         delete_thread_when_done: bool = False,
-        environment: Environment = DEFAULT_ENVIRONMENT,
+        environment: Environment | None = None,
         tool_mocks: dict[str, Any] | None = None,
     ) -> RunHandle:
         """Store the run and its input (durable from here on), then run it here or queue it. `run_id`: an id

@@ -196,6 +196,7 @@ class RunExecutor:
                     "run_id": spec.run_id,
                     "assistant_id": spec.assistant_id,
                     TOOL_MOCKS_KEY: spec.kwargs.get(EVAL_TOOL_MOCKS) or {},
+                    "environment": spec.serving.environment,  # its tool calls use this environment's secrets
                 },
                 "metadata": {"run_id": spec.run_id, "assistant_id": spec.assistant_id},
                 "callbacks": [usage],

@@ -84,8 +84,10 @@ async def test_create_list_get_rotate_delete_never_return_the_value(http: httpx.
     assert deleted.status_code == 200
     assert deleted.json() == {
         "name": "SHOP_API_KEY",
+        "environment": None,
         "status": "deleted",
         "versions_deleted": 2,
+        "environments_left_without": ["staging", "production"],
         "dependent_configs": [],
     }
     gone = await http.get(f"{SECRETS}/SHOP_API_KEY")

@@ -125,8 +125,11 @@ async def test_versions_and_pinning(sdk: LangGraphClient, assistant_id: str, acm
     )
     assert new["messages"][-1]["content"].startswith("I understand.")  # type: ignore[index]
 
+    # Choosing version 1 again is a new version with its content (a rollback), so the history shows it.
     rolled_back = await sdk.assistants.set_latest(assistant_id, 1)
-    assert rolled_back["version"] == 1
+    assert rolled_back["version"] == 3
+    first = (await sdk.assistants.get_versions(assistant_id))[-1]
+    assert rolled_back["context"]["system_prompt"] == first["context"]["system_prompt"]  # type: ignore[index]
 
 
 async def test_seed_config_upload_api(http: httpx.AsyncClient, acme_config: dict[str, Any]) -> None:
@@ -141,7 +144,7 @@ async def test_seed_config_upload_api(http: httpx.AsyncClient, acme_config: dict
     bad = dict(acme_config, llm_config={"provider": "openai"})
     rejected = await http.post("/api/v1/configs", json=bad)
     assert rejected.status_code == 422
-    assert rejected.json()["errors"][0]["path"] == "$.llm_config"
+    assert rejected.json()["errors"][0]["path"] == "$.llm_config.model"  # the missing field itself
     assert body["config_id"] == acme_config["config_metadata"]["config_id"]  # the file's own id, kept
     assistant = await http.get(f"/assistants/{body['assistant_id']}")
     assert assistant.json()["graph_id"] == "chatbot"

@@ -1,5 +1,6 @@
-"""The seeds' config API under /api/v1/configs: upload (by the file's own id), get, validate, versions, diff,
-rollback. `{config_id}` is the config's id (its file's `config_metadata.config_id`) or its assistant id."""
+"""The seeds' config API under /api/v1/configs: upload (by the file's own id), list, get, validate, apply (many
+files, GitOps), versions, diff, rollback.
+`{config_id}` is the config's id (its file's `config_metadata.config_id`) or its assistant id."""
 
 from __future__ import annotations
 
@@ -9,11 +10,15 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from chorus.agents.api_deps import ConfigServiceDep, DeveloperDep, ViewerDep, config_permission
+from chorus.agents.configs.apply import ApplyFile, ConfigApply
 from chorus.agents.configs.approvals import version_status
 from chorus.agents.configs.approvals_repository import ApprovalRepository, Signature
+from chorus.agents.configs.checks import check_config, validate_next_version
 from chorus.agents.configs.history import Author, VersionRecord, parse_version
+from chorus.agents.configs.pages import page_info
 from chorus.agents.configs.repository import StoredConfig
 from chorus.agents.configs.versions import ConfigVersions
+from chorus.agents.errors import InvalidInput
 from chorus.agents.tenancy.keys import Principal
 
 router = APIRouter(prefix="/api/v1/configs", tags=["configs"])
@@ -38,6 +43,27 @@ class RollbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     target_version: int | str = Field(description="The version to restore: 3, or the seeds' 'v3'")
     reason: str = Field(min_length=1, max_length=1000, description="Why; kept in the new version's commit message")
+
+
+class AppliedFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str = Field(
+        min_length=1, max_length=512, description="The file's path relative to the directory applied: its identity"
+    )
+    config: Any = Field(description="The bot config the file holds")
+
+
+class ApplyRequest(BaseModel):
+    """Many config files applied together (`chorus config apply`): planned first, stored only if none has a
+    problem."""
+
+    model_config = ConfigDict(extra="forbid")
+    files: list[AppliedFile] = Field(min_length=1, max_length=1000)
+    commit_message: str | None = Field(default=None, max_length=1000, description="Why; kept on each new version")
+    dry_run: bool = Field(default=False, description="Only plan: store nothing")
+    force: bool = Field(
+        default=False, description="Apply over drift (changes made on the server since the last apply) and id changes"
+    )
 
 
 def config_view(stored: StoredConfig, warnings: list[dict[str, str]] | None = None) -> dict[str, Any]:
@@ -74,6 +100,7 @@ def version_view(record: VersionRecord, current: int, signatures: list[Signature
         "approval_required_from": classification.get("approval_required_from"),
         "based_on": record.based_on,
         "approvals": [s.to_dict() for s in signatures or []],
+        "source_path": record.source_path,
     }
 
 
@@ -110,11 +137,90 @@ async def create_config(
     }
 
 
-@router.post("/validate", summary="Validate a bot config without storing it")
+@router.get("", summary="The tenant's configs at their current versions, oldest first (`chorus config pull`)")
+async def list_configs(
+    principal: ViewConfigDep,
+    service: ConfigServiceDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> dict[str, Any]:
+    found = await service.repo.search(
+        principal.tenant_id,
+        metadata=None,
+        graph_id=None,
+        name=None,
+        limit=limit,
+        offset=offset,
+        sort_by="created_at",
+        sort_order="asc",
+    )
+    total = await service.repo.count(principal.tenant_id, metadata=None, graph_id=None, name=None)
+    return {
+        "configs": [config_view(c) for c in found],
+        "total": total,
+        "pagination": page_info(limit=limit, offset=offset, returned=len(found), total=total),
+    }
+
+
+@router.post(
+    "/apply",
+    summary="Apply many config files (GitOps): a plan, then every created or changed one stored, or none",
+)
+async def apply_configs(principal: EditConfigDep, service: ConfigServiceDep, body: ApplyRequest) -> dict[str, Any]:
+    done = await ConfigApply(service).apply(
+        principal.tenant_id,
+        [ApplyFile(f.path, f.config) for f in body.files],
+        author=Author.of(principal),
+        commit_message=body.commit_message,
+        force=body.force,
+        dry_run=body.dry_run,
+    )
+    return done.to_dict()
+
+
+@router.post(
+    "/validate",
+    summary="Validate a bot config without storing it: the named checks, and whether it is ready to deploy",
+)
 async def validate(
     principal: ViewConfigDep, service: ConfigServiceDep, body: Annotated[Any, Body(description="The bot config")]
 ) -> dict[str, Any]:
-    return (await service.validate(principal.tenant_id, body)).to_dict()
+    done = await check_config(service.repo.db, service.registry, principal.tenant_id, body)
+    return done.to_dict()
+
+
+@router.post(
+    "/{config_id}/validate",
+    summary="Validate a stored config (its current version, or ?version=N), or a body as its next version",
+)
+async def validate_stored(
+    config_id: ConfigIdPath,
+    principal: ViewConfigDep,
+    versions: VersionsDep,
+    version: Annotated[str | None, Query(description="A stored version: 3 or v3 (default: the current one)")] = None,
+    body: Annotated[
+        Any,
+        Body(description="Optional: a whole config to check as the config's next version, before storing it"),
+    ] = None,
+) -> dict[str, Any]:
+    service = versions.service
+    stored = await service.repo.find(principal.tenant_id, config_id)
+    if body is not None:
+        if version is not None:
+            raise InvalidInput(
+                "?version picks a stored version to validate; a body is validated as the next version: send one "
+                "or the other",
+                errors=[{"path": "$.version", "message": "not allowed with a body"}],
+            )
+        return (await validate_next_version(service, principal.tenant_id, stored, body)).to_dict()
+    raw, number = stored.config, stored.version
+    if version is not None:
+        _, record = await versions.get(principal.tenant_id, config_id, parse_version(version, where="$.version"))
+        raw, number = record.config, record.version
+    done = await check_config(
+        service.repo.db, service.registry, principal.tenant_id, raw, config_id=stored.key, version=number, stored=True
+    )
+    return done.to_dict()
 
 
 @router.get("/{config_id}", summary="Get a bot config (its current version, or ?version=N)")
@@ -143,7 +249,6 @@ async def list_versions(
     signed = await ApprovalRepository(versions.service.repo.db).signatures(
         principal.tenant_id, page.config.config_id, [v.version for v in page.versions]
     )
-    more = offset + len(page.versions) < page.total
     return {
         "config_id": page.config.key,
         "assistant_id": page.config.config_id,
@@ -151,12 +256,7 @@ async def list_versions(
         "current_version": page.config.version,
         "versions": [version_view(v, page.config.version, signed.get(v.version)) for v in page.versions],
         "total_versions": page.total,
-        "pagination": {
-            "limit": limit,
-            "offset": offset,
-            "has_more": more,
-            "next_offset": offset + limit if more else None,
-        },
+        "pagination": page_info(limit=limit, offset=offset, returned=len(page.versions), total=page.total),
     }
 
 

@@ -16,7 +16,7 @@ from chorus.agents.errors import NotFound, ToolError
 from chorus.agents.knowledge.faq import FaqService
 from chorus.agents.knowledge.repository import KnowledgeRepository
 from chorus.agents.knowledge.search import hybrid_search
-from chorus.agents.tools.registry import RegisteredTool, ToolContext, ToolRegistry, schema_from_signature
+from chorus.agents.tools.registry import RegisteredTool, ToolContext, ToolFn, ToolRegistry, schema_from_signature
 
 KNOWLEDGE_SEARCH = "knowledge_search"
 FAQ_SEARCH = "faq_search"
@@ -93,6 +93,18 @@ def register(registry: ToolRegistry) -> None:
     registry.tool(FAQ_SEARCH, _FAQ_DESCRIPTION, side_effects=False)(faq_search)
 
 
+_BOUND_SCHEMAS: dict[str, dict[str, Any]] = {}
+
+
+def _bound_schema(name: str, fn: ToolFn) -> dict[str, Any]:
+    """The input schema of bound tool `name`, made once: every bot's closure comes from the same def, so has the
+    same signature, and building the schema (a pydantic model each time) was a quarter of compiling a bot."""
+    schema = _BOUND_SCHEMAS.get(name)
+    if schema is None:
+        schema = _BOUND_SCHEMAS[name] = schema_from_signature(fn)
+    return schema
+
+
 def bound_tools(knowledge: KnowledgeConfig | None) -> dict[str, RegisteredTool]:
     """The knowledge tools a bot gets from its `knowledge` block, bound to its namespaces."""
     if knowledge is None:
@@ -107,7 +119,7 @@ def bound_tools(knowledge: KnowledgeConfig | None) -> dict[str, RegisteredTool]:
         tools[KNOWLEDGE_SEARCH] = RegisteredTool(
             KNOWLEDGE_SEARCH,
             _KB_DESCRIPTION,
-            schema_from_signature(bound_knowledge_search),
+            _bound_schema(KNOWLEDGE_SEARCH, bound_knowledge_search),
             bound_knowledge_search,
             side_effects=False,
         )
@@ -118,7 +130,11 @@ def bound_tools(knowledge: KnowledgeConfig | None) -> dict[str, RegisteredTool]:
             return await _search_faqs(ctx, faq_namespace, query, threshold)
 
         tools[FAQ_SEARCH] = RegisteredTool(
-            FAQ_SEARCH, _FAQ_DESCRIPTION, schema_from_signature(bound_faq_search), bound_faq_search, side_effects=False
+            FAQ_SEARCH,
+            _FAQ_DESCRIPTION,
+            _bound_schema(FAQ_SEARCH, bound_faq_search),
+            bound_faq_search,
+            side_effects=False,
         )
     return tools
 

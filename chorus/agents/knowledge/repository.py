@@ -109,6 +109,17 @@ class KnowledgeRepository:
             row = await cur.fetchone()
         return Namespace(**row) if row else None
 
+    async def existing_namespaces(self, tenant_id: str, names: list[str]) -> set[str]:
+        """Which of `names` are namespaces of the tenant (one query, whatever their number)."""
+        if not names:
+            return set()
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                "SELECT namespace FROM kb_namespaces WHERE tenant_id = %s AND namespace = ANY(%s)",
+                (tenant_id, names),
+            )
+            return {row["namespace"] for row in await cur.fetchall()}
+
     async def namespace(self, tenant_id: str, namespace: str) -> Namespace:
         found = await self.find_namespace(tenant_id, check_namespace(namespace))
         if found is None:

@@ -33,6 +33,7 @@ from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
+from chorus.agents.providers import offline_config_intents
 from chorus.agents.providers.argument_extraction import extract_arguments
 
 _WORD = re.compile(r"[a-z0-9]+")
@@ -168,6 +169,8 @@ class OfflineChatModel(BaseChatModel):
     # -- the behaviour -------------------------------------------------------------------------
 
     def respond(self, messages: Sequence[BaseMessage]) -> AIMessage:
+        if offline_config_intents.handles(self.tools):  # the config editor bot (configs/system/)
+            return offline_config_intents.respond(messages)
         tone = _tone(messages)
         last = messages[-1] if messages else HumanMessage("")
         if isinstance(last, ToolMessage):

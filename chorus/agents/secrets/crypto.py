@@ -1,7 +1,8 @@
 """AES-256-GCM sealing of secret values under the vault key.
 
-Each value is sealed with a fresh 96-bit nonce and with the tenant, name and version as associated data,
-so a ciphertext copied to another tenant's row (or another name or version) fails to open.
+Each value is sealed with a fresh 96-bit nonce and with the tenant, name, version and (for a scoped secret)
+environment as associated data, so a ciphertext copied to another tenant's row (or another name, version
+or environment) fails to open.
 """
 
 from __future__ import annotations
@@ -53,8 +54,12 @@ def new_key_text() -> str:
     return base64.b64encode(os.urandom(KEY_BYTES)).decode("ascii")
 
 
-def associated_data(*, tenant_id: str, name: str, version: int) -> bytes:
-    return f"chorus-secret\x00{tenant_id}\x00{name}\x00{version}".encode()
+def associated_data(*, tenant_id: str, name: str, version: int, environment: str | None = None) -> bytes:
+    """The context a ciphertext is bound to. An unscoped secret's is what it was before environments existed
+    (so values sealed then still open); a scoped one's also names its environment, so a ciphertext copied
+    between environments fails to open."""
+    base = f"chorus-secret\x00{tenant_id}\x00{name}\x00{version}"
+    return (base if environment is None else f"{base}\x00{environment}").encode()
 
 
 def seal(key: VaultKey, plaintext: str, *, aad: bytes) -> tuple[bytes, bytes]:

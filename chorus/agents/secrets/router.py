@@ -1,4 +1,8 @@
-"""The vault over HTTP: /api/v1/secrets. Every route needs the organization_admin role; values go in, never out."""
+"""The vault over HTTP: /api/v1/secrets. Every route needs the organization_admin role; values go in, never out.
+
+A secret is named by its name and, for one scoped to an environment, `?environment=staging|production`
+(the body's `environment` on create); without it, a route acts on the secret serving every environment.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from chorus.agents.api_deps import PrincipalDep
+from chorus.agents.errors import Forbidden
 from chorus.agents.secrets.repository import Actor
 from chorus.agents.secrets.schemas import (
     AuditEntry,
@@ -36,6 +41,24 @@ def _vault(request: Request) -> SecretVault:
 
 AdminDep = Annotated[Principal, Depends(_admin)]
 VaultDep = Annotated[SecretVault, Depends(_vault)]
+# Checked by the vault (a clear 422 naming the allowed values), not by a Literal, so the API, the CLI and
+# the service say the same thing.
+EnvironmentQuery = Annotated[
+    str | None,
+    Query(
+        description="The secret scoped to this environment ('staging' or 'production'); left out: the secret "
+        "serving every environment"
+    ),
+]
+
+
+def _may_write(principal: Principal, environment: str | None) -> None:
+    """A staging key changes staging's secrets only: an unscoped secret serves production too."""
+    if principal.environment == "staging" and environment != "staging":
+        raise Forbidden(
+            "a staging key changes only secrets scoped to staging (environment 'staging'); an unscoped or "
+            "production secret needs a production key"
+        )
 
 
 def _actor(principal: Principal) -> Actor:
@@ -44,8 +67,14 @@ def _actor(principal: Principal) -> Actor:
 
 @router.post("", status_code=201, summary="Store a secret (encrypted; 409 if the name exists)")
 async def create_secret(body: SecretCreate, principal: AdminDep, vault: VaultDep) -> SecretDetail:
+    _may_write(principal, body.environment)
     described = await vault.create(
-        principal.tenant_id, name=body.name, value=body.value, description=body.description, actor=_actor(principal)
+        principal.tenant_id,
+        name=body.name,
+        value=body.value,
+        description=body.description,
+        environment=body.environment,
+        actor=_actor(principal),
     )
     return SecretDetail.of(described)
 
@@ -56,6 +85,7 @@ async def list_secrets(principal: AdminDep, vault: VaultDep) -> SecretList:
     items = [
         SecretSummary(
             name=r.name,
+            environment=r.environment,
             description=r.description,
             version=r.latest_version,
             created_at=r.created_at,
@@ -69,29 +99,46 @@ async def list_secrets(principal: AdminDep, vault: VaultDep) -> SecretList:
 
 
 @router.get("/{secret_name}", summary="A secret's metadata and versions (masked; audited as a read)")
-async def get_secret(secret_name: str, principal: AdminDep, vault: VaultDep) -> SecretDetail:
-    return SecretDetail.of(await vault.describe(principal.tenant_id, secret_name, _actor(principal)))
+async def get_secret(
+    secret_name: str, principal: AdminDep, vault: VaultDep, environment: EnvironmentQuery = None
+) -> SecretDetail:
+    described = await vault.describe(principal.tenant_id, secret_name, _actor(principal), environment=environment)
+    return SecretDetail.of(described)
 
 
 @router.post("/{secret_name}/rotate", summary="Rotate: store a new value as the next version (old versions are kept)")
-async def rotate_secret(secret_name: str, body: SecretRotate, principal: AdminDep, vault: VaultDep) -> SecretDetail:
+async def rotate_secret(
+    secret_name: str, body: SecretRotate, principal: AdminDep, vault: VaultDep, environment: EnvironmentQuery = None
+) -> SecretDetail:
+    _may_write(principal, environment)
     described = await vault.rotate(
-        principal.tenant_id, secret_name, value=body.value, reason=body.rotation_reason, actor=_actor(principal)
+        principal.tenant_id,
+        secret_name,
+        value=body.value,
+        reason=body.rotation_reason,
+        environment=environment,
+        actor=_actor(principal),
     )
     return SecretDetail.of(described)
 
 
 @router.delete(
     "/{secret_name}",
-    summary="Delete a secret and all its versions; 409 naming the configs that use it unless ?force=true",
+    summary="Delete a secret (of one scope) and all its versions; 409 naming the configs that use it when an "
+    "environment would be left without the name, unless ?force=true",
 )
 async def delete_secret(
     secret_name: str,
     principal: AdminDep,
     vault: VaultDep,
+    environment: EnvironmentQuery = None,
     force: Annotated[bool, Query(description="Delete even if bot configs reference it (they are listed)")] = False,
 ) -> SecretDeleted:
-    return SecretDeleted.of(await vault.delete(principal.tenant_id, secret_name, force=force, actor=_actor(principal)))
+    _may_write(principal, environment)
+    deleted = await vault.delete(
+        principal.tenant_id, secret_name, force=force, environment=environment, actor=_actor(principal)
+    )
+    return SecretDeleted.of(deleted)
 
 
 @router.get("/{secret_name}/audit", summary="Who created, read, rotated, deleted and used a secret, newest first")
@@ -99,7 +146,8 @@ async def secret_audit(
     secret_name: str,
     principal: AdminDep,
     vault: VaultDep,
+    environment: EnvironmentQuery = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> SecretAudit:
-    events = await vault.audit(principal.tenant_id, secret_name, limit=limit)
-    return SecretAudit(name=secret_name, events=[AuditEntry.of(e) for e in events])
+    events = await vault.audit(principal.tenant_id, secret_name, limit=limit, environment=environment)
+    return SecretAudit(name=secret_name, environment=environment, events=[AuditEntry.of(e) for e in events])

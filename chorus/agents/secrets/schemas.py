@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from chorus.agents.secrets.environments import environment_problem
 from chorus.agents.secrets.repository import AuditEvent
 from chorus.agents.secrets.service import (
     Deleted,
@@ -29,6 +30,12 @@ class SecretCreate(BaseModel):
 
     name: str = Field(description="1-64 characters: A-Z first, then A-Z, 0-9, _", examples=["SHOP_API_KEY"])
     value: str = Field(description="The secret; at most 8192 bytes, no control characters", examples=["sk-live-…"])
+    environment: str | None = Field(
+        default=None,
+        description="'staging' or 'production' to serve tool calls in that environment only; left out, the "
+        "secret serves every environment that has no secret of this name of its own",
+        examples=["staging"],
+    )
     description: str | None = Field(default=None, description="What it is for (at most 500 characters)")
 
     @field_validator("name")
@@ -40,6 +47,14 @@ class SecretCreate(BaseModel):
     @classmethod
     def _value(cls, v: str) -> str:
         return _ok(value_problem(v), v)
+
+    @field_validator("environment")
+    @classmethod
+    def _environment(cls, v: str | None) -> str | None:
+        problem = environment_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v
 
     @field_validator("description")
     @classmethod
@@ -72,6 +87,9 @@ class SecretRotate(BaseModel):
 
 class SecretSummary(BaseModel):
     name: str
+    environment: str | None = Field(
+        description="'staging' or 'production' for a secret scoped to one environment; null: every environment"
+    )
     description: str | None
     version: int = Field(description="The version tool calls use (the newest)")
     masked_value: str = Field(default=MASK, description="Always masked; values are never returned")
@@ -99,6 +117,7 @@ class SecretDetail(SecretSummary):
         r = d.record
         return cls(
             name=r.name,
+            environment=r.environment,
             description=r.description,
             version=r.latest_version,
             created_at=r.created_at,
@@ -128,15 +147,23 @@ class DependentConfig(BaseModel):
 
 class SecretDeleted(BaseModel):
     name: str
+    environment: str | None = Field(description="The deleted secret's scope (null: the unscoped one)")
     status: str = "deleted"
     versions_deleted: int
-    dependent_configs: list[DependentConfig]
+    environments_left_without: list[str] = Field(
+        description="Environments where tool calls no longer find a secret of this name"
+    )
+    dependent_configs: list[DependentConfig] = Field(
+        description="Configs referencing the name, listed when some environment is left without it"
+    )
 
     @classmethod
     def of(cls, d: Deleted) -> SecretDeleted:
         return cls(
             name=d.name,
+            environment=d.environment,
             versions_deleted=d.versions_deleted,
+            environments_left_without=d.environments_left_without,
             dependent_configs=[
                 DependentConfig(config_id=x.config_id, config_name=x.config_name, versions=x.versions)
                 for x in d.dependents
@@ -152,6 +179,7 @@ class AuditEntry(BaseModel):
     run_id: str | None
     tool_name: str | None
     tool_call_id: str | None
+    call_environment: str | None = Field(description="For use and use_failed: the environment the tool call ran in")
     detail: str | None
     at: datetime
 
@@ -165,6 +193,7 @@ class AuditEntry(BaseModel):
             run_id=e.run_id,
             tool_name=e.tool_name,
             tool_call_id=e.tool_call_id,
+            call_environment=e.call_environment,
             detail=e.detail,
             at=e.at,
         )
@@ -172,4 +201,5 @@ class AuditEntry(BaseModel):
 
 class SecretAudit(BaseModel):
     name: str
+    environment: str | None = Field(description="Whose trail: the secret scoped to it (null: the unscoped one)")
     events: list[AuditEntry]

@@ -6,7 +6,7 @@ The process builds the registry once (the server's lifespan, the CLI) and passes
 from __future__ import annotations
 
 from chorus.agents.knowledge import bot_tools as knowledge_tools
-from chorus.agents.tools import builtin_appointments, builtin_escalation, builtin_orders
+from chorus.agents.tools import builtin_appointments, builtin_config_editor, builtin_escalation, builtin_orders
 from chorus.agents.tools.registry import ToolRegistry
 
 
@@ -17,4 +17,5 @@ def build_registry() -> ToolRegistry:
     builtin_escalation.register(registry)
     builtin_appointments.register(registry)
     knowledge_tools.register(registry)
+    builtin_config_editor.register(registry)
     return registry

@@ -38,6 +38,7 @@ class ToolContext:
     thread_id: str | None = None
     run_id: str | None = None
     tool_call_id: str | None = None  # the model's id for this call; stable when a turn is retried
+    environment: str = "production"  # the run's environment ('staging' or 'production'): picks its secrets
     secrets: SecretResolver | None = field(default=None, repr=False, compare=False)
 
 

@@ -35,7 +35,7 @@ async def invoke_tool(
     tool = registry.get(name)
     arguments = body.get("arguments", {})
     tool.check_arguments(arguments)
-    ctx = ToolContext(tenant_id=principal.tenant_id, db=db)
+    ctx = ToolContext(tenant_id=principal.tenant_id, db=db, environment=principal.environment)
     try:
         result, elapsed = await tool.invoke(ctx, arguments)
     except ToolError as exc:

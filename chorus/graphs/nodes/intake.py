@@ -26,7 +26,12 @@ def make_intake(
 ) -> Any:
     async def answer_from_faq(text: str, update: dict[str, Any], config: RunnableConfig) -> Command[Any]:
         conf = config.get("configurable", {})
-        ctx = ToolContext(tenant_id=conf["tenant_id"], db=db, thread_id=conf.get("thread_id"))
+        ctx = ToolContext(
+            tenant_id=conf["tenant_id"],
+            db=db,
+            thread_id=conf.get("thread_id"),
+            environment=conf.get("environment", "production"),
+        )
         faq = await faq_auto_answer(ctx, knowledge, text) if text and not update["suggest_handoff"] else None
         if faq is None:
             return Command(update=update, goto="agent")

@@ -121,6 +121,7 @@ def make_tools_node(
             thread_id=conf.get("thread_id"),
             run_id=conf.get("run_id"),
             secrets=secrets,
+            environment=conf.get("environment", "production"),
         )
         mocks = conf.get(TOOL_MOCKS_KEY) or {}
         outcomes = await asyncio.gather(*(run_one(dict(c), ctx, mocks) for c in last.tool_calls))
