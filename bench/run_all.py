@@ -18,6 +18,7 @@ from bench import (
     config_compile,
     crash,
     db_outage,
+    eval_concurrency,
     hot_reload,
     ingestion_throughput,
     knowledge_search,
@@ -50,6 +51,7 @@ MODULES: list[ModuleType] = [
     config_compile,
     hot_reload,
     config_apply,
+    eval_concurrency,
 ]
 
 

@@ -22,6 +22,7 @@ from chorus import (
 from chorus.agents.settings import Settings, load_settings
 from chorus.cli_tenant import DEFAULT_TENANT, TenantOption
 from chorus.config_cli import config_app
+from chorus.eval_cli import eval_app
 from chorus.kb_cli import kb_app
 from chorus.secrets_cli import secrets_app
 from chorus.voice_cli import voice_app
@@ -39,6 +40,7 @@ app = typer.Typer(
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 threads_app = typer.Typer(help="Threads.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+app.add_typer(eval_app, name="eval")
 app.add_typer(keys_app, name="keys")
 app.add_typer(threads_app, name="threads")
 app.add_typer(kb_app, name="kb")

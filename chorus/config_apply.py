@@ -166,7 +166,7 @@ def pull_targets(directory: Path, configs: list[dict[str, Any]]) -> list[tuple[P
     holder: dict[str, Path] = {}
     if directory.is_dir():
         for p in sorted(directory.iterdir()):
-            if not (p.is_file() and p.suffix in SUFFIXES):
+            if p.is_symlink() or not (p.is_file() and p.suffix in SUFFIXES):
                 continue
             try:
                 meta = json.loads(p.read_text(encoding="utf-8")).get("config_metadata", {})
@@ -179,5 +179,8 @@ def pull_targets(directory: Path, configs: list[dict[str, Any]]) -> list[tuple[P
         key = config["config_metadata"]["config_id"]
         if not isinstance(key, str) or not _SAFE_NAME.match(key):  # ids are checked when stored; never a path
             raise InvalidInput(f"config id {key!r} cannot be a file name; pull it with --config into a file of yours")
-        out.append((holder.get(key, directory / f"{key}.json"), export_text(config)))
+        target = holder.get(key, directory / f"{key}.json")
+        if target.is_symlink():  # a link could point anywhere: pull writes only files of the directory itself
+            raise InvalidInput(f"{target} is a symbolic link; pull writes only plain files of {directory}")
+        out.append((target, export_text(config)))
     return out

@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from chorus import openapi_doc
 from chorus.agents.configs.changes_router import router as config_changes_router
 from chorus.agents.configs.config_events import ConfigEvents
-from chorus.agents.configs.deploy_gate import DeployGate, NoSuiteResults
+from chorus.agents.configs.deploy_gate import DeployGate
 from chorus.agents.configs.deployments import CONFIG_CHANNEL, Deployments
 from chorus.agents.configs.deployments_router import router as deployments_router
 from chorus.agents.configs.permissions_router import router as config_permissions_router
@@ -50,6 +50,11 @@ from chorus.agents.tenancy.router import router as keys_router
 from chorus.agents.tools.builtins import build_registry
 from chorus.agents.tools.router import router as tools_router
 from chorus.cors import install_cors, parse_origins
+from chorus.evals.deploy_results import ExecutionSuiteResults
+from chorus.evals.repository import EVAL_KIND, EvalRepository
+from chorus.evals.router import router as evals_router
+from chorus.evals.runner import EvalExecutor
+from chorus.evals.service import EvalService
 from chorus.graphs.checkpointer import ChorusCheckpointer
 from chorus.graphs.compiler import GraphCache, GraphDeps
 from chorus.http_errors import status_of
@@ -149,6 +154,11 @@ def _install_error_handlers(app: FastAPI) -> None:
             "unpaired UTF-16 surrogate); send valid UTF-8",
         )
 
+    @app.exception_handler(RecursionError)
+    async def too_deep(request: Request, exc: RecursionError) -> JSONResponse:
+        # A safety net for JSON nested deeper than any code path here follows (configs refuse it earlier).
+        return _error(422, "invalid_input", "the request's JSON is nested too deeply; flatten it")
+
     @app.exception_handler(psycopg.errors.UniqueViolation)
     async def duplicate(request: Request, exc: psycopg.errors.UniqueViolation) -> JSONResponse:
         # A safety net: repositories that know the resource answer a Conflict with a better message. This
@@ -233,7 +243,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         )
         worker.register(WEBHOOK_KIND, app.state.webhooks, concurrency=16)
         # Environments and deploys: every process hears of a deploy anywhere (hot reload) and judges rollouts.
-        app.state.deploy_gate = DeployGate(NoSuiteResults())
+        # Eval executions: jobs of the same queue (another process resumes them after a crash); they gate deploys.
+        evals = EvalRepository(db)
+        app.state.evals = EvalService(evals, app.state.config_service)
+        worker.register(EVAL_KIND, EvalExecutor(repo=evals, engine=engine, queue=worker.queue), concurrency=2)
+        app.state.deploy_gate = DeployGate(ExecutionSuiteResults(evals))
         app.state.config_events = ConfigEvents(configs, warm=engine.graph_for)
         notifications.on(CONFIG_CHANNEL, app.state.config_events.on_notification)
         rollouts = RolloutMonitor(Deployments(app.state.config_service, app.state.deploy_gate))
@@ -290,6 +304,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         config_changes_router,
         tools_router,
         knowledge_router,
+        evals_router,
         secrets_router,
         keys_router,
         publishable_keys_router,

@@ -43,6 +43,7 @@ HIDDEN_PUBLIC = {
 # Resources every tenant shares: another tenant's key may read them.
 SHARED_PREFIXES = ("/api/v1/tools",)
 MESSAGE = {"messages": [{"role": "user", "content": "Where is my order ORD-1001?"}]}
+EVAL_CASE = {"user_input": "Where is my order ORD-1001?", "assertions": [{"type": "icontains", "value": "order"}]}
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,8 @@ class World:
             item = {"namespace": [self.namespace], "key": "roles-item", "value": {"text": "Returns take 30 days."}}
             await a.put("/store/items", json=item)
             self.ids[kind] = "roles-item"
+        elif kind == "revision":  # of an environment's overrides (none waits for approval: approvers hear 404/409)
+            self.ids[kind] = "1"
         elif kind == "environment":  # the walk's deploys and overrides go to production
             self.ids[kind] = "production"
         elif kind == "deployment_id":  # production's latest deployment (this one, or one the walk made before)
@@ -171,6 +174,15 @@ class World:
             await a.post(f"/api/v1/configs/{config_id}/deploy", json=body)
             history = (await a.get(f"/api/v1/configs/{config_id}/deployments")).json()
             self.ids[kind] = history["deployments"][0]["deployment_id"]
+        elif kind == "suite_id":  # an eval suite with one case
+            suite = {"name": f"roles-{uuid.uuid4().hex[:8]}"}
+            self.ids[kind] = str((await a.post("/api/v1/evaluation/suites", json=suite)).json()["id"])
+            await a.post(f"/api/v1/evaluation/suites/{self.ids[kind]}/evals", json=EVAL_CASE)
+        elif kind == "execution_id":
+            suite_id, config_id = await self.value("suite_id"), await self.value("assistant_id")
+            body = {"config_id": config_id, "version": 1}
+            execution = await a.post(f"/api/v1/evaluation/suites/{suite_id}/execute", json=body)
+            self.ids[kind] = str(execution.json()["id"])
         elif kind == "version":  # of a config: every config has its version 1
             self.ids[kind] = "1"
         elif kind == "name":
@@ -232,7 +244,11 @@ async def body_for(world: World, method: str, path: str, ns: str) -> dict[str, A
         ("POST", "/api/v1/configs/{config_id}/versions/{version}/approve"): {"comment": "roles walk"},
         ("POST", "/api/v1/configs/{config_id}/versions/{version}/reject"): {"reason": "roles walk"},
         ("POST", "/api/v1/configs/{config_id}/deploy"): {"environment": "production"},
-        ("PATCH", "/api/v1/configs/{config_id}/environments/{environment}"): {"required_eval_suites": []},
+        ("PATCH", "/api/v1/configs/{config_id}/environments/{environment}"): {"overrides": {}},
+        ("POST", "/api/v1/configs/{config_id}/environments/{environment}/overrides/{revision}/approve"): {},
+        ("POST", "/api/v1/configs/{config_id}/environments/{environment}/overrides/{revision}/reject"): {
+            "reason": "roles walk"
+        },
         ("POST", "/api/v1/configs/{config_id}/deployments/{deployment_id}/promote"): {},
         ("POST", "/api/v1/configs/{config_id}/deployments/{deployment_id}/rollback"): {"reason": "roles walk"},
         ("POST", "/api/v1/tools/{name}/invoke"): {"arguments": {"order_id": "ORD-1001"}},
@@ -249,6 +265,13 @@ async def body_for(world: World, method: str, path: str, ns: str) -> dict[str, A
         ("DELETE", "/store/items"): {"namespace": [ns], "key": "roles-item"},
         ("POST", "/store/items/search"): {"namespace_prefix": [ns], "query": "returns"},
         ("POST", "/store/namespaces"): {"prefix": [ns]},
+        ("POST", "/api/v1/evaluation/suites"): {"name": f"roles-{uuid.uuid4().hex[:8]}"},
+        ("POST", "/api/v1/evaluation/suites/{suite_id}/evals"): EVAL_CASE,
+        ("POST", "/api/v1/evaluation/suites/import"): {"name": f"roles-{uuid.uuid4().hex[:8]}", "cases": [EVAL_CASE]},
+        ("POST", "/api/v1/evaluation/suites/{suite_id}/execute"): {
+            "config_id": await world.value("assistant_id"),
+            "version": 1,
+        },
         ("POST", "/api/v1/publishable-keys"): {
             "assistant_ids": [await world.value("assistant_id")],
             "allowed_origins": ["https://shop.example.com"],

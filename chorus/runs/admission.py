@@ -16,7 +16,7 @@ from chorus.agents.configs.deployments_repository import DeploymentRepository
 from chorus.agents.configs.environments import Serving, serving
 from chorus.agents.configs.repository import ConfigRepository, StoredConfig
 from chorus.agents.destinations import check_destination
-from chorus.agents.errors import Conflict, DestinationRefused, InvalidInput, NotFound
+from chorus.agents.errors import Conflict, DestinationRefused, Forbidden, InvalidInput, NotFound
 from chorus.agents.tenancy.environments import DEFAULT_ENVIRONMENT, Environment
 from chorus.runs.schemas import RunCreate
 from chorus.runs.serialization import jsonable
@@ -159,19 +159,27 @@ class Pins:
         return len(self._pins)
 
     async def pinned(
-        self, tenant_id: str, thread_id: str, req: RunCreate, *, environment: Environment = DEFAULT_ENVIRONMENT
+        self, tenant_id: str, thread_id: str, req: RunCreate, *, environment: Environment | None = None
     ) -> Pin:
-        """What the thread is pinned to, pinning it on its first run to what `environment` serves."""
+        """What the thread is pinned to, pinning it on its first run to what `environment` serves (None: the
+        server's own callers, crons and the widget: production for a new thread, else the thread's own).
+        A caller's key of another environment than the thread's is refused: a staging key never drives a
+        production conversation (its version, overrides and secrets), nor the reverse."""
         asked = str(uuid.UUID(req.assistant_id)) if is_uuid(req.assistant_id) else req.assistant_id
         pin = self._pins.get(thread_id)
         # A remembered pin to another assistant is read again: that assistant may have been deleted since.
         if pin is None or pin.tenant_id != tenant_id or pin.assistant_id != asked:
-            pin = await self._from_db(tenant_id, thread_id, req, environment)
+            pin = await self._from_db(tenant_id, thread_id, req, environment or DEFAULT_ENVIRONMENT)
             self._pins[thread_id] = pin
             if len(self._pins) > _PIN_CACHE:
                 self._pins.popitem(last=False)
         else:
             self._pins.move_to_end(thread_id)
+        if environment is not None and pin.serving.environment != environment:
+            raise Forbidden(
+                f"thread '{thread_id}' is a {pin.serving.environment} conversation; continue it with a "
+                f"{pin.serving.environment} key (yours is a {environment} key), or start a new thread"
+            )
         if asked != pin.assistant_id:
             raise Conflict(
                 f"thread '{thread_id}' belongs to assistant '{pin.assistant_id}'; "

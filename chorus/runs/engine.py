@@ -26,7 +26,7 @@ from chorus.agents.tenancy.environments import DEFAULT_ENVIRONMENT, Environment
 from chorus.graphs.checkpointer import ChorusCheckpointer
 from chorus.graphs.compiler import CHATBOT_NODES, CompiledBot, GraphCache
 from chorus.runs.admission import NO_INPUT, Pins, input_messages, is_uuid, resolve_graph_id, run_kwargs
-from chorus.runs.executor import RunExecutor, RunSpec
+from chorus.runs.executor import EVAL_TOOL_MOCKS, RunExecutor, RunSpec
 from chorus.runs.handles import EventId, HandleTable, RunHandle
 from chorus.runs.relay import EventRelay
 from chorus.runs.runs_repository import RUN_KIND, NewRun, RunRepository
@@ -104,11 +104,13 @@ class RunEngine:
         *,
         run_id: str | None = None,
         delete_thread_when_done: bool = False,
-        environment: Environment = DEFAULT_ENVIRONMENT,
+        environment: Environment | None = None,
+        tool_mocks: dict[str, Any] | None = None,
     ) -> RunHandle:
         """Store the run and its input (durable from here on), then run it here or queue it. `run_id`: an id
         of the caller's (AlreadyExists if taken); `delete_thread_when_done`: a stateless cron's thread;
-        `environment`: the caller's (its key's), whose deployed version a new thread gets."""
+        `environment`: the caller's (its key's), whose deployed version a new thread gets; `tool_mocks`: tool
+        name -> the result it returns in this run (the eval runner's only: no API request can set it)."""
         messages = input_messages(req)
         thread_id = parse_uuid(thread_id, "thread")
         if not is_uuid(req.assistant_id):
@@ -138,7 +140,11 @@ class RunEngine:
             assistant_id=assistant_id,
             serving=pin.serving,
             strategy=req.multitask_strategy,
-            kwargs={**run_kwargs(req, messages), "delete_thread_when_done": delete_thread_when_done},
+            kwargs={
+                **run_kwargs(req, messages),
+                "delete_thread_when_done": delete_thread_when_done,
+                **({EVAL_TOOL_MOCKS: tool_mocks} if tool_mocks else {}),
+            },
             metadata=req.metadata,
             after_seconds=req.after_seconds,
         )

@@ -32,6 +32,7 @@ from chorus.agents.storage.database import Database
 from chorus.agents.tools.ledger import recorded_outcomes
 from chorus.graphs.checkpointer import ChorusCheckpointer
 from chorus.graphs.compiler import CompiledBot
+from chorus.graphs.nodes.tools import TOOL_MOCKS_KEY
 from chorus.graphs.repair import dangling_tool_calls, unanswered_tool_calls
 from chorus.runs.handles import HandleTable, RunHandle
 from chorus.runs.relay import EventRelay
@@ -49,6 +50,9 @@ GraphFor = Callable[[str, str, Serving], Awaitable[CompiledBot]]
 RETRY_AFTER_DB_FAULT_S = 2.0  # a run the database failed is claimed again no sooner than this
 T = TypeVar("T")
 GraphInput = dict[str, Any] | Command[Any] | None
+# The run's mocked tool results (kwargs key, set only by the eval runner through RunEngine.submit) and where the
+# tools node reads them (a `__` key of `configurable`, which no client's run config may carry: schemas.py).
+EVAL_TOOL_MOCKS = "eval_tool_mocks"
 
 
 def _may_pause(spec: RunSpec) -> bool:
@@ -191,6 +195,7 @@ class RunExecutor:
                     "tenant_id": spec.tenant_id,
                     "run_id": spec.run_id,
                     "assistant_id": spec.assistant_id,
+                    TOOL_MOCKS_KEY: spec.kwargs.get(EVAL_TOOL_MOCKS) or {},
                     "environment": spec.serving.environment,  # its tool calls use this environment's secrets
                 },
                 "metadata": {"run_id": spec.run_id, "assistant_id": spec.assistant_id},

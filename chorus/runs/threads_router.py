@@ -50,7 +50,7 @@ def _state_select(select: list[str] | None) -> list[str] | None:
 
 @router.post("", summary="Create a thread (optionally with a ttl, and supersteps of state updates)", **THREAD)
 async def create(body: ThreadCreate, principal: DeveloperDep, service: ThreadServiceDep) -> dict[str, Any]:
-    return thread_view(await service.create(principal.tenant_id, body))
+    return thread_view(await service.create(principal.tenant_id, body, environment=principal.environment))
 
 
 @router.post(
@@ -189,7 +189,7 @@ async def state(
 async def update_state(
     thread_id: str, body: ThreadStateUpdate, principal: DeveloperDep, service: ThreadServiceDep
 ) -> dict[str, Any]:
-    return await service.update_state(principal.tenant_id, thread_id, body)
+    return await service.update_state(principal.tenant_id, thread_id, body, environment=principal.environment)
 
 
 @router.post("/{thread_id}/state/checkpoint", summary="The thread's state at one of its checkpoints", **STATE)

@@ -13,7 +13,8 @@ from langgraph.types import StateUpdate
 
 from chorus.agents.configs.environments import Serving
 from chorus.agents.configs.repository import StoredConfig, parse_uuid
-from chorus.agents.errors import AlreadyExists, ChorusError, InvalidInput, NotFound
+from chorus.agents.errors import AlreadyExists, ChorusError, Forbidden, InvalidInput, NotFound
+from chorus.agents.tenancy.environments import DEFAULT_ENVIRONMENT, Environment
 from chorus.graphs.compiler import CompiledBot
 from chorus.runs.admission import resolve_graph_id
 from chorus.runs.engine import RunEngine
@@ -40,7 +41,9 @@ class ThreadService:
 
     # -- creating and copying --------------------------------------------------------------------
 
-    async def create(self, tenant_id: str, body: ThreadCreate) -> dict[str, Any]:
+    async def create(
+        self, tenant_id: str, body: ThreadCreate, *, environment: Environment = DEFAULT_ENVIRONMENT
+    ) -> dict[str, Any]:
         metadata = {**body.metadata, **({"graph_id": body.graph_id} if body.graph_id else {})}
         ttl = body.ttl.ttl if body.ttl else None
         if body.thread_id:
@@ -68,7 +71,7 @@ class ThreadService:
         thread_id = str(row["thread_id"])
         try:
             async with self.threads.idle(tenant_id, thread_id, doing="apply its supersteps") as locked:
-                serving = await self.engine.pins.serving(tenant_id, stored, thread_id)
+                serving = await self.engine.pins.serving(tenant_id, stored, thread_id, environment)
                 graph = await self.engine.graph_for(tenant_id, stored.config_id, serving)
                 await locked.pin(stored.config_id, serving)
                 await self._apply(graph, locked, _root(thread_id), steps)
@@ -128,11 +131,18 @@ class ThreadService:
 
     # -- updating state --------------------------------------------------------------------------
 
-    async def update_state(self, tenant_id: str, thread_id: str, body: ThreadStateUpdate) -> dict[str, Any]:
+    async def update_state(
+        self,
+        tenant_id: str,
+        thread_id: str,
+        body: ThreadStateUpdate,
+        *,
+        environment: Environment = DEFAULT_ENVIRONMENT,
+    ) -> dict[str, Any]:
         """Apply `values` as if node `as_node` had just run (from the latest checkpoint, or from
         `checkpoint_id`, which forks the thread); the new checkpoint."""
         async with self.threads.idle(tenant_id, thread_id, doing="update its state") as locked:
-            graph = await self._graph_to_update(tenant_id, locked)
+            graph = await self._graph_to_update(tenant_id, locked, environment)
             update = checked_update(graph, body.values, body.as_node)
             checkpoint_id = body.from_checkpoint
             if checkpoint_id is not None:
@@ -166,14 +176,19 @@ class ThreadService:
             return None
         return await self.engine.graph_for(tenant_id, str(thread["assistant_id"]), Serving.of(thread))
 
-    async def _graph_to_update(self, tenant_id: str, locked: LockedThread) -> CompiledBot:
+    async def _graph_to_update(self, tenant_id: str, locked: LockedThread, environment: Environment) -> CompiledBot:
         """The thread's graph; a thread without one is pinned, as its first run would pin it, to the assistant
         its metadata names (`assistant_id`, or `graph_id`: the tenant's default chatbot)."""
         graph = await self._pinned_graph(tenant_id, locked.row)
         if graph is not None:
+            if locked.row["environment"] != environment:
+                raise Forbidden(
+                    f"thread '{locked.thread_id}' is a {locked.row['environment']} conversation; update it with a "
+                    f"{locked.row['environment']} key"
+                )
             return graph
         stored = await self._assistant_named(tenant_id, locked.row["metadata"], for_what="a state update")
-        serving = await self.engine.pins.serving(tenant_id, stored, locked.thread_id)
+        serving = await self.engine.pins.serving(tenant_id, stored, locked.thread_id, environment)
         await locked.pin(stored.config_id, serving)
         self.engine.forget_thread(locked.thread_id)
         return await self.engine.graph_for(tenant_id, stored.config_id, serving)

@@ -374,3 +374,58 @@ async def test_a_deploy_needs_the_configs_secrets_in_that_environment(
     assert blocked.status_code == 409 and blocked.json()["error"] == "deployment_blocked", blocked.text
     assert blocked.json()["deployment_blocked_by"][0].startswith("secret SHOP_KEY is not in the vault for production")
     assert (await deploy(http, environment="staging", version=version)).status_code == 202
+
+
+async def test_overrides_whose_risk_needs_approval_wait_for_it(
+    http: httpx.AsyncClient, key_of: Client, acme: str
+) -> None:
+    staging = await key_of(environment="staging")
+    developer = await key_of("developer")
+    engineer = await key_of("platform_engineer")
+    env = f"{ACME}/environments/staging"
+    # A model change in staging is high risk: stored, not in force, until an admin and an engineer sign.
+    first_overrides = {"system_prompt": {"tone": "empathetic"}, "llm_config": {"model": "gpt-4.1"}}
+    resp = await developer.patch(env, json={"overrides": first_overrides})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    revision = body["revision"]
+    assert (revision["status"], revision["risk_level"]) == ("pending_approval", "high")
+    assert revision["approval_required_from"] == ["organization_admin", "platform_engineer"]
+    assert body["overrides_revision"] == 0 and [p["revision"] for p in body["pending_overrides"]] == [1]
+    assert (await turn(staging, acme))[1].startswith(FRIENDLY)  # not served yet
+
+    approve = f"{env}/overrides/1/approve"
+    assert (await developer.post(approve, json={})).status_code == 403  # a developer approves nothing
+    first = await http.post(approve, json={"comment": "fine"})
+    assert first.status_code == 200 and first.json()["status"] == "pending_approval"
+    assert first.json()["approval_required_from"] == ["platform_engineer"]
+    assert (await http.post(approve, json={})).status_code == 409  # the same key twice
+    second = await engineer.post(approve, json={"comment": "checked the model"})
+    assert second.status_code == 200 and second.json()["status"] == "approved", second.text
+    assert [a["role"] for a in second.json()["approvals"]] == ["organization_admin", "platform_engineer"]
+    assert (await http.get(f"{ACME}/environments")).json()["environments"]["staging"]["overrides_revision"] == 1
+    assert (await turn(staging, acme))[1].startswith(EMPATHETIC)  # in force for new conversations
+
+    # A medium risk one waits for an admin; a low risk one is in force at once; approving the medium one
+    # after that is refused (it was made on overrides no longer in force), and it can be rejected.
+    stale = (
+        await developer.patch(
+            env,
+            json={
+                "overrides": {**first_overrides, "llm_config": {"model": "gpt-4.1", "parameters": {"temperature": 0.3}}}
+            },
+        )
+    ).json()
+    assert (stale["revision"]["status"], stale["revision"]["risk_level"]) == ("pending_approval", "medium")
+    low = (await developer.patch(env, json={"overrides": {**first_overrides, "webchat": {"title": "Help"}}})).json()
+    assert low["revision"]["status"] == "approved" and low["overrides_revision"] == low["revision"]["revision"]
+    number = stale["revision"]["revision"]
+    refused = await http.post(f"{env}/overrides/{number}/approve", json={})
+    assert refused.status_code == 409 and "changed since" in refused.json()["detail"]
+    rejected = await http.post(f"{env}/overrides/{number}/reject", json={"reason": "stale"})
+    assert rejected.status_code == 200 and rejected.json()["status"] == "rejected"
+    assert (await http.post(f"{env}/overrides/{number}/approve", json={})).status_code == 409
+    assert (await http.post(f"{env}/overrides/99/approve", json={})).status_code == 404
+    # Changing the eval gate is for organization admins only (it gates everyone else's deploys).
+    gate = await developer.patch(f"{ACME}/environments/production", json={"required_eval_suites": []})
+    assert gate.status_code == 403 and "manage_permissions" in gate.json()["detail"]

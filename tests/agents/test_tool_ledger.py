@@ -129,6 +129,7 @@ async def test_read_only_tools_and_tool_api_invocations_are_not_recorded(
         "initiate_refund",
         "update_shipping_address",
         "book_appointment",
+        "apply_change",  # the config editor's (it stores a config version)
     }
     step = ToolsStep(db, tenant, [registry.get("fetch_order_status"), registry.get("escalate_to_human")])
     thread_id = str(uuid.uuid4())

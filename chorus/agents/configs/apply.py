@@ -241,6 +241,15 @@ class ConfigApply:
     ) -> ApplyResult:
         """Plan every file; unless `dry_run`, store the created and changed ones (`source` apply, the file's
         path kept on the version) — or nothing, with every problem listed (422), if any file has one."""
+        seen: dict[str, int] = {}
+        for i, f in enumerate(files):
+            if f.path in seen:
+                raise InvalidInput(
+                    f"two files have the path '{f.path[:200]}' ($.files[{seen[f.path]}] and $.files[{i}]): each "
+                    "file of an apply needs its own path",
+                    errors=[{"path": f"$.files[{i}].path", "message": "the same as another file's"}],
+                )
+            seen[f.path] = i
         plans = await self.plan(tenant_id, files)
         if dry_run:
             return ApplyResult(plans, force, dry_run, applied=False)
@@ -252,7 +261,7 @@ class ConfigApply:
                 "in 'errors' (a dry run shows the whole plan)",
                 errors=[{"path": f"$.files[{i}]", "file": p.path, "message": b} for i, p, b in blocked],
             )
-        by_path = {f.path: f for f in files}
+        by_path = {f.path: f for f in files}  # one file per path (checked above)
         for p in plans:
             if p.action not in ("create", "change"):
                 continue

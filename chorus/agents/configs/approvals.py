@@ -10,6 +10,7 @@ from typing import Literal
 
 from chorus.agents.configs.approvals_repository import ApprovalRepository, Decision, LockedVersion, Signature
 from chorus.agents.configs.change_risk import APPROVERS, RiskLevel
+from chorus.agents.configs.deployments_repository import freeze_production
 from chorus.agents.configs.history import VersionRecord
 from chorus.agents.configs.models import BotConfig
 from chorus.agents.configs.repository import StoredConfig
@@ -38,7 +39,7 @@ def assert_deployable(record: VersionRecord, *, where: str = "$.version") -> Non
     """Refuse (422) a version that may not serve conversations: one waiting for approval or rejected. The
     rollback, the assistants API's `latest` and the deploy endpoint call this before using a version."""
     if record.status == "pending_approval":
-        needed = ", ".join(APPROVERS[_risk(record.risk_level)])
+        needed = ", ".join(APPROVERS[risk_of(record.risk_level)])
         raise InvalidInput(
             f"version {record.version} is waiting for approval (its {record.risk_level} risk changes need "
             f"{needed}): approve it with POST …/versions/{record.version}/approve first",
@@ -51,7 +52,7 @@ def assert_deployable(record: VersionRecord, *, where: str = "$.version") -> Non
         )
 
 
-def _risk(value: str | None) -> RiskLevel:
+def risk_of(value: str | None) -> RiskLevel:
     for level in APPROVERS:
         if level == value:
             return level
@@ -97,7 +98,7 @@ class ConfigApprovals:
         async with self.repo.locked(principal.tenant_id, config.config_id, version) as locked:
             if locked is None:
                 raise VersionNotFound(config.key, version, config.latest_version)
-            risk = _risk(locked.risk_level)
+            risk = risk_of(locked.risk_level)
             self._check(principal, locked, risk, decision, config.key)
             await locked.sign(decision, key_id=principal.key_id, role=principal.role, comment=comment)
             if decision == "reject":
@@ -105,6 +106,8 @@ class ConfigApprovals:
             elif _missing(risk, locked.signatures) == [principal.role]:  # this was the last approval missing
                 parsed = BotConfig.model_validate(locked.config)
                 await locked.set_status("approved")
+                if principal.environment == "staging":  # the change reaches staging, never production
+                    await freeze_production(locked.conn, principal.tenant_id, config.config_id, locked.current_version)
                 await locked.make_current(name=parsed.display_name, description=parsed.config_metadata.description)
         now = await self.service.repo.find(principal.tenant_id, config.config_id)
         record = await _version_record(self.service, now, version)

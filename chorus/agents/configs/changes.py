@@ -57,7 +57,7 @@ def require_edit_permission(principal: Principal) -> None:
         )
 
 
-def _refuse_missing_permissions(principal: Principal, changes: tuple[DetectedChange, ...]) -> None:
+def refuse_missing_permissions(principal: Principal, changes: tuple[DetectedChange, ...]) -> None:
     missing: dict[ConfigPermission, list[str]] = {}
     for change in changes:
         if not has_permission(principal.role, change.permission):
@@ -115,7 +115,7 @@ class ConfigChanges:
         classification = classify_changes(current.config, new)
         if not classification.changes:
             return ProposedChange(current, current.version, classification, diff_configs(current.config, new), None)
-        _refuse_missing_permissions(principal, classification.changes)
+        refuse_missing_permissions(principal, classification.changes)
         report, config = await self.service.checked(principal.tenant_id, new)
         require_same_kind(current, config)
         review = Review(

@@ -9,6 +9,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from chorus.agents.configs.approvals import assert_deployable
+from chorus.agents.configs.change_risk import classify_changes
+from chorus.agents.configs.changes import refuse_missing_permissions
 from chorus.agents.configs.deploy_gate import DeployGate
 from chorus.agents.configs.deployments_repository import (
     Deployment,
@@ -26,6 +28,7 @@ from chorus.agents.configs.versions_repository import VersionRepository
 from chorus.agents.errors import Conflict, DeployBlocked, InvalidInput, VersionNotFound
 from chorus.agents.secrets.references import referenced_names
 from chorus.agents.tenancy.environments import Environment
+from chorus.agents.tenancy.keys import Principal
 
 # Every process listens: a deploy, promotion, rollback or overrides change of any config (hot reload).
 CONFIG_CHANNEL = "chorus_config"
@@ -235,8 +238,9 @@ class Deployments:
         return Deployed(config, deployment, new)
 
     async def auto_rollback(self, deployment: Deployment, reason: str) -> Deployed | None:
-        """The rollout monitor's rollback; None if the rollout ended meanwhile (promoted, superseded)."""
-        config = await self.service.repo.get(deployment.tenant_id, deployment.config_id)
+        """The rollout monitor's rollback; None if the rollout ended meanwhile (promoted, superseded). A
+        deleted config's rollout is rolled back too: its pinned threads may still be talking."""
+        config = await self.service.repo.get(deployment.tenant_id, deployment.config_id, deleted_too=True)
         try:
             return await self._rollback(config, deployment, reason=reason, author=None)
         except Conflict:
@@ -251,32 +255,66 @@ class Deployments:
         overrides: Any = None,
         required_eval_suites: list[str] | None = None,
         commit_message: str | None,
-        author: Author,
-    ) -> tuple[StoredConfig, EnvironmentState]:
-        """Set an environment's overrides (a new revision, checked against every version it serves) and/or the
-        eval suites its deploys require."""
+        principal: Principal,
+    ) -> tuple[StoredConfig, EnvironmentState, OverridesRevision | None]:
+        """Set an environment's overrides and/or the eval suites its deploys require. New overrides are a
+        revision, checked against every version the environment serves and classified as the change they make
+        to what it serves: in force at once when their risk needs nobody, else waiting for approval (as a
+        PATCH would); the key's role must hold the permission of every change. Answers the new revision."""
+        tenant_id = principal.tenant_id
+        if required_eval_suites is not None:
+            principal.require_permission("manage_permissions")  # the gate is policy: not for those it gates
         config = await self.service.repo.find(tenant_id, ident)
+        made: OverridesRevision | None = None
         async with self.repo.locked(tenant_id, config.config_id, environment) as env:
             if overrides is not None:
-                checked = _check_overrides(overrides)
-                for version in {env.state.stable(config.version), env.state.candidate_version} - {None}:
-                    assert version is not None
-                    record = await self.versions.get(tenant_id, config.config_id, version)
-                    assert record is not None
-                    try:
-                        await self.service.checked(tenant_id, effective_config(record.config, checked))
-                    except InvalidInput as exc:
-                        raise InvalidInput(
-                            f"with these overrides, version {version} (served in {environment}) is invalid: "
-                            + exc.detail,
-                            errors=exc.errors,
-                        ) from None
-                await env.add_overrides(checked, commit_message=commit_message, author=author)
+                made = await self._new_overrides(env, config, _check_overrides(overrides), principal, commit_message)
             if required_eval_suites is not None:
                 await env.save(replace(env.state, required_eval_suites=tuple(required_eval_suites)))
             await self._announce(env, env.state.deployment_id)
             state = env.state
-        return config, state
+        return config, state, made
+
+    async def _new_overrides(
+        self,
+        env: LockedEnvironment,
+        config: StoredConfig,
+        overrides: dict[str, Any],
+        principal: Principal,
+        commit_message: str | None,
+    ) -> OverridesRevision:
+        tenant_id, environment = principal.tenant_id, env.state.environment
+        served: dict[int, dict[str, Any]] = {}
+        stable, candidate = env.state.stable(config.version), env.state.candidate_version
+        for version in [stable] + ([candidate] if candidate is not None and candidate != stable else []):
+            record = await self.versions.get(tenant_id, config.config_id, version)
+            assert record is not None
+            served[version] = record.config
+            try:
+                await self.service.checked(tenant_id, effective_config(record.config, overrides))
+            except InvalidInput as exc:
+                raise InvalidInput(
+                    f"with these overrides, version {version} (served in {environment}) is invalid: " + exc.detail,
+                    errors=exc.errors,
+                ) from None
+        # The change these overrides make to what the environment serves (its stable version), as a PATCH's.
+        base = served[stable]
+        now = await self.repo.overrides(tenant_id, config.config_id, environment, env.state.overrides_revision)
+        classification = classify_changes(
+            effective_config(base, now.overrides if now else None), effective_config(base, overrides)
+        )
+        refuse_missing_permissions(principal, classification.changes)
+        return await env.add_overrides(
+            overrides,
+            commit_message=commit_message,
+            author=Author.of(principal),
+            risk_level=classification.risk_level,
+            classification=classification.to_dict(),
+            pending=classification.requires_approval,
+        )
+
+    async def announce(self, env: LockedEnvironment) -> None:
+        await self._announce(env, env.state.deployment_id)
 
     async def _announce(self, env: LockedEnvironment, deployment_id: str | None) -> None:
         """Tell every process (sent when the transaction commits)."""

@@ -71,6 +71,9 @@ class Deployment:
         }
 
 
+OverridesStatus = Literal["approved", "pending_approval", "rejected"]
+
+
 @dataclass(frozen=True)
 class OverridesRevision:
     revision: int
@@ -78,6 +81,42 @@ class OverridesRevision:
     commit_message: str | None
     author: dict[str, Any] | None
     created_at: datetime
+    status: OverridesStatus = "approved"
+    risk_level: str | None = None
+    classification: dict[str, Any] | None = None
+    based_on: int = 0  # the revision in force when it was made
+    approvals: tuple[dict[str, Any], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        classification = self.classification or {}
+        return {
+            "revision": self.revision,
+            "status": self.status,
+            "overrides": self.overrides,
+            "commit_message": self.commit_message,
+            "author": self.author,
+            "created_at": self.created_at,
+            "risk_level": self.risk_level,
+            "changes": classification.get("changes"),
+            "approval_required_from": classification.get("approval_required_from"),
+            "based_on": self.based_on,
+            "approvals": list(self.approvals),
+        }
+
+
+def _overrides(row: dict[str, Any]) -> OverridesRevision:
+    return OverridesRevision(
+        revision=row["revision"],
+        overrides=row["overrides"],
+        commit_message=row["commit_message"],
+        author=row["author"],
+        created_at=row["created_at"],
+        status=row["status"],
+        risk_level=row["risk_level"],
+        classification=row["classification"],
+        based_on=row["based_on"],
+        approvals=tuple(row["approvals"] or ()),
+    )
 
 
 def _state(row: dict[str, Any]) -> EnvironmentState:
@@ -196,24 +235,58 @@ class LockedEnvironment:
         return _deployment(row)
 
     async def add_overrides(
-        self, overrides: dict[str, Any], *, commit_message: str | None, author: Author | None
-    ) -> int:
-        revision = self.state.overrides_revision + 1
-        await self.conn.execute(
+        self,
+        overrides: dict[str, Any],
+        *,
+        commit_message: str | None,
+        author: Author | None,
+        risk_level: str | None = None,
+        classification: dict[str, Any] | None = None,
+        pending: bool = False,
+    ) -> OverridesRevision:
+        """A new revision: in force at once, or (`pending`) waiting for its approvals."""
+        cur = await self.conn.execute(
             "INSERT INTO config_environment_overrides (config_id, environment, revision, tenant_id, overrides,"
-            " commit_message, author) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            " commit_message, author, status, risk_level, classification, based_on) SELECT %s, %s,"
+            " coalesce(max(revision), 0) + 1, %s, %s, %s, %s, %s, %s, %s, %s FROM config_environment_overrides"
+            " WHERE config_id = %s AND environment = %s RETURNING *",
             (
                 self.state.config_id,
                 self.state.environment,
-                revision,
                 self.tenant_id,
                 Jsonb(overrides),
                 commit_message,
                 author_json(author),
+                "pending_approval" if pending else "approved",
+                risk_level,
+                Jsonb(classification) if classification is not None else None,
+                self.state.overrides_revision,
+                self.state.config_id,
+                self.state.environment,
             ),
         )
-        await self.save(replace(self.state, overrides_revision=revision))
-        return revision
+        row = await cur.fetchone()
+        assert row is not None
+        if not pending:
+            await self.save(replace(self.state, overrides_revision=row["revision"]))
+        return _overrides(row)
+
+    async def overrides_for_update(self, revision: int) -> OverridesRevision | None:
+        cur = await self.conn.execute(
+            "SELECT * FROM config_environment_overrides WHERE config_id = %s AND environment = %s AND revision = %s",
+            (self.state.config_id, self.state.environment, revision),
+        )
+        row = await cur.fetchone()
+        return _overrides(row) if row else None
+
+    async def decide_overrides(self, revision: int, status: OverridesStatus, approvals: list[dict[str, Any]]) -> None:
+        await self.conn.execute(
+            "UPDATE config_environment_overrides SET status = %s, approvals = %s"
+            " WHERE config_id = %s AND environment = %s AND revision = %s",
+            (status, Jsonb(approvals), self.state.config_id, self.state.environment, revision),
+        )
+        if status == "approved":
+            await self.save(replace(self.state, overrides_revision=revision))
 
 
 class DeploymentRepository:
@@ -270,13 +343,18 @@ class DeploymentRepository:
             row = await cur.fetchone()
         if row is None:
             raise NotFound(f"revision {revision} of the {environment} overrides does not exist")
-        return OverridesRevision(
-            revision=row["revision"],
-            overrides=row["overrides"],
-            commit_message=row["commit_message"],
-            author=row["author"],
-            created_at=row["created_at"],
-        )
+        return _overrides(row)
+
+    async def pending_overrides(
+        self, tenant_id: str, config_id: str, environment: Environment
+    ) -> list[OverridesRevision]:
+        async with self.db.connection() as conn:
+            cur = await conn.execute(
+                "SELECT * FROM config_environment_overrides WHERE tenant_id = %s AND config_id = %s"
+                " AND environment = %s AND status = 'pending_approval' ORDER BY revision",
+                (tenant_id, config_id, environment),
+            )
+            return [_overrides(r) for r in await cur.fetchall()]
 
     async def deployments(
         self, tenant_id: str, config_id: str, *, environment: Environment | None, limit: int, offset: int
@@ -316,6 +394,18 @@ class DeploymentRepository:
             )
             rows = await cur.fetchall()
         return [_deployment(r) for r in rows]
+
+
+async def freeze_production(conn: AsyncConnection[DictRow], tenant_id: str, config_id: str, served: int) -> None:
+    """Before a staging key's change becomes the current version: production, if it follows the current
+    version (never deployed to), is frozen at the version it serves now (`served`), so the change reaches
+    staging only. In the caller's transaction, which holds the config's row lock."""
+    await conn.execute(
+        "INSERT INTO config_environments (config_id, environment, tenant_id, stable_version)"
+        " VALUES (%s, 'production', %s, %s) ON CONFLICT (config_id, environment) DO UPDATE"
+        " SET stable_version = coalesce(config_environments.stable_version, EXCLUDED.stable_version)",
+        (config_id, tenant_id, served),
+    )
 
 
 def notify_payload(tenant_id: str, config_id: str, environment: Environment, deployment_id: str | None) -> str:

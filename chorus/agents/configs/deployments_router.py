@@ -19,9 +19,11 @@ from chorus.agents.configs.deployments import Deployed, Deployments, DeployReque
 from chorus.agents.configs.diff import diff_configs
 from chorus.agents.configs.environments import EnvironmentState, effective_config
 from chorus.agents.configs.history import Author, parse_version
+from chorus.agents.configs.override_approvals import decide_overrides
+from chorus.agents.configs.pages import page_info
 from chorus.agents.configs.repository import StoredConfig
 from chorus.agents.configs.version_metrics import version_metrics
-from chorus.agents.errors import Forbidden, InvalidInput
+from chorus.agents.errors import Forbidden, InvalidInput, VersionNotFound
 from chorus.agents.tenancy.environments import ENVIRONMENTS, Environment
 from chorus.agents.tenancy.keys import Principal
 from chorus.runs.streaming import SSE_HEADERS, sse
@@ -128,8 +130,10 @@ async def _environment_view(
     record = await deployments.versions.get(config.tenant_id, config.config_id, stable)
     served = record.config if record else config.config
     merged = diff_configs(served, effective_config(served, found.overrides if found else None))
+    pending = await deployments.repo.pending_overrides(config.tenant_id, config.config_id, environment)
     return {
         **state.to_dict(config.version),
+        "pending_overrides": [p.to_dict() for p in pending],
         "overrides": found.overrides if found else {},
         "overrides_commit_message": found.commit_message if found else None,
         "overrides_diff": merged.changes,
@@ -172,7 +176,7 @@ async def environments(config_id: ConfigIdPath, principal: ViewerDep, deployment
 
 @router.patch(
     "/{config_id}/environments/{environment}",
-    summary="Set an environment's overrides (a new revision) or the eval suites its deploys require",
+    summary="Set an environment's overrides (a new revision, classified like a PATCH) or its required eval suites",
 )
 async def configure_environment(
     config_id: ConfigIdPath,
@@ -187,20 +191,79 @@ async def configure_environment(
             "nothing to change: send `overrides` (a merge patch over the config) or `required_eval_suites`",
             errors=[{"path": "$", "message": "expected overrides or required_eval_suites"}],
         )
-    config, state = await deployments.configure(
+    config, state, made = await deployments.configure(
         principal.tenant_id,
         config_id,
         environment,
         overrides=body.overrides,
         required_eval_suites=body.required_eval_suites,
         commit_message=body.commit_message,
-        author=Author.of(principal),
+        principal=principal,
     )
     return {
         "config_id": config.key,
         "environment": environment,
         **(await _environment_view(deployments, config, environment, state)),
+        "revision": made.to_dict() if made else None,
     }
+
+
+class OverridesDecision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    comment: str | None = Field(default=None, max_length=1000)
+
+
+class OverridesRejection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+RevisionPath = Annotated[int, Path(ge=1, le=1_000_000, description="The overrides revision")]
+
+
+async def _decide(
+    deployments: Deployments,
+    principal: Principal,
+    config_id: str,
+    environment: Environment,
+    revision: int,
+    decision: Literal["approve", "reject"],
+    comment: str | None,
+) -> dict[str, Any]:
+    config, after, missing = await decide_overrides(
+        deployments, principal, config_id, environment, revision, decision=decision, comment=comment
+    )
+    return {"config_id": config.key, "environment": environment, **after.to_dict(), "approval_required_from": missing}
+
+
+@router.post(
+    "/{config_id}/environments/{environment}/overrides/{revision}/approve",
+    summary="Approve an overrides revision waiting for approval; its last approval puts it in force",
+)
+async def approve_overrides(
+    config_id: ConfigIdPath,
+    environment: EnvironmentPath,
+    revision: RevisionPath,
+    body: OverridesDecision,
+    principal: ViewerDep,
+    deployments: DeploymentsDep,
+) -> dict[str, Any]:
+    return await _decide(deployments, principal, config_id, environment, revision, "approve", body.comment)
+
+
+@router.post(
+    "/{config_id}/environments/{environment}/overrides/{revision}/reject",
+    summary="Reject an overrides revision waiting for approval, for good",
+)
+async def reject_overrides(
+    config_id: ConfigIdPath,
+    environment: EnvironmentPath,
+    revision: RevisionPath,
+    body: OverridesRejection,
+    principal: ViewerDep,
+    deployments: DeploymentsDep,
+) -> dict[str, Any]:
+    return await _decide(deployments, principal, config_id, environment, revision, "reject", body.reason)
 
 
 @router.get("/{config_id}/deployments", summary="Deployment history, newest first")
@@ -216,17 +279,11 @@ async def list_deployments(
     rows, total = await deployments.repo.deployments(
         principal.tenant_id, config.config_id, environment=environment, limit=limit, offset=offset
     )
-    more = offset + len(rows) < total
     return {
         "config_id": config.key,
         "deployments": [d.to_dict() for d in rows],
         "total": total,
-        "pagination": {
-            "limit": limit,
-            "offset": offset,
-            "has_more": more,
-            "next_offset": offset + limit if more else None,
-        },
+        "pagination": page_info(limit=limit, offset=offset, returned=len(rows), total=total),
     }
 
 
@@ -266,6 +323,7 @@ async def promote(
     principal: ViewerDep,
     deployments: DeploymentsDep,
 ) -> dict[str, Any]:
+    principal.require("developer")  # before the id is looked up: no role that can never promote learns of it
     _, d = await deployments.deployment(principal.tenant_id, config_id, deployment_id)
     may_change(principal, d.environment)
     done = await deployments.promote(
@@ -285,13 +343,10 @@ async def rollback_deployment(
     principal: ViewerDep,
     deployments: DeploymentsDep,
 ) -> dict[str, Any]:
+    principal.require_permission("rollback_versions")  # before the id is looked up
     _, d = await deployments.deployment(principal.tenant_id, config_id, deployment_id)
-    if d.environment == "production":
-        principal.require_permission("rollback_versions")
-        if principal.environment != "production":
-            raise Forbidden("a staging key cannot change production; use a production key")
-    else:
-        principal.require_permission("rollback_versions")
+    if d.environment == "production" and principal.environment != "production":
+        raise Forbidden("a staging key cannot change production; use a production key")
     done = await deployments.rollback(
         principal.tenant_id, config_id, deployment_id, reason=body.reason, author=Author.of(principal)
     )
@@ -312,6 +367,9 @@ async def metrics(
     config, states = await deployments.environments(principal.tenant_id, config_id)
     if versions:
         chosen = sorted({parse_version(v, where="$.versions") for v in versions.split(",")[:20]})
+        known = await deployments.versions.count(principal.tenant_id, config.config_id)
+        if unknown := [v for v in chosen if v > known]:
+            raise VersionNotFound(config.key, unknown[0], known)
     else:
         served = {config.version}
         for state in states.values():

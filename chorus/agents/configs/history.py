@@ -26,10 +26,13 @@ class Author:
     key_id: str | None = None
     role: str | None = None
     name: str | None = None
+    # The key's environment (not stored): a staging key's change must not reach production (see
+    # deployments_repository.freeze_production).
+    environment: str = "production"
 
     @staticmethod
     def of(principal: Principal) -> Author:
-        return Author("api_key", key_id=principal.key_id, role=principal.role)
+        return Author("api_key", key_id=principal.key_id, role=principal.role, environment=principal.environment)
 
     @staticmethod
     def cli() -> Author:
@@ -59,7 +62,7 @@ def parse_version(value: object, *, where: str) -> int:
     """A version number as a client may write it: 3, "3" or the seeds' "v3"."""
     text = str(value).strip()
     number = text[1:] if text[:1] in ("v", "V") else text
-    if isinstance(value, bool) or not number.isdigit() or int(number) < 1:
+    if isinstance(value, bool) or not (number.isascii() and number.isdigit()) or int(number) < 1:
         raise InvalidInput(
             f"'{text[:32]}' is not a version: give a version number such as 3 (or v3)",
             errors=[{"path": where, "message": "expected a version number ≥ 1"}],

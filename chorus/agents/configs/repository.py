@@ -15,6 +15,7 @@ from psycopg import AsyncConnection
 from psycopg.errors import ForeignKeyViolation, UniqueViolation
 from psycopg.rows import DictRow
 
+from chorus.agents.configs.deployments_repository import freeze_production
 from chorus.agents.configs.history import ApprovalStatus, Author, ChangeSource
 from chorus.agents.errors import (
     AssistantNotFound,
@@ -279,6 +280,8 @@ class ConfigRepository:
                 ),
             )
             pending = review is not None and review.status != "approved"
+            if not pending and author.environment == "staging":
+                await freeze_production(conn, tenant_id, config_id, locked["latest_version"])
             if not pending:
                 await conn.execute(
                     "UPDATE bot_configs SET latest_version = %s, name = %s, description = %s, metadata = %s,"

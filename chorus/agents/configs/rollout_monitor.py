@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from chorus.agents.configs.deployments import Deployed, Deployments
 from chorus.agents.configs.deployments_repository import Deployment
 from chorus.agents.configs.version_metrics import VersionMetrics, version_metrics
+from chorus.agents.errors import ChorusError
 
 log = logging.getLogger(__name__)
 CHECK_EVERY_S = 5.0
@@ -50,23 +51,32 @@ class RolloutMonitor:
         rolled: list[Deployed] = []
         now = datetime.now(UTC)
         for deployment in await self.deployments.repo.rolling_out():
-            since = max(deployment.created_at, now - timedelta(seconds=deployment.window_seconds))
-            metrics = await version_metrics(
-                self.deployments.service.repo.db,
-                tenant_id=deployment.tenant_id,
-                config_id=deployment.config_id,
-                versions=[deployment.version],
-                since=since,
-                environment=deployment.environment,
-            )
-            reason = verdict(deployment, metrics[deployment.version])
-            if reason is None:
+            try:  # one rollout that cannot be judged (its config purged meanwhile) never stops the others
+                done = await self._judge(deployment, now)
+            except ChorusError as exc:
+                log.warning("could not judge rollout %s: %s", deployment.deployment_id, exc.detail)
                 continue
-            done = await self.deployments.auto_rollback(deployment, reason)
             if done is not None:
-                log.warning("rolled back deployment %s: %s", deployment.deployment_id, reason)
                 rolled.append(done)
         return rolled
+
+    async def _judge(self, deployment: Deployment, now: datetime) -> Deployed | None:
+        since = max(deployment.created_at, now - timedelta(seconds=deployment.window_seconds))
+        metrics = await version_metrics(
+            self.deployments.service.repo.db,
+            tenant_id=deployment.tenant_id,
+            config_id=deployment.config_id,
+            versions=[deployment.version],
+            since=since,
+            environment=deployment.environment,
+        )
+        reason = verdict(deployment, metrics[deployment.version])
+        if reason is None:
+            return None
+        done = await self.deployments.auto_rollback(deployment, reason)
+        if done is not None:
+            log.warning("rolled back deployment %s: %s", deployment.deployment_id, reason)
+        return done
 
     async def run_forever(self) -> None:
         while True:

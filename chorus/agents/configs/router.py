@@ -15,6 +15,7 @@ from chorus.agents.configs.approvals import version_status
 from chorus.agents.configs.approvals_repository import ApprovalRepository, Signature
 from chorus.agents.configs.checks import check_config, validate_next_version
 from chorus.agents.configs.history import Author, VersionRecord, parse_version
+from chorus.agents.configs.pages import page_info
 from chorus.agents.configs.repository import StoredConfig
 from chorus.agents.configs.versions import ConfigVersions
 from chorus.agents.errors import InvalidInput
@@ -154,16 +155,10 @@ async def list_configs(
         sort_order="asc",
     )
     total = await service.repo.count(principal.tenant_id, metadata=None, graph_id=None, name=None)
-    more = offset + len(found) < total
     return {
         "configs": [config_view(c) for c in found],
         "total": total,
-        "pagination": {
-            "limit": limit,
-            "offset": offset,
-            "has_more": more,
-            "next_offset": offset + limit if more else None,
-        },
+        "pagination": page_info(limit=limit, offset=offset, returned=len(found), total=total),
     }
 
 
@@ -254,7 +249,6 @@ async def list_versions(
     signed = await ApprovalRepository(versions.service.repo.db).signatures(
         principal.tenant_id, page.config.config_id, [v.version for v in page.versions]
     )
-    more = offset + len(page.versions) < page.total
     return {
         "config_id": page.config.key,
         "assistant_id": page.config.config_id,
@@ -262,12 +256,7 @@ async def list_versions(
         "current_version": page.config.version,
         "versions": [version_view(v, page.config.version, signed.get(v.version)) for v in page.versions],
         "total_versions": page.total,
-        "pagination": {
-            "limit": limit,
-            "offset": offset,
-            "has_more": more,
-            "next_offset": offset + limit if more else None,
-        },
+        "pagination": page_info(limit=limit, offset=offset, returned=len(page.versions), total=page.total),
     }
 
 

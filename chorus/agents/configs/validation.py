@@ -194,6 +194,23 @@ def _secret_problems(data: Any, secret_names: Collection[str] | None) -> tuple[l
     return errors, warnings
 
 
+MAX_DEPTH = 32  # far deeper than any field of the format; deeper input is refused before the schema sees it
+
+
+def _too_deep(data: Any) -> str | None:
+    """The path of a value nested more than MAX_DEPTH levels deep, else None (iterative: no recursion)."""
+    stack: list[tuple[Any, str, int]] = [(data, "$", 0)]
+    while stack:
+        value, path, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return path
+        if isinstance(value, dict):
+            stack.extend((v, f"{path}.{k}", depth + 1) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value))
+    return None
+
+
 def validate_config(
     data: Any,
     *,
@@ -205,6 +222,8 @@ def validate_config(
     `namespaces`, a namespace the config names that does not exist is a warning."""
     if not isinstance(data, dict):
         return ValidationReport(errors=[Problem("$", "a bot config must be a JSON object")])
+    if (deep := _too_deep(data)) is not None:
+        return ValidationReport(errors=[Problem(deep, f"nested more than {MAX_DEPTH} levels deep; no config field is")])
     report = ValidationReport(errors=schema_problems(data))
     if report.errors:
         return report

@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from chorus.agents.api_deps import PrincipalDep
+from chorus.agents.errors import Forbidden
 from chorus.agents.secrets.repository import Actor
 from chorus.agents.secrets.schemas import (
     AuditEntry,
@@ -51,12 +52,22 @@ EnvironmentQuery = Annotated[
 ]
 
 
+def _may_write(principal: Principal, environment: str | None) -> None:
+    """A staging key changes staging's secrets only: an unscoped secret serves production too."""
+    if principal.environment == "staging" and environment != "staging":
+        raise Forbidden(
+            "a staging key changes only secrets scoped to staging (environment 'staging'); an unscoped or "
+            "production secret needs a production key"
+        )
+
+
 def _actor(principal: Principal) -> Actor:
     return Actor(f"key:{principal.key_id}")
 
 
 @router.post("", status_code=201, summary="Store a secret (encrypted; 409 if the name exists)")
 async def create_secret(body: SecretCreate, principal: AdminDep, vault: VaultDep) -> SecretDetail:
+    _may_write(principal, body.environment)
     described = await vault.create(
         principal.tenant_id,
         name=body.name,
@@ -99,6 +110,7 @@ async def get_secret(
 async def rotate_secret(
     secret_name: str, body: SecretRotate, principal: AdminDep, vault: VaultDep, environment: EnvironmentQuery = None
 ) -> SecretDetail:
+    _may_write(principal, environment)
     described = await vault.rotate(
         principal.tenant_id,
         secret_name,
@@ -122,6 +134,7 @@ async def delete_secret(
     environment: EnvironmentQuery = None,
     force: Annotated[bool, Query(description="Delete even if bot configs reference it (they are listed)")] = False,
 ) -> SecretDeleted:
+    _may_write(principal, environment)
     deleted = await vault.delete(
         principal.tenant_id, secret_name, force=force, environment=environment, actor=_actor(principal)
     )

@@ -218,11 +218,26 @@ async def find_keys(db: Database, ref: str, *, tenant_id: str | None = None) -> 
         return [(str(r["key_id"]), str(r["tenant_id"])) for r in await cur.fetchall()]
 
 
-async def revoke_api_key(db: Database, *, tenant_id: str, key_id: str, keep_an_admin: bool = True) -> KeyInfo:
+async def revoke_api_key(
+    db: Database,
+    *,
+    tenant_id: str,
+    key_id: str,
+    keep_an_admin: bool = True,
+    only_environment: Environment | None = None,
+) -> KeyInfo:
     """Revoke a key of the tenant (idempotent). With `keep_an_admin`, the tenant's last active
-    organization_admin key cannot be revoked: over HTTP that would lock the tenant out of key management."""
+    organization_admin key cannot be revoked: over HTTP that would lock the tenant out of key management.
+    With `only_environment`, a key of another environment is refused (403)."""
     key_id = _key_uuid(key_id)
     async with db.connection() as conn, conn.transaction():
+        if only_environment is not None:
+            cur = await conn.execute(
+                "SELECT environment FROM api_keys WHERE tenant_id = %s AND key_id = %s", (tenant_id, key_id)
+            )
+            found = await cur.fetchone()
+            if found is not None and found["environment"] != only_environment:
+                raise Forbidden(f"a {only_environment} key revokes {only_environment} keys only")
         # Lock the tenant's active organization_admin keys so two concurrent revocations cannot remove the last two.
         cur = await conn.execute(
             "SELECT key_id FROM api_keys WHERE tenant_id = %s AND role = 'organization_admin' AND revoked_at IS NULL"

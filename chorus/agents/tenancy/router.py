@@ -8,6 +8,7 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from chorus.agents.api_deps import AdminDep, DbDep, KeyResolverDep
+from chorus.agents.errors import Forbidden
 from chorus.agents.tenancy.environments import Environment
 from chorus.agents.tenancy.keys import issue_api_key, list_api_keys, revoke_api_key
 from chorus.agents.tenancy.permissions import RoleName
@@ -26,6 +27,8 @@ class KeyCreate(BaseModel):
 
 @router.post("", status_code=201, summary="Create an API key; the answer holds the key in clear, the only time")
 async def create_key(body: KeyCreate, principal: AdminDep, db: DbDep) -> dict[str, Any]:
+    if principal.environment == "staging" and body.environment != "staging":
+        raise Forbidden("a staging key creates staging keys only; a production key needs a production admin key")
     new = await issue_api_key(
         db,
         tenant_id=principal.tenant_id,
@@ -44,6 +47,8 @@ async def list_keys(principal: AdminDep, db: DbDep) -> dict[str, Any]:
 
 @router.delete("/{key_id}", status_code=204, summary="Revoke an API key (not the tenant's last organization_admin key)")
 async def revoke_key(key_id: str, principal: AdminDep, db: DbDep, resolver: KeyResolverDep) -> Response:
-    revoked = await revoke_api_key(db, tenant_id=principal.tenant_id, key_id=key_id)
+    # A staging key revokes staging keys only.
+    only: Environment | None = "staging" if principal.environment == "staging" else None
+    revoked = await revoke_api_key(db, tenant_id=principal.tenant_id, key_id=key_id, only_environment=only)
     resolver.forget(revoked.key_id)
     return Response(status_code=204)

@@ -32,6 +32,9 @@ from chorus.graphs.escalation import Escalator
 from chorus.graphs.state import BotState
 
 log = logging.getLogger(__name__)
+# Mocked tool results of an eval run (tool name -> result), put in `configurable` by the run executor from
+# what the eval runner stored with the run; a `__` key, which no client's run config may set (runs/schemas.py).
+TOOL_MOCKS_KEY = "__chorus_tool_mocks"
 
 
 def _content(value: Any) -> str:
@@ -83,12 +86,18 @@ def make_tools_node(
         )
         return outcome
 
-    async def run_one(call: dict[str, Any], ctx: ToolContext) -> tuple[ToolMessage, dict[str, Any]]:
+    async def run_one(
+        call: dict[str, Any], ctx: ToolContext, mocks: dict[str, Any]
+    ) -> tuple[ToolMessage, dict[str, Any]]:
         name, args, call_id = call["name"], call.get("args") or {}, call["id"]
         ctx = dataclasses.replace(ctx, tool_call_id=call_id)
         progress = _progress_writer()
         progress({"type": "tool", "tool": name, "tool_call_id": call_id, "status": "running"})
         tool = tools.get(name)
+        if name in mocks:  # an eval case's mocked result: the real tool is not called
+            outcome = Outcome(content=_content(mocks[name]))
+            progress({"type": "tool", "tool": name, "tool_call_id": call_id, "status": "done"})
+            return tool_message(outcome, tool_call_id=call_id, name=name), outcome.state_update
         if tool is None:
             error = f"unknown tool '{name}'; available: {', '.join(sorted(tools)) or 'none'}"
             await record_invocation(
@@ -114,7 +123,8 @@ def make_tools_node(
             secrets=secrets,
             environment=conf.get("environment", "production"),
         )
-        outcomes = await asyncio.gather(*(run_one(dict(c), ctx) for c in last.tool_calls))
+        mocks = conf.get(TOOL_MOCKS_KEY) or {}
+        outcomes = await asyncio.gather(*(run_one(dict(c), ctx, mocks) for c in last.tool_calls))
         update: dict[str, Any] = {"messages": [m for m, _ in outcomes]}
         for _, state_update in outcomes:
             if escalation := state_update.get("escalation"):

@@ -1,0 +1,25 @@
+"""What one trial of a case observed: the bot's answers, its tool calls, escalation, latency and tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    name: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "arguments": self.arguments}
+
+
+@dataclass(frozen=True)
+class Observation:
+    output: str  # the bot's last answer (of the last user turn)
+    answers: tuple[str, ...] = ()  # its answer to each user turn
+    tool_calls: tuple[ToolCall, ...] = ()
+    escalated: bool = False
+    latency_ms: float = 0.0  # the whole case: every turn, from submit to end
+    tokens: int | None = None  # input + output tokens of every run (None: not reported)

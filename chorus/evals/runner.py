@@ -1,0 +1,191 @@
+"""Runs an execution as a job of the run engine's queue (kind `eval_execution`), in whichever server process
+claims it. Each trial's result is stored as it ends, so an execution whose process died is resumed by another
+process without redoing what is done; after the queue's last attempt it is marked failed, never left running.
+Trials run `max_concurrent` at a time, `batch_size` cases' trials per batch."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import psycopg
+from psycopg_pool import PoolTimeout
+from pydantic import TypeAdapter
+
+from chorus.agents.errors import ChorusError, DatabaseUnavailable, ServerBusy
+from chorus.agents.queue import Job, JobContext, JobQueue, Lease, StopReason
+from chorus.agents.queue.repository import take_given_up
+from chorus.evals.observation import Observation
+from chorus.evals.repository import EvalRepository
+from chorus.evals.schemas import AnyAssertion, EvaluatorConfig, render
+from chorus.evals.scoring import combine, evaluate, judged_skipped, summarize
+from chorus.evals.target import ConfigTarget, TrialFailed, UnsavedTarget
+from chorus.runs.engine import RunEngine
+from chorus.runs.executor import RETRY_AFTER_DB_FAULT_S
+
+log = logging.getLogger(__name__)
+Target = ConfigTarget | UnsavedTarget
+DATABASE_FAULTS = (psycopg.OperationalError, PoolTimeout, DatabaseUnavailable, ServerBusy)
+_ASSERTIONS: TypeAdapter[list[AnyAssertion]] = TypeAdapter(list[AnyAssertion])
+
+
+def judge_trial(case: dict[str, Any], obs: Observation, *, default_threshold: float | None) -> dict[str, Any]:
+    """A trial's result: every metric's evaluation, the case's weighted score and its pass."""
+    assertions = _ASSERTIONS.validate_python(case["assertions"])
+    evaluations = [evaluate(a, obs) for a in assertions] + judged_skipped(list(case["evaluator_types"]))
+    threshold = case["threshold"] if case["threshold"] is not None else default_threshold
+    score, passed = combine([(e.score, e.passed, e.weight) for e in evaluations], threshold)
+    failing = [f"{e.metric}: {e.reasoning}" for e in evaluations if e.passed is False]
+    unmeasured = [f"{e.metric}: {e.reasoning}" for e in evaluations if e.passed is None]
+    if passed is None:
+        reasoning = "unmeasured: " + "; ".join(unmeasured)
+    elif passed:
+        reasoning = "every check passed" if threshold is None else f"score {score:.2f} ≥ threshold {threshold}"
+    else:
+        reasoning = "; ".join(failing) or f"score {score:.2f} < threshold {threshold}"
+    return {
+        "score": score,
+        "passed": passed,
+        "reasoning": reasoning,
+        "system_response": obs.output,
+        "responses": list(obs.answers),
+        "evaluations": [e.to_dict() for e in evaluations],
+        "tool_calls": [c.to_dict() for c in obs.tool_calls],
+        "escalated": obs.escalated,
+        "latency_ms": round(obs.latency_ms, 1),
+        "tokens": obs.tokens,
+    }
+
+
+class EvalExecutor:
+    """The queue's handler for jobs of kind `eval_execution`."""
+
+    def __init__(self, *, repo: EvalRepository, engine: RunEngine, queue: JobQueue) -> None:
+        self.repo = repo
+        self.engine = engine
+        self.queue = queue
+
+    async def run(self, job: Job, ctx: JobContext) -> None:
+        row = await self.repo.execution_of_job(job.job_id)
+        if row is None or row["status"] in ("completed", "failed"):  # deleted, or ended before a crash
+            await self._end_job(job, ctx)
+            return
+        try:
+            await self._execute(row)
+        except asyncio.CancelledError:
+            await self._stopped(row, job, ctx)
+            return
+        except DATABASE_FAULTS as exc:
+            # The database failed us, not the suite: back to the queue, resumed a moment later (the attempt
+            # counts), from the trials already stored.
+            log.warning("the database failed an eval execution (%s); the queue resumes it", type(exc).__name__)
+            with contextlib.suppress(Exception):
+                await self.queue.put_back(job.job_id, ctx.lease, after_s=RETRY_AFTER_DB_FAULT_S)
+            ctx.finished = True
+            return
+        except Exception as exc:
+            detail = exc.detail if isinstance(exc, ChorusError) else f"{type(exc).__name__}: {exc}"
+            log.exception("eval execution failed", extra={"execution_id": row["id"]})
+            await self.repo.finish(row["id"], status="failed", summary=None, passed=None, error=detail)
+        await self._end_job(job, ctx)
+
+    async def _end_job(self, job: Job, ctx: JobContext) -> None:
+        await self.queue.finish(job.job_id, ctx.lease)
+        ctx.finished = True
+
+    async def _stopped(self, row: dict[str, Any], job: Job, ctx: JobContext) -> None:
+        reason = ctx.stop_reason or StopReason.HAND_BACK
+        ctx.finished = True
+        if reason == StopReason.HAND_BACK:  # this process drains: another one resumes it
+            try:
+                await self.queue.hand_back(job.job_id, ctx.lease)
+            except Exception:
+                log.warning("could not hand an eval execution back; its lease lapses and it is resumed then")
+        elif reason in (StopReason.INTERRUPT, StopReason.ROLLBACK):
+            await self.repo.finish(row["id"], status="failed", summary=None, passed=None, error="cancelled")
+            await self.queue.finish(job.job_id, ctx.lease)
+
+    async def given_up(self, job: Job, lease: Lease) -> None:
+        message = (
+            f"the server process running this execution stopped {job.attempts} time(s); the results stored so "
+            "far are kept; execute the suite again"
+        )
+        async with self.repo.db.connection() as conn, conn.transaction():
+            if await take_given_up(conn, job.job_id, lease):
+                await conn.execute(
+                    "UPDATE eval_suite_executions SET status = 'failed', error = %s, updated_at = now(),"
+                    " finished_at = now() WHERE job_id = %s AND status IN ('pending', 'running')",
+                    (message, job.job_id),
+                )
+
+    async def _execute(self, row: dict[str, Any]) -> None:
+        tenant_id, execution_id = row["tenant_id"], row["id"]
+        await self.repo.mark_running(execution_id)
+        suite = await self.repo.suite(tenant_id, row["eval_suite_id"])
+        settings = EvaluatorConfig.model_validate(suite["evaluator_config"] or {})
+        cases = await self.repo.cases(tenant_id, row["eval_suite_id"])
+        done = {(r["eval_id"], r["trial"]) for r in await self.repo.results(tenant_id, execution_id)}
+        target: Target
+        if row["config_body"] is not None:
+            target = UnsavedTarget(self.engine, body=row["config_body"], key=f"eval-execution-{execution_id}")
+        else:
+            target = ConfigTarget(self.engine, config_id=row["config_id"], version=row["config_version"])
+        todo = [(c, t) for c in cases for t in range(1, c["repeat"] + 1) if (c["id"], t) not in done]
+        gate = asyncio.Semaphore(row["max_concurrent"])
+
+        async def one(case: dict[str, Any], trial: int) -> None:
+            async with gate:
+                result, status = await self._trial(tenant_id, execution_id, case, trial, target, settings)
+            await self.repo.record_trial(
+                tenant_id, execution_id, eval_id=case["id"], trial=trial, status=status, result=result
+            )
+
+        batch = row["batch_size"]
+        for start in range(0, len(todo), batch):
+            await asyncio.gather(*(one(c, t) for c, t in todo[start : start + batch]))
+        results = await self.repo.results(tenant_id, execution_id)
+        summary = summarize(
+            [{"id": c["id"], "name": c["name"]} for c in cases], results, min_pass_rate=settings.min_pass_rate
+        )
+        await self.repo.finish(execution_id, status="completed", summary=summary, passed=summary["passed"], error=None)
+
+    async def _trial(
+        self,
+        tenant_id: str,
+        execution_id: int,
+        case: dict[str, Any],
+        trial: int,
+        target: Target,
+        settings: EvaluatorConfig,
+    ) -> tuple[dict[str, Any], str]:
+        turns = [render(t, case["vars"]) for t in (case["user_input"], *case["turns"])]
+        meta = {"execution_id": execution_id, "eval_id": case["id"], "trial": trial}
+        try:
+            async with asyncio.timeout(settings.timeout_seconds):
+                obs = await target.run(tenant_id, turns=turns, tool_mocks=case["tool_mocks"], metadata=meta)
+        except DATABASE_FAULTS:
+            raise  # not the bot's fault: the execution goes back to the queue
+        except TimeoutError:
+            return _errored(f"the case took longer than timeout_seconds ({settings.timeout_seconds:g} s)"), "error"
+        except (TrialFailed, ChorusError) as exc:
+            detail = exc.detail if isinstance(exc, ChorusError) else str(exc)
+            return _errored(f"the bot's run failed: {detail}"), "error"
+        except Exception as exc:  # the case errors with its reason; the execution goes on
+            log.exception("an eval trial failed", extra={"execution_id": execution_id, "eval_id": case["id"]})
+            return _errored(f"the trial failed: {type(exc).__name__}: {exc}"), "error"
+        result = judge_trial(case, obs, default_threshold=settings.default_threshold)
+        return result, "completed"
+
+
+def _errored(reason: str) -> dict[str, Any]:
+    return {
+        "score": 0.0,
+        "passed": False,
+        "error": reason,
+        "reasoning": reason,
+        "system_response": None,
+        "evaluations": [],
+        "tool_calls": [],
+    }
