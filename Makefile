@@ -31,6 +31,7 @@ typecheck: env
 
 pytest: env
 	@./scripts/ensure-chromium.sh
+	@./scripts/ensure-espeak-ng.sh
 	$(UV) run --frozen pytest -q
 
 test: lint typecheck pytest
