@@ -268,3 +268,21 @@ async def cli(server: RunningServer, tenant: Tenant) -> Cli:
         return await asyncio.to_thread(invoke)
 
     return run
+
+
+Client = Callable[..., Awaitable[httpx.AsyncClient]]
+
+
+@pytest.fixture
+async def client_of(server: RunningServer, db: Database, tenant: Tenant) -> AsyncIterator[Client]:
+    """A client with a new key of the tenant, of the role and environment asked for."""
+    clients: list[httpx.AsyncClient] = []
+
+    async def make(role: str = "organization_admin", environment: str = "production") -> httpx.AsyncClient:
+        key = await create_api_key(db, tenant_id=tenant.tenant_id, role=role, environment=environment)  # type: ignore[arg-type]
+        clients.append(httpx.AsyncClient(base_url=server.url, headers={"x-api-key": key}, timeout=60))
+        return clients[-1]
+
+    yield make
+    for client in clients:
+        await client.aclose()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -21,31 +20,13 @@ from chorus.agents.configs.repository import ConfigRepository
 from chorus.agents.configs.rollout_monitor import RolloutMonitor
 from chorus.agents.configs.service import ConfigService
 from chorus.agents.storage.database import Database
-from chorus.agents.tenancy.keys import create_api_key
 from chorus.agents.tools.builtins import build_registry
-from tests.conftest import RunningServer, Tenant, make_tenant
+from tests.conftest import Client, RunningServer, Tenant, make_tenant
 
 CONFIGS = "/api/v1/configs"
 ACME = f"{CONFIGS}/acme_support_bot"
 HELLO = {"messages": [{"role": "user", "content": "hello"}]}
 FRIENDLY, EMPATHETIC = "Thanks! ", "I understand. "  # the offline model's openers for those tones
-
-Client = Callable[..., Awaitable[httpx.AsyncClient]]
-
-
-@pytest.fixture
-async def key_of(server: RunningServer, db: Database, tenant: Tenant) -> AsyncIterator[Client]:
-    """A client with a new key of the role and environment asked for."""
-    clients: list[httpx.AsyncClient] = []
-
-    async def make(role: str = "organization_admin", environment: str = "production") -> httpx.AsyncClient:
-        key = await create_api_key(db, tenant_id=tenant.tenant_id, role=role, environment=environment)  # type: ignore[arg-type]
-        clients.append(httpx.AsyncClient(base_url=server.url, headers={"x-api-key": key}, timeout=60))
-        return clients[-1]
-
-    yield make
-    for client in clients:
-        await client.aclose()
 
 
 @pytest.fixture
@@ -92,9 +73,9 @@ def thread_ids_in(percent: int, *, inside: bool, count: int) -> list[str]:
 
 
 async def test_a_deploy_changes_new_conversations_of_its_environment_only(
-    http: httpx.AsyncClient, key_of: Client, acme: str
+    http: httpx.AsyncClient, client_of: Client, acme: str
 ) -> None:
-    staging = await key_of(environment="staging")
+    staging = await client_of(environment="staging")
     before, answer, version = await turn(http, acme)
     assert (answer.startswith(FRIENDLY), version) == (True, 1)
 
@@ -220,9 +201,9 @@ async def test_the_monitor_rolls_a_rollout_back_when_its_error_rate_passes_the_t
 
 
 async def test_overrides_apply_to_their_environment_and_a_conversation_keeps_its_revision(
-    http: httpx.AsyncClient, key_of: Client, acme: str
+    http: httpx.AsyncClient, client_of: Client, acme: str
 ) -> None:
-    staging = await key_of(environment="staging")
+    staging = await client_of(environment="staging")
     early, answer, _ = await turn(staging, acme)
     assert answer.startswith(FRIENDLY)
 
@@ -265,11 +246,11 @@ async def test_the_eval_gate_blocks_a_deploy_until_its_suites_pass(http: httpx.A
     assert (await deploy(http, environment="staging")).status_code == 202
 
 
-async def test_roles_and_environments_of_keys(key_of: Client, http: httpx.AsyncClient, acme: str) -> None:
+async def test_roles_and_environments_of_keys(client_of: Client, http: httpx.AsyncClient, acme: str) -> None:
     for role in ("viewer", "config_manager"):
-        resp = await deploy(await key_of(role))
+        resp = await deploy(await client_of(role))
         assert resp.status_code == 403, (role, resp.text)
-    staging_admin = await key_of(environment="staging")
+    staging_admin = await client_of(environment="staging")
     resp = await deploy(staging_admin)
     assert resp.status_code == 403 and "staging key cannot change production" in resp.json()["detail"]
     assert (await deploy(staging_admin, environment="staging")).status_code == 202
@@ -282,9 +263,9 @@ async def test_roles_and_environments_of_keys(key_of: Client, http: httpx.AsyncC
         assert resp.status_code == 403 and "staging key" in resp.json()["detail"], resp.text
     for role in ("developer", "platform_engineer"):
         await new_version(http, f"tone of {role}")
-        resp = await deploy(await key_of(role), deployment_strategy="immediate")
+        resp = await deploy(await client_of(role), deployment_strategy="immediate")
         assert resp.status_code == 202, (role, resp.text)
-    viewer = await key_of("viewer")
+    viewer = await client_of("viewer")
     assert (await viewer.get(f"{ACME}/deployments")).status_code == 200
     assert (await viewer.get(f"{ACME}/environments")).status_code == 200
     patch = await viewer.patch(f"{ACME}/environments/staging", json={"required_eval_suites": []})
@@ -355,7 +336,7 @@ async def test_rolling_back_a_completed_deploy_restores_the_version_it_replaced(
 
 
 async def test_a_deploy_needs_the_configs_secrets_in_that_environment(
-    http: httpx.AsyncClient, key_of: Client, acme: str
+    http: httpx.AsyncClient, client_of: Client, acme: str
 ) -> None:
     secret = {"name": "SHOP_KEY", "value": "s3cret", "environment": "staging"}
     assert (await http.post("/api/v1/secrets", json=secret)).status_code == 201
@@ -366,7 +347,7 @@ async def test_a_deploy_needs_the_configs_secrets_in_that_environment(
     assert patched.status_code == 200, patched.text
     version = patched.json()["version"]
     assert patched.json()["status"] == "pending_approval"  # a high risk change: an admin and an engineer sign
-    engineer = await key_of("platform_engineer")
+    engineer = await client_of("platform_engineer")
     for approver in (http, engineer):
         approved = await approver.post(f"{ACME}/versions/{version}/approve", json={"comment": "ok"})
         assert approved.status_code == 200, approved.text
@@ -377,11 +358,11 @@ async def test_a_deploy_needs_the_configs_secrets_in_that_environment(
 
 
 async def test_overrides_whose_risk_needs_approval_wait_for_it(
-    http: httpx.AsyncClient, key_of: Client, acme: str
+    http: httpx.AsyncClient, client_of: Client, acme: str
 ) -> None:
-    staging = await key_of(environment="staging")
-    developer = await key_of("developer")
-    engineer = await key_of("platform_engineer")
+    staging = await client_of(environment="staging")
+    developer = await client_of("developer")
+    engineer = await client_of("platform_engineer")
     env = f"{ACME}/environments/staging"
     # A model change in staging is high risk: stored, not in force, until an admin and an engineer sign.
     first_overrides = {"system_prompt": {"tone": "empathetic"}, "llm_config": {"model": "gpt-4.1"}}

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -19,29 +18,11 @@ from chorus.agents.configs.deployments import Deployments
 from chorus.agents.configs.environments import bucket
 from chorus.agents.configs.rollout_monitor import RolloutMonitor
 from chorus.agents.storage.database import Database
-from chorus.agents.tenancy.keys import create_api_key
-from tests.conftest import RunningServer, Tenant, make_tenant
+from tests.conftest import Client, RunningServer, make_tenant
 
 CONFIGS = "/api/v1/configs"
 ACME = f"{CONFIGS}/acme_support_bot"
 HELLO = {"messages": [{"role": "user", "content": "hello"}]}
-
-Client = Callable[..., Awaitable[httpx.AsyncClient]]
-
-
-@pytest.fixture
-async def key_of(server: RunningServer, db: Database, tenant: Tenant) -> AsyncIterator[Client]:
-    """A client with a new key of the tenant, of the role and environment asked for."""
-    clients: list[httpx.AsyncClient] = []
-
-    async def make(role: str = "organization_admin", environment: str = "production") -> httpx.AsyncClient:
-        key = await create_api_key(db, tenant_id=tenant.tenant_id, role=role, environment=environment)  # type: ignore[arg-type]
-        clients.append(httpx.AsyncClient(base_url=server.url, headers={"x-api-key": key}, timeout=60))
-        return clients[-1]
-
-    yield make
-    for client in clients:
-        await client.aclose()
 
 
 @pytest.fixture
@@ -86,20 +67,20 @@ def deployments_of(server: RunningServer) -> Deployments:
 # -- a staging key never changes production ------------------------------------------------------------------
 
 
-async def test_a_staging_admin_key_cannot_mint_a_production_key(key_of: Client, http: httpx.AsyncClient) -> None:
-    staging = await key_of(environment="staging")
+async def test_a_staging_admin_key_cannot_mint_a_production_key(client_of: Client, http: httpx.AsyncClient) -> None:
+    staging = await client_of(environment="staging")
     resp = await staging.post("/api/v1/keys", json={"role": "organization_admin", "environment": "production"})
     assert resp.status_code == 403, resp.text
     keys = (await http.get("/api/v1/keys")).json()["keys"]
     assert sum(1 for k in keys if k["environment"] == "production") == 1  # only the tenant's own admin key
 
 
-async def test_a_staging_admin_key_cannot_change_production_secrets(key_of: Client, http: httpx.AsyncClient) -> None:
+async def test_a_staging_admin_key_cannot_change_production_secrets(client_of: Client, http: httpx.AsyncClient) -> None:
     made = await http.post(
         "/api/v1/secrets", json={"name": "SHOP_KEY", "value": "prod-value", "environment": "production"}
     )
     assert made.status_code == 201, made.text
-    staging = await key_of(environment="staging")
+    staging = await client_of(environment="staging")
     for resp in (
         await staging.post(
             "/api/v1/secrets/SHOP_KEY/rotate", params={"environment": "production"}, json={"value": "attacker"}
@@ -112,8 +93,8 @@ async def test_a_staging_admin_key_cannot_change_production_secrets(key_of: Clie
     assert detail["version"] == 1
 
 
-async def test_a_staging_keys_state_update_pins_the_thread_to_staging(key_of: Client, acme: str) -> None:
-    staging = await key_of(environment="staging")
+async def test_a_staging_keys_state_update_pins_the_thread_to_staging(client_of: Client, acme: str) -> None:
+    staging = await client_of(environment="staging")
     thread = (await staging.post("/threads", json={"metadata": {"assistant_id": acme}})).json()
     resp = await staging.post(
         f"/threads/{thread['thread_id']}/state",
@@ -125,21 +106,21 @@ async def test_a_staging_keys_state_update_pins_the_thread_to_staging(key_of: Cl
 
 
 async def test_a_staging_key_cannot_drive_a_production_conversation(
-    key_of: Client, http: httpx.AsyncClient, acme: str
+    client_of: Client, http: httpx.AsyncClient, acme: str
 ) -> None:
     production_thread, _, env = await turn(http, acme)
     assert env == "production"
-    staging = await key_of(environment="staging")
+    staging = await client_of(environment="staging")
     resp = await staging.post(f"/threads/{production_thread}/runs/wait", json={"assistant_id": acme, "input": HELLO})
     # Its turns would run with production's version, overrides and secrets.
     assert resp.status_code in (403, 404, 409), resp.text
 
 
 async def test_a_staging_keys_config_change_does_not_reach_production_conversations(
-    key_of: Client, http: httpx.AsyncClient, acme: str
+    client_of: Client, http: httpx.AsyncClient, acme: str
 ) -> None:
     # Production was never deployed to: it follows the current version, which any developer key makes.
-    staging_dev = await key_of("developer", environment="staging")
+    staging_dev = await client_of("developer", environment="staging")
     resp = await staging_dev.patch(ACME, json={"system_prompt": {"tone": "empathetic"}})
     assert resp.status_code in (200, 403), resp.text
     _, version, _ = await turn(http, acme)
@@ -149,8 +130,8 @@ async def test_a_staging_keys_config_change_does_not_reach_production_conversati
 # -- approval ------------------------------------------------------------------------------------------------
 
 
-async def test_environment_overrides_cannot_bypass_approval(key_of: Client, acme: str) -> None:
-    developer = await key_of("developer")
+async def test_environment_overrides_cannot_bypass_approval(client_of: Client, acme: str) -> None:
+    developer = await client_of("developer")
     # The same change as a PATCH waits for an admin and a platform engineer (high risk: a model change).
     patched = await developer.patch(ACME, json={"llm_config": {"model": "gpt-4.1"}})
     assert patched.status_code == 200 and patched.json()["status"] == "pending_approval", patched.text
@@ -320,8 +301,8 @@ async def test_odd_config_ids_on_deploy_routes_are_404_or_422(http: httpx.AsyncC
 # -- roles, other tenants, widget keys ------------------------------------------------------------------------
 
 
-async def test_a_viewer_is_refused_before_a_deployment_id_is_looked_up(key_of: Client, acme: str) -> None:
-    viewer = await key_of("viewer")
+async def test_a_viewer_is_refused_before_a_deployment_id_is_looked_up(client_of: Client, acme: str) -> None:
+    viewer = await client_of("viewer")
     unknown = str(uuid.uuid4())
     for resp in (
         await viewer.post(f"{ACME}/deployments/{unknown}/promote", json={}),
@@ -460,9 +441,11 @@ async def test_a_rolled_back_rollout_sends_no_new_conversation_to_its_version(
     assert [d["status"] for d in history["deployments"]] == ["completed", "rolled_back", "completed"]
 
 
-async def test_refused_deploys_and_overrides_store_nothing(key_of: Client, http: httpx.AsyncClient, acme: str) -> None:
-    viewer, staging = await key_of("viewer"), await key_of(environment="staging")
-    config_manager = await key_of("config_manager")
+async def test_refused_deploys_and_overrides_store_nothing(
+    client_of: Client, http: httpx.AsyncClient, acme: str
+) -> None:
+    viewer, staging = await client_of("viewer"), await client_of(environment="staging")
+    config_manager = await client_of("config_manager")
     for client in (viewer, staging, config_manager):
         resp = await client.post(f"{ACME}/deploy", json={"environment": "production"})
         assert resp.status_code == 403 and resp.json()["detail"], resp.text
@@ -575,9 +558,9 @@ async def test_chat_cannot_read_another_tenants_config_of_the_same_id(
 
 
 async def test_chat_with_a_staging_key_does_not_change_production(
-    key_of: Client, http: httpx.AsyncClient, acme: str
+    client_of: Client, http: httpx.AsyncClient, acme: str
 ) -> None:
-    staging = await key_of(environment="staging")
+    staging = await client_of(environment="staging")
     first = await staging.post(
         f"{CONFIGS}/chat", json={"config_id": "acme_support_bot", "message": "use a formal tone"}
     )

@@ -4,7 +4,7 @@ one of the seed's named checks (`json_schema_compliance`, `tool_dependencies_met
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 if TYPE_CHECKING:
     from chorus.agents.configs.models import BotConfig
@@ -20,18 +20,8 @@ CheckName = Literal[
     "workflow_features_supported",
     "circular_dependencies",
 ]
-# The order a report lists them in: the seed's six, then Chorus's own.
-CHECKS: tuple[CheckName, ...] = (
-    "json_schema_compliance",
-    "required_fields_present",
-    "tool_dependencies_met",
-    "integration_dependencies_met",
-    "llm_config_valid",
-    "credentials_present",
-    "knowledge_available",
-    "workflow_features_supported",
-    "circular_dependencies",
-)
+# The order a report lists them in: the seed's six, then Chorus's own (the order of CheckName).
+CHECKS: tuple[CheckName, ...] = get_args(CheckName)
 
 
 @dataclass(frozen=True)
