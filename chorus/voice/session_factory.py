@@ -16,6 +16,7 @@ from livekit.plugins import deepgram, elevenlabs, silero
 from chorus.agents.configs.models import BotConfig
 from chorus.agents.errors import BadRequest
 from chorus.graphs.compiler import CompiledBot
+from chorus.voice.call_facts import CallFacts
 from chorus.voice.graph_llm import CallThread, GraphLLM, follow_speeches
 from chorus.voice.offline_stt import PocketSphinxSTT
 from chorus.voice.offline_tts import EspeakTTS
@@ -168,10 +169,16 @@ class VoiceCall:
     agent: VoicebotAgent
     brain: GraphLLM
     silence: SilenceWatch | None
+    facts: CallFacts
 
 
 def build_session(
-    cfg: BotConfig, graph: CompiledBot, thread: CallThread, *, keys: ProviderKeys | None = None
+    cfg: BotConfig,
+    graph: CompiledBot,
+    thread: CallThread,
+    *,
+    keys: ProviderKeys | None = None,
+    facts: CallFacts | None = None,
 ) -> VoiceCall:
     """The AgentSession of one call on `graph` (the config's compiled graph); start it with
     `call.session.start(call.agent, room=…)` or with custom audio I/O (chorus voice simulate)."""
@@ -194,4 +201,10 @@ def build_session(
     )
     follow_speeches(session, brain)
     silence = SilenceWatch(session) if away else None
-    return VoiceCall(session=session, agent=VoicebotAgent(cfg.first_message), brain=brain, silence=silence)
+    return VoiceCall(
+        session=session,
+        agent=VoicebotAgent(cfg.first_message),
+        brain=brain,
+        silence=silence,
+        facts=facts or CallFacts(call_id=thread.thread_id, tenant_id=thread.tenant_id, environment=thread.environment),
+    )
