@@ -25,6 +25,7 @@ from chorus.config_cli import config_app
 from chorus.eval_cli import eval_app
 from chorus.kb_cli import kb_app
 from chorus.secrets_cli import secrets_app
+from chorus.sip_cli import sip_app
 from chorus.voice_cli import voice_app
 from chorus.webhooks_cli import webhooks_app
 from chorus.widget_cli import widget_keys_app
@@ -48,6 +49,7 @@ app.add_typer(secrets_app, name="secrets")
 app.add_typer(widget_keys_app, name="widget-keys")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(voice_app, name="voice")
+app.add_typer(sip_app, name="sip")
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:

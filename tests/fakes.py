@@ -1,6 +1,6 @@
 """Local stand-ins for remote services (the only fakes in the suite): an HTTP API for declarative tools,
-and an OpenAI-compatible server (chat completions for the real langchain-openai client, embeddings for
-the real openai client)."""
+an OpenAI-compatible server (chat completions for the real langchain-openai client, embeddings for
+the real openai client), and LiveKit's server API (SIP and agent dispatch, for the real livekit-api client)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ import asyncio
 import hashlib
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
 from chorus.voice.provider_keys import ProviderKeys
 
@@ -173,5 +175,167 @@ def clinic_api() -> FastAPI:
     async def hours() -> dict[str, Any]:
         app.state.calls += 1
         return {"days": "monday to friday"}
+
+    return app
+
+
+# -- LiveKit's server API (Twirp over HTTP, protobuf bodies) ------------------------------------------------
+
+LIVEKIT_KEY = "lk-test-key"
+LIVEKIT_SECRET = "lk-test-secret-that-is-long-enough-for-hs256"
+
+
+@dataclass
+class LiveKitState:
+    """What the stand-in LiveKit server holds and what it was asked (every decoded protobuf request, in
+    order). `fail` makes a method answer a Twirp error; `dial` says how a CreateSIPParticipant on a trunk
+    ends: None answers, (code, reason) fails with that SIP status."""
+
+    inbound: dict[str, Any] = field(default_factory=dict)
+    outbound: dict[str, Any] = field(default_factory=dict)
+    rules: dict[str, Any] = field(default_factory=dict)
+    dispatches: list[Any] = field(default_factory=list)
+    participants: list[Any] = field(default_factory=list)
+    requests: list[tuple[str, Any]] = field(default_factory=list)
+    fail: dict[str, tuple[int, str, str]] = field(default_factory=dict)
+    dial: dict[str, tuple[int, str] | None] = field(default_factory=dict)
+
+    def methods(self) -> list[str]:
+        return [method for method, _ in self.requests]
+
+    def writes(self) -> list[str]:
+        return [m for m in self.methods() if m.startswith(("Create", "Update", "Delete"))]
+
+
+def livekit_api(*, key: str = LIVEKIT_KEY, secret: str = LIVEKIT_SECRET) -> FastAPI:
+    """LiveKit's SIP and agent dispatch services as the real server speaks them (`POST /twirp/livekit.SIP/…`,
+    protobuf in and out, Twirp JSON errors), with their auth: a JWT signed with the API secret carrying the
+    SIP admin grant (trunks, rules), the SIP call grant (dialing) or room admin (dispatch)."""
+    from livekit.api.access_token import TokenVerifier
+    from livekit.protocol import agent_dispatch, sip
+
+    app = FastAPI()
+    state = LiveKitState()
+    app.state.lk = state
+    verifier = TokenVerifier(key, secret)
+    S = sip
+    methods: dict[str, tuple[Any, str]] = {  # method -> (request class, grant needed)
+        "ListSIPInboundTrunk": (S.ListSIPInboundTrunkRequest, "sip.admin"),
+        "ListSIPOutboundTrunk": (S.ListSIPOutboundTrunkRequest, "sip.admin"),
+        "ListSIPDispatchRule": (S.ListSIPDispatchRuleRequest, "sip.admin"),
+        "CreateSIPInboundTrunk": (S.CreateSIPInboundTrunkRequest, "sip.admin"),
+        "CreateSIPOutboundTrunk": (S.CreateSIPOutboundTrunkRequest, "sip.admin"),
+        "CreateSIPDispatchRule": (S.CreateSIPDispatchRuleRequest, "sip.admin"),
+        "UpdateSIPInboundTrunk": (S.UpdateSIPInboundTrunkRequest, "sip.admin"),
+        "UpdateSIPOutboundTrunk": (S.UpdateSIPOutboundTrunkRequest, "sip.admin"),
+        "UpdateSIPDispatchRule": (S.UpdateSIPDispatchRuleRequest, "sip.admin"),
+        "DeleteSIPTrunk": (S.DeleteSIPTrunkRequest, "sip.admin"),
+        "DeleteSIPDispatchRule": (S.DeleteSIPDispatchRuleRequest, "sip.admin"),
+        "CreateSIPParticipant": (S.CreateSIPParticipantRequest, "sip.call"),
+        "CreateDispatch": (agent_dispatch.CreateAgentDispatchRequest, "room_admin"),
+    }
+
+    def error(status: int, code: str, msg: str, meta: dict[str, str] | None = None) -> JSONResponse:
+        return JSONResponse({"code": code, "msg": msg, **({"meta": meta} if meta else {})}, status_code=status)
+
+    def new_id(prefix: str) -> str:
+        return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+    @app.post("/twirp/livekit.{service}/{method}")
+    async def twirp(service: str, method: str, request: Request) -> Any:
+        if method not in methods:
+            return error(404, "bad_route", f"no method {service}/{method} in the stand-in")
+        auth = request.headers.get("authorization", "")
+        try:
+            claims = verifier.verify(auth.removeprefix("Bearer "))
+        except Exception as exc:  # any bad token: as the real server, 401
+            return error(401, "unauthenticated", f"invalid token: {exc}")
+        cls, grant = methods[method]
+        granted = {
+            "sip.admin": bool(claims.sip and claims.sip.admin),
+            "sip.call": bool(claims.sip and claims.sip.call),
+            "room_admin": bool(claims.video and claims.video.room_admin),
+        }[grant]
+        if not granted:
+            return error(403, "permission_denied", f"{method} needs the {grant} grant")
+        if request.headers.get("content-type") != "application/protobuf":
+            return error(400, "malformed", "expected application/protobuf")
+        req = cls.FromString(await request.body())
+        state.requests.append((method, req))
+        if method in state.fail:
+            status, code, msg = state.fail[method]
+            return error(status, code, msg)
+        reply = handle(method, req)
+        if isinstance(reply, JSONResponse):
+            return reply
+        return Response(reply.SerializeToString(), media_type="application/protobuf")
+
+    def handle(method: str, req: Any) -> Any:
+        if method == "ListSIPInboundTrunk":
+            return S.ListSIPInboundTrunkResponse(items=list(state.inbound.values()))
+        if method == "ListSIPOutboundTrunk":
+            return S.ListSIPOutboundTrunkResponse(items=list(state.outbound.values()))
+        if method == "ListSIPDispatchRule":
+            return S.ListSIPDispatchRuleResponse(items=list(state.rules.values()))
+        if method in ("CreateSIPInboundTrunk", "CreateSIPOutboundTrunk"):
+            store = state.inbound if method == "CreateSIPInboundTrunk" else state.outbound
+            trunk = type(req.trunk)()
+            trunk.CopyFrom(req.trunk)
+            trunk.sip_trunk_id = new_id("ST")
+            store[trunk.sip_trunk_id] = trunk
+            return trunk
+        if method in ("UpdateSIPInboundTrunk", "UpdateSIPOutboundTrunk"):
+            store = state.inbound if method == "UpdateSIPInboundTrunk" else state.outbound
+            if req.sip_trunk_id not in store:
+                return error(404, "not_found", f"no trunk {req.sip_trunk_id}")
+            trunk = type(req.replace)()
+            trunk.CopyFrom(req.replace)
+            trunk.sip_trunk_id = req.sip_trunk_id
+            store[req.sip_trunk_id] = trunk
+            return trunk
+        if method == "DeleteSIPTrunk":
+            trunk = state.inbound.pop(req.sip_trunk_id, None) or state.outbound.pop(req.sip_trunk_id, None)
+            if trunk is None:
+                return error(404, "not_found", f"no trunk {req.sip_trunk_id}")
+            return S.SIPTrunkInfo(sip_trunk_id=req.sip_trunk_id)
+        if method == "CreateSIPDispatchRule":
+            given = req.dispatch_rule
+            rule = S.SIPDispatchRuleInfo()
+            rule.CopyFrom(given)
+            rule.sip_dispatch_rule_id = new_id("SDR")
+            state.rules[rule.sip_dispatch_rule_id] = rule
+            return rule
+        if method == "UpdateSIPDispatchRule":
+            if req.sip_dispatch_rule_id not in state.rules:
+                return error(404, "not_found", f"no dispatch rule {req.sip_dispatch_rule_id}")
+            rule = S.SIPDispatchRuleInfo()
+            rule.CopyFrom(req.replace)
+            rule.sip_dispatch_rule_id = req.sip_dispatch_rule_id
+            state.rules[rule.sip_dispatch_rule_id] = rule
+            return rule
+        if method == "DeleteSIPDispatchRule":
+            return state.rules.pop(req.sip_dispatch_rule_id, None) or error(404, "not_found", "no such rule")
+        if method == "CreateDispatch":
+            made = agent_dispatch.AgentDispatch(
+                id=new_id("AD"), agent_name=req.agent_name, room=req.room, metadata=req.metadata
+            )
+            state.dispatches.append(made)
+            return made
+        if method == "CreateSIPParticipant":
+            if req.sip_trunk_id not in state.outbound:
+                return error(404, "not_found", f"no outbound trunk {req.sip_trunk_id}")
+            outcome = state.dial.get(req.sip_trunk_id)
+            if outcome is not None:
+                code, reason = outcome
+                meta = {"sip_status_code": str(code), "sip_status": reason}
+                return error(400 if code < 500 else 503, "unavailable", f"call failed: {code} {reason}", meta)
+            state.participants.append(req)
+            return S.SIPParticipantInfo(
+                participant_id=new_id("PA"),
+                participant_identity=req.participant_identity,
+                room_name=req.room_name,
+                sip_call_id=new_id("SCL"),
+            )
+        raise AssertionError(method)
 
     return app
