@@ -18,6 +18,7 @@ import typer
 from chorus import (
     config_apply_cli,  # noqa: F401  (adds apply, pull, approve, reject to config_app)
     config_deploy_cli,  # noqa: F401  (adds deploy, promote, undeploy, deployments, environments)
+    voice_call_cli,  # noqa: F401  (adds call to voice_app)
 )
 from chorus.agents.settings import Settings, load_settings
 from chorus.cli_tenant import DEFAULT_TENANT, TenantOption

@@ -75,6 +75,7 @@ from chorus.runs.webhooks_repository import WEBHOOK_KIND, WebhookDeliveries, pru
 from chorus.runs.webhooks_router import router as webhooks_router
 from chorus.store.router import router as store_router
 from chorus.store.service import ItemStore
+from chorus.voice.outbound_router import router as outbound_calls_router
 from chorus.webchat.router import STATIC_DIR
 from chorus.webchat.router import router as webchat_router
 from chorus.webchat.visitor_tokens import VisitorTokens
@@ -317,6 +318,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         webchat_router,
         widget_router,
         widget_bundle_router,
+        outbound_calls_router,
     ):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -34,6 +34,7 @@ class CallFacts:
     failure: str | None = None  # why, when the outcome is failed (or what failed along the way)
     transfer: dict[str, Any] | None = None  # destination, phone, mode (cold|warm), result
     voicemail: dict[str, Any] | None = None  # verdict, message_left
+    dial: dict[str, Any] | None = None  # outbound: trunk (primary|failover), sip_status, attempts
     dtmf: list[str] = field(default_factory=list)
     recording: dict[str, Any] | None = None  # egress_id, location, delete_after
     turns: list[dict[str, Any]] = field(default_factory=list)  # per-turn latency metrics from LiveKit

@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from livekit import api
 
 from chorus.agents.configs.models import BotConfig
 from chorus.agents.secrets.master_key import load_vault_key
@@ -21,30 +18,12 @@ from chorus.agents.settings import Settings
 from chorus.agents.storage.database import Database
 from chorus.voice.sip_sync import AGENT_NAME, SipSync, desired_sip, outbound_providers, provider_credentials
 from tests.conftest import Tenant
-from tests.fakes import LIVEKIT_KEY, LIVEKIT_SECRET, LiveKitState, livekit_api, serve
+from tests.fakes import LiveKitState
 from tests.test_cli import run_cli
+from tests.voice.conftest import LiveKit
 from tests.voice.test_routing import number, scheduler
 
 PASSWORD = "twilio-pa55word-never-shown"
-
-
-@dataclass
-class LiveKit:
-    url: str
-    state: LiveKitState
-
-    def client(self, secret: str = LIVEKIT_SECRET) -> api.LiveKitAPI:
-        return api.LiveKitAPI(self.url, LIVEKIT_KEY, secret)
-
-    def env(self) -> dict[str, str]:
-        return {"LIVEKIT_URL": self.url, "LIVEKIT_API_KEY": LIVEKIT_KEY, "LIVEKIT_API_SECRET": LIVEKIT_SECRET}
-
-
-@pytest.fixture
-async def livekit() -> AsyncIterator[LiveKit]:
-    app = livekit_api()
-    async with serve(app) as url:
-        yield LiveKit(url, app.state.lk)
 
 
 @pytest.fixture

@@ -207,6 +207,13 @@ class CallTransfer(Feature):
 class Voicemail(Feature):
     max_duration_seconds: Annotated[int, Field(ge=1, le=3600)] | None = None
     transcription_enabled: bool | None = None
+    message: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1000,
+        description="Left on the callee's voicemail when an outbound call reaches one (answering-machine "
+        "detection; when enabled). Without it, a call that reaches a machine hangs up without a message.",
+    )
 
 
 class OutboundCallingTrigger(ConfigModel):
