@@ -276,6 +276,8 @@ async def body_for(world: World, method: str, path: str, ns: str) -> dict[str, A
             "assistant_ids": [await world.value("assistant_id")],
             "allowed_origins": ["https://shop.example.com"],
         },
+        # A chatbot: the developer hears 400 (only a voicebot calls), another tenant 404; LiveKit is never asked.
+        ("POST", "/api/v1/calls"): {"config_id": await world.value("assistant_id"), "to": "+15551234567"},
         ("POST", "/widget/v1/threads"): {},
         ("POST", "/widget/v1/threads/{thread_id}/runs/stream"): {"input": MESSAGE},
     }

@@ -10,7 +10,7 @@ import logging
 import re
 import uuid
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from livekit import api
@@ -22,6 +22,11 @@ from chorus.agents.errors import BadRequest, Conflict, InvalidInput, Unavailable
 from chorus.agents.storage.database import Database
 from chorus.voice.call_facts import CallFacts
 from chorus.voice.sip_sync import AGENT_NAME, Role, outbound_trunks
+
+if TYPE_CHECKING:
+    from livekit.agents import JobContext
+
+    from chorus.voice.session_factory import VoiceCall
 
 log = logging.getLogger(__name__)
 
@@ -182,3 +187,35 @@ async def dial(
     reasons = "; ".join(f"{a['trunk']}: {a['error']}" for a in attempts)
     facts.settle("failed", f"the call to {job.to} did not connect ({reasons})")
     return None
+
+
+async def serve_outbound(ctx: JobContext, voice: VoiceCall, cfg: BotConfig, job: OutboundJob, *, offline: bool) -> None:
+    """The worker's side of an outbound call, in the job's room: the session starts silent, the callee is dialed
+    (primary trunk, then failover), the answer is screened for voicemail (voicemail.py), and a call that does not
+    connect, reaches a machine or fails is hung up (the room deleted) with its outcome in `voice.facts`."""
+    # Imported here: the API server imports this module for `POST /api/v1/calls` without the voice stack.
+    from chorus.voice.voicemail import OutboundAgent, answer_outbound
+    from chorus.voice.voicemail_classifier import classifier_for
+
+    facts = voice.facts
+    facts.direction, facts.dialed_number, facts.caller_number = "outbound", job.to, job.from_number or None
+    facts.room = ctx.room.name
+    voice.agent = OutboundAgent(cfg.first_message)
+
+    async def dial_callee() -> bool:
+        return await dial(ctx.api, job, room=ctx.room.name, facts=facts) is not None
+
+    async def hang_up() -> None:
+        voice.session.shutdown()
+        try:
+            await ctx.api.room.delete_room(api.DeleteRoomRequest(room=ctx.room.name))
+        except (api.ServerError, aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("call %s: could not delete room %s: %s", job.call_id, ctx.room.name, exc)
+
+    try:
+        await voice.session.start(voice.agent, room=ctx.room)
+    except Exception as exc:
+        facts.settle("failed", f"the voice session did not start: {exc}")
+        await hang_up()
+        raise
+    await answer_outbound(voice, cfg, classify=classifier_for(cfg, offline=offline), dial=dial_callee, hang_up=hang_up)

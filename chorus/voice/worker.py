@@ -26,6 +26,7 @@ from chorus.graphs.checkpointer import ChorusCheckpointer
 from chorus.graphs.compiler import GraphCache, GraphDeps
 from chorus.voice.graph_llm import CallThread
 from chorus.voice.offline_tts import EspeakTTS
+from chorus.voice.outbound import OutboundJob, serve_outbound
 from chorus.voice.provider_keys import ProviderKeys
 from chorus.voice.routing import SIP_DIALED, CallRoute, route_call
 from chorus.voice.session_factory import build_session
@@ -104,10 +105,11 @@ async def apologise_and_hang_up(ctx: JobContext) -> None:
 
 async def entrypoint(ctx: JobContext) -> None:
     await ctx.connect()
-    participant = await ctx.wait_for_participant()
-    call_id = str(uuid.uuid4())
+    outbound = OutboundJob.parse(ctx.job.metadata)  # an outbound call: no one is in the room until it is dialed
+    participant = None if outbound else await ctx.wait_for_participant()
+    call_id = outbound.call_id if outbound else str(uuid.uuid4())
     res = await resources()
-    dialed = participant.attributes.get(SIP_DIALED)
+    dialed = participant.attributes.get(SIP_DIALED) if participant else None
     try:
         route = await route_call(res.db, call_id=call_id, metadata=ctx.job.metadata or None, dialed=dialed)
         keys = await provider_keys(res, route, call_id)
@@ -132,6 +134,9 @@ async def entrypoint(ctx: JobContext) -> None:
         route.serving.environment,
         route.tenant_id,
     )
+    if outbound is not None:
+        await serve_outbound(ctx, voice, route.config, outbound, offline=res.settings.offline)
+        return
     await voice.session.start(voice.agent, room=ctx.room)
 
 
