@@ -196,6 +196,7 @@ class LiveKitState:
     rules: dict[str, Any] = field(default_factory=dict)
     dispatches: list[Any] = field(default_factory=list)
     participants: list[Any] = field(default_factory=list)
+    deleted_rooms: list[str] = field(default_factory=list)
     requests: list[tuple[str, Any]] = field(default_factory=list)
     fail: dict[str, tuple[int, str, str]] = field(default_factory=dict)
     dial: dict[str, tuple[int, str] | None] = field(default_factory=dict)
@@ -208,11 +209,11 @@ class LiveKitState:
 
 
 def livekit_api(*, key: str = LIVEKIT_KEY, secret: str = LIVEKIT_SECRET) -> FastAPI:
-    """LiveKit's SIP and agent dispatch services as the real server speaks them (`POST /twirp/livekit.SIP/…`,
+    """LiveKit's SIP, agent dispatch and room deletion as the real server speaks them (`POST /twirp/livekit.SIP/…`,
     protobuf in and out, Twirp JSON errors), with their auth: a JWT signed with the API secret carrying the
     SIP admin grant (trunks, rules), the SIP call grant (dialing) or room admin (dispatch)."""
     from livekit.api.access_token import TokenVerifier
-    from livekit.protocol import agent_dispatch, sip
+    from livekit.protocol import agent_dispatch, room, sip
 
     app = FastAPI()
     state = LiveKitState()
@@ -233,6 +234,7 @@ def livekit_api(*, key: str = LIVEKIT_KEY, secret: str = LIVEKIT_SECRET) -> Fast
         "DeleteSIPDispatchRule": (S.DeleteSIPDispatchRuleRequest, "sip.admin"),
         "CreateSIPParticipant": (S.CreateSIPParticipantRequest, "sip.call"),
         "CreateDispatch": (agent_dispatch.CreateAgentDispatchRequest, "room_admin"),
+        "DeleteRoom": (room.DeleteRoomRequest, "room_create"),
     }
 
     def error(status: int, code: str, msg: str, meta: dict[str, str] | None = None) -> JSONResponse:
@@ -255,6 +257,7 @@ def livekit_api(*, key: str = LIVEKIT_KEY, secret: str = LIVEKIT_SECRET) -> Fast
             "sip.admin": bool(claims.sip and claims.sip.admin),
             "sip.call": bool(claims.sip and claims.sip.call),
             "room_admin": bool(claims.video and claims.video.room_admin),
+            "room_create": bool(claims.video and claims.video.room_create),
         }[grant]
         if not granted:
             return error(403, "permission_denied", f"{method} needs the {grant} grant")
@@ -321,6 +324,9 @@ def livekit_api(*, key: str = LIVEKIT_KEY, secret: str = LIVEKIT_SECRET) -> Fast
             )
             state.dispatches.append(made)
             return made
+        if method == "DeleteRoom":
+            state.deleted_rooms.append(req.room)
+            return room.DeleteRoomResponse()
         if method == "CreateSIPParticipant":
             if req.sip_trunk_id not in state.outbound:
                 return error(404, "not_found", f"no outbound trunk {req.sip_trunk_id}")

@@ -8,11 +8,14 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
+from livekit import api, rtc
+from livekit.agents import JobContext
 
 from chorus.agents.configs.models import BotConfig
 from chorus.agents.secrets.master_key import load_vault_key
@@ -20,8 +23,12 @@ from chorus.agents.secrets.repository import SecretRepository
 from chorus.agents.secrets.service import SecretVault
 from chorus.agents.settings import Settings
 from chorus.agents.storage.database import Database
+from chorus.graphs.compiler import CompiledBot
 from chorus.voice.call_facts import CallFacts
-from chorus.voice.outbound import OutboundJob, dial
+from chorus.voice.graph_llm import CallThread
+from chorus.voice.outbound import OutboundJob, dial, serve_outbound
+from chorus.voice.session_factory import build_session
+from chorus.voice.simulate import offline_variant
 from chorus.voice.sip_sync import AGENT_NAME, SipSync, desired_sip, outbound_providers, provider_credentials
 from tests.conftest import Client, Tenant, example, make_tenant
 from tests.test_cli import run_cli
@@ -201,3 +208,58 @@ async def test_cli_call(
     assert "dispatched" in ok.stdout and "+15551234567" in ok.stdout
     (request,) = [req for method, req in livekit.state.requests if method == "CreateDispatch"]
     assert json.loads(request.metadata)["config_id"] == key
+
+
+@dataclass
+class JobStandIn:
+    """What `serve_outbound` uses of LiveKit's JobContext: the server API and the job's room (never connected
+    here: no LiveKit server can run)."""
+
+    api: api.LiveKitAPI
+    room: rtc.Room
+
+
+async def test_the_worker_hangs_up_a_call_no_trunk_connects(
+    livekit: LiveKit, db: Database, settings: Settings, tenant: Tenant, tmp_path: Path, scheduler_graph: CompiledBot
+) -> None:
+    raw = await voicebot_with_trunks(livekit, db, settings, tenant, tmp_path)
+    for trunk in livekit.state.outbound.values():
+        livekit.state.dial[trunk.sip_trunk_id] = (503, "Service Unavailable")
+    cfg = offline_variant(BotConfig.model_validate(raw))
+    job = OutboundJob(tenant.tenant_id, raw["config_metadata"]["config_id"], str(uuid.uuid4()), "+15551234567", "")
+    voice = build_session(cfg, scheduler_graph, CallThread(tenant.tenant_id, job.call_id))
+    closed = asyncio.Event()
+    voice.session.on("close", lambda _ev: closed.set())
+    async with livekit.client() as lk:
+        ctx = JobStandIn(lk, rtc.Room())
+        await asyncio.wait_for(serve_outbound(cast(JobContext, ctx), voice, cfg, job, offline=True), timeout=30)
+        await asyncio.wait_for(closed.wait(), timeout=10)
+    facts = voice.facts
+    assert (facts.direction, facts.dialed_number, facts.final_outcome()) == ("outbound", "+15551234567", "failed")
+    assert facts.failure is not None and "primary: 503 Service Unavailable" in facts.failure
+    assert "failover: 503 Service Unavailable" in facts.failure
+    assert livekit.state.deleted_rooms == [ctx.room.name]  # the line is closed, the session too
+
+
+async def test_the_worker_dials_then_screens_the_answer(
+    livekit: LiveKit, db: Database, settings: Settings, tenant: Tenant, tmp_path: Path, scheduler_graph: CompiledBot
+) -> None:
+    """The primary trunk answers; no callee audio ever arrives in the stand-in room, so LiveKit's detection
+    settles `uncertain` (participant missing) and the call goes on as with a person: the first message."""
+    raw = await voicebot_with_trunks(livekit, db, settings, tenant, tmp_path)
+    cfg = offline_variant(BotConfig.model_validate(raw))
+    job = OutboundJob(tenant.tenant_id, raw["config_metadata"]["config_id"], str(uuid.uuid4()), "+15551234567", "")
+    voice = build_session(cfg, scheduler_graph, CallThread(tenant.tenant_id, job.call_id))
+    async with livekit.client() as lk:
+        ctx = JobStandIn(lk, rtc.Room())
+        try:
+            await asyncio.wait_for(serve_outbound(cast(JobContext, ctx), voice, cfg, job, offline=True), timeout=30)
+        finally:
+            await voice.session.aclose()
+    facts = voice.facts
+    assert facts.dial is not None and (facts.dial["trunk"], facts.dial["sip_status"]) == ("primary", 200)
+    (dialed,) = livekit.state.participants
+    assert (dialed.room_name, dialed.sip_call_to) == (ctx.room.name, "+15551234567")
+    assert facts.voicemail is not None and facts.voicemail["verdict"] == "uncertain"
+    assert facts.outcome is None and livekit.state.deleted_rooms == []  # not hung up
+    assert voice.agent.greeting is not None  # the first message was said

@@ -6,22 +6,31 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from chorus.agents.configs.models import BotConfig
+from chorus.agents.errors import BadRequest, NotFound
 from chorus.agents.secrets.master_key import load_vault_key
 from chorus.agents.secrets.repository import Actor, SecretRepository
 from chorus.agents.secrets.service import SecretVault
 from chorus.agents.settings import Settings
 from chorus.agents.storage.database import Database
-from chorus.voice.sip_sync import AGENT_NAME, SipSync, desired_sip, outbound_providers, provider_credentials
-from tests.conftest import Tenant
+from chorus.voice.sip_sync import (
+    AGENT_NAME,
+    SipSync,
+    desired_sip,
+    load_voicebot,
+    outbound_providers,
+    provider_credentials,
+)
+from tests.conftest import Tenant, example, make_tenant
 from tests.fakes import LiveKitState
 from tests.test_cli import run_cli
 from tests.voice.conftest import LiveKit
-from tests.voice.test_routing import number, scheduler
+from tests.voice.test_routing import number, scheduler, store
 
 PASSWORD = "twilio-pa55word-never-shown"
 
@@ -200,3 +209,29 @@ async def test_cli_errors_are_clear(
         **livekit.env(),
     )
     assert missing.returncode == 2 and "no-such-config" in missing.stderr
+
+
+async def test_the_config_comes_from_a_file_or_the_tenants_store(
+    db: Database, tenant: Tenant, tmp_path: Path, livekit: LiveKit, vault: SecretVault
+) -> None:
+    raw = scheduler(number(), number())
+    key = raw["config_metadata"]["config_id"]
+    path = tmp_path / "bot.json"
+    path.write_text(json.dumps(raw))
+    cfg, found_key, stored = await load_voicebot(db, tenant.tenant_id, str(path))
+    assert (found_key, stored, cfg.sip_config is not None) == (key, False, True)
+    assistant_id, _ = await store(db, tenant, tmp_path, raw)
+    for ref in (key, assistant_id):
+        assert (await load_voicebot(db, tenant.tenant_id, ref))[1:] == (key, True)
+    with pytest.raises(NotFound):
+        await load_voicebot(db, (await make_tenant(db)).tenant_id, key)  # another tenant's config
+    nameless = example("healthcare_scheduler")
+    del nameless["config_metadata"]["config_id"]
+    path.write_text(json.dumps(nameless))
+    with pytest.raises(BadRequest, match=r"config_metadata\.config_id"):
+        await load_voicebot(db, tenant.tenant_id, str(path))
+    with pytest.raises(BadRequest, match="no such file"):
+        await load_voicebot(db, tenant.tenant_id, str(tmp_path / "missing.json"))
+    chatbot = BotConfig.model_validate(example("acme_support_bot"))
+    with pytest.raises(BadRequest, match="only a voicebot"):
+        desired_sip(chatbot, tenant_id=tenant.tenant_id, config_key="acme", credentials={})
