@@ -181,13 +181,15 @@ class SipSync:
         self.desired = desired
         self.dry_run = dry_run
         self.changes: list[Change] = []
-        self.attempting = "list the SIP objects"  # what a failure interrupted
+        self.attempting = ""  # what a failure interrupted
 
     async def run(self) -> list[Change]:
         inbound_id = await self._inbound()
         await self._dispatch_rule(inbound_id)
+        self.attempting = "list the outbound trunks"
+        listed = await self.lk.sip.list_outbound_trunk(sip.ListSIPOutboundTrunkRequest())
         for role in ("primary", "failover"):
-            await self._outbound(role)
+            await self._outbound(role, listed.items)
         return self.changes
 
     async def _record(self, change: Change, act: Callable[[], Any] | None) -> Any:
@@ -205,6 +207,7 @@ class SipSync:
 
     async def _inbound(self) -> str | None:
         d = self.desired
+        self.attempting = "list the inbound trunks"
         listed = await self.lk.sip.list_inbound_trunk(sip.ListSIPInboundTrunkRequest())
         current = _ours(listed.items, d, "inbound")
         name = d.name("inbound")
@@ -263,6 +266,7 @@ class SipSync:
 
     async def _dispatch_rule(self, inbound_id: str | None) -> None:
         d = self.desired
+        self.attempting = "list the dispatch rules"
         listed = await self.lk.sip.list_dispatch_rule(sip.ListSIPDispatchRuleRequest())
         current = _ours(listed.items, d, "dispatch")
         name = d.name("dispatch")
@@ -310,10 +314,9 @@ class SipSync:
             lambda: self.lk.sip.update_dispatch_rule(rule_id, replaced),
         )
 
-    async def _outbound(self, role: Role) -> None:
+    async def _outbound(self, role: Role, items: Any) -> None:
         d = self.desired
-        listed = await self.lk.sip.list_outbound_trunk(sip.ListSIPOutboundTrunkRequest())
-        current = _ours(listed.items, d, role)
+        current = _ours(items, d, role)
         name = d.name(role)
         if role not in d.outbound:
             if current is not None:

@@ -132,6 +132,13 @@ async def test_a_change_updates_exactly_what_it_changes(
     assert list(inbound.replace.numbers) == [primary, moved]
     (outbound,) = sent(state, "UpdateSIPOutboundTrunk")
     assert outbound.replace.name.endswith(":failover") and list(outbound.replace.numbers) == [moved]
+    state.requests.clear()
+    raw["livekit_config"]["room_prefix"] = "clinic"
+    await sync(livekit, db, vault, tenant, raw)
+    assert state.writes() == ["UpdateSIPDispatchRule"]
+    (rule,) = sent(state, "UpdateSIPDispatchRule")
+    assert rule.replace.rule.dispatch_rule_individual.room_prefix == "clinic-"
+    assert list(rule.replace.trunk_ids) == list(state.inbound)  # still on the same inbound trunk
 
 
 async def test_dry_run_plans_without_writing_and_disabled_parts_are_removed(
