@@ -165,6 +165,17 @@ async def test_other_configs_objects_are_left_alone(
     await sync(livekit, db, vault, tenant, first)
     await sync(livekit, db, vault, tenant, second)
     assert len(livekit.state.inbound) == 2 and len(livekit.state.outbound) == 4 and len(livekit.state.rules) == 2
+    # Another tenant with a config of the same id gets objects of its own, tagged with its tenant.
+    other = await make_tenant(db)
+    await provider_secrets(vault, other)
+    same_id = scheduler(number(), number())
+    same_id["config_metadata"]["config_id"] = first["config_metadata"]["config_id"]
+    before = {k: v.SerializeToString() for k, v in livekit.state.inbound.items()}
+    await sync(livekit, db, vault, other, same_id)
+    assert len(livekit.state.inbound) == 3 and len(livekit.state.rules) == 3
+    assert all(livekit.state.inbound[k].SerializeToString() == v for k, v in before.items())
+    theirs = [r for r in livekit.state.rules.values() if other.tenant_id in r.room_config.agents[0].metadata]
+    assert len(theirs) == 1
 
 
 async def test_cli_syncs_then_says_no_changes_and_never_prints_a_secret(
