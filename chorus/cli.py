@@ -1,6 +1,6 @@
 """The `chorus` command: serve, chat, config validate/schema/versions/diff/rollback/apply/pull/approve/reject,
 keys create/list/revoke, threads prune, kb (knowledge), secrets (the vault), widget-keys (publishable keys for
-the widget), webhooks (signing secret)."""
+the widget), webhooks (signing secret), voice (worker, simulate, call), sip sync (trunks and dispatch rules)."""
 
 from __future__ import annotations
 
