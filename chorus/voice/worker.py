@@ -24,10 +24,12 @@ from chorus.agents.tools.builtins import build_registry
 from chorus.agents.tools.registry import ToolContext
 from chorus.graphs.checkpointer import ChorusCheckpointer
 from chorus.graphs.compiler import GraphCache, GraphDeps
+from chorus.voice.call_facts import CallFacts
+from chorus.voice.call_recorder import CallRecorder, caller_number
 from chorus.voice.graph_llm import CallThread
 from chorus.voice.offline_tts import EspeakTTS
 from chorus.voice.provider_keys import ProviderKeys
-from chorus.voice.routing import SIP_DIALED, CallRoute, route_call
+from chorus.voice.routing import SIP_DIALED, CallRoute, NoVoicebot, route_call
 from chorus.voice.session_factory import build_session
 
 log = logging.getLogger(__name__)
@@ -108,8 +110,13 @@ async def entrypoint(ctx: JobContext) -> None:
     call_id = str(uuid.uuid4())
     res = await resources()
     dialed = participant.attributes.get(SIP_DIALED)
+    caller = caller_number(participant)
+    facts = CallFacts(call_id=call_id, dialed_number=dialed, caller_number=caller, room=ctx.room.name)
+    recorder = CallRecorder(res.db, facts, thread_ttl_days=res.settings.thread_ttl_days)
+    ctx.add_shutdown_callback(recorder.finish)  # whatever ends the call, its record is written
     try:
         route = await route_call(res.db, call_id=call_id, metadata=ctx.job.metadata or None, dialed=dialed)
+        await recorder.serve(route)
         keys = await provider_keys(res, route, call_id)
         graph = res.graphs.get(
             route.assistant_id,
@@ -118,11 +125,17 @@ async def entrypoint(ctx: JobContext) -> None:
             variant=(route.serving.environment, route.serving.overrides_revision),
         )
         voice = build_session(
-            route.config, graph, CallThread(route.tenant_id, call_id, route.serving.environment), keys=keys
+            route.config,
+            graph,
+            CallThread(route.tenant_id, call_id, route.serving.environment),
+            keys=keys,
+            facts=facts,
         )
     except ChorusError as exc:
         log.warning("call %s in room %s (dialed %s) not served: %s", call_id, ctx.room.name, dialed, exc.detail)
+        facts.settle("no_config" if isinstance(exc, NoVoicebot) else "failed", exc.detail)
         await apologise_and_hang_up(ctx)
+        await recorder.finish()
         return
     log.info(
         "call %s: %s v%s (%s) for tenant %s",
@@ -132,7 +145,14 @@ async def entrypoint(ctx: JobContext) -> None:
         route.serving.environment,
         route.tenant_id,
     )
-    await voice.session.start(voice.agent, room=ctx.room)
+    recorder.follow(voice.session)
+    try:
+        await voice.session.start(voice.agent, room=ctx.room)
+    except Exception as exc:  # a call that cannot start is settled failed, its session closed, its record kept
+        facts.settle("failed", f"the session could not start: {type(exc).__name__}: {exc}"[:500])
+        await voice.session.aclose()
+        await recorder.finish()
+        raise
 
 
 def create_server() -> AgentServer:
