@@ -13,11 +13,13 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from chorus.agents.errors import CallNotFound
-from chorus.agents.queue.repository import WAKE_SQL
+from chorus.agents.queue.repository import WAKE_SQL, Lease, finish_sql, take_given_up
 from chorus.agents.storage.database import Database
+from chorus.runs.webhooks_repository import MAX_ATTEMPTS, WEBHOOK_KIND
 from chorus.voice.call_facts import CallFacts, Outcome
 
 CALL_ANALYSIS_KIND = "call_analysis"
+CALL_ENDED = "call.ended"  # the post-call webhook's event
 ANALYSIS_ATTEMPTS = 3
 _COLS = (
     "call_id::text, tenant_id::text, direction, caller_number, dialed_number, assistant_id::text, config_key,"
@@ -158,3 +160,58 @@ class CallRecords:
                 [*params, where.limit, where.offset],
             )
             return await cur.fetchall()
+
+    async def store_analysis(
+        self,
+        call_id: str,
+        lease: Lease,
+        *,
+        analysis: dict[str, Any] | None,
+        webhook_url: str | None,
+        webhook_payload: dict[str, Any] | None = None,
+    ) -> bool:
+        """Store the analysis, end the post-call job (fenced by its lease) and, with a webhook URL, queue the
+        call.ended delivery, in one statement (no analysis_plan: analysis NULL, status none). False (nothing
+        changed) if another worker holds the job now."""
+        status = "none" if analysis is None else "error" if "error" in analysis else "done"
+        job_sql, job_params = finish_sql(call_id, lease)
+        sql = (
+            f"WITH done AS ({job_sql}), record AS (UPDATE calls SET analysis = %s, analysis_status = %s"
+            " WHERE call_id = %s AND EXISTS (SELECT 1 FROM done) RETURNING call_id, tenant_id)"
+        )
+        params: list[Any] = [
+            *job_params,
+            Jsonb(_json_safe(analysis)) if analysis is not None else None,
+            status,
+            call_id,
+        ]
+        if webhook_url is None:
+            sql += " SELECT call_id FROM record"
+        else:
+            delivery_id = str(uuid.uuid4())
+            sql += (
+                ", job AS (INSERT INTO queue_jobs (job_id, tenant_id, kind, payload, max_attempts)"
+                " SELECT %s, record.tenant_id, %s, '{}', %s FROM record RETURNING status, kind, tenant_id),"
+                " delivery AS (INSERT INTO webhook_deliveries (delivery_id, tenant_id, thread_id, call_id, event,"
+                " url, payload) SELECT %s, job.tenant_id, %s, %s, %s, %s, %s FROM job)"
+                f" SELECT {WAKE_SQL} FROM job"
+            )
+            params += [delivery_id, WEBHOOK_KIND, MAX_ATTEMPTS, delivery_id, call_id, call_id, CALL_ENDED, webhook_url]
+            params.append(Jsonb(_json_safe(webhook_payload or {})))
+        async with self.db.connection() as conn:
+            cur = await conn.execute(sql, params)
+            return cur.rowcount > 0
+
+    async def analysis_given_up(self, call_id: str, lease: Lease, *, error: str) -> None:
+        async with self.db.connection() as conn, conn.transaction():
+            if await take_given_up(conn, call_id, lease):
+                await conn.execute(
+                    "UPDATE calls SET analysis = %s, analysis_status = 'error' WHERE call_id = %s",
+                    (Jsonb({"error": error}), call_id),
+                )
+
+
+def call_view(row: dict[str, Any]) -> dict[str, Any]:
+    """A record as the API and the webhook show it (JSON-ready)."""
+    view: dict[str, Any] = _json_safe(dict(row))
+    return view

@@ -283,6 +283,63 @@ class VoiceSettings(ConfigModel):
     stop_speaking_plan: StopSpeakingPlan | None = None
 
 
+class AnalysisSummary(ConfigModel):
+    enabled: bool = True
+    prompt: str | None = Field(default=None, description="What the summary should say; a default prompt otherwise.")
+
+
+class AnalysisStructuredData(ConfigModel):
+    enabled: bool = True
+    json_schema: dict[str, Any] = Field(
+        description="A JSON Schema (draft 2020-12) of an object: the data the model fills from the call "
+        '(e.g. {"type": "object", "properties": {"date": {"type": "string"}}}).',
+    )
+    prompt: str | None = None
+
+    @model_validator(mode="after")
+    def _valid_schema(self) -> AnalysisStructuredData:
+        from jsonschema import Draft202012Validator
+        from jsonschema.exceptions import SchemaError
+
+        try:
+            Draft202012Validator.check_schema(self.json_schema)
+        except SchemaError as exc:
+            where = "/".join(str(p) for p in exc.path)
+            at = f" at {where}" if where else ""
+            raise ValueError(f"json_schema is not a valid JSON Schema{at}: {exc.message}") from None
+        if self.json_schema.get("type") != "object":
+            raise ValueError('json_schema must describe an object: set "type": "object" and its "properties"')
+        return self
+
+
+class AnalysisSuccessEvaluation(ConfigModel):
+    enabled: bool = True
+    rubric: Literal["pass_fail", "numeric_scale", "descriptive_scale"] = Field(
+        default="pass_fail",
+        description="pass_fail: true or false; numeric_scale: 1 to 10; descriptive_scale: Excellent, Good, "
+        "Fair or Poor.",
+    )
+    prompt: str | None = Field(default=None, description="What success means for this bot.")
+
+
+class AnalysisPlan(ConfigModel):
+    """What is worked out after each call with the config's model (Vapi's analysisPlan): a summary,
+    structured data against a JSON Schema, a success evaluation. Stored on the call record."""
+
+    summary: AnalysisSummary | None = None
+    structured_data: AnalysisStructuredData | None = None
+    success_evaluation: AnalysisSuccessEvaluation | None = None
+
+
+class CallWebhook(ConfigModel):
+    url: str = Field(
+        pattern=r"^https?://",
+        max_length=2000,
+        description="Where each ended call (event call.ended: the record and its analysis) is POSTed, signed "
+        "like run webhooks.",
+    )
+
+
 class KnowledgeConfig(ConfigModel):
     namespaces: list[str] = Field(default_factory=list)
     faq_namespace: str | None = None
@@ -349,6 +406,8 @@ class BotConfig(ConfigModel):
     sip_config: SipConfig | None = None
     livekit_config: LivekitConfig | None = None
     voice_settings: VoiceSettings | None = None
+    analysis_plan: AnalysisPlan | None = Field(default=None, description="Post-call analysis (voicebots).")
+    call_webhook: CallWebhook | None = Field(default=None, description="The post-call webhook (voicebots).")
     knowledge: KnowledgeConfig | None = None
     webchat: Webchat | None = Field(default=None, description="The embeddable widget's look (chatbots).")
 
