@@ -10,6 +10,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -20,6 +21,8 @@ from chorus.agents.errors import Forbidden
 from chorus.agents.storage.database import Database
 from chorus.agents.tenancy.keys import Principal, create_api_key
 from chorus.agents.tenancy.permissions import CONFIG_PERMISSIONS, GRANTS, ROLES
+from chorus.voice.call_facts import CallFacts
+from chorus.voice.call_records import CallRecords
 from tests.conftest import ROOT, RunningServer, Tenant, example, make_tenant
 
 RANK = {"viewer": 0, "developer": 1, "organization_admin": 2}
@@ -91,6 +94,8 @@ class World:
     ids: dict[str, str] = field(default_factory=dict)
     widget_ids: dict[str, str] = field(default_factory=dict)
     namespace: str = field(default_factory=lambda: f"roles{uuid.uuid4().hex[:8]}")
+    db: Database | None = None  # for what only a worker writes (call records)
+    tenant_id: str = ""
 
     async def value(self, param: str) -> str:
         kind = {"config_id": "assistant_id"}.get(param, param)  # a config is an assistant
@@ -189,6 +194,11 @@ class World:
             self.ids[kind] = "fetch_order_status"
         elif kind == "path":
             self.ids[kind] = "webchat.js"
+        elif kind == "call_id":  # a call record, as a voice worker writes it when a call ends
+            assert self.db is not None
+            facts = CallFacts(call_id=str(uuid.uuid4()), tenant_id=self.tenant_id, ended_at=datetime.now(UTC))
+            await CallRecords(self.db).save(facts, [])
+            self.ids[kind] = facts.call_id
         else:
             raise AssertionError(f"no resource for the path parameter '{{{kind}}}': teach World._make to make one")
 
@@ -390,12 +400,12 @@ CALLERS = (*ROLES, "other tenant", "no key", *WIDGET_CALLERS)
 
 @pytest.mark.parametrize("caller", CALLERS)
 async def test_every_operation_answers_as_the_matrix_says(
-    caller: str, server: RunningServer, callers: dict[str, httpx.AsyncClient]
+    caller: str, server: RunningServer, callers: dict[str, httpx.AsyncClient], db: Database, tenant: Tenant
 ) -> None:
     matrix, levels = role_matrix(), {role: documented.api_level for role, documented in role_table().items()}
     spec = (await callers["no key"].get("/openapi.json")).json()
     operations = {(method.upper(), path): op for path, ops in spec["paths"].items() for method, op in ops.items()}
-    world = World(callers["organization_admin"], callers["widget"])
+    world = World(callers["organization_admin"], callers["widget"], db=db, tenant_id=tenant.tenant_id)
     problems: list[str] = []
     for (method, path), least in matrix.items():
         operation = operations.get((method, path))
