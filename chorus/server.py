@@ -78,6 +78,7 @@ from chorus.store.service import ItemStore
 from chorus.voice.call_records import CALL_ANALYSIS_KIND, CallRecords
 from chorus.voice.calls_router import router as calls_router
 from chorus.voice.post_call_analysis import PostCallJob
+from chorus.voice.recording import configured_store, sweep_expired_recordings
 from chorus.webchat.router import STATIC_DIR
 from chorus.webchat.router import router as webchat_router
 from chorus.webchat.visitor_tokens import VisitorTokens
@@ -91,13 +92,14 @@ UPLOAD_PATHS = frozenset({"/api/v1/rag/ingest/file", "/api/v1/rag/faq/import"})
 
 
 async def _housekeeping(threads: ThreadRepository, checkpointer: ChorusCheckpointer, engine: RunEngine) -> None:
-    """Every minute: delete expired threads (never one with a queued or running run), and webhook deliveries
-    past their retention."""
+    """Every minute: delete expired threads (never one with a queued or running run), webhook deliveries and
+    call recordings past their retention."""
     while True:
         await asyncio.sleep(_SWEEP_SECONDS)
         try:
             await delete_expired_threads(threads, checkpointer, on_deleted=engine.forget_thread)
             await prune_deliveries(threads.db)
+            await sweep_expired_recordings(threads.db, configured_store())
         except Exception:
             log.exception("housekeeping failed")
 

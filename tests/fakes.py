@@ -1,6 +1,6 @@
 """Local stand-ins for remote services (the only fakes in the suite): an HTTP API for declarative tools,
-and an OpenAI-compatible server (chat completions for the real langchain-openai client, embeddings for
-the real openai client)."""
+an OpenAI-compatible server (chat completions for the real langchain-openai client, embeddings for
+the real openai client), and LiveKit's Twirp Egress API."""
 
 from __future__ import annotations
 
@@ -175,3 +175,44 @@ def clinic_api() -> FastAPI:
         return {"days": "monday to friday"}
 
     return app
+
+
+class EgressStandIn:
+    """LiveKit's Twirp Egress API (StartRoomCompositeEgress), checking what the real livekit-api client sends:
+    the protobuf request, and a token signed with the API secret that grants room recording. `fail_with`:
+    answer every request with that HTTP status and a Twirp error instead."""
+
+    def __init__(self, *, api_key: str = "lk-test-key", api_secret: str = "lk-test-secret-0123456789abcdefgh") -> None:
+        from livekit import api
+
+        self.api_key, self.api_secret = api_key, api_secret
+        self.requests: list[api.RoomCompositeEgressRequest] = []
+        self.refused: list[str] = []  # why a request was refused (bad token, no recording grant)
+        self.fail_with: int | None = None
+        self.app = FastAPI()
+
+        @self.app.post("/twirp/livekit.Egress/StartRoomCompositeEgress")
+        async def start(request: Request) -> Any:
+            from fastapi.responses import Response
+
+            try:
+                token = request.headers.get("authorization", "").removeprefix("Bearer ")
+                claims = api.TokenVerifier(self.api_key, self.api_secret).verify(token)
+            except Exception as exc:
+                self.refused.append(f"token: {exc}")
+                return JSONResponse({"code": "unauthenticated", "msg": "invalid token"}, status_code=401)
+            if not (claims.video and claims.video.room_record):
+                self.refused.append("no room_record grant")
+                return JSONResponse({"code": "permission_denied", "msg": "no permissions"}, status_code=403)
+            if request.headers.get("content-type") != "application/protobuf":
+                return JSONResponse({"code": "malformed", "msg": "not protobuf"}, status_code=400)
+            body = api.RoomCompositeEgressRequest.FromString(await request.body())
+            self.requests.append(body)
+            if self.fail_with is not None:
+                return JSONResponse({"code": "unavailable", "msg": "egress is down"}, status_code=self.fail_with)
+            info = api.EgressInfo(
+                egress_id=f"EG_{len(self.requests):06d}",
+                room_name=body.room_name,
+                status=api.EgressStatus.EGRESS_STARTING,
+            )
+            return Response(info.SerializeToString(), media_type="application/protobuf")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +30,7 @@ from chorus.voice.routing import CallRoute
 log = logging.getLogger(__name__)
 
 CHANNEL = "voice"
+ALONGSIDE_WAIT_S = 15.0  # how long the record waits for work beside the call (the egress answers in 10 s)
 # LiveKit's per-turn figures (ChatMessage.metrics, seconds) and their names on the record (milliseconds).
 CALLER_METRICS = {"end_of_turn_delay": "end_of_turn_delay_ms", "transcription_delay": "transcription_delay_ms"}
 ANSWER_METRICS = {"llm_node_ttft": "llm_ttft_ms", "tts_node_ttfb": "tts_ttfb_ms", "e2e_latency": "e2e_latency_ms"}
@@ -54,6 +56,7 @@ class CallRecorder:
         self._heard: dict[str, float | None] = {}  # the figures of the caller's last turn
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._alongside: set[asyncio.Task[None]] = set()
         self.saved = asyncio.Event()
 
     # -- the call is served ----------------------------------------------------------------------
@@ -70,6 +73,12 @@ class CallRecorder:
             await self.threads.pin(facts.call_id, route.assistant_id, route.serving)
         except Exception:  # the call goes on: its checkpoint still holds the conversation
             log.exception("call %s: could not record its thread", facts.call_id)
+
+    def alongside(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` (e.g. starting the recording) beside the call; the record waits for it (a while)."""
+        task = asyncio.ensure_future(work)
+        self._alongside.add(task)
+        task.add_done_callback(self._alongside.discard)
 
     def follow(self, session: AgentSession[Any]) -> None:
         session.on("conversation_item_added", self._on_item)
@@ -113,6 +122,8 @@ class CallRecorder:
                 return
             facts = self.facts
             facts.ended_at = facts.ended_at or datetime.now(UTC)
+            if self._alongside:
+                await asyncio.wait(list(self._alongside), timeout=ALONGSIDE_WAIT_S)
             facts.turns = facts.turns or self._turns
             try:
                 await self.records.save(facts, self.transcript)

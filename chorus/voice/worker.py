@@ -29,6 +29,7 @@ from chorus.voice.call_recorder import CallRecorder, caller_number
 from chorus.voice.graph_llm import CallThread
 from chorus.voice.offline_tts import EspeakTTS
 from chorus.voice.provider_keys import ProviderKeys
+from chorus.voice.recording import record_call
 from chorus.voice.routing import SIP_DIALED, CallRoute, NoVoicebot, route_call
 from chorus.voice.session_factory import build_session
 
@@ -146,6 +147,7 @@ async def entrypoint(ctx: JobContext) -> None:
         route.tenant_id,
     )
     recorder.follow(voice.session)
+    recorder.alongside(record_call(ctx.api.egress, room=ctx.room.name, facts=facts, cfg=route.config))
     try:
         await voice.session.start(voice.agent, room=ctx.room)
     except Exception as exc:  # a call that cannot start is settled failed, its session closed, its record kept
