@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,11 +21,12 @@ from livekit import rtc
 from livekit.agents import AgentSession, llm
 from livekit.agents.voice.events import CloseEvent, ConversationItemAddedEvent
 
+from chorus.agents.errors import ChorusError
 from chorus.agents.storage.database import Database
 from chorus.runs.threads_repository import ThreadRepository
 from chorus.voice.call_facts import CallFacts
 from chorus.voice.call_records import CallRecords
-from chorus.voice.routing import CallRoute
+from chorus.voice.routing import CallRoute, NoVoicebot
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,35 @@ class CallRecorder:
         task = asyncio.ensure_future(self.finish())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def refused(self, exc: Exception, *, hang_up: Callable[[], Awaitable[None]]) -> None:
+        """The call could not be served (no voicebot answers it, a key is missing, the database failed):
+        settled no_config or failed with the reason, the caller apologised to and hung up on, the record
+        written, whatever of that fails."""
+        facts = self.facts
+        if isinstance(exc, ChorusError):
+            reason = exc.detail
+            log.warning(
+                "call %s in room %s (dialed %s) not served: %s", facts.call_id, facts.room, facts.dialed_number, reason
+            )
+        else:
+            reason = f"the call could not be set up: {type(exc).__name__}: {exc}"[:500]
+            log.error("call %s in room %s not served", facts.call_id, facts.room, exc_info=exc)
+        facts.settle("no_config" if isinstance(exc, NoVoicebot) else "failed", reason)
+        try:
+            await hang_up()
+        except Exception as err:
+            log.warning("call %s: the apology and hang-up failed: %s", facts.call_id, err)
+        finally:
+            await self.finish()
+
+    async def start_failed(self, exc: Exception, session: AgentSession[Any]) -> None:
+        """The session could not start: settled failed, the session closed, the record written."""
+        self.facts.settle("failed", f"the session could not start: {type(exc).__name__}: {exc}"[:500])
+        try:
+            await session.aclose()
+        finally:
+            await self.finish()
 
     # -- the call ends ----------------------------------------------------------------------------
 

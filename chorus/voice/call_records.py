@@ -73,7 +73,10 @@ class CallRecords:
         """Write the call's record (once: a second write of the same call changes nothing) and, for a call a
         voicebot served, queue its post-call job. True if this call wrote it."""
         assert facts.ended_at is not None, "settle the call's end before saving it"
+        # A call of no tenant is no_config whatever else it was; a tenant's call is never no_config.
         outcome = facts.final_outcome() if facts.tenant_id else "no_config"
+        if facts.tenant_id and outcome == "no_config":
+            outcome = "failed"
         values = [
             facts.call_id,
             facts.tenant_id,

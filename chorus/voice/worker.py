@@ -14,7 +14,7 @@ from typing import Any
 from livekit import api
 from livekit.agents import Agent, AgentServer, AgentSession, JobContext
 
-from chorus.agents.errors import ChorusError, NotFound
+from chorus.agents.errors import NotFound
 from chorus.agents.secrets.master_key import load_vault_key
 from chorus.agents.secrets.repository import SecretRepository
 from chorus.agents.secrets.service import SecretVault
@@ -30,7 +30,7 @@ from chorus.voice.graph_llm import CallThread
 from chorus.voice.offline_tts import EspeakTTS
 from chorus.voice.provider_keys import ProviderKeys
 from chorus.voice.recording import record_call
-from chorus.voice.routing import SIP_DIALED, CallRoute, NoVoicebot, route_call
+from chorus.voice.routing import SIP_DIALED, CallRoute, route_call
 from chorus.voice.session_factory import build_session
 
 log = logging.getLogger(__name__)
@@ -132,11 +132,8 @@ async def entrypoint(ctx: JobContext) -> None:
             keys=keys,
             facts=facts,
         )
-    except ChorusError as exc:
-        log.warning("call %s in room %s (dialed %s) not served: %s", call_id, ctx.room.name, dialed, exc.detail)
-        facts.settle("no_config" if isinstance(exc, NoVoicebot) else "failed", exc.detail)
-        await apologise_and_hang_up(ctx)
-        await recorder.finish()
+    except Exception as exc:  # no voicebot, a missing key, the database: an apology, a hang-up, a record
+        await recorder.refused(exc, hang_up=lambda: apologise_and_hang_up(ctx))
         return
     log.info(
         "call %s: %s v%s (%s) for tenant %s",
@@ -151,9 +148,7 @@ async def entrypoint(ctx: JobContext) -> None:
     try:
         await voice.session.start(voice.agent, room=ctx.room)
     except Exception as exc:  # a call that cannot start is settled failed, its session closed, its record kept
-        facts.settle("failed", f"the session could not start: {type(exc).__name__}: {exc}"[:500])
-        await voice.session.aclose()
-        await recorder.finish()
+        await recorder.start_failed(exc, voice.session)
         raise
 
 

@@ -170,6 +170,53 @@ async def test_an_unknown_number_is_a_no_config_record_no_tenant_reads(db: Datab
     assert facts.call_id not in {r["call_id"] for r in await CallRecords(db).search(tenant.tenant_id, CallFilter())}
 
 
+async def test_a_refused_call_is_apologised_to_and_recorded_whatever_fails(db: Database, tenant: Tenant) -> None:
+    hung_up: list[str] = []
+
+    async def hang_up() -> None:
+        hung_up.append("apology")
+
+    async def broken_line() -> None:
+        raise ConnectionError("the room is gone")
+
+    unknown = CallFacts(call_id=str(uuid.uuid4()), dialed_number=number())
+    await CallRecorder(db, unknown).refused(NoVoicebot("no voicebot answers it"), hang_up=hang_up)
+    # The database failed while the call was set up: a failure of the tenant's call, even if the hang-up fails.
+    known = CallFacts(call_id=str(uuid.uuid4()), tenant_id=tenant.tenant_id)
+    await CallRecorder(db, known).refused(OSError("connection refused"), hang_up=broken_line)
+    assert hung_up == ["apology"]
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "SELECT call_id::text, outcome, failure FROM calls WHERE call_id = ANY(%s::uuid[])",
+            ([unknown.call_id, known.call_id],),
+        )
+        rows = {r["call_id"]: (r["outcome"], r["failure"]) for r in await cur.fetchall()}
+    assert rows[unknown.call_id] == ("no_config", "no voicebot answers it")
+    assert rows[known.call_id] == ("failed", "the call could not be set up: OSError: connection refused")
+
+
+async def test_a_session_that_cannot_start_is_closed_and_recorded_failed(
+    db: Database, checkpointer: ChorusCheckpointer, tenant: Tenant, tmp_path: Path
+) -> None:
+    route = await routed(db, tenant, tmp_path)
+    facts = CallFacts(call_id=str(uuid.uuid4()))
+    recorder = CallRecorder(db, facts)
+    await recorder.serve(route)
+    thread = CallThread(route.tenant_id, facts.call_id)
+    voice = build_session(offline_variant(route.config), graph_of(db, checkpointer, route), thread, facts=facts)
+    recorder.follow(voice.session)
+    closed = asyncio.Event()
+    voice.session.on("close", lambda _ev: closed.set())
+    await voice.session.start(voice.agent)
+    await recorder.start_failed(RuntimeError("room connection lost"), voice.session)
+    assert closed.is_set()
+    record = await CallRecords(db).get(tenant.tenant_id, facts.call_id)
+    assert (record["outcome"], record["failure"]) == (
+        "failed",
+        "the session could not start: RuntimeError: room connection lost",
+    )
+
+
 async def test_another_tenants_call_is_not_found(
     db: Database, checkpointer: ChorusCheckpointer, tenant: Tenant, tmp_path: Path
 ) -> None:
