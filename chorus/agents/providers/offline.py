@@ -33,7 +33,7 @@ from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from chorus.agents.providers import offline_config_intents
+from chorus.agents.providers import offline_config_intents, offline_user_simulator
 from chorus.agents.providers.argument_extraction import extract_arguments
 
 _WORD = re.compile(r"[a-z0-9]+")
@@ -173,6 +173,8 @@ class OfflineChatModel(BaseChatModel):
     def respond(self, messages: Sequence[BaseMessage]) -> AIMessage:
         if offline_config_intents.handles(self.tools):  # the config editor bot (configs/system/)
             return offline_config_intents.respond(messages)
+        if offline_user_simulator.handles(messages):  # the simulated user of eval cases (configs/system/)
+            return offline_user_simulator.respond(messages)
         tone = _tone(messages)
         last = messages[-1] if messages else HumanMessage("")
         if isinstance(last, ToolMessage):

@@ -1,0 +1,243 @@
+"""Simulated users: a case gives a persona, a scenario and an expected outcome instead of scripted turns; the
+simulator (configs/system/user-simulator.json, on the offline model here) plays the user against the bot
+through the run engine, and the conversation is judged and stored with the trial."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.agents.test_offline_model_new_bot import restaurant_bot
+from tests.evals.conftest import ORDER_CASE, make_suite, wait_done
+from tests.fakes import restaurant_api, serve
+
+REFUND = {
+    "name": "a customer wants a refund",
+    "simulated_user": {
+        "persona": {
+            "description": "Sam, a busy customer who answers in as few words as possible.",
+            "opening": "I want a refund for order {{order}}",
+            "script": {"refund amount": 40, "order id": "{{order}}"},
+        },
+        "scenario": "Sam's order arrived broken and Sam wants 40 dollars back.",
+        "expected_outcome": {
+            "assertions": [
+                {"type": "tool_called", "value": {"name": "initiate_refund", "arguments": {"refund_amount": 40}}},
+                {"type": "contains", "value": "RF-SIM"},
+            ]
+        },
+        "max_turns": 4,
+    },
+    "vars": {"order": "ORD-1001"},
+    "tool_mocks": {"initiate_refund": {"refund_id": "RF-SIM", "status": "pending"}},
+    "assertions": [{"type": "not-escalated"}],
+}
+
+
+async def acme_without_knowledge(http: httpx.AsyncClient, acme_config: dict[str, Any]) -> str:
+    cfg = copy.deepcopy(acme_config)
+    cfg.pop("knowledge", None)  # the offline model goes to the bot's own tools
+    created = await http.post("/api/v1/configs", json=cfg)
+    assert created.status_code == 201, created.text
+    return str(created.json()["assistant_id"])
+
+
+async def execute(http: httpx.AsyncClient, cases: list[dict[str, Any]], config_id: str, **body: Any) -> dict[str, Any]:
+    suite_id = await make_suite(http, cases)
+    started = await http.post(f"/api/v1/evaluation/suites/{suite_id}/execute", json={"config_id": config_id, **body})
+    assert started.status_code == 202, started.text
+    done = await wait_done(http, started.json()["id"])
+    assert done["status"] == "completed", done
+    summary: dict[str, Any] = (await http.get(f"/api/v1/evaluation/executions/{done['id']}/summary")).json()
+    return summary
+
+
+async def test_a_simulated_user_answers_the_bots_questions_from_its_facts(
+    http: httpx.AsyncClient, acme_config: dict[str, Any]
+) -> None:
+    summary = await execute(http, [REFUND], await acme_without_knowledge(http, acme_config))
+    result = summary["results"][0]["result"]
+    assert result["passed"] is True, result
+    sim = result["simulation"]
+    said = [(t["role"], t["content"]) for t in sim["transcript"]]
+    assert said[0] == ("user", "I want a refund for order ORD-1001")  # its opening, vars filled in
+    assert said[1][0] == "assistant" and "refund amount" in said[1][1]
+    assert said[2] == ("user", "40")  # the fact the bot asked for, by name
+    assert "RF-SIM" in said[3][1]
+    assert sim["stop_reason"] == "simulator_done" and sim["user_turns"] == 2 and sim["max_turns"] == 4
+    assert sim["closing"] == "Thanks, that's all I needed."
+    assert result["tool_calls"] == [
+        {
+            "name": "initiate_refund",
+            "arguments": {
+                "order_id": "ORD-1001",
+                "refund_amount": 40.0,
+                "reason": "I want a refund for order ORD-1001",
+            },
+        }
+    ]
+    assert [e["metric"] for e in result["evaluations"]] == ["not-escalated", "tool_called", "contains"]
+
+
+async def test_max_turns_caps_a_simulated_user_that_never_ends(
+    http: httpx.AsyncClient, acme_config: dict[str, Any]
+) -> None:
+    chatty = {
+        "name": "never ends",
+        "simulated_user": {
+            "persona": {"description": "Talks forever.", "script": [f"tell me more, part {i}" for i in range(50)]},
+            "scenario": "Keeps the conversation going.",
+            "expected_outcome": [{"type": "not-escalated"}],
+            "max_turns": 3,
+        },
+    }
+    summary = await execute(http, [chatty], await acme_without_knowledge(http, acme_config))
+    result = summary["results"][0]["result"]
+    sim = result["simulation"]
+    assert sim["stop_reason"] == "max_turns" and sim["user_turns"] == 3
+    assert [t["content"] for t in sim["transcript"] if t["role"] == "user"] == [
+        f"tell me more, part {i}" for i in range(3)
+    ]
+    assert len(result["responses"]) == 3 and result["passed"] is True
+
+
+async def test_an_escalation_ends_the_conversation_and_can_be_the_expected_outcome(
+    http: httpx.AsyncClient, assistant_id: str
+) -> None:
+    angry = {
+        "name": "wants a person",
+        "simulated_user": {
+            "persona": {"description": "Fed up.", "script": ["I want to speak to a human right now", "hello?"]},
+            "scenario": "Has had enough of bots.",
+            "expected_outcome": [{"type": "escalated"}],
+        },
+    }
+    result = (await execute(http, [angry], assistant_id))["results"][0]["result"]
+    assert result["passed"] is True, result
+    assert result["simulation"]["stop_reason"] == "escalated" and result["simulation"]["user_turns"] == 1
+
+
+async def test_an_outcome_described_in_words_is_skipped_without_a_judge_never_made_up(
+    http: httpx.AsyncClient, assistant_id: str
+) -> None:
+    described = {
+        "simulated_user": {
+            "persona": {"description": "Polite.", "script": ["hello"]},
+            "scenario": "Says hello.",
+            "expected_outcome": "The bot greets the customer and offers help.",
+        },
+    }
+    result = (await execute(http, [described], assistant_id))["results"][0]["result"]
+    goal = result["evaluations"][-1]
+    assert goal["metric"] == "goal_completion" and goal["score"] is None and goal["passed"] is None
+    assert goal["reasoning"] == "skipped: no judge model" and goal["status"] == "unmeasured"
+    assert result["passed"] is None and result["reasoning"].startswith("unmeasured")
+    assert result["simulation"]["transcript"][0] == {"role": "user", "content": "hello"}
+
+
+async def test_a_bot_that_fails_mid_conversation_errors_the_trial_and_the_execution_goes_on(
+    http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHORUS_HTTP_TOOLS_ALLOW_PRIVATE", "1")  # the stand-in API listens on loopback
+    api = restaurant_api()
+    async with serve(api) as base:
+        created = await http.post("/api/v1/configs", json=restaurant_bot(base))
+        assert created.status_code == 201, created.text
+        assistant = created.json()["assistant_id"]
+
+        async def pull_the_bot() -> None:  # the bot's config disappears while its first turn is answered
+            if len(api.state.seen) == 1:
+                assert (await http.delete(f"/assistants/{assistant}")).status_code in (200, 204)
+
+        api.state.on_lookup = pull_the_bot
+        guest = {
+            "name": "guest",
+            "simulated_user": {
+                "persona": {"description": "A guest.", "script": ["look up reservation K7Q2", "is it indoors?"]},
+                "scenario": "Checks a booking.",
+                "expected_outcome": [{"type": "tool_called", "value": "lookup_reservation"}],
+            },
+        }
+        suite_id = await make_suite(http, [guest, {**ORDER_CASE, "name": "after it"}])
+        started = await http.post(
+            f"/api/v1/evaluation/suites/{suite_id}/execute",
+            json={"config_id": assistant, "batch_size": 1, "max_concurrent": 1},
+        )
+        done = await wait_done(http, started.json()["id"])
+    assert done["status"] == "completed", done  # the execution went on to its last case
+    results = (await http.get(f"/api/v1/evaluation/executions/{done['id']}/summary")).json()["results"]
+    failed = results[0]
+    assert failed["status"] == "error" and failed["result"]["passed"] is False
+    assert failed["result"]["error"].startswith("the bot's run failed"), failed
+    sim = failed["result"]["simulation"]
+    assert sim["stop_reason"] == "error" and sim["transcript"][0]["content"] == "look up reservation K7Q2"
+    assert len(results) == 2 and results[1]["status"] == "error"  # the next case ran too (its bot is gone)
+
+
+@pytest.mark.parametrize(
+    ("simulated_user", "path", "message"),
+    [
+        ({"scenario": "x", "expected_outcome": "y"}, "$.simulated_user.persona", "Field required"),
+        (
+            {"persona": {"script": ["hi"]}, "scenario": "x", "expected_outcome": "y"},
+            "$.simulated_user.persona.description",
+            "Field required",
+        ),
+        ({"persona": {"description": "d"}, "expected_outcome": "y"}, "$.simulated_user.scenario", "Field required"),
+        ({"persona": {"description": "d"}, "scenario": "x"}, "$.simulated_user.expected_outcome", "Field required"),
+        (
+            {"persona": {"description": "d"}, "scenario": "x", "expected_outcome": "y", "max_turns": 0},
+            "$.simulated_user.max_turns",
+            "greater than or equal to 1",
+        ),
+        (
+            {"persona": {"description": "d"}, "scenario": "x", "expected_outcome": "y", "max_turns": 31},
+            "$.simulated_user.max_turns",
+            "less than or equal to 30",
+        ),
+        (
+            {"persona": {"description": "d"}, "scenario": "x", "expected_outcome": {}},
+            "$.simulated_user.expected_outcome",
+            "a description or at least one assertion",
+        ),
+        (
+            {"persona": {"description": "d"}, "scenario": "x", "expected_outcome": [{"type": "contians"}]},
+            "$.simulated_user.expected_outcome.assertions[0]",
+            "unknown assertion type",
+        ),
+        (
+            {"persona": {"description": "d", "script": []}, "scenario": "x", "expected_outcome": "y"},
+            "$.simulated_user.persona.script",
+            "1 to 50",
+        ),
+        (
+            {"persona": {"description": "d", "mood": "angry"}, "scenario": "x", "expected_outcome": "y"},
+            "$.simulated_user.persona.mood",
+            "Extra inputs are not permitted",
+        ),
+    ],
+)
+async def test_a_bad_simulated_user_is_a_422_naming_the_field(
+    http: httpx.AsyncClient, simulated_user: dict[str, Any], path: str, message: str
+) -> None:
+    suite_id = await make_suite(http, [])
+    answer = await http.post(f"/api/v1/evaluation/suites/{suite_id}/evals", json={"simulated_user": simulated_user})
+    assert answer.status_code == 422, answer.text
+    errors = answer.json()["errors"]
+    assert any(e["path"].startswith(path) and message in e["message"] for e in errors), errors
+
+
+async def test_a_case_is_scripted_or_simulated_never_both(http: httpx.AsyncClient) -> None:
+    suite_id = await make_suite(http, [])
+    simulated = REFUND["simulated_user"]
+    for body in (
+        {"user_input": "hi", "simulated_user": simulated},
+        {"simulated_user": simulated, "turns": ["and then"]},
+        {"assertions": [{"type": "not-escalated"}]},
+    ):
+        answer = await http.post(f"/api/v1/evaluation/suites/{suite_id}/evals", json=body)
+        assert answer.status_code == 422, answer.text
+        assert "simulated_user" in answer.text
