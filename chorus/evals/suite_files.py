@@ -230,6 +230,16 @@ def json_schema() -> dict[str, Any]:
     schema["title"] = "Chorus eval suite"
     for name in ("Assertion",):
         schema["$defs"][name]["properties"]["type"]["enum"] = ASSERTION_TYPES
+    # expected_outcome's shorthands (ExpectedOutcome reads them before validating): a description alone, or
+    # a list of assertions alone.
+    outcome = schema["$defs"]["ExpectedOutcome"]["properties"]
+    schema["$defs"]["SimulatedUser"]["properties"]["expected_outcome"] = {
+        "anyOf": [
+            {"$ref": "#/$defs/ExpectedOutcome"},
+            {**outcome["description"]["anyOf"][0], "description": "a description alone"},
+            {**outcome["assertions"], "minItems": 1, "description": "assertions alone"},
+        ]
+    }
     return schema
 
 

@@ -125,12 +125,13 @@ async def test_chorus_eval_run_passes_the_example_suite(
     assert code == 0, out
     assert "PASS       order status (2/2 trials passed)" in out
     assert "PASS       refund over two turns (1/1 trials passed)" in out
-    assert "suite passed: 4/4 trials" in out
+    assert "PASS       a customer who leaves out the order number (1/1 trials passed)" in out
+    assert "suite passed: 5/5 trials" in out
     # Importing the file again replaces its cases (the old ones stay for their results).
     code, out = await _cli("run", suite, "--config", acme, "--url", server.url, "--api-key", tenant.key, "--json")
     assert code == 0, out
     suites = (await http.get("/api/v1/evaluation/suites")).json()["suites"]
-    assert [(s["name"], s["case_count"]) for s in suites] == [("acme-support-smoke", 3)]
+    assert [(s["name"], s["case_count"]) for s in suites] == [("acme-support-smoke", 4)]
 
 
 async def test_chorus_eval_run_exit_codes(server: RunningServer, tenant: Tenant, acme: str, tmp_path: Path) -> None:
