@@ -187,3 +187,37 @@ def test_an_answer_naming_another_tool_switches_to_it() -> None:
     switched = m.invoke([HumanMessage("book a table"), asked, HumanMessage("actually, look up reservation Q-19 first")])
     assert switched.tool_calls[0]["name"] == "lookup_reservation"
     assert switched.tool_calls[0]["args"] == {"confirmation": "Q-19"}
+
+
+# -- as the simulated user of eval cases (configs/system/user-simulator.json) ----------------------------------
+
+SIMULATOR = SystemMessage("Role: user simulator\n\nYou play a customer.")
+
+
+def simulator_says(brief: dict[str, Any], heard: list[str]) -> str:
+    messages: list[Any] = [SIMULATOR, HumanMessage(f"You are...\n\nSIMULATION BRIEF: {json.dumps(brief)}")]
+    for text in heard:  # each of its own lines so far, then what the bot answered
+        messages += [AIMessage("(its line)"), HumanMessage(text)]
+    return str(OfflineChatModel().invoke(messages).content)
+
+
+def test_the_simulator_says_its_script_in_order_then_ends() -> None:
+    brief = {"scenario": "s", "opening": "hello", "script": ["first", "second"]}
+    assert simulator_says(brief, []) == "hello"
+    assert simulator_says(brief, ["bot"]) == "first"
+    assert simulator_says(brief, ["bot", "bot"]) == "second"
+    assert simulator_says(brief, ["bot", "bot", "bot"]).endswith("[END]")
+
+
+def test_the_simulator_gives_the_facts_asked_for_in_the_order_asked() -> None:
+    brief = {"scenario": "I need a table", "script": {"party size": 4, "guest name": "Ada", "order id": "X-1"}}
+    assert simulator_says(brief, []) == "I need a table"  # no opening: the scenario
+    asked = "To book table, I need your guest name and party size. Could you share them?"
+    assert simulator_says(brief, [asked]) == "Ada, 4"
+    assert simulator_says(brief, ["What colour is your car?"]) == "I don't know that."
+    assert simulator_says(brief, ["Your table is booked for 4."]).endswith("[END]")  # answered, nothing asked
+
+
+def test_without_a_brief_the_simulator_ends_at_once() -> None:
+    answer = OfflineChatModel().invoke([SIMULATOR, HumanMessage("no brief here")])
+    assert str(answer.content).endswith("[END]")

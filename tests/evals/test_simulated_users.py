@@ -241,3 +241,16 @@ async def test_a_case_is_scripted_or_simulated_never_both(http: httpx.AsyncClien
         answer = await http.post(f"/api/v1/evaluation/suites/{suite_id}/evals", json=body)
         assert answer.status_code == 422, answer.text
         assert "simulated_user" in answer.text
+
+
+async def test_an_unsaved_config_meets_a_simulated_user_too(
+    http: httpx.AsyncClient, acme_config: dict[str, Any]
+) -> None:
+    acme_config.pop("knowledge", None)
+    suite_id = await make_suite(http, [REFUND])
+    started = await http.post(f"/api/v1/evaluation/suites/{suite_id}/execute", json={"config": acme_config})
+    assert started.status_code == 202, started.text
+    done = await wait_done(http, started.json()["id"])
+    result = (await http.get(f"/api/v1/evaluation/executions/{done['id']}/summary")).json()["results"][0]["result"]
+    assert result["passed"] is True, result
+    assert result["simulation"]["stop_reason"] == "simulator_done" and result["simulation"]["user_turns"] == 2

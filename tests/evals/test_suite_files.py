@@ -93,6 +93,24 @@ cases:
             "$.cases[0].repeat",
             4,
         ),
+        (
+            "name: x\ncases:\n  - simulated_user:\n      persona: {name: Sam}\n      scenario: s\n"
+            "      expected_outcome: [{type: escalated}]\n",
+            "$.cases[0].simulated_user.persona.description",
+            4,
+        ),
+        (
+            "name: x\ncases:\n  - simulated_user:\n      persona: {description: d}\n      scenario: s\n"
+            "      expected_outcome: done\n      max_turns: 99\n",
+            "$.cases[0].simulated_user.max_turns",
+            7,
+        ),
+        (
+            "name: x\ncases:\n  - user_input: hi\n    simulated_user:\n      persona: {description: d}\n"
+            "      scenario: s\n      expected_outcome: done\n",
+            "$.cases[0]",
+            3,
+        ),
         ("name: x\ncases: [\n", "$", 3),
         ("- just a list\n", "$", None),
     ],
