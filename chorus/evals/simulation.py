@@ -15,8 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
+from psycopg_pool import PoolTimeout
+
 from chorus.agents.configs.models import BotConfig
-from chorus.agents.errors import ChorusError, DatabaseUnavailable, ServerBusy
+from chorus.agents.errors import DatabaseUnavailable, ServerBusy
 from chorus.agents.providers.offline_user_simulator import BRIEF_MARK, END_MARK
 from chorus.evals.observation import Observation
 from chorus.evals.schemas import SimulatedUser, render
@@ -26,6 +29,8 @@ from chorus.runs.engine import RunEngine
 
 SIMULATOR_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "system" / "user-simulator.json"
 _CACHE_KEY = "__chorus_user_simulator"  # never an assistant id (those are UUIDs)
+# The database failing is nobody's answer: the runner puts the execution back on the queue (runner.py).
+_DATABASE_FAULTS = (psycopg.OperationalError, PoolTimeout, DatabaseUnavailable, ServerBusy)
 
 
 class SimulationFailed(TrialFailed):
@@ -144,9 +149,9 @@ async def simulate(
             sim.transcript.append({"role": "user", "content": line})
             try:
                 await bot.say(line)
-            except (DatabaseUnavailable, ServerBusy):
+            except _DATABASE_FAULTS:
                 raise  # not the bot's fault: the execution goes back to the queue
-            except (TrialFailed, ChorusError) as exc:
+            except Exception as exc:  # the bot's run failed: the trial errors, with the transcript so far
                 sim.stop_reason = "error"
                 raise SimulationFailed(f"the bot's run failed: {_detail(exc)}", sim) from None
             reply, escalated = await _last_reply(bot)
@@ -171,6 +176,8 @@ async def _simulator_says(user: GraphConversation, heard: str, sim: Simulation) 
     try:
         await user.say(heard)
         said, _ = await _last_reply(user)
+    except _DATABASE_FAULTS:
+        raise
     except Exception as exc:  # its model failed (a provider error, no key): the trial errors, saying so
         sim.stop_reason = "error"
         raise SimulationFailed(f"the user simulator failed: {_detail(exc)}", sim) from None

@@ -5,12 +5,18 @@ through the run engine, and the conversation is judged and stored with the trial
 from __future__ import annotations
 
 import copy
+import json
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from chorus.evals.schemas import SimulatedUser
+from chorus.evals.simulation import SIMULATOR_CONFIG, UserSimulator, simulate
+from chorus.evals.target import UnsavedTarget
 from tests.agents.test_offline_model_new_bot import restaurant_bot
+from tests.conftest import RunningServer, Tenant
 from tests.evals.conftest import ORDER_CASE, make_suite, wait_done
 from tests.fakes import restaurant_api, serve
 
@@ -254,3 +260,26 @@ async def test_an_unsaved_config_meets_a_simulated_user_too(
     result = (await http.get(f"/api/v1/evaluation/executions/{done['id']}/summary")).json()["results"][0]["result"]
     assert result["passed"] is True, result
     assert result["simulation"]["stop_reason"] == "simulator_done" and result["simulation"]["user_turns"] == 2
+
+
+async def test_a_simulator_config_that_never_says_it_is_done_is_stopped_at_max_turns(
+    server: RunningServer, tenant: Tenant, acme_config: dict[str, Any], tmp_path: Path
+) -> None:
+    # A simulator whose model never ends (here: not told it is the simulator, it answers every reply with a
+    # question of its own) against an unsaved bot, run by the same code as an execution.
+    endless = json.loads(SIMULATOR_CONFIG.read_text())
+    endless["system_prompt"]["role"] = "chatty_customer"
+    path = tmp_path / "endless.json"
+    path.write_text(json.dumps(endless))
+    engine = server.app.state.run_engine
+    bot = await UnsavedTarget(engine, body=acme_config, key="endless-test").open(
+        tenant.tenant_id, tool_mocks={}, metadata={}
+    )
+    spec = SimulatedUser.model_validate(
+        {"persona": {"description": "d"}, "scenario": "hello", "expected_outcome": "x", "max_turns": 2}
+    )
+    obs, sim = await simulate(
+        UserSimulator(engine, config=path), bot, tenant.tenant_id, spec=spec, variables={}, metadata={}
+    )
+    assert sim.stop_reason == "max_turns" and sim.user_turns == 2 and len(obs.answers) == 2
+    assert all(t["content"] for t in sim.transcript)
