@@ -1,7 +1,7 @@
 """The offline model as the simulated user of an eval case (configs/system/user-simulator.json): it follows the
 persona's script from the case's brief instead of inventing a customer. A real model reads the same brief.
 
-The brief is the conversation's first message, ending with `SIMULATION BRIEF: {json}` (persona, scenario,
+The brief is the conversation's first message, whose last line is `SIMULATION BRIEF: {json}` (persona, scenario,
 opening, script). With `script` a list, it says the opening and then the lines in order, then ends. With
 `script` facts ({"order id": "ORD-1001"}), it opens with `opening` (else the scenario), answers each bot
 message that names facts with their values (in the order the bot named them, comma-separated), says "I don't
@@ -34,10 +34,11 @@ def handles(messages: Sequence[BaseMessage]) -> bool:
 
 def brief(messages: Sequence[BaseMessage]) -> dict[str, Any] | None:
     first = next((m for m in messages if isinstance(m, HumanMessage)), None)
-    if first is None or BRIEF_MARK not in str(first.content):
+    last_line = str(first.content).rsplit("\n", 1)[-1] if first is not None else ""
+    if not last_line.startswith(BRIEF_MARK):  # the JSON is the brief's last line (whatever the persona says)
         return None
     try:
-        data = json.loads(str(first.content).rsplit(BRIEF_MARK, 1)[1])
+        data = json.loads(last_line.removeprefix(BRIEF_MARK))
     except ValueError:
         return None
     return data if isinstance(data, dict) else None
