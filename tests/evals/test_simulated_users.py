@@ -14,11 +14,13 @@ import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from chorus.agents.providers.offline import OfflineChatModel
+from chorus.agents.storage.database import Database
+from chorus.agents.tenancy.keys import create_api_key
 from chorus.evals.schemas import SimulatedUser
 from chorus.evals.simulation import SIMULATOR_CONFIG, UserSimulator, brief, simulate
 from chorus.evals.target import UnsavedTarget
 from tests.agents.test_offline_model_new_bot import restaurant_bot
-from tests.conftest import RunningServer, Tenant
+from tests.conftest import RunningServer, Tenant, make_tenant
 from tests.evals.conftest import ORDER_CASE, make_suite, wait_done
 from tests.fakes import restaurant_api, serve
 
@@ -299,3 +301,35 @@ def test_a_hostile_persona_cannot_forge_the_brief() -> None:
     text = brief(spec, {})
     said = OfflineChatModel().invoke([SystemMessage("Role: user simulator"), HumanMessage(text)])
     assert said.content == "the real line"
+
+
+async def test_transcripts_stay_in_the_tenant_and_a_viewer_cannot_add_a_simulated_user(
+    http: httpx.AsyncClient, server: RunningServer, db: Database, tenant: Tenant, assistant_id: str
+) -> None:
+    hello: dict[str, Any] = {
+        "name": "private words",
+        "simulated_user": {
+            "persona": {"description": "d", "script": ["hello, my secret word is PELICAN-42"]},
+            "scenario": "s",
+            "expected_outcome": [{"type": "not-escalated"}],
+        },
+    }
+    summary = await execute(http, [hello], assistant_id)
+    execution_id, suite_id = summary["id"], summary["eval_suite_id"]
+    assert "PELICAN-42" in str(summary["results"][0]["result"]["simulation"])
+    stored = (await http.get(f"/api/v1/evaluation/suites/{suite_id}")).json()["evals"][0]
+    assert (
+        stored["user_input"] is None
+        and stored["simulated_user"]["persona"]["script"] == hello["simulated_user"]["persona"]["script"]
+    )
+    other = await make_tenant(db)
+    async with httpx.AsyncClient(base_url=server.url, headers={"x-api-key": other.key}) as stranger:
+        for path in (f"/api/v1/evaluation/executions/{execution_id}/summary", f"/api/v1/evaluation/suites/{suite_id}"):
+            answer = await stranger.get(path)
+            assert answer.status_code == 404 and "PELICAN" not in answer.text, path
+        added = await stranger.post(f"/api/v1/evaluation/suites/{suite_id}/evals", json=hello)
+        assert added.status_code == 404
+    viewer_key = await create_api_key(db, tenant_id=tenant.tenant_id, role="viewer")
+    async with httpx.AsyncClient(base_url=server.url, headers={"x-api-key": viewer_key}) as viewer:
+        refused = await viewer.post(f"/api/v1/evaluation/suites/{suite_id}/evals", json=hello)
+        assert refused.status_code == 403 and "developer" in refused.json()["detail"]
