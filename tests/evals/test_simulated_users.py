@@ -7,7 +7,8 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -16,13 +17,17 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from chorus.agents.providers.offline import OfflineChatModel
 from chorus.agents.storage.database import Database
 from chorus.agents.tenancy.keys import create_api_key
+from chorus.agents.tools.builtins import build_registry
 from chorus.evals.schemas import SimulatedUser
 from chorus.evals.simulation import SIMULATOR_CONFIG, UserSimulator, brief, simulate
 from chorus.evals.target import UnsavedTarget
+from chorus.graphs.checkpointer import ChorusCheckpointer
+from chorus.graphs.compiler import GraphCache, GraphDeps
+from chorus.runs.engine import RunEngine
 from tests.agents.test_offline_model_new_bot import restaurant_bot
 from tests.conftest import RunningServer, Tenant, make_tenant
 from tests.evals.conftest import ORDER_CASE, make_suite, wait_done
-from tests.fakes import restaurant_api, serve
+from tests.fakes import openai_api, restaurant_api, serve
 
 REFUND = {
     "name": "a customer wants a refund",
@@ -333,3 +338,52 @@ async def test_transcripts_stay_in_the_tenant_and_a_viewer_cannot_add_a_simulate
     async with httpx.AsyncClient(base_url=server.url, headers={"x-api-key": viewer_key}) as viewer:
         refused = await viewer.post(f"/api/v1/evaluation/suites/{suite_id}/evals", json=hello)
         assert refused.status_code == 403 and "developer" in refused.json()["detail"]
+
+
+async def test_with_a_real_model_the_simulator_reads_the_brief_and_hears_the_bot_as_its_user(
+    server: RunningServer,
+    db: Database,
+    tenant: Tenant,
+    acme_config: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The simulator config with a model behind an OpenAI-compatible API (a stand-in that always says the
+    same line), compiled online: the system prompt and the brief reach the model, the bot's answer comes back
+    to it as the user's message, and the conversation stops at max_turns since it never writes [END]."""
+    monkeypatch.setenv("SIMULATOR_KEY", "k")
+    model = openai_api(reply="Where is my order ORD-1001?")
+    async with serve(model) as base:
+        cfg = json.loads(SIMULATOR_CONFIG.read_text())
+        cfg["llm_config"] = {
+            "provider": "openai_compatible",
+            "model": "simulator-model",
+            "base_url": base + "/v1",
+            "api_key_env": "SIMULATOR_KEY",
+        }
+        path = tmp_path / "online-simulator.json"
+        path.write_text(json.dumps(cfg))
+        saver = ChorusCheckpointer(db.pool)
+        online = GraphCache(GraphDeps(db=db, registry=build_registry(), checkpointer=saver, offline=False))
+        simulator = UserSimulator(cast(RunEngine, SimpleNamespace(cache=online)), config=path)
+        acme_config.pop("knowledge", None)
+        bot = await UnsavedTarget(server.app.state.run_engine, body=acme_config, key="online-sim").open(
+            tenant.tenant_id, tool_mocks={}, metadata={}
+        )
+        spec = SimulatedUser.model_validate(
+            {
+                "persona": {"description": "Alex, in a hurry.", "script": {"order id": "ORD-1001"}},
+                "scenario": "Alex wants to know where order ORD-1001 is.",
+                "expected_outcome": [{"type": "tool_called", "value": "fetch_order_status"}],
+                "max_turns": 2,
+            }
+        )
+        obs, sim = await simulate(simulator, bot, tenant.tenant_id, spec=spec, variables={}, metadata={})
+    assert sim.stop_reason == "max_turns" and sim.user_turns == 2
+    assert [c.name for c in obs.tool_calls] == ["fetch_order_status", "fetch_order_status"]
+    first, second = model.state.calls[0]["messages"], model.state.calls[1]["messages"]
+    assert first[0]["role"] == "system" and "Role: user simulator" in first[0]["content"]
+    assert first[1]["role"] == "user" and "Scenario: Alex wants to know where order ORD-1001 is." in first[1]["content"]
+    assert "order id: ORD-1001" in first[1]["content"]  # its facts, in words
+    assert second[-1] == {"role": "user", "content": sim.transcript[1]["content"]}  # the bot's answer
+    assert "shipped" in sim.transcript[1]["content"]
