@@ -59,7 +59,7 @@ def judge_trial(
         "evaluations": [e.to_dict() for e in evaluations],
         "tool_calls": [c.to_dict() for c in obs.tool_calls],
         "escalated": obs.escalated,
-        "latency_ms": round(obs.latency_ms, 1),
+        "latency_ms": None if obs.latency_ms is None else round(obs.latency_ms, 1),
         "tokens": obs.tokens,
         **({"simulation": simulation.to_dict()} if simulation is not None else {}),
     }

@@ -32,7 +32,8 @@ class TrialFailed(Exception):
     """The bot's run did not succeed (an error, a timeout): the trial fails with this reason."""
 
 
-def _text(content: Any) -> str:
+def message_text(content: Any) -> str:
+    """A message's text, whether its content is a string or a list of parts."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
@@ -54,7 +55,7 @@ def _answers(messages: list[dict[str, Any]]) -> tuple[list[str], list[ToolCall]]
         elif kind == "ai":
             for c in m.get("tool_calls") or []:
                 calls.append(ToolCall(str(c.get("name")), dict(c.get("args") or {})))
-            text = _text(m.get("content"))
+            text = message_text(m.get("content"))
             if text.strip():
                 current = text
     if current is not None:
