@@ -160,24 +160,16 @@ class SimulatedUser(BaseModel):
     max_turns: int = Field(default=6, ge=1, le=MAX_SIMULATED_TURNS, description="user turns at most")
 
 
-class CaseCreate(BaseModel):
-    """A test case. `user_input` is the first user turn; `turns` the user turns that follow, in the same
-    conversation (`{{var}}` in either is replaced by `vars`). Or, instead of both, a `simulated_user`."""
+class Checks(BaseModel):
+    """What judges a conversation: `assertions`, the LLM-judged `evaluator_types` with their
+    `expected_values`, the `conversation_context`, and a `threshold` for the weighted score."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(default=None, max_length=255)
     evaluator_types: list[str] = Field(default_factory=list, max_length=20)
     expected_values: dict[str, Any] | None = None
-    user_input: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT)
-    simulated_user: SimulatedUser | None = None
-    turns: list[Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]] = Field(default_factory=list, max_length=50)
     conversation_context: dict[str, Any] | None = None
-    source_conversation_id: str | None = Field(default=None, max_length=255)
-    vars: dict[str, str | int | float | bool] = Field(default_factory=dict)
     assertions: list[AnyAssertion] = Field(default_factory=list, max_length=100)
     threshold: float | None = Field(default=None, ge=0, le=1)
-    repeat: int = Field(default=1, ge=1, le=100)
-    tool_mocks: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("evaluator_types")
     @classmethod
@@ -190,6 +182,23 @@ class CaseCreate(BaseModel):
             )
         return list(dict.fromkeys(value))
 
+    def has_checks(self) -> bool:
+        return bool(self.assertions or self.evaluator_types)
+
+
+class CaseCreate(Checks):
+    """A test case. `user_input` is the first user turn; `turns` the user turns that follow, in the same
+    conversation (`{{var}}` in either is replaced by `vars`). Or, instead of both, a `simulated_user`."""
+
+    name: str | None = Field(default=None, max_length=255)
+    user_input: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT)
+    simulated_user: SimulatedUser | None = None
+    turns: list[Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]] = Field(default_factory=list, max_length=50)
+    source_conversation_id: str | None = Field(default=None, max_length=255)
+    vars: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    repeat: int = Field(default=1, ge=1, le=100)
+    tool_mocks: dict[str, Any] = Field(default_factory=dict)
+
     @model_validator(mode="after")
     def _something_to_check(self) -> CaseCreate:
         if (self.user_input is None) == (self.simulated_user is None):
@@ -198,7 +207,7 @@ class CaseCreate(BaseModel):
             raise ValueError(
                 "a simulated_user writes its own turns: drop `turns`, or give user_input and turns instead"
             )
-        if not self.assertions and not self.evaluator_types and self.simulated_user is None:
+        if not self.has_checks() and self.simulated_user is None:
             raise ValueError("a case needs at least one assertion (or an evaluator type) to be judged by")
         return self
 

@@ -24,7 +24,7 @@ from chorus.agents.providers.offline_user_simulator import BRIEF_MARK, END_MARK
 from chorus.evals.observation import Observation
 from chorus.evals.schemas import SimulatedUser, render
 from chorus.evals.scoring import Evaluation, evaluate
-from chorus.evals.target import Conversation, GraphConversation, TrialFailed, _text
+from chorus.evals.target import Conversation, GraphConversation, TrialFailed, message_text
 from chorus.runs.engine import RunEngine
 
 SIMULATOR_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "system" / "user-simulator.json"
@@ -113,8 +113,8 @@ async def _last_reply(conversation: Conversation) -> tuple[str, bool]:
     for m in reversed(values.get("messages") or []):
         if m.get("type") == "human":
             break
-        if m.get("type") == "ai" and _text(m.get("content")).strip():
-            text = _text(m.get("content")).strip()
+        if m.get("type") == "ai" and message_text(m.get("content")).strip():
+            text = message_text(m.get("content")).strip()
             break
     return text, bool(values.get("escalated"))
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from chorus.agents.errors import InvalidInput
 from chorus.evals.observation import Observation, ToolCall
 from chorus.evals.runner import judge_trial
-from chorus.evals.schemas import MAX_TEXT, CaseCreate
+from chorus.evals.schemas import MAX_TEXT, Checks
 from chorus.evals.target import message_text
 from chorus.runs.threads_repository import ThreadRepository
 
@@ -25,12 +25,11 @@ class GivenToolCall(BaseModel):
     arguments: dict[str, Any] = Field(default_factory=dict)
 
 
-class TurnEvaluationRequest(CaseCreate):
+class TurnEvaluationRequest(Checks):
     """A case's checks (`assertions`, `evaluator_types`, `expected_values`, `threshold`, …) and the turn they
     judge: `thread_id` (with `turn`), or `user_input` with `system_response` (and `tool_calls`, `escalated`)."""
 
-    model_config = ConfigDict(extra="forbid")
-    user_input: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT)  # type: ignore[assignment]
+    user_input: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT)
     thread_id: str | None = Field(default=None, max_length=64, description="a stored conversation of the tenant")
     turn: int = Field(default=-1, ge=-1000, le=1000, description="which user turn: 0 the first, -1 the last")
     system_response: str | None = Field(default=None, max_length=MAX_TEXT)
@@ -48,10 +47,8 @@ class TurnEvaluationRequest(CaseCreate):
             raise ValueError("user_input, tool_calls and escalated come from the thread when thread_id is given")
         if self.system_response is not None and not self.user_input:
             raise ValueError("user_input is needed with system_response: the user message the response answers")
-        if self.turns or self.repeat != 1 or self.tool_mocks:
-            raise ValueError(
-                "turns, repeat and tool_mocks belong to suite cases that run the bot; a turn is judged as is"
-            )
+        if not self.has_checks():
+            raise ValueError("a turn needs at least one assertion (or an evaluator type) to be judged by")
         return self
 
 

@@ -99,7 +99,7 @@ async def test_bad_requests_say_what_to_fix(http: httpx.AsyncClient, client_of: 
         ({"system_response": "x", "assertions": check}, "user_input is needed"),
         ({"user_input": "a", "system_response": "x"}, "at least one assertion"),
         ({"user_input": "a", "system_response": "x", "assertions": [{"type": "nope"}]}, "unknown assertion type"),
-        ({"user_input": "a", "system_response": "x", "assertions": check, "repeat": 3}, "turns, repeat"),
+        ({"user_input": "a", "system_response": "x", "assertions": check, "repeat": 3}, "Extra inputs"),
         ({"thread_id": "00000000-0000-0000-0000-000000000001", "turn": 5000, "assertions": check}, "turn"),
     ]
     for body, why in cases:
