@@ -16,6 +16,7 @@ from langchain_core.runnables import RunnableConfig
 from chorus.agents.configs.environments import Serving
 from chorus.agents.configs.models import BotConfig
 from chorus.agents.tenancy.environments import DEFAULT_ENVIRONMENT
+from chorus.evals.metrics_retrieval import conversation_context
 from chorus.evals.observation import Observation, ToolCall
 from chorus.graphs.checkpointer import ChorusCheckpointer
 from chorus.graphs.nodes.tools import TOOL_MOCKS_KEY
@@ -94,6 +95,7 @@ class ConfigTarget:
         thread = await engine.threads.get(tenant_id, thread_id)
         values = thread.get("values") or {}
         answers, calls = _answers(values.get("messages") or [])
+        user_turns, retrieved = conversation_context(values.get("messages") or [])
         return Observation(
             output=answers[-1] if answers else "",
             answers=tuple(answers),
@@ -101,6 +103,8 @@ class ConfigTarget:
             escalated=bool(values.get("escalated")),
             latency_ms=latency_ms,
             tokens=await self._tokens(thread_id, run_ids),
+            user_turns=user_turns,
+            retrieved=retrieved,
         )
 
     async def _tokens(self, thread_id: str, run_ids: list[str]) -> int | None:
@@ -160,6 +164,7 @@ class UnsavedTarget:
                 await checkpointer.adelete_thread(thread_id)
         values = jsonable(state.values)
         answers, calls = _answers(values.get("messages") or [])
+        user_turns, retrieved = conversation_context(values.get("messages") or [])
         tokens = sum(i + o for i, o in usage.by_model.values()) if usage.by_model else None
         return Observation(
             output=answers[-1] if answers else "",
@@ -168,4 +173,6 @@ class UnsavedTarget:
             escalated=bool(values.get("escalated")),
             latency_ms=latency_ms,
             tokens=tokens,
+            user_turns=user_turns,
+            retrieved=retrieved,
         )
