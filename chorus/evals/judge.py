@@ -36,16 +36,16 @@ class JudgeConfig(BaseModel):
     model, which cannot judge. Its key comes from `api_key_env` (default per provider) as a bot's does."""
 
     model_config = ConfigDict(extra="forbid")
-    provider: str = Field(description="openai, openai_compatible or anthropic")
+    provider: Literal["openai", "openai_compatible", "anthropic"]
     model: str = Field(min_length=1, max_length=200)
     base_url: str | None = Field(default=None, max_length=2000, description="for OpenAI-compatible servers")
     api_key_env: str | None = Field(default=None, max_length=200, description="env var holding the key")
     timeout_seconds: float = Field(default=60, gt=0, le=600, description="hard limit of one judge call")
     max_retries: int = Field(default=2, ge=0, le=10, description="asks again after an invalid answer")
 
-    @field_validator("provider")
+    @field_validator("provider", mode="before")
     @classmethod
-    def _provider(cls, value: str) -> str:
+    def _provider(cls, value: Any) -> Any:
         if value == "offline":
             raise ValueError(
                 "the offline model cannot judge (it does not read what it is asked); configure a real chat "
@@ -137,17 +137,19 @@ class Judge:
     async def verdicts(self, *, metric: str, step: str, prompt: str, items: list[str]) -> list[Verdict]:
         """One verdict per item (numbered in the prompt), in order."""
         numbered = "\n".join(f"{i}. {item}" for i, item in enumerate(items, 1))
-        text = f"{prompt}\n\nThe {len(items)} numbered items:\n{numbered}\n\nGive exactly {len(items)} verdicts, in order."
+        text = (
+            f"{prompt}\n\nThe {len(items)} numbered items:\n{numbered}\n\nGive exactly {len(items)} verdicts, in order."
+        )
         answer = await self._ask(metric=metric, step=step, prompt=text, schema=Verdicts, count=len(items))
         return answer.verdicts
 
-    async def _ask(
-        self, *, metric: str, step: str, prompt: str, schema: type[Answer], count: int | None
-    ) -> Answer:
+    async def _ask(self, *, metric: str, step: str, prompt: str, schema: type[Answer], count: int | None) -> Answer:
         key = self.key(metric=metric, step=step, prompt=prompt, schema=schema)
         task = self._inflight.get(key)
         if task is None:
-            task = asyncio.ensure_future(self._answer(key, metric=metric, step=step, prompt=prompt, schema=schema, count=count))
+            task = asyncio.ensure_future(
+                self._answer(key, metric=metric, step=step, prompt=prompt, schema=schema, count=count)
+            )
             self._inflight[key] = task
             task.add_done_callback(lambda _t: self._inflight.pop(key, None))
         return schema.model_validate(await asyncio.shield(task))
@@ -204,7 +206,7 @@ class Judge:
     def _build(self) -> ChatRunnable:
         if self._model is None:
             llm = LlmConfig(
-                provider=self.config.provider,  # type: ignore[arg-type]
+                provider=self.config.provider,
                 model=self.config.model,
                 base_url=self.config.base_url,
                 api_key_env=self.config.api_key_env,

@@ -17,10 +17,15 @@ from pydantic import TypeAdapter
 from chorus.agents.errors import ChorusError, DatabaseUnavailable, ServerBusy
 from chorus.agents.queue import Job, JobContext, JobQueue, Lease, StopReason
 from chorus.agents.queue.repository import take_given_up
+from chorus.agents.storage.database import Database
+from chorus.evals.judge import Judge
+from chorus.evals.judge_cache import JudgeCache
+from chorus.evals.metrics_deterministic import Measured
+from chorus.evals.metrics_judged import ModelMetrics
 from chorus.evals.observation import Observation
 from chorus.evals.repository import EvalRepository
 from chorus.evals.schemas import AnyAssertion, EvaluatorConfig, render
-from chorus.evals.scoring import combine, evaluate, judged_skipped, summarize
+from chorus.evals.scoring import combine, evaluate, judged_evaluations, model_requests, summarize
 from chorus.evals.target import ConfigTarget, TrialFailed, UnsavedTarget
 from chorus.runs.engine import RunEngine
 from chorus.runs.executor import RETRY_AFTER_DB_FAULT_S
@@ -31,10 +36,19 @@ DATABASE_FAULTS = (psycopg.OperationalError, PoolTimeout, DatabaseUnavailable, S
 _ASSERTIONS: TypeAdapter[list[AnyAssertion]] = TypeAdapter(list[AnyAssertion])
 
 
-def judge_trial(case: dict[str, Any], obs: Observation, *, default_threshold: float | None) -> dict[str, Any]:
-    """A trial's result: every metric's evaluation, the case's weighted score and its pass."""
+def judge_trial(
+    case: dict[str, Any],
+    obs: Observation,
+    *,
+    default_threshold: float | None,
+    measured: dict[str, Measured] | None = None,
+) -> dict[str, Any]:
+    """A trial's result: every metric's evaluation, the case's weighted score and its pass. `measured`: the
+    model metrics (judged, embedding, retrieval) measured beforehand by `measure_model_metrics`."""
     assertions = _ASSERTIONS.validate_python(case["assertions"])
-    evaluations = [evaluate(a, obs) for a in assertions] + judged_skipped(list(case["evaluator_types"]))
+    evaluations = [evaluate(a, obs, measured) for a in assertions] + judged_evaluations(
+        list(case["evaluator_types"]), measured
+    )
     threshold = case["threshold"] if case["threshold"] is not None else default_threshold
     score, passed = combine([(e.score, e.passed, e.weight) for e in evaluations], threshold)
     failing = [f"{e.metric}: {e.reasoning}" for e in evaluations if e.passed is False]
@@ -57,6 +71,19 @@ def judge_trial(case: dict[str, Any], obs: Observation, *, default_threshold: fl
         "latency_ms": round(obs.latency_ms, 1),
         "tokens": obs.tokens,
     }
+
+
+async def measure_model_metrics(metrics: ModelMetrics, case: dict[str, Any], obs: Observation) -> dict[str, Measured]:
+    """The case's judged, embedding and retrieval metrics measured on the trial (a judge's failure is that
+    metric's error; the trial and the execution go on)."""
+    requests = model_requests(_ASSERTIONS.validate_python(case["assertions"]), list(case["evaluator_types"]))
+    return await metrics.measure(case, obs, requests) if requests else {}
+
+
+def model_metrics_of(settings: EvaluatorConfig, *, tenant_id: str, db: Database) -> ModelMetrics:
+    """An execution's judge (none configured: the judged metrics are skipped) with its Postgres cache."""
+    judge = Judge(settings.judge, tenant_id=tenant_id, cache=JudgeCache(db)) if settings.judge else None
+    return ModelMetrics(judge=judge, embedding_model=settings.embedding_model)
 
 
 class EvalExecutor:
@@ -134,10 +161,11 @@ class EvalExecutor:
             target = ConfigTarget(self.engine, config_id=row["config_id"], version=row["config_version"])
         todo = [(c, t) for c in cases for t in range(1, c["repeat"] + 1) if (c["id"], t) not in done]
         gate = asyncio.Semaphore(row["max_concurrent"])
+        metrics = model_metrics_of(settings, tenant_id=tenant_id, db=self.repo.db)
 
         async def one(case: dict[str, Any], trial: int) -> None:
             async with gate:
-                result, status = await self._trial(tenant_id, execution_id, case, trial, target, settings)
+                result, status = await self._trial(tenant_id, execution_id, case, trial, target, settings, metrics)
             await self.repo.record_trial(
                 tenant_id, execution_id, eval_id=case["id"], trial=trial, status=status, result=result
             )
@@ -159,6 +187,7 @@ class EvalExecutor:
         trial: int,
         target: Target,
         settings: EvaluatorConfig,
+        metrics: ModelMetrics,
     ) -> tuple[dict[str, Any], str]:
         turns = [render(t, case["vars"]) for t in (case["user_input"], *case["turns"])]
         meta = {"execution_id": execution_id, "eval_id": case["id"], "trial": trial}
@@ -175,7 +204,8 @@ class EvalExecutor:
         except Exception as exc:  # the case errors with its reason; the execution goes on
             log.exception("an eval trial failed", extra={"execution_id": execution_id, "eval_id": case["id"]})
             return _errored(f"the trial failed: {type(exc).__name__}: {exc}"), "error"
-        result = judge_trial(case, obs, default_threshold=settings.default_threshold)
+        measured = await measure_model_metrics(metrics, case, obs)
+        result = judge_trial(case, obs, default_threshold=settings.default_threshold, measured=measured)
         return result, "completed"
 
 
