@@ -1,14 +1,15 @@
 """Local stand-ins for remote services (the only fakes in the suite): an HTTP API for declarative tools,
-and an OpenAI-compatible server (chat completions for the real langchain-openai client, embeddings for
-the real openai client)."""
+an OpenAI-compatible server (chat completions for the real langchain-openai client, embeddings for
+the real openai client), and an OpenAI-compatible eval judge answering scripted verdicts."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import json
+import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -173,5 +174,65 @@ def clinic_api() -> FastAPI:
     async def hours() -> dict[str, Any]:
         app.state.calls += 1
         return {"days": "monday to friday"}
+
+    return app
+
+
+MARK_NO, MARK_IDK = "WRONG", "UNSURE"  # what the scripted judge answers 'no' / 'idk' to
+
+
+def scripted_verdicts(system: str, prompt: str) -> dict[str, Any]:
+    """A judge's answer by rule, so each formula can be checked: a Verdicts step gets one verdict per numbered
+    item ('no' when the item holds WRONG, 'idk' when UNSURE, else 'yes'); a Statements step gets the sentences
+    of the <text> or <task> given, or for a <conversation> each user turn."""
+    if '"verdicts"' in system:
+        block = prompt.split("numbered items:\n", 1)[1].rsplit("\n\nGive exactly", 1)[0]
+        items = re.split(r"(?m)^\d+\. ", block)[1:]
+        verdicts = [
+            {"verdict": "no" if MARK_NO in i else "idk" if MARK_IDK in i else "yes", "reason": f"judged: {i[:40]}"}
+            for i in items
+        ]
+        return {"verdicts": verdicts}
+    for tag in ("text", "task"):
+        found = re.search(rf"<{tag}>\n(.*?)\n</{tag}>", prompt, re.S)
+        if found:
+            return {"statements": [s for s in re.split(r"(?<=[.!?])\s+", found.group(1).strip()) if s]}
+    conversation = re.search(r"<conversation>\n(.*?)\n</conversation>", prompt, re.S)
+    users = re.findall(r"(?m)^User: (.*)$", conversation.group(1)) if conversation else []
+    return {"statements": [f"the user wants: {u}" for u in users]}
+
+
+def judge_api(
+    script: Callable[[str, str], Any] = scripted_verdicts, *, invalid_first: int = 0, hang_s: float = 0.0
+) -> FastAPI:
+    """An OpenAI-compatible chat model playing the eval judge (non-streaming): `script(system, prompt)` gives
+    its answer (a dict is sent as JSON, a string as is); its first `invalid_first` answers are not JSON;
+    with `hang_s` it answers only after that long. `app.state.calls` holds every request."""
+    app = FastAPI()
+    calls: list[dict[str, Any]] = []
+    app.state.calls = calls
+
+    @app.post("/v1/chat/completions")
+    async def completions(request: Request) -> Any:
+        body = await request.json()
+        calls.append(body)
+        if hang_s:
+            await asyncio.sleep(hang_s)
+        messages = body["messages"]
+        system = next((m["content"] for m in messages if m["role"] == "system"), "")
+        prompt = next(m["content"] for m in messages if m["role"] == "user")
+        if len(calls) <= invalid_first:
+            reply = "Sure! Here are my verdicts: the first is yes"
+        else:
+            answer = script(system, prompt)
+            reply = answer if isinstance(answer, str) else json.dumps(answer)
+        return {
+            "id": "judge-1",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body["model"],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 50, "completion_tokens": 20, "total_tokens": 70},
+        }
 
     return app
