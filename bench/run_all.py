@@ -19,6 +19,7 @@ from bench import (
     crash,
     db_outage,
     eval_concurrency,
+    eval_judge_cache,
     hot_reload,
     ingestion_throughput,
     knowledge_search,
@@ -52,6 +53,7 @@ MODULES: list[ModuleType] = [
     hot_reload,
     config_apply,
     eval_concurrency,
+    eval_judge_cache,
 ]
 
 

@@ -203,11 +203,11 @@ def scripted_verdicts(system: str, prompt: str) -> dict[str, Any]:
 
 
 def judge_api(
-    script: Callable[[str, str], Any] = scripted_verdicts, *, invalid_first: int = 0, hang_s: float = 0.0
+    script: Callable[[str, str], Any] = scripted_verdicts, *, invalid_first: int = 0, delay_s: float = 0.0
 ) -> FastAPI:
     """An OpenAI-compatible chat model playing the eval judge (non-streaming): `script(system, prompt)` gives
     its answer (a dict is sent as JSON, a string as is); its first `invalid_first` answers are not JSON;
-    with `hang_s` it answers only after that long. `app.state.calls` holds every request."""
+    with `delay_s` it answers only after that long (a model's latency, or a hang). `app.state.calls` holds every request."""
     app = FastAPI()
     calls: list[dict[str, Any]] = []
     app.state.calls = calls
@@ -216,8 +216,8 @@ def judge_api(
     async def completions(request: Request) -> Any:
         body = await request.json()
         calls.append(body)
-        if hang_s:
-            await asyncio.sleep(hang_s)
+        if delay_s:
+            await asyncio.sleep(delay_s)
         messages = body["messages"]
         system = next((m["content"] for m in messages if m["role"] == "system"), "")
         prompt = next(m["content"] for m in messages if m["role"] == "user")

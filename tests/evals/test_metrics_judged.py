@@ -296,7 +296,7 @@ async def test_a_judge_that_stays_invalid_errors_the_metric_with_the_reason() ->
 
 
 async def test_a_hanging_judge_times_out() -> None:
-    app = judge_api(hang_s=30)
+    app = judge_api(delay_s=30)
     async with serve(app) as url:
         metrics = ModelMetrics(judge=judge_of(f"{url}/v1", timeout_seconds=0.5, max_retries=3))
         got = await metrics.measure(case(), ANSWER, [("answer_relevancy", None, None)])
