@@ -24,7 +24,7 @@ import uvicorn
 
 from bench.harness import parse_sizes
 from bench.server_process import chorus_server, free_port
-from tests.fakes import judge_api
+from tests.fakes import judge_api  # the scripted judge: one stand-in for the tests and this benchmark
 
 SIZES = {"cases": 20}
 TINY = {"cases": 2}
@@ -34,8 +34,9 @@ JUDGE_LATENCY_S = 0.2
 @asynccontextmanager
 async def _judge() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
     app = judge_api(delay_s=JUDGE_LATENCY_S)
+    # log_config=None: uvicorn must not rebind logging to the streams of whoever runs this (pytest's capsys)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, log_level="warning"))
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.02)
