@@ -50,18 +50,34 @@ async def _judge() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
 async def _execute(client: httpx.AsyncClient, suite_id: int, assistant_id: str) -> float:
     started = time.perf_counter()
     body = {"config_id": assistant_id, "max_concurrent": 8, "batch_size": 100}
-    execution = (await client.post(f"/api/v1/evaluation/suites/{suite_id}/execute", json=body)).json()
+    started_reply = await client.post(f"/api/v1/evaluation/suites/{suite_id}/execute", json=body)
+    started_reply.raise_for_status()
+    execution = started_reply.json()
     while True:
-        status = (await client.get(f"/api/v1/evaluation/executions/{execution['id']}/status")).json()
+        reply = await client.get(f"/api/v1/evaluation/executions/{execution['id']}/status")
+        if reply.status_code in (429, 503):  # a busy server under the load of a shared machine: ask again
+            await asyncio.sleep(0.2)
+            continue
+        reply.raise_for_status()
+        status = reply.json()
         if status["status"] in ("completed", "failed"):
             break
         await asyncio.sleep(0.02)
     if status["status"] != "completed":
         raise RuntimeError(f"the execution did not complete: {status}")
+    elapsed = time.perf_counter() - started
+    errored = sum(c["errored"] for c in status["summary"]["cases"])
+    if errored:  # a trial that errored was not judged: the two runs would not judge the same texts
+        raise RuntimeError(f"{errored} trial(s) errored: {status['summary']['cases']}")
     metrics = status["summary"]["metrics"]
-    if metrics["answer_relevancy"]["measured"] == 0:
-        raise RuntimeError(f"the judged metrics were not measured: {metrics}")
-    return time.perf_counter() - started
+    unmeasured = {name: m["unmeasured"] for name, m in metrics.items() if m["unmeasured"]}
+    if unmeasured:  # a judge error is not cached: the rerun would ask again, and the figure would lie
+        summary = (await client.get(f"/api/v1/evaluation/executions/{execution['id']}/summary")).json()
+        reasons = {
+            e["reasoning"] for r in summary["results"] for e in r["result"]["evaluations"] if e["passed"] is None
+        }
+        raise RuntimeError(f"judged metrics left unmeasured {unmeasured}: {sorted(reasons)[:3]}")
+    return elapsed
 
 
 async def main(*, cases: int = SIZES["cases"]) -> dict[str, float]:
