@@ -207,7 +207,8 @@ def judge_api(
 ) -> FastAPI:
     """An OpenAI-compatible chat model playing the eval judge (non-streaming): `script(system, prompt)` gives
     its answer (a dict is sent as JSON, a string as is); its first `invalid_first` answers are not JSON;
-    with `delay_s` it answers only after that long (a model's latency, or a hang). `app.state.calls` holds every request."""
+    with `delay_s` it answers only after that long (a model's latency, or a hang). `app.state.calls` holds
+    every request."""
     app = FastAPI()
     calls: list[dict[str, Any]] = []
     app.state.calls = calls
