@@ -208,15 +208,17 @@ def judge_api(
     """An OpenAI-compatible chat model playing the eval judge (non-streaming): `script(system, prompt)` gives
     its answer (a dict is sent as JSON, a string as is); its first `invalid_first` answers are not JSON;
     with `delay_s` it answers only after that long (a model's latency, or a hang). `app.state.calls` holds
-    every request."""
+    every request, `app.state.keys` each one's Authorization header."""
     app = FastAPI()
     calls: list[dict[str, Any]] = []
     app.state.calls = calls
+    app.state.keys = keys = []  # the Authorization header of each request
 
     @app.post("/v1/chat/completions")
     async def completions(request: Request) -> Any:
         body = await request.json()
         calls.append(body)
+        keys.append(request.headers.get("authorization"))
         if delay_s:
             await asyncio.sleep(delay_s)
         messages = body["messages"]

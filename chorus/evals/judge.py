@@ -16,11 +16,14 @@ import re
 from typing import Any, Literal, TypeVar
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from chorus.agents.configs.models import LlmConfig, LlmParameters
+from chorus.agents.configs.urls import url_problem
 from chorus.agents.errors import ChorusError
 from chorus.agents.providers.factory import ChatRunnable, build_chat_model
+from chorus.agents.tenancy.environments import DEFAULT_ENVIRONMENT
+from chorus.agents.tools.registry import SecretResolver, ToolContext
 from chorus.evals.judge_cache import JudgeCache
 
 # Bump when a prompt or the system message changes: the cache key holds it, so old answers are not reused.
@@ -33,13 +36,17 @@ SYSTEM = (
 
 class JudgeConfig(BaseModel):
     """The suite's judge (evaluator_config.judge): any chat model Chorus can build for a bot, except the offline
-    model, which cannot judge. Its key comes from `api_key_env` (default per provider) as a bot's does."""
+    model, which cannot judge. Its key: the tenant's vault secret `api_key_secret`; without one, the server's
+    key of the provider (OPENAI_API_KEY, ANTHROPIC_API_KEY) as a bot's, but only towards the provider's own
+    endpoint: a judge with a `base_url` gets no server key (a suite must not send it to a URL it chose)."""
 
     model_config = ConfigDict(extra="forbid")
     provider: Literal["openai", "openai_compatible", "anthropic"]
     model: str = Field(min_length=1, max_length=200)
     base_url: str | None = Field(default=None, max_length=2000, description="for OpenAI-compatible servers")
-    api_key_env: str | None = Field(default=None, max_length=200, description="env var holding the key")
+    api_key_secret: str | None = Field(
+        default=None, max_length=128, description="the tenant's vault secret holding the judge's key"
+    )
     timeout_seconds: float = Field(default=60, gt=0, le=600, description="hard limit of one judge call")
     max_retries: int = Field(default=2, ge=0, le=10, description="asks again after an invalid answer")
 
@@ -55,6 +62,19 @@ class JudgeConfig(BaseModel):
         if value not in ("openai", "openai_compatible", "anthropic"):
             raise ValueError(f"unknown judge provider '{value}'; choose openai, openai_compatible or anthropic")
         return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and (problem := url_problem(value)):
+            raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _needs_url(self) -> JudgeConfig:
+        if self.provider == "openai_compatible" and not self.base_url:
+            raise ValueError("provider openai_compatible needs base_url (the server's /v1 URL)")
+        return self
 
     @property
     def name(self) -> str:
@@ -104,12 +124,20 @@ class Judge:
     the calls in flight. `model_calls` counts the calls made to the model (each retry is one)."""
 
     def __init__(
-        self, config: JudgeConfig, *, tenant_id: str, cache: JudgeCache | None, model: ChatRunnable | None = None
+        self,
+        config: JudgeConfig,
+        *,
+        tenant_id: str,
+        cache: JudgeCache | None,
+        secrets: SecretResolver | None = None,
+        model: ChatRunnable | None = None,
     ) -> None:
         self.config = config
         self.tenant_id = tenant_id
         self.cache = cache
+        self.secrets = secrets
         self._model = model
+        self._building = asyncio.Lock()
         self._inflight: dict[str, asyncio.Task[dict[str, Any]]] = {}
         self.model_calls = 0
         self.cache_hits = 0
@@ -162,7 +190,7 @@ class Judge:
             if cached is not None:
                 self.cache_hits += 1
                 return cached
-        model = self._build()
+        model = await self._build()
         messages: list[BaseMessage] = [
             SystemMessage(SYSTEM.format(schema=json.dumps(schema.model_json_schema()))),
             HumanMessage(prompt),
@@ -203,17 +231,31 @@ class Judge:
             f"the last was {problem}"
         )
 
-    def _build(self) -> ChatRunnable:
-        if self._model is None:
-            llm = LlmConfig(
-                provider=self.config.provider,
-                model=self.config.model,
-                base_url=self.config.base_url,
-                api_key_env=self.config.api_key_env,
-                parameters=LlmParameters(temperature=0),
-            )
-            try:
-                self._model = build_chat_model(llm, tools=[], offline=False)
-            except ChorusError as exc:
-                raise JudgeFailed(f"the judge model could not be built: {exc.detail}") from None
-        return self._model
+    async def _build(self) -> ChatRunnable:
+        async with self._building:
+            if self._model is None:
+                llm = LlmConfig(
+                    provider=self.config.provider,
+                    model=self.config.model,
+                    base_url=self.config.base_url,
+                    parameters=LlmParameters(temperature=0),
+                )
+                try:
+                    key = await self._key()
+                    self._model = build_chat_model(llm, tools=[], offline=False, api_key=key)
+                except ChorusError as exc:
+                    raise JudgeFailed(f"the judge model could not be built: {exc.detail}") from None
+            return self._model
+
+    async def _key(self) -> str | None:
+        """The vault secret's value; else None (the provider's server key) without a base_url; else a
+        placeholder: a server key never goes to a URL the suite chose."""
+        name = self.config.api_key_secret
+        if name is None:
+            return None if self.config.base_url is None else "unused"
+        if self.secrets is None or self.cache is None:
+            raise JudgeFailed(f"the judge's key secret '{name}' cannot be read here (no vault)")
+        ctx = ToolContext(
+            tenant_id=self.tenant_id, db=self.cache.db, environment=DEFAULT_ENVIRONMENT, secrets=self.secrets
+        )
+        return await self.secrets.reveal(ctx, name, tool_name="eval_judge")

@@ -18,6 +18,7 @@ from chorus.agents.errors import ChorusError, DatabaseUnavailable, ServerBusy
 from chorus.agents.queue import Job, JobContext, JobQueue, Lease, StopReason
 from chorus.agents.queue.repository import take_given_up
 from chorus.agents.storage.database import Database
+from chorus.agents.tools.registry import SecretResolver
 from chorus.evals.judge import Judge
 from chorus.evals.judge_cache import JudgeCache
 from chorus.evals.metrics_deterministic import Measured
@@ -80,9 +81,14 @@ async def measure_model_metrics(metrics: ModelMetrics, case: dict[str, Any], obs
     return await metrics.measure(case, obs, requests) if requests else {}
 
 
-def model_metrics_of(settings: EvaluatorConfig, *, tenant_id: str, db: Database) -> ModelMetrics:
-    """An execution's judge (none configured: the judged metrics are skipped) with its Postgres cache."""
-    judge = Judge(settings.judge, tenant_id=tenant_id, cache=JudgeCache(db)) if settings.judge else None
+def model_metrics_of(
+    settings: EvaluatorConfig, *, tenant_id: str, db: Database, secrets: SecretResolver | None
+) -> ModelMetrics:
+    """An execution's judge (none configured: the judged metrics are skipped) with its Postgres cache, its key
+    from the tenant's vault when the suite names one."""
+    judge = (
+        Judge(settings.judge, tenant_id=tenant_id, cache=JudgeCache(db), secrets=secrets) if settings.judge else None
+    )
     return ModelMetrics(judge=judge, embedding_model=settings.embedding_model)
 
 
@@ -161,7 +167,9 @@ class EvalExecutor:
             target = ConfigTarget(self.engine, config_id=row["config_id"], version=row["config_version"])
         todo = [(c, t) for c in cases for t in range(1, c["repeat"] + 1) if (c["id"], t) not in done]
         gate = asyncio.Semaphore(row["max_concurrent"])
-        metrics = model_metrics_of(settings, tenant_id=tenant_id, db=self.repo.db)
+        metrics = model_metrics_of(
+            settings, tenant_id=tenant_id, db=self.repo.db, secrets=self.engine.cache.deps.secrets
+        )
 
         async def one(case: dict[str, Any], trial: int) -> None:
             async with gate:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
 from chorus.agents.storage.database import Database
 from chorus.evals.judge import Judge, JudgeConfig
@@ -141,3 +142,40 @@ async def test_a_suite_refuses_an_offline_or_unknown_judge(http: httpx.AsyncClie
         json={"name": "typo", "evaluator_config": {"judge": {"provider": "openai", "model": "m", "timeout": 3}}},
     )
     assert typo.status_code == 422 and "timeout" in typo.text
+
+
+async def test_the_judge_key_comes_from_the_vault_and_no_server_key_goes_to_a_chosen_url(
+    http: httpx.AsyncClient, assistant_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-server-only")  # the server's key: never sent to a suite's base_url
+    app = judge_api()
+    case = {**JUDGED_CASE, "repeat": 1, "evaluator_types": [], "assertions": [{"type": "hallucination"}]}
+    async with serve(app) as url:
+        created = await http.post("/api/v1/secrets", json={"name": "JUDGE_KEY", "value": "sk-tenant-judge"})
+        assert created.status_code == 201, created.text
+        for secret, context in ((None, "A."), ("JUDGE_KEY", "B."), ("NO_SUCH_KEY", "C.")):
+            judge_config: dict[str, Any] = {"provider": "openai", "model": "gpt-4o-mini", "base_url": f"{url}/v1"}
+            if secret:
+                judge_config["api_key_secret"] = secret
+            suite_id = await make_suite(
+                http, [{**case, "conversation_context": {"context": [context]}}], judge=judge_config
+            )
+            summary = await _execute(http, suite_id, assistant_id)
+            evaluation = summary["results"][0]["result"]["evaluations"][0]
+            if secret == "NO_SUCH_KEY":
+                assert evaluation["status"] == "error" and "no secret named 'NO_SUCH_KEY'" in evaluation["reasoning"]
+            else:
+                assert evaluation["status"] == "passed", evaluation
+    assert app.state.keys == ["Bearer unused", "Bearer sk-tenant-judge"]
+
+
+async def test_an_openai_compatible_judge_needs_its_url(http: httpx.AsyncClient) -> None:
+    for judge, problem in (
+        ({"provider": "openai_compatible", "model": "m"}, "needs base_url"),
+        ({"provider": "openai", "model": "m", "base_url": "ftp://x"}, "scheme"),
+        ({"provider": "openai", "model": "m", "api_key_env": "CHORUS_SECRET_KEY"}, "api_key_env"),
+    ):
+        created = await http.post(
+            "/api/v1/evaluation/suites", json={"name": f"bad-{problem}", "evaluator_config": {"judge": judge}}
+        )
+        assert created.status_code == 422 and problem in created.text, created.text
