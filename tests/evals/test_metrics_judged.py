@@ -4,12 +4,17 @@ langchain-openai client against tests/fakes.py's judge_api: 'no' for an item hol
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import jsonschema
 import pytest
+import yaml
 from pydantic import ValidationError
 
+from chorus.agents.errors import InvalidInput
 from chorus.evals.judge import Judge, JudgeConfig
 from chorus.evals.metrics_deterministic import Measured
 from chorus.evals.metrics_judged import ModelMetrics, request_key
@@ -17,6 +22,8 @@ from chorus.evals.observation import Observation, Retrieved, ToolCall
 from chorus.evals.runner import judge_trial
 from chorus.evals.schemas import Assertion, CaseCreate, EvaluatorConfig
 from chorus.evals.scoring import summarize
+from chorus.evals.suite_files import parse
+from tests.conftest import ROOT
 from tests.fakes import judge_api, serve
 
 
@@ -306,8 +313,6 @@ async def test_a_hanging_judge_times_out() -> None:
 
 
 async def test_identical_calls_in_flight_share_one_model_call(judge_url: str) -> None:
-    import asyncio
-
     judge = judge_of(judge_url)
     metrics = ModelMetrics(judge=judge)
     requests = [("answer_relevancy", None, None)]
@@ -357,3 +362,45 @@ def test_the_judge_and_the_types_are_validated() -> None:
         Assertion(type="hallucination", value=42)
     ok = CaseCreate(user_input="hi", evaluator_types=["role_adherence", "task_completion", "semantic_similarity"])
     assert ok.evaluator_types == ["role_adherence", "task_completion", "semantic_similarity"]
+
+
+JUDGED_SUITE = """name: judged
+evaluator_config:
+  judge: {provider: openai_compatible, model: m, base_url: "http://127.0.0.1:9/v1", max_retries: 1}
+  embedding_model: all-MiniLM-L6-v2
+cases:
+  - user_input: Where is my order?
+    evaluator_types: [answer_relevancy, knowledge_retention, retrieval_recall]
+    expected_values: {expected_documents: [doc-1], expected_output: It shipped.}
+    assertions:
+      - {type: not-hallucination, value: [It shipped.], threshold: 0.2, weight: 2}
+      - {type: assert-set, assert: [{type: semantic_similarity, threshold: 0.6}, {type: retrieval_precision}]}
+      - {type: task_completion, value: Tell the customer where the order is.}
+"""
+
+
+def test_a_suite_file_takes_the_judge_and_the_model_metrics() -> None:
+    schema = json.loads((ROOT / "configs" / "schema" / "eval-suite.schema.json").read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    validator.validate(yaml.safe_load(JUDGED_SUITE))
+    suite, cases = parse(JUDGED_SUITE).suite.definition()
+    assert suite.evaluator_config.judge is not None and suite.evaluator_config.judge.max_retries == 1
+    assert [a.type for a in cases[0].assertions][:1] == ["not-hallucination"]
+    for bad, path, message in (
+        (JUDGED_SUITE.replace("not-hallucination", "not-halucination"), "$.cases[0].assertions[0].type", "unknown"),
+        (
+            JUDGED_SUITE.replace("provider: openai_compatible", "provider: offline"),
+            "$.evaluator_config.judge.provider",
+            "offline model cannot judge",
+        ),
+        (
+            JUDGED_SUITE.replace("max_retries: 1", "max_retries: 1, temperature: 1"),
+            "$.evaluator_config.judge.temperature",
+            "Extra",
+        ),
+    ):
+        assert not validator.is_valid(yaml.safe_load(bad))  # the published schema refuses it too
+        with pytest.raises(InvalidInput) as refused:
+            parse(bad).suite.definition()
+        problems = refused.value.extra["errors"]
+        assert any(p["path"] == path and message in p["message"] and p.get("line") for p in problems), problems
