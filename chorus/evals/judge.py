@@ -20,8 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from chorus.agents.configs.models import LlmConfig, LlmParameters
 from chorus.agents.configs.urls import url_problem
-from chorus.agents.errors import ChorusError
+from chorus.agents.errors import ChorusError, DatabaseUnavailable, ServerBusy
 from chorus.agents.providers.factory import ChatRunnable, build_chat_model
+from chorus.agents.secrets.service import name_problem
 from chorus.agents.tenancy.environments import DEFAULT_ENVIRONMENT
 from chorus.agents.tools.registry import SecretResolver, ToolContext
 from chorus.evals.judge_cache import JudgeCache
@@ -61,6 +62,13 @@ class JudgeConfig(BaseModel):
             )
         if value not in ("openai", "openai_compatible", "anthropic"):
             raise ValueError(f"unknown judge provider '{value}'; choose openai, openai_compatible or anthropic")
+        return value
+
+    @field_validator("api_key_secret")
+    @classmethod
+    def _secret_name(cls, value: str | None) -> str | None:
+        if value is not None and (problem := name_problem(value)):
+            raise ValueError(f"api_key_secret: {problem}")
         return value
 
     @field_validator("base_url")
@@ -243,6 +251,8 @@ class Judge:
                 try:
                     key = await self._key()
                     self._model = build_chat_model(llm, tools=[], offline=False, api_key=key)
+                except (DatabaseUnavailable, ServerBusy):
+                    raise  # the vault's database, not the judge: the execution resumes later
                 except ChorusError as exc:
                     raise JudgeFailed(f"the judge model could not be built: {exc.detail}") from None
             return self._model

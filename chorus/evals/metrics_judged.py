@@ -14,7 +14,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from chorus.agents.errors import ChorusError
+import psycopg
+from psycopg_pool import PoolTimeout
+
+from chorus.agents.errors import ChorusError, DatabaseUnavailable, ServerBusy
 from chorus.agents.knowledge.embedders import Embedder, configured_model, get_embedder
 from chorus.evals import metrics_judged_conversation as conversation
 from chorus.evals.judge import Judge, JudgeFailed
@@ -27,6 +30,8 @@ from chorus.evals.observation import Observation
 log = logging.getLogger(__name__)
 DEFAULT_THRESHOLD = 0.5  # DeepEval's default for each judged metric
 SKIPPED = "skipped: no judge model"
+# The judge cache and the vault are in Postgres: their faults are the database's, not a metric's.
+DATABASE_FAULTS = (psycopg.Error, PoolTimeout, DatabaseUnavailable, ServerBusy)
 
 
 @dataclass(frozen=True)
@@ -378,6 +383,8 @@ class ModelMetrics:
                 result = RETRIEVAL[base][1](value, threshold, inp.obs, inp.expected_values)
             else:
                 return MetricError(None, None, f"unknown metric '{kind}'")
+        except DATABASE_FAULTS:
+            raise  # not the metric's fault: the execution goes back to the queue and resumes (runner.py)
         except JudgeFailed as exc:
             return MetricError(None, None, f"error: {exc}")
         except ChorusError as exc:  # the embedder could not be built or reached

@@ -9,10 +9,11 @@ from typing import Any
 import httpx
 import pytest
 
-from chorus.agents.storage.database import Database
+from chorus.agents.settings import Settings
+from chorus.agents.storage.database import Database, open_database
 from chorus.evals.judge import Judge, JudgeConfig
 from chorus.evals.judge_cache import JudgeCache
-from chorus.evals.metrics_judged import ModelMetrics, request_key
+from chorus.evals.metrics_judged import DATABASE_FAULTS, ModelMetrics, request_key
 from chorus.evals.observation import Observation
 from tests.conftest import RunningServer, Tenant, make_tenant
 from tests.evals.conftest import make_suite, wait_done
@@ -179,3 +180,16 @@ async def test_an_openai_compatible_judge_needs_its_url(http: httpx.AsyncClient)
             "/api/v1/evaluation/suites", json={"name": f"bad-{problem}", "evaluator_config": {"judge": judge}}
         )
         assert created.status_code == 422 and problem in created.text, created.text
+
+
+async def test_a_database_fault_is_the_executions_not_the_metrics(settings: Settings, database_url: str) -> None:
+    """The cache's database failing is raised (the runner puts the execution back on the queue to resume),
+    never turned into a metric error that would stick in the results."""
+    gone = await open_database(settings, url=database_url, migrate=False)
+    await gone.close()
+    app = judge_api()
+    async with serve(app) as url:
+        metrics = ModelMetrics(judge=judge(url, "00000000-0000-0000-0000-000000000000", gone))
+        with pytest.raises(DATABASE_FAULTS):
+            await metrics.measure(CASE, ANSWER, REQUESTS)
+    assert app.state.calls == []
