@@ -330,6 +330,19 @@ MODEL_METRICS: dict[str, Callable[[Any], None]] = {
 }
 
 
+def evaluator_threshold(kind: str, expected_values: dict[str, Any] | None) -> float | None:
+    """An evaluator type's threshold from the case's expected_values, as the seed writes it
+    (`{"faithfulness": {"min_score": 0.8}}`; `threshold`, and for hallucination `max_score`, too)."""
+    given = (expected_values or {}).get(kind)
+    if not isinstance(given, dict):
+        return None
+    for name in ("threshold", "max_score" if kind == "hallucination" else "min_score"):
+        value = given.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1:
+            return float(value)
+    return None
+
+
 def request_key(kind: str, value: Any, threshold: float | None) -> str:
     """Which measurement an assertion (or an evaluator type: no value, no threshold) reads."""
     return json.dumps([kind, value, threshold], sort_keys=True, default=str)

@@ -48,7 +48,7 @@ def judge_trial(
     model metrics (judged, embedding, retrieval) measured beforehand by `measure_model_metrics`."""
     assertions = _ASSERTIONS.validate_python(case["assertions"])
     evaluations = [evaluate(a, obs, measured) for a in assertions] + judged_evaluations(
-        list(case["evaluator_types"]), measured
+        list(case["evaluator_types"]), measured, case.get("expected_values")
     )
     threshold = case["threshold"] if case["threshold"] is not None else default_threshold
     score, passed = combine([(e.score, e.passed, e.weight) for e in evaluations], threshold)
@@ -77,7 +77,8 @@ def judge_trial(
 async def measure_model_metrics(metrics: ModelMetrics, case: dict[str, Any], obs: Observation) -> dict[str, Measured]:
     """The case's judged, embedding and retrieval metrics measured on the trial (a judge's failure is that
     metric's error; the trial and the execution go on)."""
-    requests = model_requests(_ASSERTIONS.validate_python(case["assertions"]), list(case["evaluator_types"]))
+    assertions = _ASSERTIONS.validate_python(case["assertions"])
+    requests = model_requests(assertions, list(case["evaluator_types"]), case.get("expected_values"))
     return await metrics.measure(case, obs, requests) if requests else {}
 
 

@@ -140,6 +140,18 @@ class CaseCreate(BaseModel):
         return list(dict.fromkeys(value))
 
     @model_validator(mode="after")
+    def _evaluator_thresholds(self) -> CaseCreate:
+        for kind in self.evaluator_types:
+            given = (self.expected_values or {}).get(kind)
+            for name in ("threshold", "min_score", "max_score"):
+                value = given.get(name) if isinstance(given, dict) else None
+                if value is not None and (
+                    isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1
+                ):
+                    raise ValueError(f"expected_values.{kind}.{name} must be a number from 0 to 1, got {value!r}")
+        return self
+
+    @model_validator(mode="after")
     def _something_to_check(self) -> CaseCreate:
         if not self.assertions and not self.evaluator_types:
             raise ValueError("a case needs at least one assertion (or an evaluator type) to be judged by")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chorus.evals.metrics_deterministic import Measured, measure
-from chorus.evals.metrics_judged import MODEL_METRICS, SKIPPED, MetricError, request_key
+from chorus.evals.metrics_judged import MODEL_METRICS, SKIPPED, MetricError, evaluator_threshold, request_key
 from chorus.evals.observation import Observation
 from chorus.evals.schemas import Assertion, AssertionSet
 
@@ -83,11 +83,13 @@ def evaluate(
 
 
 def model_requests(
-    assertions: list[Assertion | AssertionSet], evaluator_types: list[str]
+    assertions: list[Assertion | AssertionSet],
+    evaluator_types: list[str],
+    expected_values: dict[str, Any] | None = None,
 ) -> list[tuple[str, Any, float | None]]:
     """What ModelMetrics.measure must measure for a case: its model-metric assertions (in sets too) and its
-    evaluator types (no value, the default threshold)."""
-    found: list[tuple[str, Any, float | None]] = [(t, None, None) for t in evaluator_types]
+    evaluator types (no value; the threshold its `expected_values` gives it, else the metric's default)."""
+    found = [(t, None, evaluator_threshold(t, expected_values)) for t in evaluator_types]
     for a in assertions:
         if isinstance(a, AssertionSet):
             found += model_requests(list(a.assertions), [])
@@ -96,11 +98,14 @@ def model_requests(
     return found
 
 
-def judged_evaluations(types: list[str], measured: dict[str, Measured] | None = None) -> list[Evaluation]:
+def judged_evaluations(
+    types: list[str], measured: dict[str, Measured] | None = None, expected_values: dict[str, Any] | None = None
+) -> list[Evaluation]:
     """A case's evaluator types: measured beforehand, or "skipped: no judge model" (reported, never scored)."""
     out = []
     for t in types:
-        got = (measured or {}).get(request_key(t, None, None)) or Measured(None, None, SKIPPED)
+        key = request_key(t, None, evaluator_threshold(t, expected_values))
+        got = (measured or {}).get(key) or Measured(None, None, SKIPPED)
         out.append(Evaluation(t, t, got.score, got.passed, got.reasoning, error=isinstance(got, MetricError)))
     return out
 

@@ -19,7 +19,7 @@ from chorus.evals.judge import Judge, JudgeConfig
 from chorus.evals.metrics_deterministic import Measured
 from chorus.evals.metrics_judged import ModelMetrics, request_key
 from chorus.evals.observation import Observation, Retrieved, ToolCall
-from chorus.evals.runner import judge_trial
+from chorus.evals.runner import judge_trial, measure_model_metrics
 from chorus.evals.schemas import Assertion, CaseCreate, EvaluatorConfig
 from chorus.evals.scoring import summarize
 from chorus.evals.suite_files import parse
@@ -404,3 +404,25 @@ def test_a_suite_file_takes_the_judge_and_the_model_metrics() -> None:
             parse(bad).suite.definition()
         problems = refused.value.extra["errors"]
         assert any(p["path"] == path and message in p["message"] and p.get("line") for p in problems), problems
+
+
+async def test_an_evaluator_type_takes_its_threshold_from_expected_values_as_the_seed(judge_url: str) -> None:
+    seed_case = {
+        **case(conversation_context={"context": ["WRONG a", "b", "c"]}),
+        "expected_values": {"answer_relevancy": {"min_score": 0.7}, "hallucination": {"max_score": 0.2}},
+        "evaluator_types": ["answer_relevancy", "hallucination"],
+        "assertions": [],
+        "threshold": None,
+    }
+    metrics = ModelMetrics(judge=judge_of(judge_url))
+    measured = await measure_model_metrics(metrics, seed_case, ANSWER)
+    trial = judge_trial(seed_case, ANSWER, default_threshold=None, measured=measured)
+    by_metric = {e["metric"]: e for e in trial["evaluations"]}
+    assert by_metric["answer_relevancy"]["score"] == pytest.approx(2 / 3)
+    assert by_metric["answer_relevancy"]["passed"] is False and "≥ 0.7" in by_metric["answer_relevancy"]["reasoning"]
+    assert by_metric["hallucination"]["score"] == pytest.approx(1 / 3)
+    assert by_metric["hallucination"]["passed"] is False and "≤ 0.2" in by_metric["hallucination"]["reasoning"]
+    with pytest.raises(ValidationError, match=r"expected_values\.faithfulness\.min_score must be a number from 0 to 1"):
+        CaseCreate(
+            user_input="hi", evaluator_types=["faithfulness"], expected_values={"faithfulness": {"min_score": 8}}
+        )
