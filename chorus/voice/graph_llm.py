@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, RemoveMessage
@@ -26,6 +27,7 @@ from livekit.agents.voice.events import SpeechCreatedEvent
 from livekit.agents.voice.speech_handle import SpeechHandle
 
 from chorus.graphs.compiler import CompiledBot
+from chorus.voice.call_actions import CallAction, call_actions_in
 
 try:  # which speech an LLM request belongs to (private to LiveKit: without it, turns are matched by order)
     from livekit.agents.voice.agent_activity import _SpeechHandleContextVar
@@ -65,6 +67,7 @@ class _Turn:
     speech_id: str | None  # the LiveKit speech this run answers
     spoken: str = ""  # what this run streamed to TTS
     capped: bool = False  # the answer was cut at max_tokens
+    actions: list[CallAction] = field(default_factory=list)  # what the run asks the call to do (call_actions.py)
 
 
 def newest_user_message(chat_ctx: llm.ChatContext) -> llm.ChatMessage | None:
@@ -86,6 +89,8 @@ class GraphLLM(llm.LLM[Any]):
         self._last_user_item: str | None = None  # LiveKit's id of the caller message last sent to the graph
         self._writes: asyncio.Task[None] | None = None  # the last write of heard text, awaited before a run
         self._lock = asyncio.Lock()
+        # Told a turn's call actions (end, transfer, escalate) and the speech that answers it (call_control.py).
+        self.on_actions: Callable[[list[CallAction], SpeechHandle | None], None] | None = None
 
     @property
     def model(self) -> str:
@@ -199,6 +204,7 @@ class GraphLLMStream(llm.LLMStream):
         # starts; the task inherits the context anyway). Private to LiveKit, hence the fallback to None.
         handle = _SpeechHandleContextVar.get(None) if _SpeechHandleContextVar is not None else None
         self._speech_id: str | None = handle.id if handle is not None else None
+        self._speech: SpeechHandle | None = handle
         super().__init__(graph_llm, chat_ctx=chat_ctx, tools=tools, conn_options=conn_options)
         self._graph_llm = graph_llm
 
@@ -222,6 +228,9 @@ class GraphLLMStream(llm.LLMStream):
         except Exception:  # a failed turn is a spoken apology, never a hung call
             log.exception("the graph failed a voice turn in thread %s", owner.thread.thread_id)
             self._send(request_id, FALLBACK if not turn.spoken else " " + FALLBACK)
+            return
+        if turn.actions and owner.on_actions is not None:
+            owner.on_actions(turn.actions, self._speech)
 
     def _send(self, request_id: str, text: str) -> None:
         self._event_ch.send_nowait(llm.ChatChunk(id=request_id, delta=llm.ChoiceDelta(role="assistant", content=text)))
@@ -230,12 +239,15 @@ class GraphLLMStream(llm.LLMStream):
         owner = self._graph_llm
         budget = owner.max_tokens
         streamed_ids: set[str] = set()
-        async for item in owner.graph.astream(
+        async for mode, item in owner.graph.astream(
             {"messages": [turn.human]},
             owner.thread.runnable_config(),
-            stream_mode="messages",
+            stream_mode=["messages", "updates"],
             durability=DURABILITY,
         ):
+            if mode == "updates":
+                turn.actions += call_actions_in(item)
+                continue
             chunk = cast(tuple[Any, dict[str, Any]], item)[0]
             piece = _spoken_text(chunk)
             if not piece:
