@@ -19,8 +19,8 @@ from langgraph.graph.state import CompiledStateGraph
 from chorus.agents.configs.models import BotConfig
 from chorus.agents.knowledge.bot_tools import KNOWLEDGE_TOOLS, bound_tools
 from chorus.agents.providers.factory import build_chat_model
-from chorus.agents.tools.builtin_call import call_tools
 from chorus.agents.storage.database import Database
+from chorus.agents.tools.builtin_call import call_tools
 from chorus.agents.tools.http_tool import build_http_tool
 from chorus.agents.tools.registry import RegisteredTool, SecretResolver, ToolRegistry
 from chorus.graphs.escalation import Escalator
