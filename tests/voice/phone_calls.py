@@ -130,4 +130,3 @@ async def phone_call(
 
 def tool_errors(messages: list[BaseMessage]) -> list[str]:
     return [str(m.content) for m in messages if getattr(m, "status", None) == "error"]
-
