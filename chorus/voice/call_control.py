@@ -70,6 +70,8 @@ class CallControl:
         self._closed = asyncio.Event()
         self._hold_music: PlayHandle | None = None
         self._holding = False
+        self._left = False  # the bot left the call (ended, or handed the caller over)
+        self._acting = asyncio.Lock()  # one turn's actions at a time, in the order of the turns
         session.on("close", lambda _ev: self._closed.set())
         brain.on_actions = self.carry_out
 
@@ -87,10 +89,14 @@ class CallControl:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def _after(self, speech: SpeechHandle | None, actions: list[CallAction]) -> None:
+        speech = speech or self.session.current_speech  # LiveKit did not say which speech: the one playing
         try:
             if speech is not None:
                 await speech.wait_for_playout()
-            await self._act(actions)
+            async with self._acting:
+                if self._left or self._closed.is_set():
+                    return  # the call already ended or left the bot: nothing more to do in it
+                await self._act(actions)
         except Exception as exc:  # never a hung call: what cannot be done is ended cleanly
             log.exception("call %s: call actions %s failed", self.facts.call_id, actions)
             self.facts.settle("failed", f"call control failed: {_describe(exc)}")
@@ -232,6 +238,7 @@ class CallControl:
         await self.session.say(text)
 
     async def _leave(self) -> None:
+        self._left = True
         self.session.shutdown()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._closed.wait(), CLOSE_WAIT_S)

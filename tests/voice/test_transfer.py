@@ -5,13 +5,20 @@ Twirp API that decodes the real protobuf requests; the person reached is a fake 
 
 from __future__ import annotations
 
-from langchain_core.messages import AIMessage, ToolMessage
+import logging
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from livekit import rtc
 
 from chorus.agents.storage.database import Database
 from chorus.graphs.checkpointer import ChorusCheckpointer
 from chorus.voice.call_control import CALLBACK, GO_ON, HUMAN_IDENTITY
 from chorus.voice.graph_llm import CallThread
-from tests.fakes import FakePerson
+from chorus.voice.warm_transfer import ASK, RoomBriefer, answer_of, briefing
+from tests.fakes import FakePerson, livekit_client
 from tests.voice.phone_calls import CALLER, ROOM, TRUNK, phone_call, tool_errors
 
 
@@ -175,3 +182,76 @@ async def test_transfer_call_is_offered_only_with_call_transfer_enabled(
         assert phone.livekit_calls() == []
     results = [m for m in await phone.messages() if isinstance(m, ToolMessage)]
     assert results and results[0].name == "transfer_call"
+
+
+class UnreachableRoom(FakePerson):
+    async def brief(self, *, room: str, identity: str, text: str) -> bool:
+        raise ConnectionError("could not join the consultation room")
+
+
+async def test_a_briefing_that_fails_drops_the_person_and_comes_back_to_the_caller(
+    db: Database, checkpointer: ChorusCheckpointer, call: CallThread
+) -> None:
+    async with phone_call(db, checkpointer, call, person=UnreachableRoom()) as phone:
+        await phone.say("transfer me to billing")
+        (_, created), (drop, dropped) = phone.livekit_calls()
+        assert drop == "DeleteRoom" and dropped.room == created.room_name
+        facts = phone.voice.facts
+        assert facts.transfer is not None and facts.transfer["result"] == "failed"
+        assert "could not join the consultation room" in facts.transfer["error"]
+        said = [m.content for m in await phone.messages() if isinstance(m, AIMessage) and m.content]
+        assert said[-1] == f"I'm sorry, I couldn't transfer you to billing just now. {GO_ON}"
+        assert not phone.closed()
+
+
+def test_the_briefing_tells_the_person_why_and_what_the_caller_said() -> None:
+    messages = [
+        AIMessage("Thank you for calling."),
+        HumanMessage("my invoice is wrong"),
+        AIMessage("I can help with that."),
+        HumanMessage("transfer me to billing"),
+    ]
+    text = briefing(messages, bot="HealthCare Plus Scheduler", destination="billing_team", reason="caller asked")
+    assert text.startswith("Hello, this is the HealthCare Plus Scheduler assistant with a caller for billing team.")
+    assert 'The caller said: "my invoice is wrong" ... "transfer me to billing".' in text
+    assert 'I last told them: "I can help with that."' in text and text.endswith(ASK)
+
+
+@pytest.mark.parametrize(
+    ("said", "verdict"),
+    [
+        ("Yes, put them through.", True),
+        ("okay", True),
+        ("No, I'm busy right now.", False),
+        ("Sorry, I can't take it", False),
+        ("Hello? Who is this?", None),
+    ],
+)
+def test_the_persons_answer_decides(said: str, verdict: bool | None) -> None:
+    assert answer_of(said) is verdict
+
+
+async def test_the_worker_gives_the_call_its_line_dtmf_and_background(
+    db: Database,
+    checkpointer: ChorusCheckpointer,
+    call: CallThread,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setenv("LIVEKIT_SIP_OUTBOUND_TRUNK", "ST_from_env")
+    async with phone_call(db, checkpointer, call) as phone:
+        assert phone.voice.phone is not None
+        room = rtc.Room()  # never connected: publishing the background track fails, the call goes on
+        job = SimpleNamespace(api=livekit_client("http://127.0.0.1:9"), room=room)
+        caller = SimpleNamespace(identity="sip_+15550002222")
+        with caplog.at_level(logging.ERROR):
+            await phone.voice.phone.attach(cast(Any, job), cast(Any, caller))
+        line = phone.control.line
+        assert line is not None
+        assert (line.room, line.caller_identity, line.outbound_trunk_id) == ("", "sip_+15550002222", "ST_from_env")
+        assert isinstance(phone.control.briefer, RoomBriefer)
+        assert phone.voice.phone.player is None and "background audio did not start" in caplog.text
+        room.emit("sip_dtmf_received", rtc.SipDTMF(code=11, digit="#"))
+        assert phone.voice.facts.dtmf == ["#"]
+        await phone.voice.phone.dtmf.replies[0]
+        await job.api.aclose()
