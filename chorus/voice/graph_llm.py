@@ -15,7 +15,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, cast
 
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, RemoveMessage
@@ -67,7 +67,6 @@ class _Turn:
     speech_id: str | None  # the LiveKit speech this run answers
     spoken: str = ""  # what this run streamed to TTS
     capped: bool = False  # the answer was cut at max_tokens
-    actions: list[CallAction] = field(default_factory=list)  # what the run asks the call to do (call_actions.py)
 
 
 def newest_user_message(chat_ctx: llm.ChatContext) -> llm.ChatMessage | None:
@@ -89,7 +88,7 @@ class GraphLLM(llm.LLM[Any]):
         self._last_user_item: str | None = None  # LiveKit's id of the caller message last sent to the graph
         self._writes: asyncio.Task[None] | None = None  # the last write of heard text, awaited before a run
         self._lock = asyncio.Lock()
-        # Told a turn's call actions (end, transfer, escalate) and the speech that answers it (call_control.py).
+        # Told a step's call actions (end, transfer, escalate) and the speech that answers it (call_control.py).
         self.on_actions: Callable[[list[CallAction], SpeechHandle | None], None] | None = None
 
     @property
@@ -228,9 +227,6 @@ class GraphLLMStream(llm.LLMStream):
         except Exception:  # a failed turn is a spoken apology, never a hung call
             log.exception("the graph failed a voice turn in thread %s", owner.thread.thread_id)
             self._send(request_id, FALLBACK if not turn.spoken else " " + FALLBACK)
-            return
-        if turn.actions and owner.on_actions is not None:
-            owner.on_actions(turn.actions, self._speech)
 
     def _send(self, request_id: str, text: str) -> None:
         self._event_ch.send_nowait(llm.ChatChunk(id=request_id, delta=llm.ChoiceDelta(role="assistant", content=text)))
@@ -246,7 +242,10 @@ class GraphLLMStream(llm.LLMStream):
             durability=DURABILITY,
         ):
             if mode == "updates":
-                turn.actions += call_actions_in(item)
+                # Handed over as soon as a step is checkpointed, so a barge-in that cancels the rest of the run
+                # does not lose what the thread already says was done; CallControl waits for this speech.
+                if (actions := call_actions_in(item)) and owner.on_actions is not None:
+                    owner.on_actions(actions, self._speech)
                 continue
             chunk = cast(tuple[Any, dict[str, Any]], item)[0]
             piece = _spoken_text(chunk)
