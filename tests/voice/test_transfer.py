@@ -68,14 +68,15 @@ async def test_a_failed_cold_transfer_is_apologised_for_and_the_call_goes_on(
         assert phone.voice.facts.final_outcome() == "completed"
 
 
+@pytest.mark.parametrize("wanted", ["the pharmacy", "+19005550000", "front_desk; billing"])
 async def test_an_unknown_destination_is_refused_by_the_tool_and_never_dialled(
-    db: Database, checkpointer: ChorusCheckpointer, call: CallThread
+    db: Database, checkpointer: ChorusCheckpointer, call: CallThread, wanted: str
 ) -> None:
     async with phone_call(db, checkpointer, call) as phone:
-        said = await phone.say("transfer me to the pharmacy")
+        said = await phone.say(f"transfer me to {wanted}")
         assert phone.livekit_calls() == []
         [error] = tool_errors(await phone.messages())
-        assert "'the pharmacy' is not a transfer destination" in error
+        assert f"'{wanted}' is not a transfer destination" in error
         assert "front_desk, billing" in error  # the allowed ones, named for the model
         assert said.startswith("Sorry, I can't do that")
         assert phone.voice.facts.transfer is None and not phone.closed()
@@ -255,3 +256,22 @@ async def test_the_worker_gives_the_call_its_line_dtmf_and_background(
         assert phone.voice.facts.dtmf == ["#"]
         await phone.voice.phone.dtmf.replies[0]
         await job.api.aclose()
+
+
+async def test_livekit_unreachable_mid_transfer_is_apologised_for_and_the_call_goes_on(
+    db: Database, checkpointer: ChorusCheckpointer, call: CallThread
+) -> None:
+    async with phone_call(db, checkpointer, call) as phone:
+        line = phone.control.line
+        assert line is not None
+        dead = livekit_client("http://127.0.0.1:9")  # nothing listens there
+        line.lk = dead
+        try:
+            await phone.say("transfer me to front_desk")
+        finally:
+            await dead.aclose()
+        facts = phone.voice.facts
+        assert facts.transfer is not None and facts.transfer["result"] == "failed"
+        assert "Cannot connect" in facts.transfer["error"]
+        assert not phone.closed() and facts.outcome is None
+        assert "How else can I help?" in await phone.say("are you there")
