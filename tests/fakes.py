@@ -168,6 +168,27 @@ async def serve(app: FastAPI) -> AsyncIterator[str]:
 FAKE_SPEECH_KEYS = ProviderKeys(deepgram="fake-deepgram-key", elevenlabs="fake-elevenlabs-key")
 
 
+def restaurant_api() -> FastAPI:
+    """A restaurant's booking system, for a bot nobody wrote Chorus for: GET /reservations/{confirmation}.
+    A test may set `app.state.on_lookup` (an async callable) to act while a lookup is being answered."""
+    app = FastAPI()
+    seen: list[str] = []
+    app.state.seen = seen
+    app.state.on_lookup = None
+    booked = {"K7Q2": {"guest": "Ada Lovelace", "party_size": 4, "time": "19:30", "table": "terrace 3"}}
+
+    @app.get("/reservations/{confirmation}")
+    async def reservation(confirmation: str) -> JSONResponse:
+        seen.append(confirmation)
+        if app.state.on_lookup is not None:
+            await app.state.on_lookup()
+        if confirmation not in booked:
+            return JSONResponse({"detail": f"no reservation {confirmation}"}, status_code=404)
+        return JSONResponse({"confirmation": confirmation, **booked[confirmation]})
+
+    return app
+
+
 def clinic_api() -> FastAPI:
     """A clinic's backend for the voicebot: GET /hours (the opening days, in words a caller can hear)."""
     app = FastAPI()
