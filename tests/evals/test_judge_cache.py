@@ -17,6 +17,7 @@ from chorus.evals.metrics_judged import DATABASE_FAULTS, ModelMetrics, request_k
 from chorus.evals.observation import Observation
 from tests.conftest import RunningServer, Tenant, make_tenant
 from tests.evals.conftest import make_suite, wait_done
+from tests.evals.test_simulated_users import REFUND, acme_without_knowledge
 from tests.fakes import judge_api, serve
 
 ANSWER = Observation(output="Your order shipped. WRONG I like turtles.", answers=("Your order shipped.",))
@@ -193,3 +194,25 @@ async def test_a_database_fault_is_the_executions_not_the_metrics(settings: Sett
         with pytest.raises(DATABASE_FAULTS):
             await metrics.measure(CASE, ANSWER, REQUESTS)
     assert app.state.calls == []
+
+
+async def test_a_simulated_users_goal_is_judged_as_task_completion(
+    http: httpx.AsyncClient, acme_config: dict[str, Any]
+) -> None:
+    """The expected outcome's description is the task of task_completion: the judge lists its criteria and
+    judges each on the conversation the simulator had with the bot (criteria holding WRONG are judged unmet)."""
+    assistant_id = await acme_without_knowledge(http, acme_config)
+    app = judge_api()
+    goal = {**REFUND["simulated_user"], "expected_outcome": "The refund is started. WRONG A voucher is sent."}
+    async with serve(app) as url:
+        judge_config = {"provider": "openai_compatible", "model": "scripted-judge", "base_url": f"{url}/v1"}
+        suite_id = await make_suite(http, [{**REFUND, "simulated_user": goal}], judge=judge_config)
+        summary = await _execute(http, suite_id, assistant_id)
+    result = summary["results"][0]["result"]
+    goal_completion = next(e for e in result["evaluations"] if e["metric"] == "goal_completion")
+    assert goal_completion["score"] == 0.5 and goal_completion["passed"] is True, goal_completion
+    assert "task completion 1/2 criteria met" in goal_completion["reasoning"]
+    criteria_step = next(c for c in app.state.calls if "<task>" in c["messages"][-1]["content"])
+    assert "The refund is started." in criteria_step["messages"][-1]["content"]
+    verdicts = app.state.calls[-1]["messages"][-1]["content"]
+    assert "User: I want a refund for order ORD-1001" in verdicts and "initiate_refund" in verdicts
