@@ -29,6 +29,8 @@ from bench import (
     sse_first_token,
     storage,
     turn_overhead,
+    voice_concurrency,
+    voice_turn_latency,
     vs_langgraph_dev,
     widget,
 )
@@ -52,6 +54,8 @@ MODULES: list[ModuleType] = [
     hot_reload,
     config_apply,
     eval_concurrency,
+    voice_turn_latency,
+    voice_concurrency,
 ]
 
 

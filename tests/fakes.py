@@ -197,7 +197,9 @@ class InstantSTT(stt.STT[Any]):
     would. Use it with `turn_detection="stt"`: the STT's end of speech ends the turn."""
 
     def __init__(self) -> None:
-        super().__init__(capabilities=stt.STTCapabilities(streaming=True, interim_results=False))
+        # manual_flush: the session flushes the stream when it closes, and gets its (empty) final transcript at
+        # once instead of waiting for one (session_close_transcript_timeout, 2 s).
+        super().__init__(capabilities=stt.STTCapabilities(streaming=True, interim_results=False, manual_flush=True))
         self._streams: list[_InstantRecognizeStream] = []
 
     @property
@@ -250,8 +252,10 @@ class _InstantRecognizeStream(stt.RecognizeStream):
         self._event_ch.send_nowait(event)
 
     async def _run(self) -> None:
-        async for _frame in self._input_ch:  # the audio is not listened to
-            pass
+        async for data in self._input_ch:  # the audio is not listened to
+            if isinstance(data, self._FlushSentinel):
+                empty = stt.SpeechData(language=LanguageCode("en"), text="")
+                self.emit(stt.SpeechEvent(type=stt.SpeechEventType.FINAL_TRANSCRIPT, alternatives=[empty]))
 
 
 class InstantTTS(tts.TTS[Any]):
