@@ -282,6 +282,8 @@ async def main(*, turns: int = SIZES["turns"], offline_calls: int = SIZES["offli
         offline: list[OfflineTurn] = []
         if offline_calls:
             caller_pcm, caller_rate = await synthesize_pcm(CALLER_SAYS)
+            # A worker's first recognition loads PocketSphinx's model (about a second); later turns reuse it.
+            await asyncio.to_thread(recognise_pcm, caller_pcm, caller_rate)
             for _ in range(offline_calls):
                 offline.append(await offline_turn(rig, caller_pcm, caller_rate))
     finally:
