@@ -1,14 +1,16 @@
-"""How many simultaneous calls one worker process carries before the latency it adds to a turn passes 50 ms
-at p95 (issue 10).
+"""How many simultaneous calls one worker process carries before the latency the runtime adds to a turn passes
+50 ms at p95 (issue 10).
 
 Each call is bench.voice_turn_latency's FakeCall: a real AgentSession with GraphLLM on the example voicebot's
 compiled graph (offline model, no token delay; the Postgres checkpointer), between zero-latency fakes of the STT,
 the TTS and the room's audio (tests/fakes.py), with the caller's silence streaming in at real time. A call is
 `--turns` turns, a plain answer and a tool call in turn, each after a think time of `--think-ms` (0.5x-1.5x,
-seeded); calls start spread over one think time. Added latency of a turn: the caller's final transcript -> the
-first text pushed to the TTS, i.e. everything between two providers that answer in no time (LiveKit's session,
-GraphLLM, the graph and its checkpoints). The number of calls doubles from 1 up to `--max-calls`, and stops after
-the first level whose p95 passes 50 ms. Baseline: the same p95 at 1 call, in the same run.
+seeded); calls start spread over one think time. The runtime's added latency of a turn is bench.voice_turn_latency's
+(a) + (b): the caller's final transcript -> the graph asked, plus the graph's first spoken token -> the first text
+pushed to the TTS (LiveKit's session and GraphLLM around the graph). Printed beside it: the whole final transcript
+-> first TTS request, the graph and its Postgres checkpoints included. The number of calls doubles from 1 up to
+`--max-calls`, and stops after the first level whose p95 of (a) + (b) passes 50 ms. Baseline: the same p95 at
+1 call, in the same run.
 
     .venv/bin/python -m bench.voice_concurrency [--max-calls 64] [--turns 5] [--think-ms 500] [--tiny]
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from dataclasses import dataclass
 
 from bench.harness import load_average, median, parse_sizes, pct
 from bench.voice_turn_latency import SCRIPT, FakeCall, TurnTimes, VoiceRig, open_voice_rig
@@ -24,6 +27,21 @@ from bench.voice_turn_latency import SCRIPT, FakeCall, TurnTimes, VoiceRig, open
 SIZES = {"max_calls": 64, "turns": 5, "think_ms": 500}
 TINY = {"max_calls": 2, "turns": 2, "think_ms": 50}
 LIMIT_MS = 50.0
+
+
+@dataclass
+class Level:
+    calls: int
+    added_p50: float  # (a) + (b)
+    added_p95: float
+    whole_p50: float  # final transcript -> first TTS request
+    whole_p95: float
+
+    @classmethod
+    def of(cls, calls: int, times: list[TurnTimes]) -> Level:
+        added = [t.to_graph_ms + t.to_tts_ms for t in times]
+        whole = [t.whole_ms for t in times]
+        return cls(calls, median(added), pct(added, 0.95), median(whole), pct(whole, 0.95))
 
 
 async def _one_call(call: FakeCall, *, turns: int, think_s: float, rng: random.Random) -> list[TurnTimes]:
@@ -55,38 +73,45 @@ async def main(
     load_before = load_average()
     think_s = think_ms / 1000
     rig = await open_voice_rig()
-    rows: list[tuple[int, float, float, float]] = []  # calls, p50, p95, p95 of the part outside the graph
+    rows: list[Level] = []
     try:
         await level(rig, calls=1, turns=2, think_s=0.0, seed=0)  # warm-up
         calls = 1
         while calls <= max_calls:
             times = await level(rig, calls=calls, turns=turns, think_s=think_s, seed=calls)
-            added = [t.added_ms for t in times]
-            outside = [t.to_graph_ms + t.to_tts_ms for t in times]
-            rows.append((calls, median(added), pct(added, 0.95), pct(outside, 0.95)))
-            if pct(added, 0.95) > LIMIT_MS and calls > 1:
+            row = Level.of(calls, times)
+            rows.append(row)
+            if row.added_p95 > LIMIT_MS and calls > 1:
                 break
             calls *= 2
     finally:
         await rig.close()
-    base_p95 = rows[0][2]
-    within = [n for n, _p50, p95, _o in rows if p95 <= LIMIT_MS]
-    carried = max(within) if within else 0
-    result: dict[str, float] = {"calls_within_limit": float(carried), "one_call_p95_ms": base_p95}
-    for n, p50, p95, outside in rows:
-        result[f"calls_{n}_p50_ms"] = p50
-        result[f"calls_{n}_p95_ms"] = p95
-        result[f"calls_{n}_outside_graph_p95_ms"] = outside
-        result[f"ratio_p95_{n}_calls_to_1"] = p95 / base_p95
+    base = rows[0]
+    carried = max((r.calls for r in rows if r.added_p95 <= LIMIT_MS), default=0)
+    carried_with_graph = max((r.calls for r in rows if r.whole_p95 <= LIMIT_MS), default=0)
+    result: dict[str, float] = {
+        "calls_within_limit": float(carried),
+        "calls_within_limit_graph_included": float(carried_with_graph),
+        "one_call_added_p95_ms": base.added_p95,
+    }
+    for r in rows:
+        result[f"calls_{r.calls}_added_p50_ms"] = r.added_p50
+        result[f"calls_{r.calls}_added_p95_ms"] = r.added_p95
+        result[f"calls_{r.calls}_whole_p50_ms"] = r.whole_p50
+        result[f"calls_{r.calls}_whole_p95_ms"] = r.whole_p95
+        result[f"ratio_added_p95_{r.calls}_calls_to_1"] = r.added_p95 / base.added_p95
+        result[f"ratio_whole_p95_{r.calls}_calls_to_1"] = r.whole_p95 / base.whole_p95
     levels = "; ".join(
-        f"{n} calls p50 {p50:.1f} ms, p95 {p95:.1f} ms ({p95 / base_p95:.2f}x; outside the graph {outside:.1f} ms)"
-        for n, p50, p95, outside in rows
+        f"{r.calls}: {r.added_p50:.1f} / {r.added_p95:.1f} ms ({r.added_p95 / base.added_p95:.2f}x), graph included "
+        f"{r.whole_p50:.1f} / {r.whole_p95:.1f} ms ({r.whole_p95 / base.whole_p95:.2f}x)"
+        for r in rows
     )
-    stopped = "" if rows[-1][2] > LIMIT_MS else f", not reached at {rows[-1][0]} calls"
+    stopped = "" if rows[-1].added_p95 > LIMIT_MS else f" (not passed at {rows[-1].calls} calls)"
     print(
-        f"voice calls per worker process ({turns} turns/call, think {think_ms} ms; final transcript -> first TTS "
-        f"request with zero-latency STT/TTS; load {load_before} -> {load_average()}): {levels}. "
-        f"Carried with p95 <= {LIMIT_MS:g} ms: {carried} calls{stopped}",
+        f"voice calls per worker process ({turns} turns/call, think {think_ms} ms, zero-latency STT/TTS; load "
+        f"{load_before} -> {load_average()}). Calls: runtime-added latency (a)+(b) p50 / p95: {levels}. "
+        f"Carried with p95 <= {LIMIT_MS:g} ms: {carried} calls{stopped}; "
+        f"{carried_with_graph} with the graph's own time included",
         flush=True,
     )
     return result
