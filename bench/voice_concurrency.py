@@ -10,9 +10,10 @@ seeded); calls start spread over one think time. The runtime's added latency of 
 pushed to the TTS (LiveKit's session and GraphLLM around the graph). Printed beside it: the whole final transcript
 -> first TTS request, the graph and its Postgres checkpoints included. The number of calls doubles from 1 up to
 `--max-calls`, and stops after the first level whose p95 of (a) + (b) passes 50 ms. Baseline: the same p95 at
-1 call, in the same run.
+1 call, in the same run. `--vad 1` (the default) runs the config's Silero VAD on each call's audio, as a worker
+does on a real call; `--vad 0` leaves it out.
 
-    .venv/bin/python -m bench.voice_concurrency [--max-calls 64] [--turns 5] [--think-ms 500] [--tiny]
+    .venv/bin/python -m bench.voice_concurrency [--max-calls 64] [--turns 5] [--think-ms 500] [--vad 1] [--tiny]
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from dataclasses import dataclass
 from bench.harness import load_average, median, parse_sizes, pct
 from bench.voice_turn_latency import SCRIPT, FakeCall, TurnTimes, VoiceRig, open_voice_rig
 
-SIZES = {"max_calls": 64, "turns": 5, "think_ms": 500}
-TINY = {"max_calls": 2, "turns": 2, "think_ms": 50}
+SIZES = {"max_calls": 64, "turns": 5, "think_ms": 500, "vad": 1}
+TINY = {"max_calls": 2, "turns": 2, "think_ms": 50, "vad": 1}
 LIMIT_MS = 50.0
 
 
@@ -53,10 +54,10 @@ async def _one_call(call: FakeCall, *, turns: int, think_s: float, rng: random.R
     return times
 
 
-async def level(rig: VoiceRig, *, calls: int, turns: int, think_s: float, seed: int) -> list[TurnTimes]:
+async def level(rig: VoiceRig, *, calls: int, turns: int, think_s: float, seed: int, vad: bool) -> list[TurnTimes]:
     """`calls` simultaneous calls of `turns` turns each; every turn's times."""
     rng = random.Random(seed)
-    started = [FakeCall(rig) for _ in range(calls)]
+    started = [FakeCall(rig, vad=vad) for _ in range(calls)]
     try:
         await asyncio.gather(*(call.start() for call in started))
         per_call = await asyncio.gather(
@@ -68,17 +69,21 @@ async def level(rig: VoiceRig, *, calls: int, turns: int, think_s: float, seed: 
 
 
 async def main(
-    *, max_calls: int = SIZES["max_calls"], turns: int = SIZES["turns"], think_ms: int = SIZES["think_ms"]
+    *,
+    max_calls: int = SIZES["max_calls"],
+    turns: int = SIZES["turns"],
+    think_ms: int = SIZES["think_ms"],
+    vad: int = SIZES["vad"],
 ) -> dict[str, float]:
     load_before = load_average()
     think_s = think_ms / 1000
     rig = await open_voice_rig()
     rows: list[Level] = []
     try:
-        await level(rig, calls=1, turns=2, think_s=0.0, seed=0)  # warm-up
+        await level(rig, calls=1, turns=2, think_s=0.0, seed=0, vad=bool(vad))  # warm-up
         calls = 1
         while calls <= max_calls:
-            times = await level(rig, calls=calls, turns=turns, think_s=think_s, seed=calls)
+            times = await level(rig, calls=calls, turns=turns, think_s=think_s, seed=calls, vad=bool(vad))
             row = Level.of(calls, times)
             rows.append(row)
             if row.added_p95 > LIMIT_MS and calls > 1:
@@ -106,9 +111,11 @@ async def main(
         f"{r.whole_p50:.1f} / {r.whole_p95:.1f} ms ({r.whole_p95 / base.whole_p95:.2f}x)"
         for r in rows
     )
+    listening = "the config's Silero VAD on each call" if vad else "no VAD"
     stopped = "" if rows[-1].added_p95 > LIMIT_MS else f" (not passed at {rows[-1].calls} calls)"
     print(
-        f"voice calls per worker process ({turns} turns/call, think {think_ms} ms, zero-latency STT/TTS; load "
+        f"voice calls per worker process ({turns} turns/call, think {think_ms} ms, zero-latency STT/TTS, "
+        f"{listening}; load "
         f"{load_before} -> {load_average()}). Calls: runtime-added latency (a)+(b) p50 / p95: {levels}. "
         f"Carried with p95 <= {LIMIT_MS:g} ms: {carried} calls{stopped}; "
         f"{carried_with_graph} with the graph's own time included",

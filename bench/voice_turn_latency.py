@@ -44,7 +44,7 @@ from chorus.voice.audio_files import WavAudioInput
 from chorus.voice.graph_llm import DURABILITY, CallThread, GraphLLM, _spoken_text, follow_speeches
 from chorus.voice.offline_stt import recognise_pcm
 from chorus.voice.offline_tts import synthesize_pcm
-from chorus.voice.session_factory import turn_handling
+from chorus.voice.session_factory import build_vad, turn_handling
 from chorus.voice.simulate import simulate_call
 from tests.fakes import INSTANT_SAMPLE_RATE, InstantAudioOutput, InstantSTT, InstantTTS
 
@@ -146,9 +146,10 @@ class TurnTimes:
 class FakeCall:
     """One call in a worker process: a real AgentSession and GraphLLM on the rig's graph, between the
     zero-latency STT, TTS and room audio. The caller's silence streams in at real time (20 ms frames), as a
-    room's audio track would."""
+    room's audio track would. With `vad`, the config's Silero VAD listens to it, as on a real call (it runs in
+    the worker, on every frame); without, none does (LiveKit would otherwise load its own default VAD)."""
 
-    def __init__(self, rig: VoiceRig) -> None:
+    def __init__(self, rig: VoiceRig, *, vad: bool = False) -> None:
         self.rig = rig
         self.thread = CallThread(tenant_id=rig.tenant_id, thread_id=str(uuid.uuid4()))
         self.brain = GraphLLM(rig.graph, self.thread)
@@ -156,11 +157,11 @@ class FakeCall:
         self.tts = InstantTTS()
         handling: TurnHandlingOptions = {
             **turn_handling(rig.cfg),
-            "turn_detection": "stt",  # the STT's end of speech ends the turn (no VAD: a provider's cost)
+            "turn_detection": "stt",  # the STT's end of speech ends the turn, as Deepgram's would
             "endpointing": {"min_delay": 0.0},
         }
         self.session: AgentSession[Any] = AgentSession(
-            stt=self.stt, tts=self.tts, llm=self.brain, turn_handling=handling
+            stt=self.stt, tts=self.tts, llm=self.brain, vad=build_vad(rig.cfg) if vad else None, turn_handling=handling
         )
         follow_speeches(self.session, self.brain)
         self._items: asyncio.Queue[llm.ChatMessage] = asyncio.Queue()
