@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from dataclasses import dataclass
 
 from bench.harness import load_average, median, parse_sizes, pct
@@ -37,12 +38,13 @@ class Level:
     added_p95: float
     whole_p50: float  # final transcript -> first TTS request
     whole_p95: float
+    cpu: float  # the process's CPU-seconds per second during the level (all its threads: 1.0 is one core)
 
     @classmethod
-    def of(cls, calls: int, times: list[TurnTimes]) -> Level:
+    def of(cls, calls: int, times: list[TurnTimes], cpu: float) -> Level:
         added = [t.to_graph_ms + t.to_tts_ms for t in times]
         whole = [t.whole_ms for t in times]
-        return cls(calls, median(added), pct(added, 0.95), median(whole), pct(whole, 0.95))
+        return cls(calls, median(added), pct(added, 0.95), median(whole), pct(whole, 0.95), cpu)
 
 
 async def _one_call(call: FakeCall, *, turns: int, think_s: float, rng: random.Random) -> list[TurnTimes]:
@@ -83,8 +85,9 @@ async def main(
         await level(rig, calls=1, turns=2, think_s=0.0, seed=0, vad=bool(vad))  # warm-up
         calls = 1
         while calls <= max_calls:
+            wall, cpu = time.perf_counter(), time.process_time()
             times = await level(rig, calls=calls, turns=turns, think_s=think_s, seed=calls, vad=bool(vad))
-            row = Level.of(calls, times)
+            row = Level.of(calls, times, (time.process_time() - cpu) / (time.perf_counter() - wall))
             rows.append(row)
             if row.added_p95 > LIMIT_MS and calls > 1:
                 break
@@ -104,11 +107,12 @@ async def main(
         result[f"calls_{r.calls}_added_p95_ms"] = r.added_p95
         result[f"calls_{r.calls}_whole_p50_ms"] = r.whole_p50
         result[f"calls_{r.calls}_whole_p95_ms"] = r.whole_p95
+        result[f"calls_{r.calls}_process_cpu"] = r.cpu
         result[f"ratio_added_p95_{r.calls}_calls_to_1"] = r.added_p95 / base.added_p95
         result[f"ratio_whole_p95_{r.calls}_calls_to_1"] = r.whole_p95 / base.whole_p95
     levels = "; ".join(
         f"{r.calls}: {r.added_p50:.1f} / {r.added_p95:.1f} ms ({r.added_p95 / base.added_p95:.2f}x), graph included "
-        f"{r.whole_p50:.1f} / {r.whole_p95:.1f} ms ({r.whole_p95 / base.whole_p95:.2f}x)"
+        f"{r.whole_p50:.1f} / {r.whole_p95:.1f} ms ({r.whole_p95 / base.whole_p95:.2f}x), process CPU {r.cpu:.2f}"
         for r in rows
     )
     listening = "the config's Silero VAD on each call" if vad else "no VAD"

@@ -11,8 +11,9 @@ another thread, interleaved with the session's. p50 target <= 10 ms each.
 audio started) with the offline providers, through `chorus voice simulate`'s pipeline (a spoken WAV, Silero VAD,
 PocketSphinx, the graph, espeak-ng, real-time playback), one caller turn per call. Baseline: what the pipeline
 cannot avoid, measured in the same run: Silero's end-of-speech silence (min_silence_duration) + PocketSphinx on
-the same utterance + the graph's time to first token on the recognised words + espeak-ng on the answer's first
-sentence (what LiveKit's sentence tokenizer hands it first).
+the same utterance (or LiveKit's endpointing delay, which counts from the same end of speech, if longer) + the
+graph's time to first token on the recognised words + espeak-ng on the answer's first sentence (what LiveKit's
+sentence tokenizer hands it first).
 
     .venv/bin/python -m bench.voice_turn_latency [--turns 60] [--offline-calls 3] [--tiny]
 """
@@ -25,7 +26,8 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +42,7 @@ from chorus.agents.storage.database import Database
 from chorus.agents.tools.builtins import build_registry
 from chorus.graphs.checkpointer import ChorusCheckpointer
 from chorus.graphs.compiler import CompiledBot, GraphDeps, compile_bot
+from chorus.voice import offline_stt
 from chorus.voice.audio_files import WavAudioInput
 from chorus.voice.graph_llm import DURABILITY, CallThread, GraphLLM, _spoken_text, follow_speeches
 from chorus.voice.offline_stt import recognise_pcm
@@ -55,6 +58,7 @@ TARGET_MS = 10.0
 SCRIPT = ["thanks for the help", "Is there appointment availability on 2030-01-07?"]
 CALLER_SAYS = "thank you very much"  # (c): short, and PocketSphinx hears it; the bot's answer is short too
 VAD_SILENCE_S = 0.55  # Silero's min_silence_duration, which build_vad leaves at its default
+ENDPOINTING_S = 0.5  # LiveKit's endpointing min_delay, which turn_handling leaves at its default
 
 log = logging.getLogger(__name__)
 
@@ -250,10 +254,34 @@ class OfflineTurn:
     parts: dict[str, float]
 
 
+@contextmanager
+def timed_recognitions() -> Iterator[list[float]]:
+    """The durations (ms) of the offline STT's recognitions inside the pipeline (PocketSphinxSTT looks
+    `recognise_pcm` up in its module at each call)."""
+    durations: list[float] = []
+    original = offline_stt.recognise_pcm
+
+    def timed(pcm: bytes, sample_rate: int) -> str:
+        started = time.perf_counter()
+        try:
+            return original(pcm, sample_rate)
+        finally:
+            durations.append((time.perf_counter() - started) * 1000)
+
+    offline_stt.recognise_pcm = timed
+    try:
+        yield durations
+    finally:
+        offline_stt.recognise_pcm = original
+
+
 async def offline_turn(rig: VoiceRig, caller_pcm: bytes, caller_rate: int) -> OfflineTurn:
     cfg = rig.cfg.model_copy(update={"first_message": None})  # the caller speaks at once
     thread = CallThread(tenant_id=rig.tenant_id, thread_id=str(uuid.uuid4()))
-    sim = await simulate_call(cfg, rig.graph, thread, caller_pcm=caller_pcm, caller_rate=caller_rate, max_seconds=30)
+    with timed_recognitions() as in_pipeline:
+        sim = await simulate_call(
+            cfg, rig.graph, thread, caller_pcm=caller_pcm, caller_rate=caller_rate, max_seconds=30
+        )
     reply = next((line for line in sim.lines if line.role == "bot" and "e2e_latency" in line.metrics), None)
     heard = next((line.text for line in sim.lines if line.role == "caller"), "")
     if not sim.finished or reply is None or not heard:
@@ -267,11 +295,14 @@ async def offline_turn(rig: VoiceRig, caller_pcm: bytes, caller_rate: int) -> Of
     await synthesize_pcm(sentence)
     tts_ms = (time.perf_counter() - started) * 1000
     parts = {"vad_silence_ms": VAD_SILENCE_S * 1000, "stt_ms": stt_ms, "graph_ms": graph_ms, "tts_ms": tts_ms}
-    for name in ("end_of_turn_delay", "llm_node_ttft", "tts_node_ttfb"):
+    if in_pipeline:
+        parts["stt_in_pipeline_ms"] = max(in_pipeline)
+    for name in ("transcription_delay", "end_of_turn_delay", "llm_node_ttft", "tts_node_ttfb"):
         for line in sim.lines:
             if name in line.metrics:
                 parts[f"livekit_{name}_ms"] = line.metrics[name] * 1000
-    floor = VAD_SILENCE_S * 1000 + stt_ms + graph_ms + tts_ms
+    # The endpointing wait counts from the end of speech too, so it overlaps the VAD's silence and the STT.
+    floor = max(VAD_SILENCE_S * 1000 + stt_ms, ENDPOINTING_S * 1000) + graph_ms + tts_ms
     return OfflineTurn(e2e_ms=reply.metrics["e2e_latency"] * 1000, floor_ms=floor, parts=parts)
 
 
