@@ -13,7 +13,7 @@ pushed to the TTS (LiveKit's session and GraphLLM around the graph). Printed bes
 1 call, in the same run. `--vad 1` (the default) runs the config's Silero VAD on each call's audio, as a worker
 does on a real call; `--vad 0` leaves it out.
 
-    .venv/bin/python -m bench.voice_concurrency [--max-calls 64] [--turns 5] [--think-ms 500] [--vad 1] [--tiny]
+    .venv/bin/python -m bench.voice_concurrency [--max-calls 64] [--turns 4] [--think-ms 2000] [--vad 1] [--tiny]
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ from dataclasses import dataclass
 from bench.harness import load_average, median, parse_sizes, pct
 from bench.voice_turn_latency import SCRIPT, FakeCall, TurnTimes, VoiceRig, open_voice_rig
 
-SIZES = {"max_calls": 64, "turns": 5, "think_ms": 500, "vad": 1}
+# A caller's turn comes every think time plus the answer's latency (playback is instant here): 2 s stands for a
+# short question and a short answer on a real call; 500 ms is a stress pace.
+SIZES = {"max_calls": 64, "turns": 4, "think_ms": 2000, "vad": 1}
 TINY = {"max_calls": 2, "turns": 2, "think_ms": 50, "vad": 1}
 LIMIT_MS = 50.0
 
