@@ -1,7 +1,7 @@
 """How many simultaneous calls one worker process carries before the latency the runtime adds to a turn passes
 50 ms at p95 (issue 10).
 
-Each call is bench.voice_turn_latency's FakeCall: a real AgentSession with GraphLLM on the example voicebot's
+Each call is bench.voice_calls' FakeCall: a real AgentSession with GraphLLM on the example voicebot's
 compiled graph (offline model, no token delay; the Postgres checkpointer), between zero-latency fakes of the STT,
 the TTS and the room's audio (tests/fakes.py), with the caller's silence streaming in at real time. A call is
 `--turns` turns, a plain answer and a tool call in turn, each after a think time of `--think-ms` (0.5x-1.5x,
@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 
 from bench.harness import load_average, median, parse_sizes, pct
-from bench.voice_turn_latency import SCRIPT, FakeCall, TurnTimes, VoiceRig, open_voice_rig
+from bench.voice_calls import SCRIPT, FakeCall, TurnTimes, VoiceRig, open_voice_rig
 
 # A caller's turn comes every think time plus the answer's latency (playback is instant here): 2 s stands for a
 # short question and a short answer on a real call; 500 ms is a stress pace.

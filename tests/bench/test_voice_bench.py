@@ -8,7 +8,7 @@ import uuid
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 
-from bench.voice_turn_latency import SCRIPT, FakeCall, GraphClock, VoiceRig, direct_ttft, voicebot
+from bench.voice_calls import SCRIPT, FakeCall, GraphClock, VoiceRig, direct_ttft, voicebot
 from chorus.agents.storage.database import Database
 from chorus.agents.tools.builtins import build_registry
 from chorus.graphs.checkpointer import ChorusCheckpointer
