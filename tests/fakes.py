@@ -1,6 +1,7 @@
 """Local stand-ins for remote services (the only fakes in the suite): an HTTP API for declarative tools,
-and an OpenAI-compatible server (chat completions for the real langchain-openai client, embeddings for
-the real openai client), and zero-latency speech providers and room audio for the voice benchmarks."""
+an OpenAI-compatible server (chat completions for the real langchain-openai client, embeddings for
+the real openai client), a scripted tool-calling model, LiveKit's Twirp API for call control, the person
+a warm transfer reaches, and zero-latency speech providers and room audio for the voice benchmarks."""
 
 from __future__ import annotations
 
@@ -8,14 +9,16 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
-from livekit import rtc
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from google.protobuf.message import Message
+from livekit import api, rtc
 from livekit.agents import stt, tts
 from livekit.agents.language import LanguageCode
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, APIConnectOptions, NotGivenOr
@@ -167,6 +170,27 @@ async def serve(app: FastAPI) -> AsyncIterator[str]:
 
 # Keys for the speech providers' real plugin classes (Deepgram, ElevenLabs), built without a network call.
 FAKE_SPEECH_KEYS = ProviderKeys(deepgram="fake-deepgram-key", elevenlabs="fake-elevenlabs-key")
+
+
+def restaurant_api() -> FastAPI:
+    """A restaurant's booking system, for a bot nobody wrote Chorus for: GET /reservations/{confirmation}.
+    A test may set `app.state.on_lookup` (an async callable) to act while a lookup is being answered."""
+    app = FastAPI()
+    seen: list[str] = []
+    app.state.seen = seen
+    app.state.on_lookup = None
+    booked = {"K7Q2": {"guest": "Ada Lovelace", "party_size": 4, "time": "19:30", "table": "terrace 3"}}
+
+    @app.get("/reservations/{confirmation}")
+    async def reservation(confirmation: str) -> JSONResponse:
+        seen.append(confirmation)
+        if app.state.on_lookup is not None:
+            await app.state.on_lookup()
+        if confirmation not in booked:
+            return JSONResponse({"detail": f"no reservation {confirmation}"}, status_code=404)
+        return JSONResponse({"confirmation": confirmation, **booked[confirmation]})
+
+    return app
 
 
 def clinic_api() -> FastAPI:
@@ -348,3 +372,119 @@ class InstantAudioOutput(io.AudioOutput):
         for _ in range(self._pending_playback_count):
             self.on_playback_finished(playback_position=played, interrupted=True)
             played = 0.0
+
+
+# -- a scripted model -----------------------------------------------------------------------------------
+
+Script = Callable[[list[dict[str, Any]]], dict[str, Any]]
+
+
+def scripted_model_api(script: Script) -> FastAPI:
+    """An OpenAI-compatible /v1/chat/completions whose answer `script(messages)` decides: {"content": text} or
+    {"tool_call": {"name": …, "arguments": {…}}}. For what the offline model cannot be made to call."""
+    app = FastAPI()
+    app.state.calls = []
+
+    @app.post("/v1/chat/completions")
+    async def completions(request: Request) -> Any:
+        body = await request.json()
+        app.state.calls.append(body)
+        answer = script(body["messages"])
+        created = int(time.time())
+        call = answer.get("tool_call")
+        tool_calls = (
+            [
+                {
+                    "index": 0,
+                    "id": f"call_{len(app.state.calls)}",
+                    "type": "function",
+                    "function": {"name": call["name"], "arguments": json.dumps(call.get("arguments", {}))},
+                }
+            ]
+            if call
+            else None
+        )
+        message: dict[str, Any] = {"role": "assistant", "content": answer.get("content")}
+        if tool_calls:
+            message["tool_calls"] = [{k: v for k, v in c.items() if k != "index"} for c in tool_calls]
+        finish = "tool_calls" if tool_calls else "stop"
+        base = {"id": "cmpl-s", "created": created, "model": body["model"]}
+        if not body.get("stream"):
+            return {
+                **base,
+                "object": "chat.completion",
+                "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            }
+
+        async def events() -> AsyncIterator[bytes]:
+            delta: dict[str, Any] = {"role": "assistant", "content": answer.get("content")}
+            if tool_calls:
+                delta["tool_calls"] = tool_calls
+            for choice in (
+                {"index": 0, "delta": delta, "finish_reason": None},
+                {"index": 0, "delta": {}, "finish_reason": finish},
+            ):
+                chunk = {**base, "object": "chat.completion.chunk", "choices": [choice]}
+                yield f"data: {json.dumps(chunk)}\n\n".encode()
+            yield b"data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    return app
+
+
+# -- LiveKit's Twirp API, the call-control part -------------------------------------------------------------
+
+LIVEKIT_KEY, LIVEKIT_SECRET = "fake-livekit-key", "fake-livekit-secret-of-at-least-32-chars"
+LIVEKIT_CALL_METHODS: dict[str, tuple[type[Message], type[Message]]] = {
+    "livekit.RoomService/DeleteRoom": (api.DeleteRoomRequest, api.DeleteRoomResponse),
+    "livekit.RoomService/MoveParticipant": (api.MoveParticipantRequest, api.MoveParticipantResponse),
+    "livekit.SIP/TransferSIPParticipant": (api.TransferSIPParticipantRequest, api.TransferSIPParticipantResponse),
+    "livekit.SIP/CreateSIPParticipant": (api.CreateSIPParticipantRequest, api.SIPParticipantInfo),
+}
+
+
+def livekit_call_api() -> FastAPI:
+    """LiveKit's Twirp API for hang-up, transfers and moving participants: it checks each request's token
+    (signed with LIVEKIT_KEY / LIVEKIT_SECRET) and decodes its protobuf; `app.state.calls` holds (method, request);
+    `app.state.errors[method] = (http_status, twirp_error_body)` makes a method fail as the server would."""
+    app = FastAPI()
+    app.state.calls = []
+    app.state.errors = {}
+    verifier = api.TokenVerifier(LIVEKIT_KEY, LIVEKIT_SECRET)
+
+    @app.post("/twirp/{service}/{method}")
+    async def twirp(service: str, method: str, request: Request) -> Response:
+        kinds = LIVEKIT_CALL_METHODS.get(f"{service}/{method}")
+        if kinds is None:
+            return JSONResponse({"code": "bad_route", "msg": f"no {service}/{method} here"}, status_code=404)
+        if request.headers.get("content-type") != "application/protobuf":
+            return JSONResponse({"code": "malformed", "msg": "protobuf only"}, status_code=415)
+        try:
+            verifier.verify(request.headers.get("authorization", "").removeprefix("Bearer "))
+        except Exception:
+            return JSONResponse({"code": "unauthenticated", "msg": "bad token"}, status_code=401)
+        message = kinds[0].FromString(await request.body())
+        app.state.calls.append((method, message))
+        if method in app.state.errors:
+            status, body = app.state.errors[method]
+            return JSONResponse(body, status_code=status)
+        return Response(kinds[1]().SerializeToString(), media_type="application/protobuf")
+
+    return app
+
+
+def livekit_client(url: str) -> api.LiveKitAPI:
+    return api.LiveKitAPI(url=url, api_key=LIVEKIT_KEY, api_secret=LIVEKIT_SECRET)
+
+
+@dataclass
+class FakePerson:
+    """The person a warm transfer reaches, as the consultation room would report them: takes the call or not."""
+
+    takes_call: bool = True
+    briefings: list[dict[str, str]] = field(default_factory=list)
+
+    async def brief(self, *, room: str, identity: str, text: str) -> bool:
+        self.briefings.append({"room": room, "identity": identity, "text": text})
+        return self.takes_call

@@ -183,6 +183,8 @@ class World:
             body = {"config_id": config_id, "version": 1}
             execution = await a.post(f"/api/v1/evaluation/suites/{suite_id}/execute", json=body)
             self.ids[kind] = str(execution.json()["id"])
+        elif kind == "base":  # an execution to compare with (itself: refused as a 422, past the role check)
+            self.ids[kind] = await self.value("execution_id")
         elif kind == "version":  # of a config: every config has its version 1
             self.ids[kind] = "1"
         elif kind == "name":
@@ -271,6 +273,11 @@ async def body_for(world: World, method: str, path: str, ns: str) -> dict[str, A
         ("POST", "/api/v1/evaluation/suites/{suite_id}/execute"): {
             "config_id": await world.value("assistant_id"),
             "version": 1,
+        },
+        ("POST", "/api/v1/evaluation/turn-conversation"): {
+            "user_input": "Where is my order?",
+            "system_response": "It has shipped.",
+            "assertions": [{"type": "icontains", "value": "shipped"}],
         },
         ("POST", "/api/v1/publishable-keys"): {
             "assistant_ids": [await world.value("assistant_id")],

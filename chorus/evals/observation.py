@@ -21,5 +21,5 @@ class Observation:
     answers: tuple[str, ...] = ()  # its answer to each user turn
     tool_calls: tuple[ToolCall, ...] = ()
     escalated: bool = False
-    latency_ms: float = 0.0  # the whole case: every turn, from submit to end
+    latency_ms: float | None = 0.0  # the whole case: every turn, from submit to end (None: not known)
     tokens: int | None = None  # input + output tokens of every run (None: not reported)

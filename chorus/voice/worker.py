@@ -133,6 +133,8 @@ async def entrypoint(ctx: JobContext) -> None:
         route.tenant_id,
     )
     await voice.session.start(voice.agent, room=ctx.room)
+    if voice.phone is not None:
+        await voice.phone.attach(ctx, participant)
 
 
 def create_server() -> AgentServer:
