@@ -30,6 +30,8 @@ from bench import (
     sse_first_token,
     storage,
     turn_overhead,
+    voice_concurrency,
+    voice_turn_latency,
     vs_langgraph_dev,
     widget,
 )
@@ -54,6 +56,8 @@ MODULES: list[ModuleType] = [
     config_apply,
     eval_concurrency,
     eval_judge_cache,
+    voice_turn_latency,
+    voice_concurrency,
 ]
 
 

@@ -1,7 +1,8 @@
 """Local stand-ins for remote services (the only fakes in the suite): an HTTP API for declarative tools,
 an OpenAI-compatible server (chat completions for the real langchain-openai client, embeddings for
 the real openai client), a scripted tool-calling model, LiveKit's Twirp API for call control, the person
-a warm transfer reaches, and an OpenAI-compatible eval judge answering scripted verdicts."""
+a warm transfer reaches, an OpenAI-compatible eval judge answering scripted verdicts, and zero-latency
+speech providers and room audio for the voice benchmarks."""
 
 from __future__ import annotations
 
@@ -19,7 +20,11 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from google.protobuf.message import Message
-from livekit import api
+from livekit import api, rtc
+from livekit.agents import stt, tts
+from livekit.agents.language import LanguageCode
+from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, APIConnectOptions, NotGivenOr
+from livekit.agents.voice import io
 
 from chorus.voice.provider_keys import ProviderKeys
 
@@ -201,6 +206,174 @@ def clinic_api() -> FastAPI:
         return {"days": "monday to friday"}
 
     return app
+
+
+# -- Zero-latency speech providers and room audio (the voice benchmarks) ------------------------------------
+# Stand-ins for Deepgram, ElevenLabs and the room's audio tracks that take no time at all, so that what a
+# voice turn measures is the runtime alone (LiveKit's session and Chorus's GraphLLM on the compiled graph).
+# Their hooks stamp `time.perf_counter()`.
+
+INSTANT_SAMPLE_RATE = 16000
+INSTANT_AUDIO_MS = 20  # of silence per text chunk pushed to InstantTTS
+
+
+class InstantSTT(stt.STT[Any]):
+    """A streaming STT that ignores the audio: `hear(text)` makes its open streams emit a caller's whole turn
+    at once (start of speech, the final transcript, end of speech), as a provider that recognises in no time
+    would. Use it with `turn_detection="stt"`: the STT's end of speech ends the turn."""
+
+    def __init__(self) -> None:
+        # manual_flush: the session flushes the stream when it closes, and gets its (empty) final transcript at
+        # once instead of waiting for one (session_close_transcript_timeout, 2 s).
+        super().__init__(capabilities=stt.STTCapabilities(streaming=True, interim_results=False, manual_flush=True))
+        self._streams: list[_InstantRecognizeStream] = []
+
+    @property
+    def model(self) -> str:
+        return "instant"
+
+    @property
+    def provider(self) -> str:
+        return "fake"
+
+    async def _recognize_impl(
+        self, buffer: Any, *, language: NotGivenOr[str] = NOT_GIVEN, conn_options: APIConnectOptions
+    ) -> stt.SpeechEvent:
+        return stt.SpeechEvent(
+            type=stt.SpeechEventType.FINAL_TRANSCRIPT,
+            alternatives=[stt.SpeechData(language=LanguageCode("en"), text="")],
+        )
+
+    def stream(
+        self, *, language: NotGivenOr[str] = NOT_GIVEN, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
+    ) -> stt.RecognizeStream:
+        stream = _InstantRecognizeStream(self, conn_options)
+        self._streams.append(stream)
+        return stream
+
+    def hear(self, text: str) -> float:
+        """The caller says `text`; returns when its final transcript was sent (perf_counter)."""
+        open_streams = [s for s in self._streams if not s.closed]
+        if not open_streams:
+            raise RuntimeError("InstantSTT has no open stream: start the session before the caller speaks")
+        speech = stt.SpeechData(language=LanguageCode("en"), text=text, confidence=1.0)
+        for s in open_streams:
+            s.emit(stt.SpeechEvent(type=stt.SpeechEventType.START_OF_SPEECH))
+        sent_at = time.perf_counter()
+        for s in open_streams:
+            s.emit(stt.SpeechEvent(type=stt.SpeechEventType.FINAL_TRANSCRIPT, alternatives=[speech]))
+            s.emit(stt.SpeechEvent(type=stt.SpeechEventType.END_OF_SPEECH))
+        return sent_at
+
+
+class _InstantRecognizeStream(stt.RecognizeStream):
+    def __init__(self, owner: InstantSTT, conn_options: APIConnectOptions) -> None:
+        super().__init__(stt=owner, conn_options=conn_options)
+
+    @property
+    def closed(self) -> bool:
+        return self._event_ch.closed
+
+    def emit(self, event: stt.SpeechEvent) -> None:
+        self._event_ch.send_nowait(event)
+
+    async def _run(self) -> None:
+        async for data in self._input_ch:  # the audio is not listened to
+            if isinstance(data, self._FlushSentinel):
+                empty = stt.SpeechData(language=LanguageCode("en"), text="")
+                self.emit(stt.SpeechEvent(type=stt.SpeechEventType.FINAL_TRANSCRIPT, alternatives=[empty]))
+
+
+class InstantTTS(tts.TTS[Any]):
+    """A streaming TTS that answers every text chunk with silence at once. `asked` holds, per synthesis (one
+    per speech), when the first text was pushed to it (perf_counter)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            capabilities=tts.TTSCapabilities(streaming=True), sample_rate=INSTANT_SAMPLE_RATE, num_channels=1
+        )
+        self.asked: list[float] = []
+
+    @property
+    def model(self) -> str:
+        return "instant"
+
+    @property
+    def provider(self) -> str:
+        return "fake"
+
+    def synthesize(
+        self, text: str, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
+    ) -> tts.ChunkedStream:
+        return self._synthesize_with_stream(text, conn_options=conn_options)
+
+    def stream(self, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS) -> tts.SynthesizeStream:
+        return _InstantSynthesizeStream(self, conn_options)
+
+
+class _InstantSynthesizeStream(tts.SynthesizeStream):
+    def __init__(self, owner: InstantTTS, conn_options: APIConnectOptions) -> None:
+        super().__init__(tts=owner, conn_options=conn_options)
+        self._owner = owner
+        self._asked = False
+
+    def push_text(self, token: str) -> None:
+        if token and not self._asked:
+            self._asked = True
+            self._owner.asked.append(time.perf_counter())
+        super().push_text(token)
+
+    async def _run(self, output_emitter: tts.AudioEmitter) -> None:
+        silence = b"\0\0" * (INSTANT_SAMPLE_RATE * INSTANT_AUDIO_MS // 1000)
+        output_emitter.initialize(
+            request_id="instant", sample_rate=INSTANT_SAMPLE_RATE, num_channels=1, mime_type="audio/pcm", stream=True
+        )
+        in_segment = False
+        async for data in self._input_ch:
+            if isinstance(data, self._FlushSentinel):
+                if in_segment:
+                    output_emitter.end_segment()
+                    in_segment = False
+                continue
+            if not in_segment:
+                self._mark_started()
+                output_emitter.start_segment(segment_id=f"segment-{len(self._owner.asked)}")
+                in_segment = True
+            output_emitter.push(silence)
+        if in_segment:
+            output_emitter.end_segment()
+
+
+class InstantAudioOutput(io.AudioOutput):
+    """The room's audio track for the agent's speech, played out the moment it is flushed (a listener with
+    no playback time): the session goes back to listening as soon as an answer is synthesised."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            label="instant-output",
+            capabilities=io.AudioOutputCapabilities(pause=False),
+            sample_rate=INSTANT_SAMPLE_RATE,
+        )
+        self._played = 0.0
+        self._playing = False
+
+    async def capture_frame(self, frame: rtc.AudioFrame) -> None:
+        await super().capture_frame(frame)
+        if not self._playing:
+            self._playing = True
+            self.on_playback_started(created_at=time.time())
+        self._played += frame.duration
+
+    def flush(self) -> None:
+        super().flush()
+        played, self._played, self._playing = self._played, 0.0, False
+        self.on_playback_finished(playback_position=played, interrupted=False)
+
+    def clear_buffer(self) -> None:
+        played, self._played, self._playing = self._played, 0.0, False
+        for _ in range(self._pending_playback_count):
+            self.on_playback_finished(playback_position=played, interrupted=True)
+            played = 0.0
 
 
 # -- a scripted model -----------------------------------------------------------------------------------
