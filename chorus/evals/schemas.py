@@ -11,17 +11,16 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
+from chorus.agents.knowledge.embedders import MODELS as EMBEDDING_MODELS
+from chorus.evals.judge import JudgeConfig
 from chorus.evals.metrics_deterministic import METRICS
+from chorus.evals.metrics_judged import JUDGED, MODEL_METRICS
 
-# LLM-judged metrics of the seed and the issue: accepted, reported "skipped: no judge model" until a judge
-# lands (docs/evals.md, "Not yet").
-JUDGED_TYPES = (
-    "hallucination",
-    "answer_relevancy",
-    "faithfulness",
-    "contextual_precision",
-    "contextual_recall",
-)
+# LLM-judged metrics of the seed and the issue (reported "skipped: no judge model" when the suite has no judge).
+JUDGED_TYPES = tuple(JUDGED)
+# What a case's `evaluator_types` may name: the judged metrics, the embedding and the retrieval metrics.
+EVALUATOR_TYPES = tuple(MODEL_METRICS)
+ASSERTION_METRICS = sorted([*METRICS, *MODEL_METRICS])
 MAX_TEXT = 20_000
 
 
@@ -43,13 +42,17 @@ class Assertion(BaseModel):
     @field_validator("type")
     @classmethod
     def _known(cls, value: str) -> str:
-        if base_type(value) not in METRICS:
-            raise ValueError(f"unknown assertion type '{value}'; the types are {sorted(METRICS)} (prefix 'not-')")
+        if base_type(value) not in METRICS and base_type(value) not in MODEL_METRICS:
+            raise ValueError(f"unknown assertion type '{value}'; the types are {ASSERTION_METRICS} (prefix 'not-')")
         return value
 
     @model_validator(mode="after")
     def _value(self) -> Assertion:
-        METRICS[base_type(self.type)].check(self.value)
+        base = base_type(self.type)
+        if base in MODEL_METRICS:
+            MODEL_METRICS[base](self.value)
+        else:
+            METRICS[base].check(self.value)
         return self
 
 
@@ -87,6 +90,17 @@ class EvaluatorConfig(BaseModel):
     default_threshold: float | None = Field(default=None, ge=0, le=1)
     timeout_seconds: float = Field(default=120, gt=0, le=3600)
     min_pass_rate: float = Field(default=1.0, ge=0, le=1, description="the suite passes at this share of trials")
+    judge: JudgeConfig | None = Field(default=None, description="the judge model of the LLM-judged metrics")
+    embedding_model: str | None = Field(
+        default=None, max_length=100, description="semantic_similarity's embedder (default: CHORUS_EMBEDDING_MODEL)"
+    )
+
+    @field_validator("embedding_model")
+    @classmethod
+    def _embedder(cls, value: str | None) -> str | None:
+        if value is not None and value not in EMBEDDING_MODELS:
+            raise ValueError(f"unknown embedding model '{value}'; choose one of {sorted(EMBEDDING_MODELS)}")
+        return value
 
 
 class SuiteCreate(BaseModel):
@@ -174,13 +188,25 @@ class Checks(BaseModel):
     @field_validator("evaluator_types")
     @classmethod
     def _judged(cls, value: list[str]) -> list[str]:
-        unknown = [t for t in value if t not in JUDGED_TYPES]
+        unknown = [t for t in value if t not in EVALUATOR_TYPES]
         if unknown:
             raise ValueError(
-                f"unknown evaluator types {unknown}; the LLM-judged types are {list(JUDGED_TYPES)} "
+                f"unknown evaluator types {unknown}; the evaluator types are {list(EVALUATOR_TYPES)} "
                 "(deterministic checks go in `assertions`)"
             )
         return list(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _evaluator_thresholds(self) -> Checks:
+        for kind in self.evaluator_types:
+            given = (self.expected_values or {}).get(kind)
+            for name in ("threshold", "min_score", "max_score"):
+                value = given.get(name) if isinstance(given, dict) else None
+                if value is not None and (
+                    isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1
+                ):
+                    raise ValueError(f"expected_values.{kind}.{name} must be a number from 0 to 1, got {value!r}")
+        return self
 
     def has_checks(self) -> bool:
         return bool(self.assertions or self.evaluator_types)

@@ -21,9 +21,11 @@ from psycopg_pool import PoolTimeout
 from chorus.agents.configs.models import BotConfig
 from chorus.agents.errors import DatabaseUnavailable, ServerBusy
 from chorus.agents.providers.offline_user_simulator import BRIEF_MARK, END_MARK
+from chorus.evals.metrics_deterministic import Measured
+from chorus.evals.metrics_judged import SKIPPED, MetricError, request_key
 from chorus.evals.observation import Observation
 from chorus.evals.schemas import SimulatedUser, render
-from chorus.evals.scoring import Evaluation, evaluate
+from chorus.evals.scoring import Evaluation, evaluate, model_requests
 from chorus.evals.target import Conversation, GraphConversation, TrialFailed, message_text
 from chorus.runs.engine import RunEngine
 
@@ -190,17 +192,40 @@ def _detail(exc: Exception) -> str:
     return str(getattr(exc, "detail", None) or f"{type(exc).__name__}: {exc}")
 
 
-def goal_completion(description: str, sim: Simulation | None, *, weight: float = 1.0) -> Evaluation:
-    """Whether the conversation met the expected outcome's description: an LLM-judged metric. The seam for the
-    judge (chorus/evals/judge.py): with no judge model configured it is reported, never scored."""
-    return Evaluation("goal_completion", "goal_completion", None, None, "skipped: no judge model", weight)
+def goal_completion(
+    description: str,
+    sim: Simulation | None,
+    *,
+    weight: float = 1.0,
+    measured: dict[str, Measured] | None = None,
+) -> Evaluation:
+    """Whether the conversation met the expected outcome's description: the LLM-judged task_completion with
+    the description as the task (chorus/evals/metrics_judged_conversation.py), measured beforehand into
+    `measured`; with no judge model configured it is reported, never scored."""
+    got = (measured or {}).get(request_key("task_completion", description, None)) or Measured(None, None, SKIPPED)
+    error = isinstance(got, MetricError)
+    return Evaluation("goal_completion", "goal_completion", got.score, got.passed, got.reasoning, weight, error=error)
 
 
-def outcome_evaluations(simulated_user: dict[str, Any], obs: Observation, sim: Simulation | None) -> list[Evaluation]:
+def outcome_requests(simulated_user: dict[str, Any]) -> list[tuple[str, Any, float | None]]:
+    """What the expected outcome needs measured by a model (ModelMetrics.measure) before it is scored."""
+    spec = SimulatedUser.model_validate(simulated_user)
+    found = model_requests(list(spec.expected_outcome.assertions), [])
+    if spec.expected_outcome.description:
+        found.append(("task_completion", spec.expected_outcome.description, None))
+    return found
+
+
+def outcome_evaluations(
+    simulated_user: dict[str, Any],
+    obs: Observation,
+    sim: Simulation | None,
+    measured: dict[str, Measured] | None = None,
+) -> list[Evaluation]:
     """The expected outcome's checks: its assertions on the whole conversation, and goal completion when it
     describes the outcome in words."""
     spec = SimulatedUser.model_validate(simulated_user)
-    found = [evaluate(a, obs) for a in spec.expected_outcome.assertions]
+    found = [evaluate(a, obs, measured) for a in spec.expected_outcome.assertions]
     if spec.expected_outcome.description:
-        found.append(goal_completion(spec.expected_outcome.description, sim))
+        found.append(goal_completion(spec.expected_outcome.description, sim, measured=measured))
     return found

@@ -13,8 +13,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 
 from chorus.agents.errors import InvalidInput
-from chorus.evals.metrics_deterministic import METRICS
 from chorus.evals.schemas import (
+    ASSERTION_METRICS,
     MAX_TEXT,
     AnyAssertion,
     Assertion,
@@ -26,7 +26,7 @@ from chorus.evals.schemas import (
     assertion_kind,
 )
 
-ASSERTION_TYPES = sorted([*METRICS, *(f"not-{m}" for m in METRICS)])
+ASSERTION_TYPES = sorted([*ASSERTION_METRICS, *(f"not-{m}" for m in ASSERTION_METRICS)])
 
 
 class TemplateRef(BaseModel):

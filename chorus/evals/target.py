@@ -16,6 +16,7 @@ from langchain_core.runnables import RunnableConfig
 from chorus.agents.configs.environments import Serving
 from chorus.agents.configs.models import BotConfig
 from chorus.agents.tenancy.environments import DEFAULT_ENVIRONMENT
+from chorus.evals.metrics_retrieval import conversation_context
 from chorus.evals.observation import Observation, ToolCall
 from chorus.graphs.checkpointer import ChorusCheckpointer
 from chorus.graphs.compiler import CompiledBot
@@ -77,6 +78,7 @@ class Conversation(Protocol):
 
 def _observation(values: dict[str, Any], *, latency_ms: float, tokens: int | None) -> Observation:
     answers, calls = _answers(values.get("messages") or [])
+    user_turns, retrieved = conversation_context(values.get("messages") or [])
     return Observation(
         output=answers[-1] if answers else "",
         answers=tuple(answers),
@@ -84,6 +86,8 @@ def _observation(values: dict[str, Any], *, latency_ms: float, tokens: int | Non
         escalated=bool(values.get("escalated")),
         latency_ms=latency_ms,
         tokens=tokens,
+        user_turns=user_turns,
+        retrieved=retrieved,
     )
 
 

@@ -12,8 +12,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from chorus.agents.errors import InvalidInput
+from chorus.evals.metrics_judged import ModelMetrics
 from chorus.evals.observation import Observation, ToolCall
-from chorus.evals.runner import judge_trial
+from chorus.evals.runner import judge_trial, measure_model_metrics
 from chorus.evals.schemas import MAX_TEXT, Checks
 from chorus.evals.target import message_text
 from chorus.runs.threads_repository import ThreadRepository
@@ -111,5 +112,7 @@ async def evaluate_turn(req: TurnEvaluationRequest, *, tenant_id: str, threads: 
         assert req.user_input is not None
         user_input, obs = req.user_input, given_observation(req)
     case = req.model_dump(mode="json", by_alias=True)
-    result = judge_trial(case, obs, default_threshold=None)
+    # No suite, so no judge: the judged metrics are skipped; embedding and retrieval ones are measured.
+    measured = await measure_model_metrics(ModelMetrics(judge=None), {**case, "user_input": user_input}, obs)
+    result = judge_trial(case, obs, default_threshold=None, measured=measured)
     return {"thread_id": req.thread_id, "turn": req.turn if req.thread_id else None, "user_input": user_input, **result}

@@ -150,6 +150,8 @@ async def entrypoint(ctx: JobContext) -> None:
     except Exception as exc:  # a call that cannot start is settled failed, its session closed, its record kept
         await recorder.start_failed(exc, voice.session)
         raise
+    if voice.phone is not None:
+        await voice.phone.attach(ctx, participant)
 
 
 def create_server() -> AgentServer:

@@ -198,6 +198,11 @@ class OutboundRetargeting(Feature):
 class TransferDestination(ConfigModel):
     name: str
     phone: str = Field(pattern=r"^\+?[0-9]{3,15}$")
+    mode: Literal["cold", "warm"] = Field(
+        default="cold",
+        description="cold: the caller is handed over by SIP REFER; warm: the caller waits on hold while the "
+        "person is called and briefed, then is connected (or comes back to the bot if no one takes the call).",
+    )
 
 
 class CallTransfer(Feature):
@@ -254,8 +259,28 @@ class LivekitConfig(ConfigModel):
 
 
 class BackgroundSound(ConfigModel):
-    type: str | None = None
-    custom_url: str | None = None
+    type: Literal["office", "off", "custom"] | None = Field(
+        default=None, description="office: LiveKit's office ambience; off: none; custom: the file at custom_url."
+    )
+    custom_url: str | None = Field(
+        default=None,
+        min_length=1,
+        description="A local audio file on the voice worker (type custom); nothing is downloaded at call time.",
+    )
+
+    @model_validator(mode="after")
+    def _local_file_only(self) -> BackgroundSound:
+        url = self.custom_url
+        if url is not None and "://" in url:
+            raise ValueError(
+                f"custom_url '{url[:80]}' is a URL: Chorus downloads nothing at call time; copy the audio file "
+                "to the voice worker and give its local path"
+            )
+        if self.type == "custom" and url is None:
+            raise ValueError("type custom needs custom_url: the path of a local audio file on the voice worker")
+        if url is not None and self.type not in (None, "custom"):
+            raise ValueError(f"custom_url is only played with type custom (type is {self.type}): set type to custom")
+        return self
 
 
 class VoiceModelSettings(ConfigModel):
