@@ -19,6 +19,7 @@ from bench import (
     crash,
     db_outage,
     eval_concurrency,
+    eval_judge_cache,
     hot_reload,
     ingestion_throughput,
     knowledge_search,
@@ -29,6 +30,8 @@ from bench import (
     sse_first_token,
     storage,
     turn_overhead,
+    voice_concurrency,
+    voice_turn_latency,
     vs_langgraph_dev,
     widget,
 )
@@ -52,6 +55,9 @@ MODULES: list[ModuleType] = [
     hot_reload,
     config_apply,
     eval_concurrency,
+    eval_judge_cache,
+    voice_turn_latency,
+    voice_concurrency,
 ]
 
 

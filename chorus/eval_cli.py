@@ -201,3 +201,62 @@ def eval_run(
         _fail(f"execution {summary['id']} failed: {summary['error']}", EXIT_INCOMPLETE)
     if not summary["passed"]:
         raise typer.Exit(EXIT_FAILED)
+
+
+@eval_app.command("compare")
+def eval_compare(
+    base: Annotated[str, typer.Argument(help="The baseline execution's id (e.g. the last run on main).")],
+    head: Annotated[str, typer.Argument(help="The execution to judge (e.g. the run of this change).")],
+    url: Annotated[
+        str, typer.Option("--url", envvar="CHORUS_URL", help="The Chorus server.")
+    ] = "http://localhost:8000",
+    api_key: Annotated[
+        str | None,
+        typer.Option("--api-key", envvar="CHORUS_API_KEY", help="A viewer key (default: the demo key of `make run`)."),
+    ] = None,
+    tolerance: Annotated[
+        float, typer.Option("--tolerance", min=0, max=1, help="How far a case's mean score may fall unflagged.")
+    ] = 0.05,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
+    markdown: Annotated[
+        Path | None, typer.Option("--markdown", help="Write the comparison as markdown here (a PR comment).")
+    ] = None,
+) -> None:
+    """List the cases that regressed and improved between two executions of one suite.
+    Exit code 0 no regression, 1 a regression, 2 bad ids or different suites, 3 an execution not completed."""
+    from chorus.evals import compare as comparing
+
+    key = api_key or _default_key()
+    if not key:
+        _fail("no API key: pass --api-key or set CHORUS_API_KEY (a key of the executions' tenant)", EXIT_INVALID)
+    try:
+        with httpx.Client(base_url=url, headers={"x-api-key": key}, timeout=30) as client:
+            response = client.get(
+                f"/api/v1/evaluation/executions/{head}/compare", params={"base": base, "tolerance": tolerance}
+            )
+    except httpx.HTTPError as exc:
+        _fail(f"cannot reach the Chorus server at {url}: {exc}", EXIT_INCOMPLETE)
+    if response.status_code == 409:
+        _fail(f"cannot compare yet: {response.json().get('detail')}", EXIT_INCOMPLETE)
+    result = _answer(response)
+    if markdown is not None:
+        markdown.write_text(comparing.markdown(result), encoding="utf-8")
+    if as_json:
+        typer.echo(json.dumps(result, indent=2, default=str))
+    else:
+        _print_comparison(result)
+    if result["regressed"]:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _print_comparison(result: dict[str, Any]) -> None:
+    base, head = result["base"], result["head"]
+    typer.echo(f"execution {head['id']} ({head['target']}) vs {base['id']} ({base['target']})")
+    for case in result["cases"]:
+        if case["change"] == "unchanged":
+            continue
+        mark = {"regressed": "REGRESSED", "improved": "IMPROVED"}.get(case["change"], case["change"].upper())
+        significant = " (significant)" if case["significant"] else ""
+        typer.echo(f"{mark:<10} {case['name']}: {'; '.join(case['reasons'])}{significant}")
+    regressions, improvements = len(result["regressions"]), len(result["improvements"])
+    typer.echo(f"{regressions} regression(s), {improvements} improvement(s)")

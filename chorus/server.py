@@ -75,7 +75,11 @@ from chorus.runs.webhooks_repository import WEBHOOK_KIND, WebhookDeliveries, pru
 from chorus.runs.webhooks_router import router as webhooks_router
 from chorus.store.router import router as store_router
 from chorus.store.service import ItemStore
+from chorus.voice.call_records import CALL_ANALYSIS_KIND, CallRecords
+from chorus.voice.calls_router import router as calls_router
 from chorus.voice.outbound_router import router as outbound_calls_router
+from chorus.voice.post_call_analysis import PostCallJob
+from chorus.voice.recording import configured_store, sweep_expired_recordings
 from chorus.webchat.router import STATIC_DIR
 from chorus.webchat.router import router as webchat_router
 from chorus.webchat.visitor_tokens import VisitorTokens
@@ -89,13 +93,14 @@ UPLOAD_PATHS = frozenset({"/api/v1/rag/ingest/file", "/api/v1/rag/faq/import"})
 
 
 async def _housekeeping(threads: ThreadRepository, checkpointer: ChorusCheckpointer, engine: RunEngine) -> None:
-    """Every minute: delete expired threads (never one with a queued or running run), and webhook deliveries
-    past their retention."""
+    """Every minute: delete expired threads (never one with a queued or running run), webhook deliveries and
+    call recordings past their retention."""
     while True:
         await asyncio.sleep(_SWEEP_SECONDS)
         try:
             await delete_expired_threads(threads, checkpointer, on_deleted=engine.forget_thread)
             await prune_deliveries(threads.db)
+            await sweep_expired_recordings(threads.db, configured_store())
         except Exception:
             log.exception("housekeeping failed")
 
@@ -243,6 +248,10 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             wake_after=worker.wake_after,
         )
         worker.register(WEBHOOK_KIND, app.state.webhooks, concurrency=16)
+        # Call records (written by the voice workers): post-call analysis, then the call.ended webhook.
+        app.state.calls = CallRecords(db)
+        post_call = PostCallJob(records=app.state.calls, queue=worker.queue, offline=settings.offline)
+        worker.register(CALL_ANALYSIS_KIND, post_call, concurrency=4)
         # Environments and deploys: every process hears of a deploy anywhere (hot reload) and judges rollouts.
         # Eval executions: jobs of the same queue (another process resumes them after a crash); they gate deploys.
         evals = EvalRepository(db)
@@ -314,6 +323,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         crons_router,
         runs_router,
         webhooks_router,
+        calls_router,
         store_router,
         webchat_router,
         widget_router,

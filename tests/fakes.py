@@ -1,15 +1,19 @@
 """Local stand-ins for remote services (the only fakes in the suite): an HTTP API for declarative tools,
 an OpenAI-compatible server (chat completions for the real langchain-openai client, embeddings for
-the real openai client), and LiveKit's server API (SIP and agent dispatch, for the real livekit-api client)."""
+the real openai client), a scripted tool-calling model, LiveKit's server API (SIP, agent dispatch, call
+control and egress, for the real livekit-api client), the person a warm transfer reaches, an
+OpenAI-compatible eval judge answering scripted verdicts, and zero-latency speech providers and room audio
+for the voice benchmarks."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import json
+import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +21,12 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from google.protobuf.message import Message
+from livekit import api, rtc
+from livekit.agents import stt, tts
+from livekit.agents.language import LanguageCode
+from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, APIConnectOptions, NotGivenOr
+from livekit.agents.voice import io
 
 from chorus.voice.provider_keys import ProviderKeys
 
@@ -166,6 +176,27 @@ async def serve(app: FastAPI) -> AsyncIterator[str]:
 FAKE_SPEECH_KEYS = ProviderKeys(deepgram="fake-deepgram-key", elevenlabs="fake-elevenlabs-key")
 
 
+def restaurant_api() -> FastAPI:
+    """A restaurant's booking system, for a bot nobody wrote Chorus for: GET /reservations/{confirmation}.
+    A test may set `app.state.on_lookup` (an async callable) to act while a lookup is being answered."""
+    app = FastAPI()
+    seen: list[str] = []
+    app.state.seen = seen
+    app.state.on_lookup = None
+    booked = {"K7Q2": {"guest": "Ada Lovelace", "party_size": 4, "time": "19:30", "table": "terrace 3"}}
+
+    @app.get("/reservations/{confirmation}")
+    async def reservation(confirmation: str) -> JSONResponse:
+        seen.append(confirmation)
+        if app.state.on_lookup is not None:
+            await app.state.on_lookup()
+        if confirmation not in booked:
+            return JSONResponse({"detail": f"no reservation {confirmation}"}, status_code=404)
+        return JSONResponse({"confirmation": confirmation, **booked[confirmation]})
+
+    return app
+
+
 def clinic_api() -> FastAPI:
     """A clinic's backend for the voicebot: GET /hours (the opening days, in words a caller can hear)."""
     app = FastAPI()
@@ -177,6 +208,396 @@ def clinic_api() -> FastAPI:
         return {"days": "monday to friday"}
 
     return app
+
+
+# -- Zero-latency speech providers and room audio (the voice benchmarks) ------------------------------------
+# Stand-ins for Deepgram, ElevenLabs and the room's audio tracks that take no time at all, so that what a
+# voice turn measures is the runtime alone (LiveKit's session and Chorus's GraphLLM on the compiled graph).
+# Their hooks stamp `time.perf_counter()`.
+
+INSTANT_SAMPLE_RATE = 16000
+INSTANT_AUDIO_MS = 20  # of silence per text chunk pushed to InstantTTS
+
+
+class InstantSTT(stt.STT[Any]):
+    """A streaming STT that ignores the audio: `hear(text)` makes its open streams emit a caller's whole turn
+    at once (start of speech, the final transcript, end of speech), as a provider that recognises in no time
+    would. Use it with `turn_detection="stt"`: the STT's end of speech ends the turn."""
+
+    def __init__(self) -> None:
+        # manual_flush: the session flushes the stream when it closes, and gets its (empty) final transcript at
+        # once instead of waiting for one (session_close_transcript_timeout, 2 s).
+        super().__init__(capabilities=stt.STTCapabilities(streaming=True, interim_results=False, manual_flush=True))
+        self._streams: list[_InstantRecognizeStream] = []
+
+    @property
+    def model(self) -> str:
+        return "instant"
+
+    @property
+    def provider(self) -> str:
+        return "fake"
+
+    async def _recognize_impl(
+        self, buffer: Any, *, language: NotGivenOr[str] = NOT_GIVEN, conn_options: APIConnectOptions
+    ) -> stt.SpeechEvent:
+        return stt.SpeechEvent(
+            type=stt.SpeechEventType.FINAL_TRANSCRIPT,
+            alternatives=[stt.SpeechData(language=LanguageCode("en"), text="")],
+        )
+
+    def stream(
+        self, *, language: NotGivenOr[str] = NOT_GIVEN, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
+    ) -> stt.RecognizeStream:
+        stream = _InstantRecognizeStream(self, conn_options)
+        self._streams.append(stream)
+        return stream
+
+    def hear(self, text: str) -> float:
+        """The caller says `text`; returns when its final transcript was sent (perf_counter)."""
+        open_streams = [s for s in self._streams if not s.closed]
+        if not open_streams:
+            raise RuntimeError("InstantSTT has no open stream: start the session before the caller speaks")
+        speech = stt.SpeechData(language=LanguageCode("en"), text=text, confidence=1.0)
+        for s in open_streams:
+            s.emit(stt.SpeechEvent(type=stt.SpeechEventType.START_OF_SPEECH))
+        sent_at = time.perf_counter()
+        for s in open_streams:
+            s.emit(stt.SpeechEvent(type=stt.SpeechEventType.FINAL_TRANSCRIPT, alternatives=[speech]))
+            s.emit(stt.SpeechEvent(type=stt.SpeechEventType.END_OF_SPEECH))
+        return sent_at
+
+
+class _InstantRecognizeStream(stt.RecognizeStream):
+    def __init__(self, owner: InstantSTT, conn_options: APIConnectOptions) -> None:
+        super().__init__(stt=owner, conn_options=conn_options)
+
+    @property
+    def closed(self) -> bool:
+        return self._event_ch.closed
+
+    def emit(self, event: stt.SpeechEvent) -> None:
+        self._event_ch.send_nowait(event)
+
+    async def _run(self) -> None:
+        async for data in self._input_ch:  # the audio is not listened to
+            if isinstance(data, self._FlushSentinel):
+                empty = stt.SpeechData(language=LanguageCode("en"), text="")
+                self.emit(stt.SpeechEvent(type=stt.SpeechEventType.FINAL_TRANSCRIPT, alternatives=[empty]))
+
+
+class InstantTTS(tts.TTS[Any]):
+    """A streaming TTS that answers every text chunk with silence at once. `asked` holds, per synthesis (one
+    per speech), when the first text was pushed to it (perf_counter)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            capabilities=tts.TTSCapabilities(streaming=True), sample_rate=INSTANT_SAMPLE_RATE, num_channels=1
+        )
+        self.asked: list[float] = []
+
+    @property
+    def model(self) -> str:
+        return "instant"
+
+    @property
+    def provider(self) -> str:
+        return "fake"
+
+    def synthesize(
+        self, text: str, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS
+    ) -> tts.ChunkedStream:
+        return self._synthesize_with_stream(text, conn_options=conn_options)
+
+    def stream(self, *, conn_options: APIConnectOptions = DEFAULT_API_CONNECT_OPTIONS) -> tts.SynthesizeStream:
+        return _InstantSynthesizeStream(self, conn_options)
+
+
+class _InstantSynthesizeStream(tts.SynthesizeStream):
+    def __init__(self, owner: InstantTTS, conn_options: APIConnectOptions) -> None:
+        super().__init__(tts=owner, conn_options=conn_options)
+        self._owner = owner
+        self._asked = False
+
+    def push_text(self, token: str) -> None:
+        if token and not self._asked:
+            self._asked = True
+            self._owner.asked.append(time.perf_counter())
+        super().push_text(token)
+
+    async def _run(self, output_emitter: tts.AudioEmitter) -> None:
+        silence = b"\0\0" * (INSTANT_SAMPLE_RATE * INSTANT_AUDIO_MS // 1000)
+        output_emitter.initialize(
+            request_id="instant", sample_rate=INSTANT_SAMPLE_RATE, num_channels=1, mime_type="audio/pcm", stream=True
+        )
+        in_segment = False
+        async for data in self._input_ch:
+            if isinstance(data, self._FlushSentinel):
+                if in_segment:
+                    output_emitter.end_segment()
+                    in_segment = False
+                continue
+            if not in_segment:
+                self._mark_started()
+                output_emitter.start_segment(segment_id=f"segment-{len(self._owner.asked)}")
+                in_segment = True
+            output_emitter.push(silence)
+        if in_segment:
+            output_emitter.end_segment()
+
+
+class InstantAudioOutput(io.AudioOutput):
+    """The room's audio track for the agent's speech, played out the moment it is flushed (a listener with
+    no playback time): the session goes back to listening as soon as an answer is synthesised."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            label="instant-output",
+            capabilities=io.AudioOutputCapabilities(pause=False),
+            sample_rate=INSTANT_SAMPLE_RATE,
+        )
+        self._played = 0.0
+        self._playing = False
+
+    async def capture_frame(self, frame: rtc.AudioFrame) -> None:
+        await super().capture_frame(frame)
+        if not self._playing:
+            self._playing = True
+            self.on_playback_started(created_at=time.time())
+        self._played += frame.duration
+
+    def flush(self) -> None:
+        super().flush()
+        played, self._played, self._playing = self._played, 0.0, False
+        self.on_playback_finished(playback_position=played, interrupted=False)
+
+    def clear_buffer(self) -> None:
+        played, self._played, self._playing = self._played, 0.0, False
+        for _ in range(self._pending_playback_count):
+            self.on_playback_finished(playback_position=played, interrupted=True)
+            played = 0.0
+
+
+# -- a scripted model -----------------------------------------------------------------------------------
+
+Script = Callable[[list[dict[str, Any]]], dict[str, Any]]
+
+
+def scripted_model_api(script: Script) -> FastAPI:
+    """An OpenAI-compatible /v1/chat/completions whose answer `script(messages)` decides: {"content": text} or
+    {"tool_call": {"name": …, "arguments": {…}}}. For what the offline model cannot be made to call."""
+    app = FastAPI()
+    app.state.calls = []
+
+    @app.post("/v1/chat/completions")
+    async def completions(request: Request) -> Any:
+        body = await request.json()
+        app.state.calls.append(body)
+        answer = script(body["messages"])
+        created = int(time.time())
+        call = answer.get("tool_call")
+        tool_calls = (
+            [
+                {
+                    "index": 0,
+                    "id": f"call_{len(app.state.calls)}",
+                    "type": "function",
+                    "function": {"name": call["name"], "arguments": json.dumps(call.get("arguments", {}))},
+                }
+            ]
+            if call
+            else None
+        )
+        message: dict[str, Any] = {"role": "assistant", "content": answer.get("content")}
+        if tool_calls:
+            message["tool_calls"] = [{k: v for k, v in c.items() if k != "index"} for c in tool_calls]
+        finish = "tool_calls" if tool_calls else "stop"
+        base = {"id": "cmpl-s", "created": created, "model": body["model"]}
+        if not body.get("stream"):
+            return {
+                **base,
+                "object": "chat.completion",
+                "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            }
+
+        async def events() -> AsyncIterator[bytes]:
+            delta: dict[str, Any] = {"role": "assistant", "content": answer.get("content")}
+            if tool_calls:
+                delta["tool_calls"] = tool_calls
+            for choice in (
+                {"index": 0, "delta": delta, "finish_reason": None},
+                {"index": 0, "delta": {}, "finish_reason": finish},
+            ):
+                chunk = {**base, "object": "chat.completion.chunk", "choices": [choice]}
+                yield f"data: {json.dumps(chunk)}\n\n".encode()
+            yield b"data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    return app
+
+
+# -- LiveKit's Twirp API, the call-control part -------------------------------------------------------------
+
+LIVEKIT_KEY, LIVEKIT_SECRET = "fake-livekit-key", "fake-livekit-secret-of-at-least-32-chars"
+LIVEKIT_CALL_METHODS: dict[str, tuple[type[Message], type[Message]]] = {
+    "livekit.RoomService/DeleteRoom": (api.DeleteRoomRequest, api.DeleteRoomResponse),
+    "livekit.RoomService/MoveParticipant": (api.MoveParticipantRequest, api.MoveParticipantResponse),
+    "livekit.SIP/TransferSIPParticipant": (api.TransferSIPParticipantRequest, api.TransferSIPParticipantResponse),
+    "livekit.SIP/CreateSIPParticipant": (api.CreateSIPParticipantRequest, api.SIPParticipantInfo),
+}
+
+
+def livekit_call_api() -> FastAPI:
+    """LiveKit's Twirp API for hang-up, transfers and moving participants: it checks each request's token
+    (signed with LIVEKIT_KEY / LIVEKIT_SECRET) and decodes its protobuf; `app.state.calls` holds (method, request);
+    `app.state.errors[method] = (http_status, twirp_error_body)` makes a method fail as the server would."""
+    app = FastAPI()
+    app.state.calls = []
+    app.state.errors = {}
+    verifier = api.TokenVerifier(LIVEKIT_KEY, LIVEKIT_SECRET)
+
+    @app.post("/twirp/{service}/{method}")
+    async def twirp(service: str, method: str, request: Request) -> Response:
+        kinds = LIVEKIT_CALL_METHODS.get(f"{service}/{method}")
+        if kinds is None:
+            return JSONResponse({"code": "bad_route", "msg": f"no {service}/{method} here"}, status_code=404)
+        if request.headers.get("content-type") != "application/protobuf":
+            return JSONResponse({"code": "malformed", "msg": "protobuf only"}, status_code=415)
+        try:
+            verifier.verify(request.headers.get("authorization", "").removeprefix("Bearer "))
+        except Exception:
+            return JSONResponse({"code": "unauthenticated", "msg": "bad token"}, status_code=401)
+        message = kinds[0].FromString(await request.body())
+        app.state.calls.append((method, message))
+        if method in app.state.errors:
+            status, body = app.state.errors[method]
+            return JSONResponse(body, status_code=status)
+        return Response(kinds[1]().SerializeToString(), media_type="application/protobuf")
+
+    return app
+
+
+def livekit_client(url: str) -> api.LiveKitAPI:
+    return api.LiveKitAPI(url=url, api_key=LIVEKIT_KEY, api_secret=LIVEKIT_SECRET)
+
+
+@dataclass
+class FakePerson:
+    """The person a warm transfer reaches, as the consultation room would report them: takes the call or not."""
+
+    takes_call: bool = True
+    briefings: list[dict[str, str]] = field(default_factory=list)
+
+    async def brief(self, *, room: str, identity: str, text: str) -> bool:
+        self.briefings.append({"room": room, "identity": identity, "text": text})
+        return self.takes_call
+
+
+# -- the eval judge ------------------------------------------------------------------------------------
+
+MARK_NO, MARK_IDK = "WRONG", "UNSURE"  # what the scripted judge answers 'no' / 'idk' to
+
+
+def scripted_verdicts(system: str, prompt: str) -> dict[str, Any]:
+    """A judge's answer by rule, so each formula can be checked: a Verdicts step gets one verdict per numbered
+    item ('no' when the item holds WRONG, 'idk' when UNSURE, else 'yes'); a Statements step gets the sentences
+    of the <text> or <task> given, or for a <conversation> each user turn."""
+    if '"verdicts"' in system:
+        block = prompt.split("numbered items:\n", 1)[1].rsplit("\n\nGive exactly", 1)[0]
+        items = re.split(r"(?m)^\d+\. ", block)[1:]
+        verdicts = [
+            {"verdict": "no" if MARK_NO in i else "idk" if MARK_IDK in i else "yes", "reason": f"judged: {i[:40]}"}
+            for i in items
+        ]
+        return {"verdicts": verdicts}
+    for tag in ("text", "task"):
+        found = re.search(rf"<{tag}>\n(.*?)\n</{tag}>", prompt, re.S)
+        if found:
+            return {"statements": [s for s in re.split(r"(?<=[.!?])\s+", found.group(1).strip()) if s]}
+    conversation = re.search(r"<conversation>\n(.*?)\n</conversation>", prompt, re.S)
+    users = re.findall(r"(?m)^User: (.*)$", conversation.group(1)) if conversation else []
+    return {"statements": [f"the user wants: {u}" for u in users]}
+
+
+def judge_api(
+    script: Callable[[str, str], Any] = scripted_verdicts, *, invalid_first: int = 0, delay_s: float = 0.0
+) -> FastAPI:
+    """An OpenAI-compatible chat model playing the eval judge (non-streaming): `script(system, prompt)` gives
+    its answer (a dict is sent as JSON, a string as is); its first `invalid_first` answers are not JSON;
+    with `delay_s` it answers only after that long (a model's latency, or a hang). `app.state.calls` holds
+    every request, `app.state.keys` each one's Authorization header."""
+    app = FastAPI()
+    calls: list[dict[str, Any]] = []
+    app.state.calls = calls
+    app.state.keys = keys = []  # the Authorization header of each request
+
+    @app.post("/v1/chat/completions")
+    async def completions(request: Request) -> Any:
+        body = await request.json()
+        calls.append(body)
+        keys.append(request.headers.get("authorization"))
+        if delay_s:
+            await asyncio.sleep(delay_s)
+        messages = body["messages"]
+        system = next((m["content"] for m in messages if m["role"] == "system"), "")
+        prompt = next(m["content"] for m in messages if m["role"] == "user")
+        if len(calls) <= invalid_first:
+            reply = "Sure! Here are my verdicts: the first is yes"
+        else:
+            answer = script(system, prompt)
+            reply = answer if isinstance(answer, str) else json.dumps(answer)
+        return {
+            "id": "judge-1",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body["model"],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 50, "completion_tokens": 20, "total_tokens": 70},
+        }
+
+    return app
+
+
+class EgressStandIn:
+    """LiveKit's Twirp Egress API (StartRoomCompositeEgress), checking what the real livekit-api client sends:
+    the protobuf request, and a token signed with the API secret that grants room recording. `fail_with`:
+    answer every request with that HTTP status and a Twirp error instead."""
+
+    def __init__(self, *, api_key: str = "lk-test-key", api_secret: str = "lk-test-secret-0123456789abcdefgh") -> None:
+        from livekit import api
+
+        self.api_key, self.api_secret = api_key, api_secret
+        self.requests: list[api.RoomCompositeEgressRequest] = []
+        self.refused: list[str] = []  # why a request was refused (bad token, no recording grant)
+        self.fail_with: int | None = None
+        self.app = FastAPI()
+
+        @self.app.post("/twirp/livekit.Egress/StartRoomCompositeEgress")
+        async def start(request: Request) -> Any:
+            from fastapi.responses import Response
+
+            try:
+                token = request.headers.get("authorization", "").removeprefix("Bearer ")
+                claims = api.TokenVerifier(self.api_key, self.api_secret).verify(token)
+            except Exception as exc:
+                self.refused.append(f"token: {exc}")
+                return JSONResponse({"code": "unauthenticated", "msg": "invalid token"}, status_code=401)
+            if not (claims.video and claims.video.room_record):
+                self.refused.append("no room_record grant")
+                return JSONResponse({"code": "permission_denied", "msg": "no permissions"}, status_code=403)
+            if request.headers.get("content-type") != "application/protobuf":
+                return JSONResponse({"code": "malformed", "msg": "not protobuf"}, status_code=400)
+            body = api.RoomCompositeEgressRequest.FromString(await request.body())
+            self.requests.append(body)
+            if self.fail_with is not None:
+                return JSONResponse({"code": "unavailable", "msg": "egress is down"}, status_code=self.fail_with)
+            info = api.EgressInfo(
+                egress_id=f"EG_{len(self.requests):06d}",
+                room_name=body.room_name,
+                status=api.EgressStatus.EGRESS_STARTING,
+            )
+            return Response(info.SerializeToString(), media_type="application/protobuf")
 
 
 # -- LiveKit's server API (Twirp over HTTP, protobuf bodies) ------------------------------------------------

@@ -142,6 +142,11 @@ class CronNotFound(NotFound):
         super().__init__(f"cron '{cron_id}' does not exist")
 
 
+class CallNotFound(NotFound):
+    def __init__(self, call_id: str) -> None:
+        super().__init__(f"call '{call_id}' does not exist")
+
+
 class PayloadTooLarge(ChorusError):
     code = "payload_too_large"
 

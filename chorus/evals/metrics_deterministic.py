@@ -241,6 +241,8 @@ def _escalated(value: Any, _t: float | None, obs: Observation) -> Measured:
 
 
 def _latency(value: Any, _t: float | None, obs: Observation) -> Measured:
+    if obs.latency_ms is None:
+        return Measured(None, None, "unmeasured: no latency was timed for this turn")
     ok = obs.latency_ms <= value
     return Measured.verdict(ok, f"took {obs.latency_ms:.0f} ms (budget {value} ms)")
 

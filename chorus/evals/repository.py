@@ -21,7 +21,7 @@ MAX_ID = 2**62
 _SUITE = "id, name, description, evaluator_config, created_at, updated_at"
 _CASE = (
     "id, eval_suite_id, name, evaluator_types, expected_values, user_input, turns, conversation_context,"
-    " source_conversation_id, vars, assertions, threshold, repeat, tool_mocks, created_at, updated_at"
+    " source_conversation_id, vars, assertions, threshold, repeat, tool_mocks, simulated_user, created_at, updated_at"
 )
 _EXECUTION = (
     "id, eval_suite_id, name, status, execution_percentage, summary, conversation_spec_id, flow_name, job_id::text,"
@@ -286,7 +286,8 @@ async def _insert_case(
     cur = await conn.execute(
         "INSERT INTO evals (tenant_id, eval_suite_id, name, evaluator_types, expected_values, user_input,"
         " turns, conversation_context, source_conversation_id, vars, assertions, threshold, repeat,"
-        " tool_mocks) SELECT %s, s.id, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s FROM eval_suites s"
+        " tool_mocks, simulated_user) SELECT %s, s.id, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s"
+        " FROM eval_suites s"
         f" WHERE s.tenant_id = %s AND s.id = %s RETURNING {_CASE}",
         (
             tenant_id,
@@ -302,6 +303,7 @@ async def _insert_case(
             case.threshold,
             case.repeat,
             Jsonb(data["tool_mocks"]),
+            Jsonb(data["simulated_user"]) if case.simulated_user is not None else None,
             tenant_id,
             suite_id,
         ),

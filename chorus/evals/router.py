@@ -8,9 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from chorus.agents.api_deps import DeveloperDep, ViewerDep
+from chorus.evals.compare import DEFAULT_TOLERANCE, compare
 from chorus.evals.schemas import CaseCreate, ExecuteRequest, SuiteCreate
 from chorus.evals.service import EvalService, execution_status
 from chorus.evals.suite_files import SuiteFile
+from chorus.evals.turn_evaluation import TurnEvaluationRequest, evaluate_turn
 
 router = APIRouter(prefix="/api/v1/evaluation", tags=["evaluation"])
 SuiteId = Annotated[str, Path(max_length=32, description="The suite's id (a number)")]
@@ -102,3 +104,29 @@ async def summary(execution_id: ExecutionId, principal: ViewerDep, service: Serv
             for r in results
         ],
     }
+
+
+@router.get(
+    "/executions/{execution_id}/compare",
+    summary="Compare an execution with an earlier one of the same suite: per-case regressions and improvements",
+)
+async def compare_executions(
+    execution_id: ExecutionId,
+    principal: ViewerDep,
+    service: ServiceDep,
+    base: Annotated[str, Query(max_length=32, description="The execution to compare against (the baseline)")],
+    tolerance: Annotated[
+        float, Query(ge=0, le=1, description="How far a case's mean score may fall before it counts as a regression")
+    ] = DEFAULT_TOLERANCE,
+) -> dict[str, Any]:
+    head = await service.repo.execution(principal.tenant_id, execution_id)
+    baseline = await service.repo.execution(principal.tenant_id, base)
+    return compare(baseline, head, tolerance=tolerance)
+
+
+@router.post(
+    "/turn-conversation",
+    summary="Judge one conversation turn now: a stored conversation's (thread_id, turn) or one given outright",
+)
+async def turn_conversation(body: TurnEvaluationRequest, principal: DeveloperDep, request: Request) -> dict[str, Any]:
+    return await evaluate_turn(body, tenant_id=principal.tenant_id, threads=request.app.state.run_engine.threads)

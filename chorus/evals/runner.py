@@ -17,10 +17,24 @@ from pydantic import TypeAdapter
 from chorus.agents.errors import ChorusError, DatabaseUnavailable, ServerBusy
 from chorus.agents.queue import Job, JobContext, JobQueue, Lease, StopReason
 from chorus.agents.queue.repository import take_given_up
+from chorus.agents.storage.database import Database
+from chorus.agents.tools.registry import SecretResolver
+from chorus.evals.judge import Judge
+from chorus.evals.judge_cache import JudgeCache
+from chorus.evals.metrics_deterministic import Measured
+from chorus.evals.metrics_judged import ModelMetrics
 from chorus.evals.observation import Observation
 from chorus.evals.repository import EvalRepository
-from chorus.evals.schemas import AnyAssertion, EvaluatorConfig, render
-from chorus.evals.scoring import combine, evaluate, judged_skipped, summarize
+from chorus.evals.schemas import AnyAssertion, EvaluatorConfig, SimulatedUser, render
+from chorus.evals.scoring import combine, evaluate, judged_evaluations, model_requests, summarize
+from chorus.evals.simulation import (
+    Simulation,
+    SimulationFailed,
+    UserSimulator,
+    outcome_evaluations,
+    outcome_requests,
+    simulate,
+)
 from chorus.evals.target import ConfigTarget, TrialFailed, UnsavedTarget
 from chorus.runs.engine import RunEngine
 from chorus.runs.executor import RETRY_AFTER_DB_FAULT_S
@@ -31,10 +45,22 @@ DATABASE_FAULTS = (psycopg.OperationalError, PoolTimeout, DatabaseUnavailable, S
 _ASSERTIONS: TypeAdapter[list[AnyAssertion]] = TypeAdapter(list[AnyAssertion])
 
 
-def judge_trial(case: dict[str, Any], obs: Observation, *, default_threshold: float | None) -> dict[str, Any]:
-    """A trial's result: every metric's evaluation, the case's weighted score and its pass."""
+def judge_trial(
+    case: dict[str, Any],
+    obs: Observation,
+    *,
+    default_threshold: float | None,
+    simulation: Simulation | None = None,
+    measured: dict[str, Measured] | None = None,
+) -> dict[str, Any]:
+    """A trial's result: every metric's evaluation, the case's weighted score and its pass. `measured`: the
+    model metrics (judged, embedding, retrieval) measured beforehand by `measure_model_metrics`."""
     assertions = _ASSERTIONS.validate_python(case["assertions"])
-    evaluations = [evaluate(a, obs) for a in assertions] + judged_skipped(list(case["evaluator_types"]))
+    evaluations = [evaluate(a, obs, measured) for a in assertions] + judged_evaluations(
+        list(case["evaluator_types"]), measured, case.get("expected_values")
+    )
+    if case.get("simulated_user"):
+        evaluations += outcome_evaluations(case["simulated_user"], obs, simulation, measured)
     threshold = case["threshold"] if case["threshold"] is not None else default_threshold
     score, passed = combine([(e.score, e.passed, e.weight) for e in evaluations], threshold)
     failing = [f"{e.metric}: {e.reasoning}" for e in evaluations if e.passed is False]
@@ -54,9 +80,31 @@ def judge_trial(case: dict[str, Any], obs: Observation, *, default_threshold: fl
         "evaluations": [e.to_dict() for e in evaluations],
         "tool_calls": [c.to_dict() for c in obs.tool_calls],
         "escalated": obs.escalated,
-        "latency_ms": round(obs.latency_ms, 1),
+        "latency_ms": None if obs.latency_ms is None else round(obs.latency_ms, 1),
         "tokens": obs.tokens,
+        **({"simulation": simulation.to_dict()} if simulation is not None else {}),
     }
+
+
+async def measure_model_metrics(metrics: ModelMetrics, case: dict[str, Any], obs: Observation) -> dict[str, Measured]:
+    """The case's judged, embedding and retrieval metrics measured on the trial (a judge's failure is that
+    metric's error; the trial and the execution go on)."""
+    assertions = _ASSERTIONS.validate_python(case["assertions"])
+    requests = model_requests(assertions, list(case["evaluator_types"]), case.get("expected_values"))
+    if case.get("simulated_user"):
+        requests += outcome_requests(case["simulated_user"])
+    return await metrics.measure(case, obs, requests) if requests else {}
+
+
+def model_metrics_of(
+    settings: EvaluatorConfig, *, tenant_id: str, db: Database, secrets: SecretResolver | None
+) -> ModelMetrics:
+    """An execution's judge (none configured: the judged metrics are skipped) with its Postgres cache, its key
+    from the tenant's vault when the suite names one."""
+    judge = (
+        Judge(settings.judge, tenant_id=tenant_id, cache=JudgeCache(db), secrets=secrets) if settings.judge else None
+    )
+    return ModelMetrics(judge=judge, embedding_model=settings.embedding_model)
 
 
 class EvalExecutor:
@@ -66,6 +114,13 @@ class EvalExecutor:
         self.repo = repo
         self.engine = engine
         self.queue = queue
+        self._simulator: UserSimulator | None = None
+
+    @property
+    def simulator(self) -> UserSimulator:
+        if self._simulator is None:
+            self._simulator = UserSimulator(self.engine)
+        return self._simulator
 
     async def run(self, job: Job, ctx: JobContext) -> None:
         row = await self.repo.execution_of_job(job.job_id)
@@ -134,10 +189,13 @@ class EvalExecutor:
             target = ConfigTarget(self.engine, config_id=row["config_id"], version=row["config_version"])
         todo = [(c, t) for c in cases for t in range(1, c["repeat"] + 1) if (c["id"], t) not in done]
         gate = asyncio.Semaphore(row["max_concurrent"])
+        metrics = model_metrics_of(
+            settings, tenant_id=tenant_id, db=self.repo.db, secrets=self.engine.cache.deps.secrets
+        )
 
         async def one(case: dict[str, Any], trial: int) -> None:
             async with gate:
-                result, status = await self._trial(tenant_id, execution_id, case, trial, target, settings)
+                result, status = await self._trial(tenant_id, execution_id, case, trial, target, settings, metrics)
             await self.repo.record_trial(
                 tenant_id, execution_id, eval_id=case["id"], trial=trial, status=status, result=result
             )
@@ -159,24 +217,42 @@ class EvalExecutor:
         trial: int,
         target: Target,
         settings: EvaluatorConfig,
+        metrics: ModelMetrics,
     ) -> tuple[dict[str, Any], str]:
-        turns = [render(t, case["vars"]) for t in (case["user_input"], *case["turns"])]
         meta = {"execution_id": execution_id, "eval_id": case["id"], "trial": trial}
+        simulation: Simulation | None = None
         try:
             async with asyncio.timeout(settings.timeout_seconds):
-                obs = await target.run(tenant_id, turns=turns, tool_mocks=case["tool_mocks"], metadata=meta)
+                if case.get("simulated_user"):
+                    obs, simulation = await self._simulate(tenant_id, case, target, meta)
+                else:
+                    turns = [render(t, case["vars"]) for t in (case["user_input"], *case["turns"])]
+                    obs = await target.run(tenant_id, turns=turns, tool_mocks=case["tool_mocks"], metadata=meta)
         except DATABASE_FAULTS:
             raise  # not the bot's fault: the execution goes back to the queue
         except TimeoutError:
             return _errored(f"the case took longer than timeout_seconds ({settings.timeout_seconds:g} s)"), "error"
+        except SimulationFailed as exc:  # the bot or the simulator failed mid-conversation: the transcript so far
+            return {**_errored(str(exc)), "simulation": exc.simulation.to_dict()}, "error"
         except (TrialFailed, ChorusError) as exc:
             detail = exc.detail if isinstance(exc, ChorusError) else str(exc)
             return _errored(f"the bot's run failed: {detail}"), "error"
         except Exception as exc:  # the case errors with its reason; the execution goes on
             log.exception("an eval trial failed", extra={"execution_id": execution_id, "eval_id": case["id"]})
             return _errored(f"the trial failed: {type(exc).__name__}: {exc}"), "error"
-        result = judge_trial(case, obs, default_threshold=settings.default_threshold)
+        measured = await measure_model_metrics(metrics, case, obs)
+        result = judge_trial(
+            case, obs, default_threshold=settings.default_threshold, simulation=simulation, measured=measured
+        )
         return result, "completed"
+
+    async def _simulate(
+        self, tenant_id: str, case: dict[str, Any], target: Target, meta: dict[str, Any]
+    ) -> tuple[Observation, Simulation]:
+        """A simulated user's conversation with the bot (chorus/evals/simulation.py)."""
+        spec = SimulatedUser.model_validate(case["simulated_user"])
+        bot = await target.open(tenant_id, tool_mocks=case["tool_mocks"], metadata=meta)
+        return await simulate(self.simulator, bot, tenant_id, spec=spec, variables=case["vars"], metadata=meta)
 
 
 def _errored(reason: str) -> dict[str, Any]:

@@ -11,17 +11,16 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
+from chorus.agents.knowledge.embedders import MODELS as EMBEDDING_MODELS
+from chorus.evals.judge import JudgeConfig
 from chorus.evals.metrics_deterministic import METRICS
+from chorus.evals.metrics_judged import JUDGED, MODEL_METRICS
 
-# LLM-judged metrics of the seed and the issue: accepted, reported "skipped: no judge model" until a judge
-# lands (docs/evals.md, "Not yet").
-JUDGED_TYPES = (
-    "hallucination",
-    "answer_relevancy",
-    "faithfulness",
-    "contextual_precision",
-    "contextual_recall",
-)
+# LLM-judged metrics of the seed and the issue (reported "skipped: no judge model" when the suite has no judge).
+JUDGED_TYPES = tuple(JUDGED)
+# What a case's `evaluator_types` may name: the judged metrics, the embedding and the retrieval metrics.
+EVALUATOR_TYPES = tuple(MODEL_METRICS)
+ASSERTION_METRICS = sorted([*METRICS, *MODEL_METRICS])
 MAX_TEXT = 20_000
 
 
@@ -43,13 +42,17 @@ class Assertion(BaseModel):
     @field_validator("type")
     @classmethod
     def _known(cls, value: str) -> str:
-        if base_type(value) not in METRICS:
-            raise ValueError(f"unknown assertion type '{value}'; the types are {sorted(METRICS)} (prefix 'not-')")
+        if base_type(value) not in METRICS and base_type(value) not in MODEL_METRICS:
+            raise ValueError(f"unknown assertion type '{value}'; the types are {ASSERTION_METRICS} (prefix 'not-')")
         return value
 
     @model_validator(mode="after")
     def _value(self) -> Assertion:
-        METRICS[base_type(self.type)].check(self.value)
+        base = base_type(self.type)
+        if base in MODEL_METRICS:
+            MODEL_METRICS[base](self.value)
+        else:
+            METRICS[base].check(self.value)
         return self
 
 
@@ -87,6 +90,17 @@ class EvaluatorConfig(BaseModel):
     default_threshold: float | None = Field(default=None, ge=0, le=1)
     timeout_seconds: float = Field(default=120, gt=0, le=3600)
     min_pass_rate: float = Field(default=1.0, ge=0, le=1, description="the suite passes at this share of trials")
+    judge: JudgeConfig | None = Field(default=None, description="the judge model of the LLM-judged metrics")
+    embedding_model: str | None = Field(
+        default=None, max_length=100, description="semantic_similarity's embedder (default: CHORUS_EMBEDDING_MODEL)"
+    )
+
+    @field_validator("embedding_model")
+    @classmethod
+    def _embedder(cls, value: str | None) -> str | None:
+        if value is not None and value not in EMBEDDING_MODELS:
+            raise ValueError(f"unknown embedding model '{value}'; choose one of {sorted(EMBEDDING_MODELS)}")
+        return value
 
 
 class SuiteCreate(BaseModel):
@@ -96,42 +110,136 @@ class SuiteCreate(BaseModel):
     evaluator_config: EvaluatorConfig = Field(default_factory=EvaluatorConfig)
 
 
-class CaseCreate(BaseModel):
-    """A test case. `user_input` is the first user turn; `turns` the user turns that follow, in the same
-    conversation (`{{var}}` in either is replaced by `vars`)."""
+# -- simulated users (docs/evals.md, "Simulated users"; run by chorus/evals/simulation.py) ----------------------
+
+MAX_SIMULATED_TURNS = 30
+ScriptLine = Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]
+Fact = Annotated[str, Field(min_length=1, max_length=2000)] | int | float | bool
+
+
+class Persona(BaseModel):
+    """Who the simulated user is. `script` makes it play the same way every time (the offline model follows
+    it; a real model is told it): ordered user lines, or facts it gives when the bot asks for them by name."""
 
     model_config = ConfigDict(extra="forbid")
+    description: str = Field(min_length=1, max_length=2000, description="who the user is and how they talk")
     name: str | None = Field(default=None, max_length=255)
+    opening: str | None = Field(
+        default=None, min_length=1, max_length=MAX_TEXT, description="the user's first message (default: see docs)"
+    )
+    script: list[ScriptLine] | dict[Annotated[str, Field(min_length=1, max_length=100)], Fact] | None = Field(
+        default=None, description="ordered user lines, or facts by name ({'order id': 'ORD-1001'})"
+    )
+
+    @field_validator("script")
+    @classmethod
+    def _bounded(cls, value: list[str] | dict[str, Any] | None) -> list[str] | dict[str, Any] | None:
+        if value is not None and not 1 <= len(value) <= 50:
+            raise ValueError("a script holds 1 to 50 lines or facts")
+        return value
+
+
+class ExpectedOutcome(BaseModel):
+    """What the conversation should achieve: `assertions` (the deterministic metrics, checked on the whole
+    conversation) and/or a `description` judged as goal completion when a judge model is configured."""
+
+    model_config = ConfigDict(extra="forbid")
+    description: str | None = Field(default=None, min_length=1, max_length=2000)
+    assertions: list[AnyAssertion] = Field(default_factory=list, max_length=100)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"description": value}
+        if isinstance(value, list):
+            return {"assertions": value}
+        return value
+
+    @model_validator(mode="after")
+    def _something(self) -> ExpectedOutcome:
+        if self.description is None and not self.assertions:
+            raise ValueError("an expected outcome needs a description or at least one assertion")
+        return self
+
+
+class SimulatedUser(BaseModel):
+    """A simulated user instead of scripted turns: plays `persona` in `scenario` against the bot for up to
+    `max_turns` user turns; the conversation is judged by `expected_outcome`."""
+
+    model_config = ConfigDict(extra="forbid")
+    persona: Persona
+    scenario: str = Field(min_length=1, max_length=2000, description="what the user wants, in their situation")
+    expected_outcome: ExpectedOutcome
+    max_turns: int = Field(default=6, ge=1, le=MAX_SIMULATED_TURNS, description="user turns at most")
+
+
+class Checks(BaseModel):
+    """What judges a conversation: `assertions`, the LLM-judged `evaluator_types` with their
+    `expected_values`, the `conversation_context`, and a `threshold` for the weighted score."""
+
+    model_config = ConfigDict(extra="forbid")
     evaluator_types: list[str] = Field(default_factory=list, max_length=20)
     expected_values: dict[str, Any] | None = None
-    user_input: str = Field(min_length=1, max_length=MAX_TEXT)
-    turns: list[Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]] = Field(default_factory=list, max_length=50)
     conversation_context: dict[str, Any] | None = None
-    source_conversation_id: str | None = Field(default=None, max_length=255)
-    vars: dict[str, str | int | float | bool] = Field(default_factory=dict)
     assertions: list[AnyAssertion] = Field(default_factory=list, max_length=100)
     threshold: float | None = Field(default=None, ge=0, le=1)
-    repeat: int = Field(default=1, ge=1, le=100)
-    tool_mocks: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("evaluator_types")
     @classmethod
     def _judged(cls, value: list[str]) -> list[str]:
-        unknown = [t for t in value if t not in JUDGED_TYPES]
+        unknown = [t for t in value if t not in EVALUATOR_TYPES]
         if unknown:
             raise ValueError(
-                f"unknown evaluator types {unknown}; the LLM-judged types are {list(JUDGED_TYPES)} "
+                f"unknown evaluator types {unknown}; the evaluator types are {list(EVALUATOR_TYPES)} "
                 "(deterministic checks go in `assertions`)"
             )
         return list(dict.fromkeys(value))
 
     @model_validator(mode="after")
+    def _evaluator_thresholds(self) -> Checks:
+        for kind in self.evaluator_types:
+            given = (self.expected_values or {}).get(kind)
+            for name in ("threshold", "min_score", "max_score"):
+                value = given.get(name) if isinstance(given, dict) else None
+                if value is not None and (
+                    isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1
+                ):
+                    raise ValueError(f"expected_values.{kind}.{name} must be a number from 0 to 1, got {value!r}")
+        return self
+
+    def has_checks(self) -> bool:
+        return bool(self.assertions or self.evaluator_types)
+
+
+class CaseCreate(Checks):
+    """A test case. `user_input` is the first user turn; `turns` the user turns that follow, in the same
+    conversation (`{{var}}` in either is replaced by `vars`). Or, instead of both, a `simulated_user`."""
+
+    name: str | None = Field(default=None, max_length=255)
+    user_input: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT)
+    simulated_user: SimulatedUser | None = None
+    turns: list[Annotated[str, Field(min_length=1, max_length=MAX_TEXT)]] = Field(default_factory=list, max_length=50)
+    source_conversation_id: str | None = Field(default=None, max_length=255)
+    vars: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    repeat: int = Field(default=1, ge=1, le=100)
+    tool_mocks: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
     def _something_to_check(self) -> CaseCreate:
-        if not self.assertions and not self.evaluator_types:
+        if (self.user_input is None) == (self.simulated_user is None):
+            raise ValueError("give either user_input (with optional turns) or simulated_user, not both")
+        if self.simulated_user is not None and self.turns:
+            raise ValueError(
+                "a simulated_user writes its own turns: drop `turns`, or give user_input and turns instead"
+            )
+        if not self.has_checks() and self.simulated_user is None:
             raise ValueError("a case needs at least one assertion (or an evaluator type) to be judged by")
         return self
 
     def user_turns(self) -> list[str]:
+        if self.user_input is None:
+            return []
         return [render(t, self.vars) for t in (self.user_input, *self.turns)]
 
 

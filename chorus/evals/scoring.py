@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chorus.evals.metrics_deterministic import Measured, measure
+from chorus.evals.metrics_judged import MODEL_METRICS, SKIPPED, MetricError, evaluator_threshold, request_key
 from chorus.evals.observation import Observation
 from chorus.evals.schemas import Assertion, AssertionSet
 
@@ -25,14 +26,16 @@ class Evaluation:
     passed: bool | None
     reasoning: str
     weight: float = 1.0
+    error: bool = False  # the metric could not be measured because something failed (a judge, an embedder)
 
     def to_dict(self) -> dict[str, Any]:
+        unmeasured = "error" if self.error else "unmeasured"
         return {
             "metric": self.metric,
             "type": self.type,
             "score": self.score,
             "passed": self.passed,
-            "status": "unmeasured" if self.passed is None else ("passed" if self.passed else "failed"),
+            "status": unmeasured if self.passed is None else ("passed" if self.passed else "failed"),
             "reasoning": self.reasoning,
             "weight": self.weight,
         }
@@ -52,21 +55,64 @@ def combine(
     return score, all(bool(p) for _, p, _ in parts)
 
 
-def evaluate(assertion: Assertion | AssertionSet, obs: Observation) -> Evaluation:
+def evaluate(
+    assertion: Assertion | AssertionSet, obs: Observation, measured: dict[str, Measured] | None = None
+) -> Evaluation:
+    """An assertion's evaluation; `measured` holds the model metrics measured beforehand (ModelMetrics.measure:
+    judged, embedding, retrieval), keyed by `request_key`."""
     if isinstance(assertion, AssertionSet):
-        inner = [evaluate(a, obs) for a in assertion.assertions]
+        inner = [evaluate(a, obs, measured) for a in assertion.assertions]
         score, passed = combine([(e.score, e.passed, e.weight) for e in inner], assertion.threshold)
         why = "; ".join(f"{e.metric}: {e.reasoning}" for e in inner)
         return Evaluation(assertion.metric or "assert-set", "assert-set", score, passed, why, assertion.weight)
-    got: Measured = measure(assertion.type, assertion.value, assertion.threshold, obs)
+    got: Measured
+    if assertion.type.removeprefix("not-") in MODEL_METRICS:
+        key = request_key(assertion.type, assertion.value, assertion.threshold)
+        got = (measured or {}).get(key) or Measured(None, None, SKIPPED)
+    else:
+        got = measure(assertion.type, assertion.value, assertion.threshold, obs)
     return Evaluation(
-        assertion.metric or assertion.type, assertion.type, got.score, got.passed, got.reasoning, assertion.weight
+        assertion.metric or assertion.type,
+        assertion.type,
+        got.score,
+        got.passed,
+        got.reasoning,
+        assertion.weight,
+        error=isinstance(got, MetricError),
     )
+
+
+def model_requests(
+    assertions: list[Assertion | AssertionSet],
+    evaluator_types: list[str],
+    expected_values: dict[str, Any] | None = None,
+) -> list[tuple[str, Any, float | None]]:
+    """What ModelMetrics.measure must measure for a case: its model-metric assertions (in sets too) and its
+    evaluator types (no value; the threshold its `expected_values` gives it, else the metric's default)."""
+    found = [(t, None, evaluator_threshold(t, expected_values)) for t in evaluator_types]
+    for a in assertions:
+        if isinstance(a, AssertionSet):
+            found += model_requests(list(a.assertions), [])
+        elif a.type.removeprefix("not-") in MODEL_METRICS:
+            found.append((a.type, a.value, a.threshold))
+    return found
+
+
+def judged_evaluations(
+    types: list[str], measured: dict[str, Measured] | None = None, expected_values: dict[str, Any] | None = None
+) -> list[Evaluation]:
+    """A case's evaluator types: measured beforehand, or "skipped: no judge model" (reported, never scored)."""
+    out = []
+    for t in types:
+        key = request_key(t, None, evaluator_threshold(t, expected_values))
+        got = (measured or {}).get(key) or Measured(None, None, SKIPPED)
+        out.append(Evaluation(t, t, got.score, got.passed, got.reasoning, error=isinstance(got, MetricError)))
+    return out
 
 
 def judged_skipped(types: list[str]) -> list[Evaluation]:
     """LLM-judged metrics with no judge configured: reported, never scored."""
-    return [Evaluation(t, t, None, None, "skipped: no judge model") for t in types]
+    return judged_evaluations(types)
 
 
 def wilson(passes: int, n: int, z: float = Z95) -> tuple[float, float] | None:

@@ -13,19 +13,20 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 
 from chorus.agents.errors import InvalidInput
-from chorus.evals.metrics_deterministic import METRICS
 from chorus.evals.schemas import (
+    ASSERTION_METRICS,
     MAX_TEXT,
     AnyAssertion,
     Assertion,
     AssertionSet,
     CaseCreate,
     EvaluatorConfig,
+    SimulatedUser,
     SuiteCreate,
     assertion_kind,
 )
 
-ASSERTION_TYPES = sorted([*METRICS, *(f"not-{m}" for m in METRICS)])
+ASSERTION_TYPES = sorted([*ASSERTION_METRICS, *(f"not-{m}" for m in ASSERTION_METRICS)])
 
 
 class TemplateRef(BaseModel):
@@ -57,7 +58,8 @@ class CaseDefaults(BaseModel):
 
 
 class CaseFile(BaseModel):
-    """A case: `user_input` (one turn) or `turns` (scripted user turns, in one conversation)."""
+    """A case: `user_input` (one turn), `turns` (scripted user turns, in one conversation) or `simulated_user`
+    (a simulator plays the user)."""
 
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(default=None, max_length=255)
@@ -73,11 +75,16 @@ class CaseFile(BaseModel):
     threshold: float | None = Field(default=None, ge=0, le=1)
     repeat: int | None = Field(default=None, ge=1, le=100)
     tool_mocks: dict[str, Any] = Field(default_factory=dict)
+    simulated_user: SimulatedUser | None = None
 
     @model_validator(mode="after")
     def _one_input(self) -> CaseFile:
-        if (self.user_input is None) == (not self.turns):
-            raise ValueError("give either user_input (one turn) or turns (scripted user turns), not both")
+        given = [self.user_input is not None, bool(self.turns), self.simulated_user is not None]
+        if sum(given) != 1:
+            raise ValueError(
+                "give one of user_input (one turn), turns (scripted user turns) or simulated_user (a simulator "
+                "plays the user)"
+            )
         return self
 
 
@@ -100,13 +107,15 @@ class SuiteFile(BaseModel):
                 self._resolve(a, f"$.defaults.assertions[{j}]") for j, a in enumerate(self.defaults.assertions)
             ]
             assertions += [self._resolve(a, f"{where}.assertions[{j}]") for j, a in enumerate(case.assertions)]
-            first, *rest = [case.user_input] if case.user_input is not None else case.turns
+            given: list[str | None] = [case.user_input] if case.user_input is not None else [*case.turns]
+            first, *rest = given or [None]
             try:
                 cases.append(
                     CaseCreate(
                         name=case.name or f"case {i + 1}",
                         user_input=first,
-                        turns=rest if case.user_input is None else case.turns,
+                        turns=[t for t in rest if t is not None] if case.user_input is None else case.turns,
+                        simulated_user=case.simulated_user,
                         conversation_context=case.conversation_context,
                         source_conversation_id=case.source_conversation_id,
                         vars={**self.defaults.vars, **case.vars},
@@ -221,6 +230,16 @@ def json_schema() -> dict[str, Any]:
     schema["title"] = "Chorus eval suite"
     for name in ("Assertion",):
         schema["$defs"][name]["properties"]["type"]["enum"] = ASSERTION_TYPES
+    # expected_outcome's shorthands (ExpectedOutcome reads them before validating): a description alone, or
+    # a list of assertions alone.
+    outcome = schema["$defs"]["ExpectedOutcome"]["properties"]
+    schema["$defs"]["SimulatedUser"]["properties"]["expected_outcome"] = {
+        "anyOf": [
+            {"$ref": "#/$defs/ExpectedOutcome"},
+            {**outcome["description"]["anyOf"][0], "description": "a description alone"},
+            {**outcome["assertions"], "minItems": 1, "description": "assertions alone"},
+        ]
+    }
     return schema
 
 

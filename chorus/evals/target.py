@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from typing import Any
+from typing import Any, Protocol
 
 from langchain_core.messages import HumanMessage
 from langchain_core.runnables import RunnableConfig
@@ -16,8 +16,10 @@ from langchain_core.runnables import RunnableConfig
 from chorus.agents.configs.environments import Serving
 from chorus.agents.configs.models import BotConfig
 from chorus.agents.tenancy.environments import DEFAULT_ENVIRONMENT
+from chorus.evals.metrics_retrieval import conversation_context
 from chorus.evals.observation import Observation, ToolCall
 from chorus.graphs.checkpointer import ChorusCheckpointer
+from chorus.graphs.compiler import CompiledBot
 from chorus.graphs.nodes.tools import TOOL_MOCKS_KEY
 from chorus.runs.engine import RunEngine
 from chorus.runs.schemas import InputMessage, RunCreate, RunInput
@@ -31,7 +33,8 @@ class TrialFailed(Exception):
     """The bot's run did not succeed (an error, a timeout): the trial fails with this reason."""
 
 
-def _text(content: Any) -> str:
+def message_text(content: Any) -> str:
+    """A message's text, whether its content is a string or a list of parts."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
@@ -53,12 +56,48 @@ def _answers(messages: list[dict[str, Any]]) -> tuple[list[str], list[ToolCall]]
         elif kind == "ai":
             for c in m.get("tool_calls") or []:
                 calls.append(ToolCall(str(c.get("name")), dict(c.get("args") or {})))
-            text = _text(m.get("content"))
+            text = message_text(m.get("content"))
             if text.strip():
                 current = text
     if current is not None:
         answers.append(current)
     return answers, calls
+
+
+class Conversation(Protocol):
+    """One trial's conversation with the bot, a user turn at a time (scripted turns, or a simulated user's)."""
+
+    async def say(self, turn: str) -> None: ...
+
+    async def state(self) -> dict[str, Any]: ...
+
+    async def observe(self) -> Observation: ...
+
+    async def close(self) -> None: ...
+
+
+def _observation(values: dict[str, Any], *, latency_ms: float, tokens: int | None) -> Observation:
+    answers, calls = _answers(values.get("messages") or [])
+    user_turns, retrieved = conversation_context(values.get("messages") or [])
+    return Observation(
+        output=answers[-1] if answers else "",
+        answers=tuple(answers),
+        tool_calls=tuple(calls),
+        escalated=bool(values.get("escalated")),
+        latency_ms=latency_ms,
+        tokens=tokens,
+        user_turns=user_turns,
+        retrieved=retrieved,
+    )
+
+
+async def run_turns(conversation: Conversation, turns: list[str]) -> Observation:
+    try:
+        for turn in turns:
+            await conversation.say(turn)
+        return await conversation.observe()
+    finally:
+        await conversation.close()
 
 
 class ConfigTarget:
@@ -72,48 +111,69 @@ class ConfigTarget:
     async def run(
         self, tenant_id: str, *, turns: list[str], tool_mocks: dict[str, Any], metadata: dict[str, Any]
     ) -> Observation:
-        engine = self.engine
-        thread_id = str(uuid.uuid4())
-        await engine.threads.create(tenant_id, thread_id=thread_id, metadata={"eval": metadata})
-        await engine.threads.pin(thread_id, self.config_id, Serving(self.version, DEFAULT_ENVIRONMENT, 0))
-        started = time.perf_counter()
-        run_ids = []
-        for turn in turns:
-            req = RunCreate(
-                assistant_id=self.config_id,
-                input=RunInput(messages=[InputMessage(role="user", content=turn)]),
-                metadata={"eval": metadata},
-            )
-            handle = await engine.submit(tenant_id, thread_id, req, tool_mocks=tool_mocks or None)
-            run_ids.append(handle.run_id)
-            outcome = await engine.join(tenant_id, thread_id, handle.run_id)
-            if isinstance(outcome, dict) and "__error__" in outcome:
-                error = outcome["__error__"]
-                raise TrialFailed(str(error.get("message") if isinstance(error, dict) else error))
-        latency_ms = (time.perf_counter() - started) * 1000
-        thread = await engine.threads.get(tenant_id, thread_id)
-        values = thread.get("values") or {}
-        answers, calls = _answers(values.get("messages") or [])
-        return Observation(
-            output=answers[-1] if answers else "",
-            answers=tuple(answers),
-            tool_calls=tuple(calls),
-            escalated=bool(values.get("escalated")),
-            latency_ms=latency_ms,
-            tokens=await self._tokens(thread_id, run_ids),
-        )
+        return await run_turns(await self.open(tenant_id, tool_mocks=tool_mocks, metadata=metadata), turns)
 
-    async def _tokens(self, thread_id: str, run_ids: list[str]) -> int | None:
+    async def open(self, tenant_id: str, *, tool_mocks: dict[str, Any], metadata: dict[str, Any]) -> Conversation:
+        thread_id = str(uuid.uuid4())
+        await self.engine.threads.create(tenant_id, thread_id=thread_id, metadata={"eval": metadata})
+        await self.engine.threads.pin(thread_id, self.config_id, Serving(self.version, DEFAULT_ENVIRONMENT, 0))
+        return _EngineConversation(self, tenant_id, thread_id, tool_mocks, metadata)
+
+
+class _EngineConversation:
+    def __init__(
+        self,
+        target: ConfigTarget,
+        tenant_id: str,
+        thread_id: str,
+        tool_mocks: dict[str, Any],
+        metadata: dict[str, Any],
+    ) -> None:
+        self.target, self.engine = target, target.engine
+        self.tenant_id, self.thread_id = tenant_id, thread_id
+        self.tool_mocks, self.metadata = tool_mocks, metadata
+        self.run_ids: list[str] = []
+        self.busy_s = 0.0
+
+    async def say(self, turn: str) -> None:
+        started = time.perf_counter()
+        req = RunCreate(
+            assistant_id=self.target.config_id,
+            input=RunInput(messages=[InputMessage(role="user", content=turn)]),
+            metadata={"eval": self.metadata},
+        )
+        try:
+            handle = await self.engine.submit(self.tenant_id, self.thread_id, req, tool_mocks=self.tool_mocks or None)
+            self.run_ids.append(handle.run_id)
+            outcome = await self.engine.join(self.tenant_id, self.thread_id, handle.run_id)
+        finally:
+            self.busy_s += time.perf_counter() - started
+        if isinstance(outcome, dict) and "__error__" in outcome:
+            error = outcome["__error__"]
+            raise TrialFailed(str(error.get("message") if isinstance(error, dict) else error))
+
+    async def state(self) -> dict[str, Any]:
+        thread = await self.engine.threads.get(self.tenant_id, self.thread_id)
+        return dict(thread.get("values") or {})
+
+    async def observe(self) -> Observation:
+        values = await self.state()
+        return _observation(values, latency_ms=self.busy_s * 1000, tokens=await self._tokens())
+
+    async def close(self) -> None:
+        return None
+
+    async def _tokens(self) -> int | None:
         deadline = time.monotonic() + USAGE_WAIT_S
         while True:
             async with self.engine.db.connection() as conn:
                 cur = await conn.execute(
                     "SELECT count(DISTINCT run_id) AS runs, coalesce(sum(input_tokens + output_tokens), 0) AS tokens"
                     " FROM token_usage WHERE thread_id = %s AND run_id = ANY(%s::uuid[])",
-                    (thread_id, run_ids),
+                    (self.thread_id, self.run_ids),
                 )
                 row = await cur.fetchone()
-            if row is not None and row["runs"] == len(run_ids):
+            if row is not None and row["runs"] == len(self.run_ids):
                 return int(row["tokens"])
             if time.monotonic() > deadline:
                 return None
@@ -133,39 +193,65 @@ class UnsavedTarget:
     async def run(
         self, tenant_id: str, *, turns: list[str], tool_mocks: dict[str, Any], metadata: dict[str, Any]
     ) -> Observation:
+        return await run_turns(await self.open(tenant_id, tool_mocks=tool_mocks, metadata=metadata), turns)
+
+    async def open(self, tenant_id: str, *, tool_mocks: dict[str, Any], metadata: dict[str, Any]) -> Conversation:
         graph = self.engine.cache.get(self.key, 0, self.config)
-        thread_id = str(uuid.uuid4())
-        usage = UsageCollector()
-        started = time.perf_counter()
-        checkpointer = self.engine.cache.deps.checkpointer
-        try:
-            for turn in turns:
-                config: RunnableConfig = {
-                    "configurable": {
-                        "thread_id": thread_id,
-                        "tenant_id": tenant_id,
-                        "run_id": str(uuid.uuid4()),
-                        TOOL_MOCKS_KEY: tool_mocks,
-                    },
-                    "metadata": {"eval": metadata},
-                    "callbacks": [usage],
-                }
-                await graph.ainvoke(
-                    {"messages": [HumanMessage(content=turn, id=str(uuid.uuid4()))]}, config, durability="sync"
-                )
-            latency_ms = (time.perf_counter() - started) * 1000
-            state = await graph.aget_state({"configurable": {"thread_id": thread_id, "tenant_id": tenant_id}})
-        finally:
-            if isinstance(checkpointer, ChorusCheckpointer):
-                await checkpointer.adelete_thread(thread_id)
-        values = jsonable(state.values)
-        answers, calls = _answers(values.get("messages") or [])
-        tokens = sum(i + o for i, o in usage.by_model.values()) if usage.by_model else None
-        return Observation(
-            output=answers[-1] if answers else "",
-            answers=tuple(answers),
-            tool_calls=tuple(calls),
-            escalated=bool(values.get("escalated")),
-            latency_ms=latency_ms,
-            tokens=tokens,
+        return GraphConversation(
+            graph, self.engine.cache.deps.checkpointer, tenant_id, tool_mocks=tool_mocks, metadata=metadata
         )
+
+
+class GraphConversation:
+    """A conversation with a compiled graph run in this process, on a thread of its own whose checkpoints are
+    deleted when it closes (an unsaved config under test; the user simulator)."""
+
+    def __init__(
+        self,
+        graph: CompiledBot,
+        checkpointer: Any,
+        tenant_id: str,
+        *,
+        tool_mocks: dict[str, Any],
+        metadata: dict[str, Any],
+    ) -> None:
+        self.graph, self.checkpointer = graph, checkpointer
+        self.tenant_id, self.thread_id = tenant_id, str(uuid.uuid4())
+        self.tool_mocks, self.metadata = tool_mocks, metadata
+        self.usage = UsageCollector()
+        self.busy_s = 0.0
+
+    async def say(self, turn: str) -> None:
+        config: RunnableConfig = {
+            "configurable": {
+                "thread_id": self.thread_id,
+                "tenant_id": self.tenant_id,
+                "run_id": str(uuid.uuid4()),
+                TOOL_MOCKS_KEY: self.tool_mocks,
+            },
+            "metadata": {"eval": self.metadata},
+            "callbacks": [self.usage],
+        }
+        started = time.perf_counter()
+        try:
+            await self.graph.ainvoke(
+                {"messages": [HumanMessage(content=turn, id=str(uuid.uuid4()))]}, config, durability="sync"
+            )
+        finally:
+            self.busy_s += time.perf_counter() - started
+
+    async def state(self) -> dict[str, Any]:
+        state = await self.graph.aget_state(
+            {"configurable": {"thread_id": self.thread_id, "tenant_id": self.tenant_id}}
+        )
+        values: dict[str, Any] = jsonable(state.values)
+        return values
+
+    async def observe(self) -> Observation:
+        by_model = self.usage.by_model
+        tokens = sum(i + o for i, o in by_model.values()) if by_model else None
+        return _observation(await self.state(), latency_ms=self.busy_s * 1000, tokens=tokens)
+
+    async def close(self) -> None:
+        if isinstance(self.checkpointer, ChorusCheckpointer):
+            await self.checkpointer.adelete_thread(self.thread_id)

@@ -20,6 +20,7 @@ from chorus.agents.configs.models import BotConfig
 from chorus.agents.knowledge.bot_tools import KNOWLEDGE_TOOLS, bound_tools
 from chorus.agents.providers.factory import build_chat_model
 from chorus.agents.storage.database import Database
+from chorus.agents.tools.builtin_call import call_tools
 from chorus.agents.tools.http_tool import build_http_tool
 from chorus.agents.tools.registry import RegisteredTool, SecretResolver, ToolRegistry
 from chorus.graphs.escalation import Escalator
@@ -43,7 +44,7 @@ class GraphDeps:
 
 def bot_tools(cfg: BotConfig, registry: ToolRegistry) -> dict[str, RegisteredTool]:
     """The tools a bot can call: implemented ones, HTTP declarations taking precedence over built-ins, and
-    the knowledge tools its `knowledge` block binds."""
+    the knowledge tools its `knowledge` block binds, and a voicebot's call-control tools (end_call, transfer_call)."""
     tools: dict[str, RegisteredTool] = {}
     knowledge = bound_tools(cfg.knowledge)
     for name in cfg.implemented_tools():
@@ -54,7 +55,7 @@ def bot_tools(cfg: BotConfig, registry: ToolRegistry) -> dict[str, RegisteredToo
             tools[name] = build_http_tool(spec)
         elif name in registry:
             tools[name] = registry.get(name)
-    return {**tools, **knowledge}
+    return {**tools, **knowledge, **call_tools(cfg)}
 
 
 def _opaque(node: Callable[..., Any]) -> Callable[..., Any]:

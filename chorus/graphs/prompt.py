@@ -16,7 +16,12 @@ def build_system_prompt(cfg: BotConfig, *, tool_names: list[str]) -> str:
         lines += [
             "",
             "You are speaking on the phone: answer in short spoken sentences, no lists or markdown.",
+            "A caller turn starting with [dtmf] lists the keys they pressed on their phone's keypad.",
         ]
+        if "transfer_call" in tool_names:
+            lines.append("To hand the caller to a person, call transfer_call and say you are transferring them.")
+        if "end_call" in tool_names:
+            lines.append("When the caller is done and has said goodbye, say goodbye and call end_call.")
     if "knowledge_search" in tool_names or "faq_search" in tool_names:
         lines += [
             "",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -26,6 +27,7 @@ from livekit.agents.voice.events import SpeechCreatedEvent
 from livekit.agents.voice.speech_handle import SpeechHandle
 
 from chorus.graphs.compiler import CompiledBot
+from chorus.voice.call_actions import CallAction, call_actions_in
 
 try:  # which speech an LLM request belongs to (private to LiveKit: without it, turns are matched by order)
     from livekit.agents.voice.agent_activity import _SpeechHandleContextVar
@@ -86,6 +88,8 @@ class GraphLLM(llm.LLM[Any]):
         self._last_user_item: str | None = None  # LiveKit's id of the caller message last sent to the graph
         self._writes: asyncio.Task[None] | None = None  # the last write of heard text, awaited before a run
         self._lock = asyncio.Lock()
+        # Told a step's call actions (end, transfer, escalate) and the speech that answers it (call_control.py).
+        self.on_actions: Callable[[list[CallAction], SpeechHandle | None], None] | None = None
 
     @property
     def model(self) -> str:
@@ -199,6 +203,7 @@ class GraphLLMStream(llm.LLMStream):
         # starts; the task inherits the context anyway). Private to LiveKit, hence the fallback to None.
         handle = _SpeechHandleContextVar.get(None) if _SpeechHandleContextVar is not None else None
         self._speech_id: str | None = handle.id if handle is not None else None
+        self._speech: SpeechHandle | None = handle
         super().__init__(graph_llm, chat_ctx=chat_ctx, tools=tools, conn_options=conn_options)
         self._graph_llm = graph_llm
 
@@ -230,12 +235,18 @@ class GraphLLMStream(llm.LLMStream):
         owner = self._graph_llm
         budget = owner.max_tokens
         streamed_ids: set[str] = set()
-        async for item in owner.graph.astream(
+        async for mode, item in owner.graph.astream(
             {"messages": [turn.human]},
             owner.thread.runnable_config(),
-            stream_mode="messages",
+            stream_mode=["messages", "updates"],
             durability=DURABILITY,
         ):
+            if mode == "updates":
+                # Handed over as soon as a step is checkpointed, so a barge-in that cancels the rest of the run
+                # does not lose what the thread already says was done; CallControl waits for this speech.
+                if (actions := call_actions_in(item)) and owner.on_actions is not None:
+                    owner.on_actions(actions, self._speech)
+                continue
             chunk = cast(tuple[Any, dict[str, Any]], item)[0]
             piece = _spoken_text(chunk)
             if not piece:

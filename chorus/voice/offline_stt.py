@@ -5,6 +5,7 @@ VAD (LiveKit's StreamAdapter). Accuracy is modest: enough for tests and `chorus 
 from __future__ import annotations
 
 import asyncio
+import queue
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,9 @@ from livekit.agents.utils import AudioBuffer, shortuuid
 from pocketsphinx import Decoder
 
 SAMPLE_RATE = 16000  # the rate of the bundled acoustic model
+# Loaded decoders not in use. Loading the model takes about a second (bench.voice_turn_latency), which every
+# caller turn paid; a decoder gives the same words when reused. One per concurrent recognition (threads).
+_IDLE: queue.SimpleQueue[Decoder] = queue.SimpleQueue()
 
 
 def recognise_pcm(pcm: bytes, sample_rate: int) -> str:
@@ -25,11 +29,15 @@ def recognise_pcm(pcm: bytes, sample_rate: int) -> str:
         count = int(len(samples) * SAMPLE_RATE / sample_rate)
         positions = np.linspace(0, len(samples) - 1, count) if count else np.zeros(0)
         pcm = np.interp(positions, np.arange(len(samples)), samples).astype(np.int16).tobytes()
-    decoder = Decoder(samprate=SAMPLE_RATE, loglevel="FATAL")
+    try:
+        decoder = _IDLE.get_nowait()
+    except queue.Empty:
+        decoder = Decoder(samprate=SAMPLE_RATE, loglevel="FATAL")
     decoder.start_utt()
     decoder.process_raw(pcm, full_utt=True)
     decoder.end_utt()
     hyp = decoder.hyp()
+    _IDLE.put(decoder)  # not after a failure: a decoder left mid-utterance is dropped
     return str(hyp.hypstr) if hyp is not None else ""
 
 

@@ -16,6 +16,7 @@ from livekit.plugins import deepgram, elevenlabs, silero
 from chorus.agents.configs.models import BotConfig
 from chorus.agents.errors import BadRequest
 from chorus.graphs.compiler import CompiledBot
+from chorus.voice.call_control import PhoneFeatures
 from chorus.voice.call_facts import CallFacts
 from chorus.voice.graph_llm import CallThread, GraphLLM, follow_speeches
 from chorus.voice.offline_stt import PocketSphinxSTT
@@ -170,6 +171,7 @@ class VoiceCall:
     brain: GraphLLM
     silence: SilenceWatch | None
     facts: CallFacts
+    phone: PhoneFeatures | None = None  # end_call, transfers, escalation, DTMF, background sound
 
 
 def build_session(
@@ -201,10 +203,12 @@ def build_session(
     )
     follow_speeches(session, brain)
     silence = SilenceWatch(session) if away else None
+    facts = facts or CallFacts(call_id=thread.thread_id, tenant_id=thread.tenant_id, environment=thread.environment)
     return VoiceCall(
         session=session,
         agent=VoicebotAgent(cfg.first_message),
         brain=brain,
         silence=silence,
-        facts=facts or CallFacts(call_id=thread.thread_id, tenant_id=thread.tenant_id, environment=thread.environment),
+        facts=facts,
+        phone=PhoneFeatures.build(session=session, cfg=cfg, brain=brain, facts=facts),
     )

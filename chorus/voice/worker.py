@@ -14,7 +14,7 @@ from typing import Any
 from livekit import api
 from livekit.agents import Agent, AgentServer, AgentSession, JobContext
 
-from chorus.agents.errors import ChorusError, NotFound
+from chorus.agents.errors import NotFound
 from chorus.agents.secrets.master_key import load_vault_key
 from chorus.agents.secrets.repository import SecretRepository
 from chorus.agents.secrets.service import SecretVault
@@ -24,10 +24,13 @@ from chorus.agents.tools.builtins import build_registry
 from chorus.agents.tools.registry import ToolContext
 from chorus.graphs.checkpointer import ChorusCheckpointer
 from chorus.graphs.compiler import GraphCache, GraphDeps
+from chorus.voice.call_facts import CallFacts
+from chorus.voice.call_recorder import CallRecorder, caller_number
 from chorus.voice.graph_llm import CallThread
 from chorus.voice.offline_tts import EspeakTTS
 from chorus.voice.outbound import OutboundJob, serve_outbound
 from chorus.voice.provider_keys import ProviderKeys
+from chorus.voice.recording import record_call
 from chorus.voice.routing import SIP_DIALED, CallRoute, route_call
 from chorus.voice.session_factory import build_session
 
@@ -110,8 +113,16 @@ async def entrypoint(ctx: JobContext) -> None:
     call_id = outbound.call_id if outbound else str(uuid.uuid4())
     res = await resources()
     dialed = participant.attributes.get(SIP_DIALED) if participant else None
+    caller = caller_number(participant) if participant else None
+    facts = CallFacts(call_id=call_id, dialed_number=dialed, caller_number=caller, room=ctx.room.name)
+    if outbound is not None:
+        facts.direction, facts.dialed_number = "outbound", outbound.to
+        facts.caller_number = outbound.from_number or None
+    recorder = CallRecorder(res.db, facts, thread_ttl_days=res.settings.thread_ttl_days)
+    ctx.add_shutdown_callback(recorder.finish)  # whatever ends the call, its record is written
     try:
         route = await route_call(res.db, call_id=call_id, metadata=ctx.job.metadata or None, dialed=dialed)
+        await recorder.serve(route)
         keys = await provider_keys(res, route, call_id)
         graph = res.graphs.get(
             route.assistant_id,
@@ -120,11 +131,14 @@ async def entrypoint(ctx: JobContext) -> None:
             variant=(route.serving.environment, route.serving.overrides_revision),
         )
         voice = build_session(
-            route.config, graph, CallThread(route.tenant_id, call_id, route.serving.environment), keys=keys
+            route.config,
+            graph,
+            CallThread(route.tenant_id, call_id, route.serving.environment),
+            keys=keys,
+            facts=facts,
         )
-    except ChorusError as exc:
-        log.warning("call %s in room %s (dialed %s) not served: %s", call_id, ctx.room.name, dialed, exc.detail)
-        await apologise_and_hang_up(ctx)
+    except Exception as exc:  # no voicebot, a missing key, the database: an apology, a hang-up, a record
+        await recorder.refused(exc, hang_up=lambda: apologise_and_hang_up(ctx))
         return
     log.info(
         "call %s: %s v%s (%s) for tenant %s",
@@ -134,10 +148,18 @@ async def entrypoint(ctx: JobContext) -> None:
         route.serving.environment,
         route.tenant_id,
     )
+    recorder.follow(voice.session)
+    recorder.alongside(record_call(ctx.api.egress, room=ctx.room.name, facts=facts, cfg=route.config))
     if outbound is not None:
         await serve_outbound(ctx, voice, route.config, outbound, offline=res.settings.offline)
         return
-    await voice.session.start(voice.agent, room=ctx.room)
+    try:
+        await voice.session.start(voice.agent, room=ctx.room)
+    except Exception as exc:  # a call that cannot start is settled failed, its session closed, its record kept
+        await recorder.start_failed(exc, voice.session)
+        raise
+    if voice.phone is not None and participant is not None:
+        await voice.phone.attach(ctx, participant)
 
 
 def create_server() -> AgentServer:

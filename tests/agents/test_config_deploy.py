@@ -14,6 +14,7 @@ import pytest
 
 from chorus.agents.configs.deploy_gate import DeployGate, NoSuiteResults
 from chorus.agents.configs.deployments import Deployments
+from chorus.agents.configs.deployments_repository import DeploymentRepository
 from chorus.agents.configs.environments import bucket
 from chorus.agents.configs.history import Author
 from chorus.agents.configs.repository import ConfigRepository
@@ -410,3 +411,24 @@ async def test_overrides_whose_risk_needs_approval_wait_for_it(
     # Changing the eval gate is for organization admins only (it gates everyone else's deploys).
     gate = await developer.patch(f"{ACME}/environments/production", json={"required_eval_suites": []})
     assert gate.status_code == 403 and "manage_permissions" in gate.json()["detail"]
+
+
+async def test_the_monitor_reads_every_rollout_of_every_tenant_however_many(
+    server: RunningServer, db: Database, acme_config: dict[str, Any]
+) -> None:
+    """Rollouts are read a page at a time: with pages of one, three tenants' rollouts are all judged in a pass
+    (a fixed cap would leave the newest ones, another tenant's, never judged)."""
+    ours: set[str] = set()
+    for _ in range(3):
+        other = await make_tenant(db)
+        async with httpx.AsyncClient(base_url=server.url, headers={"x-api-key": other.key}) as client:
+            assert (await client.post(CONFIGS, json=acme_config)).status_code == 201
+            assert (await deploy(client, deployment_strategy="immediate")).status_code == 202
+            await new_version(client, "empathetic")
+            rollout = await deploy(client, version=2, rollout_percent=10, min_turns=1000)
+            assert rollout.status_code == 202, rollout.text
+            ours.add(rollout.json()["deployment_id"])
+    repo = DeploymentRepository(db)
+    paged = [d.deployment_id async for d in repo.rolling_out(page=1)]
+    assert ours <= set(paged) and len(paged) == len(set(paged))
+    assert paged == [d.deployment_id async for d in repo.rolling_out(page=500)]

@@ -37,6 +37,12 @@ async def test_builtin_order_tools_use_the_tenant_demo_data(db: Database, tenant
     registry = build_registry()
     status, _ = await registry.get("fetch_order_status").invoke(ctx, {"order_id": "ord-1001"})
     assert status.content["status"] == "shipped"
+    # The tool, not the model, accepts the spellings customers use for the same order.
+    for spelling in ("1001", "#1001", "order 1001", "ORD1001"):
+        same, _ = await registry.get("fetch_order_status").invoke(ctx, {"order_id": spelling})
+        assert same.content["order_id"] == "ORD-1001"
+    with pytest.raises(ToolError, match="no order '10'"):
+        await registry.get("fetch_order_status").invoke(ctx, {"order_id": "10"})
     updated, _ = await registry.get("update_shipping_address").invoke(
         ctx, {"order_id": "ORD-1002", "new_address": "1 New Road, Leeds"}
     )

@@ -20,7 +20,7 @@ from bench import run_all
 from chorus.agents.storage.database import Database
 
 BENCH = Path(run_all.__file__).resolve().parent
-NOT_BENCHMARKS = {"__init__", "harness", "server_process", "run_all"}
+NOT_BENCHMARKS = {"__init__", "harness", "server_process", "run_all", "voice_calls"}
 
 
 @pytest.fixture(scope="module")

@@ -52,7 +52,14 @@ async def test_scripted_turns_run_in_one_thread_with_mocked_tools(
     first, second = result["responses"]
     assert "refund amount" in first and "RF-MOCKED" in second
     assert result["tool_calls"] == [
-        {"name": "initiate_refund", "arguments": {"order_id": "ORD-1001", "refund_amount": 40.0, "reason": "40"}}
+        {
+            "name": "initiate_refund",
+            "arguments": {
+                "order_id": "ORD-1001",
+                "refund_amount": 40.0,
+                "reason": "I want a refund for order ORD-1001",
+            },
+        }
     ]
     assert result["tokens"] > 0 and result["latency_ms"] > 0
 

@@ -130,3 +130,45 @@ async def test_an_execution_given_up_by_the_queue_is_marked_failed(
     done = await wait_done(http, execution_id, seconds=30)
     assert done["status"] == "failed" and "stopped 3 time(s)" in done["error"], done
     assert done["finished_at"] is not None
+
+
+async def test_a_database_fault_mid_execution_is_resumed_not_failed(
+    own_db: Database, acme_config: dict[str, Any], two_servers: list[ServerProcess]
+) -> None:
+    """Every connection of the server processes is cut mid-execution (what a Postgres restart or failover
+    does): the execution goes back to the queue and ends completed, each trial stored once, none of them
+    charged to the bot."""
+    db = own_db
+    tenant = await make_tenant(db)
+    async with httpx.AsyncClient(base_url=two_servers[0].url, headers={"x-api-key": tenant.key}, timeout=30) as a:
+        created = await a.post("/api/v1/configs", json=slow_bot(acme_config, delay_ms=25))
+        assert created.status_code == 201, created.text
+        suite_id = await make_suite(a, [{**ORDER_CASE, "repeat": TRIALS}])
+        body = {"config_id": created.json()["assistant_id"], "max_concurrent": 1, "batch_size": 1}
+        started = (await a.post(f"/api/v1/evaluation/suites/{suite_id}/execute", json=body)).json()
+        for _ in range(600):
+            status = (await a.get(f"/api/v1/evaluation/executions/{started['id']}/status")).json()
+            if status["execution_percentage"] >= 100 // TRIALS * 2:
+                break
+            await asyncio.sleep(0.05)
+        assert status["status"] == "running" and status["execution_percentage"] < 100, status
+        async with db.connection() as conn:
+            cur = await conn.execute(
+                "SELECT count(pg_terminate_backend(pid)) AS cut FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            assert (await cur.fetchone() or {})["cut"] > 0
+
+        finished: dict[str, Any] = {}
+        for _ in range(3):  # a request that met a cut connection answers 503; the next one gets a fresh one
+            try:
+                finished = await wait_done(a, started["id"], seconds=120)
+                break
+            except (KeyError, AssertionError):
+                await asyncio.sleep(0.5)
+        assert finished.get("status") == "completed", finished
+        summary = (await a.get(f"/api/v1/evaluation/executions/{started['id']}/summary")).json()
+        assert sorted(r["trial"] for r in summary["results"]) == list(range(1, TRIALS + 1))
+        errors = [r["result"].get("error") for r in summary["results"] if r["result"].get("error")]
+        assert not errors, errors
+        assert summary["passed"] is True

@@ -93,6 +93,24 @@ cases:
             "$.cases[0].repeat",
             4,
         ),
+        (
+            "name: x\ncases:\n  - simulated_user:\n      persona: {name: Sam}\n      scenario: s\n"
+            "      expected_outcome: [{type: escalated}]\n",
+            "$.cases[0].simulated_user.persona.description",
+            4,
+        ),
+        (
+            "name: x\ncases:\n  - simulated_user:\n      persona: {description: d}\n      scenario: s\n"
+            "      expected_outcome: done\n      max_turns: 99\n",
+            "$.cases[0].simulated_user.max_turns",
+            7,
+        ),
+        (
+            "name: x\ncases:\n  - user_input: hi\n    simulated_user:\n      persona: {description: d}\n"
+            "      scenario: s\n      expected_outcome: done\n",
+            "$.cases[0]",
+            3,
+        ),
         ("name: x\ncases: [\n", "$", 3),
         ("- just a list\n", "$", None),
     ],
@@ -125,12 +143,13 @@ async def test_chorus_eval_run_passes_the_example_suite(
     assert code == 0, out
     assert "PASS       order status (2/2 trials passed)" in out
     assert "PASS       refund over two turns (1/1 trials passed)" in out
-    assert "suite passed: 4/4 trials" in out
+    assert "PASS       a customer who leaves out the order number (1/1 trials passed)" in out
+    assert "suite passed: 5/5 trials" in out
     # Importing the file again replaces its cases (the old ones stay for their results).
     code, out = await _cli("run", suite, "--config", acme, "--url", server.url, "--api-key", tenant.key, "--json")
     assert code == 0, out
     suites = (await http.get("/api/v1/evaluation/suites")).json()["suites"]
-    assert [(s["name"], s["case_count"]) for s in suites] == [("acme-support-smoke", 3)]
+    assert [(s["name"], s["case_count"]) for s in suites] == [("acme-support-smoke", 4)]
 
 
 async def test_chorus_eval_run_exit_codes(server: RunningServer, tenant: Tenant, acme: str, tmp_path: Path) -> None:

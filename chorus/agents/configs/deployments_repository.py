@@ -23,6 +23,7 @@ from chorus.agents.errors import NotFound
 from chorus.agents.storage.database import Database
 from chorus.agents.tenancy.environments import Environment, parse_environment
 
+ROLLOUT_PAGE = 500  # rollouts read at a time by the rollout monitor
 DeploymentStatus = Literal["rolling_out", "completed", "rolled_back", "superseded"]
 Strategy = Literal["blue_green", "immediate"]
 
@@ -385,15 +386,24 @@ class DeploymentRepository:
             raise NotFound(f"deployment '{deployment_id}' of this config does not exist")
         return _deployment(row)
 
-    async def rolling_out(self) -> list[Deployment]:
-        """Every rollout in progress with automatic rollback on (all tenants: the rollout monitor's work)."""
-        async with self.db.connection() as conn:
-            cur = await conn.execute(
-                "SELECT * FROM config_deployments WHERE status = 'rolling_out' AND auto_rollback"
-                " ORDER BY created_at LIMIT 500"
-            )
-            rows = await cur.fetchall()
-        return [_deployment(r) for r in rows]
+    async def rolling_out(self, *, page: int = ROLLOUT_PAGE) -> AsyncIterator[Deployment]:
+        """Every rollout in progress with automatic rollback on (all tenants: the rollout monitor's work),
+        oldest first, read `page` at a time so that however many there are, every one is judged each pass."""
+        after: tuple[datetime, str] | None = None
+        while True:
+            async with self.db.connection() as conn:
+                cur = await conn.execute(
+                    "SELECT * FROM config_deployments WHERE status = 'rolling_out' AND auto_rollback"
+                    " AND (%s::timestamptz IS NULL OR (created_at, deployment_id::text) > (%s, %s))"
+                    " ORDER BY created_at, deployment_id::text LIMIT %s",
+                    (after and after[0], after and after[0], after and after[1], page),
+                )
+                rows = await cur.fetchall()
+            for row in rows:
+                yield _deployment(row)
+            if len(rows) < page:
+                return
+            after = (rows[-1]["created_at"], str(rows[-1]["deployment_id"]))
 
 
 async def freeze_production(conn: AsyncConnection[DictRow], tenant_id: str, config_id: str, served: int) -> None:

@@ -198,6 +198,11 @@ class OutboundRetargeting(Feature):
 class TransferDestination(ConfigModel):
     name: str
     phone: str = Field(pattern=r"^\+?[0-9]{3,15}$")
+    mode: Literal["cold", "warm"] = Field(
+        default="cold",
+        description="cold: the caller is handed over by SIP REFER; warm: the caller waits on hold while the "
+        "person is called and briefed, then is connected (or comes back to the bot if no one takes the call).",
+    )
 
 
 class CallTransfer(Feature):
@@ -261,8 +266,28 @@ class LivekitConfig(ConfigModel):
 
 
 class BackgroundSound(ConfigModel):
-    type: str | None = None
-    custom_url: str | None = None
+    type: Literal["office", "off", "custom"] | None = Field(
+        default=None, description="office: LiveKit's office ambience; off: none; custom: the file at custom_url."
+    )
+    custom_url: str | None = Field(
+        default=None,
+        min_length=1,
+        description="A local audio file on the voice worker (type custom); nothing is downloaded at call time.",
+    )
+
+    @model_validator(mode="after")
+    def _local_file_only(self) -> BackgroundSound:
+        url = self.custom_url
+        if url is not None and "://" in url:
+            raise ValueError(
+                f"custom_url '{url[:80]}' is a URL: Chorus downloads nothing at call time; copy the audio file "
+                "to the voice worker and give its local path"
+            )
+        if self.type == "custom" and url is None:
+            raise ValueError("type custom needs custom_url: the path of a local audio file on the voice worker")
+        if url is not None and self.type not in (None, "custom"):
+            raise ValueError(f"custom_url is only played with type custom (type is {self.type}): set type to custom")
+        return self
 
 
 class VoiceModelSettings(ConfigModel):
@@ -288,6 +313,63 @@ class VoiceSettings(ConfigModel):
     model_settings: VoiceModelSettings | None = None
     max_tokens: Annotated[int, Field(ge=1)] | None = None
     stop_speaking_plan: StopSpeakingPlan | None = None
+
+
+class AnalysisSummary(ConfigModel):
+    enabled: bool = True
+    prompt: str | None = Field(default=None, description="What the summary should say; a default prompt otherwise.")
+
+
+class AnalysisStructuredData(ConfigModel):
+    enabled: bool = True
+    json_schema: dict[str, Any] = Field(
+        description="A JSON Schema (draft 2020-12) of an object: the data the model fills from the call "
+        '(e.g. {"type": "object", "properties": {"date": {"type": "string"}}}).',
+    )
+    prompt: str | None = None
+
+    @model_validator(mode="after")
+    def _valid_schema(self) -> AnalysisStructuredData:
+        from jsonschema import Draft202012Validator
+        from jsonschema.exceptions import SchemaError
+
+        try:
+            Draft202012Validator.check_schema(self.json_schema)
+        except SchemaError as exc:
+            where = "/".join(str(p) for p in exc.path)
+            at = f" at {where}" if where else ""
+            raise ValueError(f"json_schema is not a valid JSON Schema{at}: {exc.message}") from None
+        if self.json_schema.get("type") != "object":
+            raise ValueError('json_schema must describe an object: set "type": "object" and its "properties"')
+        return self
+
+
+class AnalysisSuccessEvaluation(ConfigModel):
+    enabled: bool = True
+    rubric: Literal["pass_fail", "numeric_scale", "descriptive_scale"] = Field(
+        default="pass_fail",
+        description="pass_fail: true or false; numeric_scale: 1 to 10; descriptive_scale: Excellent, Good, "
+        "Fair or Poor.",
+    )
+    prompt: str | None = Field(default=None, description="What success means for this bot.")
+
+
+class AnalysisPlan(ConfigModel):
+    """What is worked out after each call with the config's model (Vapi's analysisPlan): a summary,
+    structured data against a JSON Schema, a success evaluation. Stored on the call record."""
+
+    summary: AnalysisSummary | None = None
+    structured_data: AnalysisStructuredData | None = None
+    success_evaluation: AnalysisSuccessEvaluation | None = None
+
+
+class CallWebhook(ConfigModel):
+    url: str = Field(
+        pattern=r"^https?://",
+        max_length=2000,
+        description="Where each ended call (event call.ended: the record and its analysis) is POSTed, signed "
+        "like run webhooks.",
+    )
 
 
 class KnowledgeConfig(ConfigModel):
@@ -356,6 +438,8 @@ class BotConfig(ConfigModel):
     sip_config: SipConfig | None = None
     livekit_config: LivekitConfig | None = None
     voice_settings: VoiceSettings | None = None
+    analysis_plan: AnalysisPlan | None = Field(default=None, description="Post-call analysis (voicebots).")
+    call_webhook: CallWebhook | None = Field(default=None, description="The post-call webhook (voicebots).")
     knowledge: KnowledgeConfig | None = None
     webchat: Webchat | None = Field(default=None, description="The embeddable widget's look (chatbots).")
 

@@ -50,7 +50,7 @@ class RolloutMonitor:
         """Judge every rollout in progress; the rollouts rolled back."""
         rolled: list[Deployed] = []
         now = datetime.now(UTC)
-        for deployment in await self.deployments.repo.rolling_out():
+        async for deployment in self.deployments.repo.rolling_out():
             try:  # one rollout that cannot be judged (its config purged meanwhile) never stops the others
                 done = await self._judge(deployment, now)
             except ChorusError as exc:

@@ -37,13 +37,15 @@ def describe_provider_mode(offline: bool) -> str:
     return "using the providers configured in each bot's llm_config"
 
 
-def _single(spec: LlmConfig | LlmFallback, params: LlmParameters, *, offline: bool) -> BaseChatModel:
+def _single(
+    spec: LlmConfig | LlmFallback, params: LlmParameters, *, offline: bool, api_key: str | None = None
+) -> BaseChatModel:
     if offline or spec.provider == "offline":
         delay = (getattr(spec, "offline_token_delay_ms", None) or 0) / 1000
         name = f"offline:{spec.provider}/{spec.model}" if offline else "chorus-offline"
         return OfflineChatModel(model_name=name, token_delay_s=delay)
     key_env = spec.api_key_env or _DEFAULT_KEY_ENV[spec.provider]
-    key = os.environ.get(key_env)
+    key = api_key or os.environ.get(key_env)
     if spec.provider == "openai_compatible" and not key and not spec.api_key_env:
         key = "unused"  # local OpenAI-compatible servers often take no key
     if not key:
@@ -67,9 +69,12 @@ def _single(spec: LlmConfig | LlmFallback, params: LlmParameters, *, offline: bo
     raise ProviderUnavailable(f"unknown provider '{spec.provider}'")
 
 
-def build_chat_model(llm: LlmConfig, *, tools: list[dict[str, Any]], offline: bool) -> ChatRunnable:
-    """The bot's model with tools bound, wrapped in its fallback chain."""
-    primary = _single(llm, llm.parameters, offline=offline)
+def build_chat_model(
+    llm: LlmConfig, *, tools: list[dict[str, Any]], offline: bool, api_key: str | None = None
+) -> ChatRunnable:
+    """The bot's model with tools bound, wrapped in its fallback chain. `api_key`: the primary model's key
+    given by the caller (the eval judge's, from the tenant's vault) instead of the environment's."""
+    primary = _single(llm, llm.parameters, offline=offline, api_key=api_key)
     bound: ChatRunnable = primary.bind_tools(tools) if tools else primary
     chain: list[ChatRunnable] = []
     if not offline:

@@ -33,7 +33,7 @@ from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
-from chorus.agents.providers import offline_config_intents
+from chorus.agents.providers import offline_config_intents, offline_user_simulator
 from chorus.agents.providers.argument_extraction import extract_arguments
 
 _WORD = re.compile(r"[a-z0-9]+")
@@ -97,6 +97,8 @@ _STOP = {
 _GREETING = re.compile(r"^\s*(hi|hello|hey|good (morning|afternoon|evening))\b", re.IGNORECASE)
 _THANKS = re.compile(r"\b(thanks|thank you|cheers)\b", re.IGNORECASE)
 PENDING_TOOL_KEY = "chorus_offline_pending_tool"
+PENDING_ARGUMENTS_KEY = "chorus_offline_pending_arguments"
+_ASKED = re.compile(r"To (?P<tool>[\w ]+?), I need your (?P<args>.+?)\. Could you share (?:it|them)\?")
 KNOWLEDGE_TOOLS = ("faq_search", "knowledge_search")
 _FAQ_CONFIDENT = 0.6
 
@@ -171,13 +173,16 @@ class OfflineChatModel(BaseChatModel):
     def respond(self, messages: Sequence[BaseMessage]) -> AIMessage:
         if offline_config_intents.handles(self.tools):  # the config editor bot (configs/system/)
             return offline_config_intents.respond(messages)
+        if offline_user_simulator.handles(messages):  # the simulated user of eval cases (configs/system/)
+            return offline_user_simulator.respond(messages)
         tone = _tone(messages)
         last = messages[-1] if messages else HumanMessage("")
         if isinstance(last, ToolMessage):
             return self._answer_from_tools(messages, tone)
         user_texts = [str(m.content) for m in reversed(messages) if isinstance(m, HumanMessage)]
         text = user_texts[0] if user_texts else ""
-        tool = self._choose_tool(text, messages)
+        pending, asked = self._asked(messages)
+        tool = self._choose_tool(text, pending)
         if tool is None and text.strip() and not _GREETING.search(text) and not _THANKS.search(text):
             calls = [
                 {"name": name, "args": {"query": text}, "id": f"call_{uuid.uuid4().hex[:16]}", "type": "tool_call"}
@@ -188,7 +193,8 @@ class OfflineChatModel(BaseChatModel):
                 return AIMessage(content="", tool_calls=calls, response_metadata={"confidence": 0.7})
         if tool is not None:
             fn = tool["function"]
-            args, missing = extract_arguments(fn.get("parameters", {}), user_texts[:4])
+            asked_here = asked if fn["name"] == pending else []
+            args, missing = extract_arguments(fn.get("parameters", {}), user_texts[:4], asked=asked_here)
             if not missing:
                 call = {
                     "name": fn["name"],
@@ -197,22 +203,42 @@ class OfflineChatModel(BaseChatModel):
                     "type": "tool_call",
                 }
                 return AIMessage(content="", tool_calls=[call], response_metadata={"confidence": 0.9})
-            asked = " and ".join(_humanize(m) for m in missing)
+            wanted = " and ".join(_humanize(m) for m in missing)
+            them = "them" if len(missing) > 1 else "it"
+            question = f"To {_humanize(fn['name'])}, I need your {wanted}. Could you share {them}?"
             return AIMessage(
-                content=f"{self._opener(tone)}To {_humanize(fn['name'])}, I need your {asked}. Could you share it?",
-                additional_kwargs={PENDING_TOOL_KEY: fn["name"]},
+                content=self._opener(tone) + question,
+                additional_kwargs={PENDING_TOOL_KEY: fn["name"], PENDING_ARGUMENTS_KEY: missing},
                 response_metadata={"confidence": 0.8},
             )
         return self._plain_answer(text, tone)
 
-    def _choose_tool(self, text: str, messages: Sequence[BaseMessage]) -> dict[str, Any] | None:
+    def _asked(self, messages: Sequence[BaseMessage]) -> tuple[str | None, list[str]]:
+        """The tool and the arguments our previous message asked the user for, if it asked for any: from
+        its metadata, or read back from its words when a client kept only the text."""
+        previous_ai = next((m for m in reversed(messages[:-1]) if isinstance(m, AIMessage)), None)
+        if previous_ai is None or previous_ai.tool_calls:
+            return None, []
+        pending = previous_ai.additional_kwargs.get(PENDING_TOOL_KEY)
+        if isinstance(pending, str):
+            names = previous_ai.additional_kwargs.get(PENDING_ARGUMENTS_KEY)
+            return pending, [str(n) for n in names] if isinstance(names, list) else []
+        said = _ASKED.search(str(previous_ai.content))
+        if said is None:
+            return None, []
+        tool = next((t for t in self.tools if _humanize(t["function"]["name"]) == said.group("tool")), None)
+        if tool is None:
+            return None, []
+        params = tool["function"].get("parameters", {}).get("properties", {})
+        spoken = said.group("args").split(" and ")
+        return tool["function"]["name"], [n for n in params if _humanize(n) in spoken]
+
+    def _choose_tool(self, text: str, pending: str | None) -> dict[str, Any] | None:
         if not self.tools:
             return None
-        # A follow-up to our own question for a missing argument continues that tool.
-        previous_ai = next((m for m in reversed(messages[:-1]) if isinstance(m, AIMessage)), None)
-        pending = previous_ai.additional_kwargs.get(PENDING_TOOL_KEY) if previous_ai else None
         words = _words(text)
         best: tuple[float, dict[str, Any]] | None = None
+        named = False
         for tool in self.tools:
             fn = tool["function"]
             if fn["name"] in KNOWLEDGE_TOOLS:  # searched when nothing else matches, see respond()
@@ -224,12 +250,13 @@ class OfflineChatModel(BaseChatModel):
                 continue
             score = hits - 0.01 * len(name_words)
             if best is None or score > best[0]:
-                best = (score, tool)
-        if best is not None:
-            return best[1]
-        if pending:
-            return next((t for t in self.tools if t["function"]["name"] == pending), None)
-        return None
+                best, named = (score, tool), bool(words & name_words)
+        # An answer to our own question for a missing argument continues that tool, unless it names another.
+        if pending and (best is None or not named):
+            chosen = next((t for t in self.tools if t["function"]["name"] == pending), None)
+            if chosen is not None:
+                return chosen
+        return best[1] if best is not None else None
 
     def _answer_from_tools(self, messages: Sequence[BaseMessage], tone: str) -> AIMessage:
         results: list[ToolMessage] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from decimal import Decimal
 from typing import Annotated, Any
@@ -14,12 +15,20 @@ from chorus.agents.tools.registry import ToolContext, ToolRegistry
 OrderId = Annotated[str, Field(description="The order number, e.g. ORD-1001", min_length=1)]
 
 
+def _order_key(order_id: str) -> str:
+    """The order number without its spelling: "ORD-1001", "ord 1001", "#1001" and "1001" are one order. The
+    tool normalises what customers type, not the model (which passes the id as the customer wrote it)."""
+    return re.sub(r"^ORD(?:ER)?", "", re.sub(r"[^A-Z0-9]", "", order_id.upper()))
+
+
 async def _order(ctx: ToolContext, order_id: str) -> dict[str, Any]:
     async with ctx.db.connection() as conn:
         cur = await conn.execute(
             "SELECT order_id, status, items, total, carrier, tracking_number, shipping_address, placed_at"
-            " FROM demo_orders WHERE tenant_id = %s AND upper(order_id) = upper(%s)",
-            (ctx.tenant_id, order_id.strip()),
+            " FROM demo_orders WHERE tenant_id = %s"
+            " AND regexp_replace(regexp_replace(upper(order_id), '[^A-Z0-9]', '', 'g'), '^ORD(ER)?', '') = %s"
+            " ORDER BY upper(order_id) = upper(%s) DESC LIMIT 1",
+            (ctx.tenant_id, _order_key(order_id), order_id.strip()),
         )
         row = await cur.fetchone()
     if row is None:
