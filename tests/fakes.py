@@ -87,11 +87,13 @@ def openai_api(*, fail_first: int = 0, reply: str = "Hello from the stand-in mod
     app = FastAPI()
     calls: list[dict[str, Any]] = []
     app.state.calls = calls
+    app.state.authorizations = []  # each call's Authorization header: which key reached the server
 
     @app.post("/v1/chat/completions")
     async def completions(request: Request) -> Any:
         body = await request.json()
         calls.append(body)
+        app.state.authorizations.append(request.headers.get("authorization"))
         if len(calls) <= fail_first:
             return JSONResponse({"error": {"message": "overloaded", "type": "server_error"}}, status_code=500)
         created = int(time.time())

@@ -31,7 +31,9 @@ async def test_openai_compatible_with_fallback_to_second_model(monkeypatch: pyte
     healthy = openai_api(reply="Your order ships tomorrow.")
     monkeypatch.setenv("BROKEN_KEY", "k1")
     monkeypatch.setenv("HEALTHY_KEY", "k2")
+    monkeypatch.setenv("CHORUS_MODEL_KEY_ENVS", "BROKEN_KEY,HEALTHY_KEY")
     async with serve(broken) as broken_url, serve(healthy) as healthy_url:
+        monkeypatch.setenv("CHORUS_MODEL_BASE_URLS", f"{broken_url}/v1,{healthy_url}/v1")
         llm = LlmConfig.model_validate(
             {
                 "provider": "openai_compatible",

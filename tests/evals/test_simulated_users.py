@@ -352,8 +352,10 @@ async def test_with_a_real_model_the_simulator_reads_the_brief_and_hears_the_bot
     same line), compiled online: the system prompt and the brief reach the model, the bot's answer comes back
     to it as the user's message, and the conversation stops at max_turns since it never writes [END]."""
     monkeypatch.setenv("SIMULATOR_KEY", "k")
+    monkeypatch.setenv("CHORUS_MODEL_KEY_ENVS", "SIMULATOR_KEY")
     model = openai_api(reply="Where is my order ORD-1001?")
     async with serve(model) as base:
+        monkeypatch.setenv("CHORUS_MODEL_BASE_URLS", base + "/v1")
         cfg = json.loads(SIMULATOR_CONFIG.read_text())
         cfg["llm_config"] = {
             "provider": "openai_compatible",

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from chorus.agents.configs.cycles import cycle_problems
 from chorus.agents.configs.escalation_rules import parse_trigger
+from chorus.agents.configs.model_keys import key_env_problem
 from chorus.agents.configs.models import BotConfig, LlmConfig, LlmFallback
 from chorus.agents.configs.problems import Problem, ValidationReport, json_path
 from chorus.agents.configs.schema_errors import schema_problems
@@ -80,6 +81,8 @@ def _llm_problems(llm: LlmConfig) -> tuple[list[Problem], list[Problem]]:
             errors.append(Problem(f"{path}.base_url", "provider openai_compatible needs base_url", "llm_config_valid"))
         if spec.base_url is not None and (problem := url_problem(spec.base_url)):
             errors.append(Problem(f"{path}.base_url", problem, "llm_config_valid"))
+        if spec.api_key_env is not None and (problem := key_env_problem(spec.api_key_env)):
+            errors.append(Problem(f"{path}.api_key_env", problem, "llm_config_valid"))
         families = _MODEL_FAMILIES.get(spec.provider)
         if families and not spec.model.lower().startswith(families):
             warnings.append(

@@ -14,17 +14,13 @@ from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import BaseMessage
 from langchain_core.runnables import Runnable
 
+from chorus.agents.configs.model_keys import BASE_URLS_SETTING, DEFAULT_KEY_ENV, server_key_for
 from chorus.agents.configs.models import LlmConfig, LlmFallback, LlmParameters
 from chorus.agents.errors import ProviderUnavailable
 from chorus.agents.providers.offline import OfflineChatModel
 
 log = logging.getLogger(__name__)
 
-_DEFAULT_KEY_ENV = {
-    "openai": "OPENAI_API_KEY",
-    "openai_compatible": "OPENAI_API_KEY",
-    "anthropic": "ANTHROPIC_API_KEY",
-}
 ChatRunnable = Runnable[LanguageModelInput, BaseMessage]
 
 
@@ -44,9 +40,17 @@ def _single(
         delay = (getattr(spec, "offline_token_delay_ms", None) or 0) / 1000
         name = f"offline:{spec.provider}/{spec.model}" if offline else "chorus-offline"
         return OfflineChatModel(model_name=name, token_delay_s=delay)
-    key_env = spec.api_key_env or _DEFAULT_KEY_ENV[spec.provider]
-    key = api_key or os.environ.get(key_env)
-    if spec.provider == "openai_compatible" and not key and not spec.api_key_env:
+    key_env = spec.api_key_env or DEFAULT_KEY_ENV[spec.provider]
+    try:
+        key = api_key or server_key_for(spec.provider, spec.api_key_env, spec.base_url)
+    except ValueError as exc:
+        raise ProviderUnavailable(f"model {spec.provider}/{spec.model}: {exc}") from None
+    if not key and spec.base_url is not None and spec.api_key_env is not None and api_key is None:
+        raise ProviderUnavailable(
+            f"model {spec.provider}/{spec.model}: the server's keys ({key_env}) are sent only to the provider's own"
+            f" API or to base URLs the operator trusts ({BASE_URLS_SETTING}), and {spec.base_url} is not one"
+        )
+    if not key and (spec.provider == "openai_compatible" or spec.base_url is not None):
         key = "unused"  # local OpenAI-compatible servers often take no key
     if not key:
         raise ProviderUnavailable(
