@@ -14,6 +14,7 @@ import jsonschema
 from rapidfuzz.distance import Levenshtein
 from rouge_score import rouge_scorer  # type: ignore[import-untyped]
 
+from chorus.agents.configs.version_metrics import price
 from chorus.evals.observation import Observation, ToolCall
 
 
@@ -254,6 +255,41 @@ def _tokens(value: Any, _t: float | None, obs: Observation) -> Measured:
     return Measured.verdict(ok, f"used {obs.tokens} tokens (budget {value})")
 
 
+def _is_offline(model: str) -> bool:
+    return model.startswith("offline") or model == "chorus-offline"
+
+
+def _cost(value: Any, _t: float | None, obs: Observation) -> Measured:
+    """The conversation's cost in USD at the models' public prices (genai-prices) is within `value`. The
+    offline model is local and costs nothing; a model with no public price makes the cost unmeasured."""
+    if obs.usage is None:
+        return Measured(None, None, "unmeasured: the model reported no token usage")
+    total = 0.0
+    for used in obs.usage:
+        if _is_offline(used.model):
+            continue
+        cost = price(used.model, used.input_tokens, used.output_tokens)
+        if cost is None:
+            return Measured(None, None, f"unmeasured: the price of model '{used.model}' is not known")
+        total += float(cost)
+    return Measured.verdict(total <= value, f"cost ${total:.6f} (budget ${value})")
+
+
+def _destination(value: Any) -> None:
+    if value is not None:
+        _string(value)
+
+
+def _transferred(value: Any, _t: float | None, obs: Observation) -> Measured:
+    """The bot transferred the call (a voicebot's `transfer_call`), to destination `value` when given."""
+    asked = [str(c.arguments.get("destination")) for c in obs.tool_calls if c.name == "transfer_call"]
+    if not asked:
+        return Measured.verdict(False, "no transfer")
+    if value is None:
+        return Measured.verdict(True, f"transferred to {asked[-1]}")
+    return Measured.verdict(value in asked, f"transferred to {', '.join(asked)} (expected {value})")
+
+
 def _levenshtein(value: Any, threshold: float | None, obs: Observation) -> Measured:
     """Passes when the edit distance to `value` is at most `threshold` (default 5, as promptfoo); the score
     is the normalized similarity 1 - distance / max(len)."""
@@ -292,6 +328,8 @@ METRICS: dict[str, Metric] = {
     "escalated": Metric(_none, _escalated),
     "latency": Metric(_number, _latency),
     "token_budget": Metric(_number, _tokens),
+    "cost_budget": Metric(_number, _cost),
+    "transferred": Metric(_destination, _transferred),
     "levenshtein": Metric(_string, _levenshtein),
     "rouge-l": Metric(_string, _rouge_l),
 }

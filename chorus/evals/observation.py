@@ -27,6 +27,13 @@ class Retrieved:
 
 
 @dataclass(frozen=True)
+class ModelUsage:
+    model: str
+    input_tokens: int
+    output_tokens: int
+
+
+@dataclass(frozen=True)
 class Observation:
     output: str  # the bot's last answer (of the last user turn)
     answers: tuple[str, ...] = ()  # its answer to each user turn
@@ -34,5 +41,6 @@ class Observation:
     escalated: bool = False
     latency_ms: float | None = 0.0  # the whole case: every turn, from submit to end (None: not known)
     tokens: int | None = None  # input + output tokens of every run (None: not reported)
+    usage: tuple[ModelUsage, ...] | None = None  # the same by model (None: not reported)
     user_turns: tuple[str, ...] = ()  # the user's turns, as sent
     retrieved: tuple[Retrieved, ...] = ()  # every knowledge tool result of the conversation, in order

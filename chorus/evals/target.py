@@ -17,7 +17,7 @@ from chorus.agents.configs.environments import Serving
 from chorus.agents.configs.models import BotConfig
 from chorus.agents.tenancy.environments import DEFAULT_ENVIRONMENT
 from chorus.evals.metrics_retrieval import conversation_context
-from chorus.evals.observation import Observation, ToolCall
+from chorus.evals.observation import ModelUsage, Observation, ToolCall
 from chorus.graphs.checkpointer import ChorusCheckpointer
 from chorus.graphs.compiler import CompiledBot
 from chorus.graphs.nodes.tools import TOOL_MOCKS_KEY
@@ -76,7 +76,7 @@ class Conversation(Protocol):
     async def close(self) -> None: ...
 
 
-def _observation(values: dict[str, Any], *, latency_ms: float, tokens: int | None) -> Observation:
+def _observation(values: dict[str, Any], *, latency_ms: float, usage: tuple[ModelUsage, ...] | None) -> Observation:
     answers, calls = _answers(values.get("messages") or [])
     user_turns, retrieved = conversation_context(values.get("messages") or [])
     return Observation(
@@ -85,7 +85,8 @@ def _observation(values: dict[str, Any], *, latency_ms: float, tokens: int | Non
         tool_calls=tuple(calls),
         escalated=bool(values.get("escalated")),
         latency_ms=latency_ms,
-        tokens=tokens,
+        tokens=None if usage is None else sum(u.input_tokens + u.output_tokens for u in usage),
+        usage=usage,
         user_turns=user_turns,
         retrieved=retrieved,
     )
@@ -158,23 +159,28 @@ class _EngineConversation:
 
     async def observe(self) -> Observation:
         values = await self.state()
-        return _observation(values, latency_ms=self.busy_s * 1000, tokens=await self._tokens())
+        return _observation(values, latency_ms=self.busy_s * 1000, usage=await self._usage())
 
     async def close(self) -> None:
         return None
 
-    async def _tokens(self) -> int | None:
+    async def _usage(self) -> tuple[ModelUsage, ...] | None:
+        """The runs' token usage by model, once every run's is stored (None: some run reported none)."""
         deadline = time.monotonic() + USAGE_WAIT_S
         while True:
             async with self.engine.db.connection() as conn:
                 cur = await conn.execute(
-                    "SELECT count(DISTINCT run_id) AS runs, coalesce(sum(input_tokens + output_tokens), 0) AS tokens"
-                    " FROM token_usage WHERE thread_id = %s AND run_id = ANY(%s::uuid[])",
+                    "SELECT run_id, model, sum(input_tokens) AS input, sum(output_tokens) AS output FROM token_usage"
+                    " WHERE thread_id = %s AND run_id = ANY(%s::uuid[]) GROUP BY run_id, model",
                     (self.thread_id, self.run_ids),
                 )
-                row = await cur.fetchone()
-            if row is not None and row["runs"] == len(self.run_ids):
-                return int(row["tokens"])
+                rows = await cur.fetchall()
+            if len({row["run_id"] for row in rows}) == len(self.run_ids):
+                by_model: dict[str, tuple[int, int]] = {}
+                for row in rows:
+                    i, o = by_model.get(row["model"], (0, 0))
+                    by_model[row["model"]] = (i + int(row["input"]), o + int(row["output"]))
+                return tuple(ModelUsage(m, i, o) for m, (i, o) in sorted(by_model.items()))
             if time.monotonic() > deadline:
                 return None
             await asyncio.sleep(0.05)
@@ -249,8 +255,8 @@ class GraphConversation:
 
     async def observe(self) -> Observation:
         by_model = self.usage.by_model
-        tokens = sum(i + o for i, o in by_model.values()) if by_model else None
-        return _observation(await self.state(), latency_ms=self.busy_s * 1000, tokens=tokens)
+        usage = tuple(ModelUsage(m, i, o) for m, (i, o) in sorted(by_model.items())) if by_model else None
+        return _observation(await self.state(), latency_ms=self.busy_s * 1000, usage=usage)
 
     async def close(self) -> None:
         if isinstance(self.checkpointer, ChorusCheckpointer):

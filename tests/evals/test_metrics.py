@@ -124,3 +124,36 @@ def test_a_bad_assertion_is_refused_saying_why(kind: str, value: Any, message: s
     with pytest.raises(ValidationError) as refused:
         Assertion(type=kind, value=value)
     assert message in str(refused.value)
+
+
+def test_cost_budget_prices_each_model_and_never_guesses() -> None:
+    from chorus.agents.configs.version_metrics import price
+    from chorus.evals.observation import ModelUsage
+
+    mini = ModelUsage("gpt-4o-mini", 10_000, 2_000)
+    expected = float(price("gpt-4o-mini", 10_000, 2_000) or 0)
+    assert expected > 0
+    obs = Observation(output="x", usage=(mini, ModelUsage("offline:openai/gpt-4o", 500, 80)))
+    within = measure("cost_budget", expected * 1.01, None, obs)
+    assert within.passed is True and f"{expected:.6f}" in within.reasoning  # the offline model costs nothing
+    assert measure("cost_budget", expected * 0.5, None, obs).passed is False
+    unknown = Observation(output="x", usage=(mini, ModelUsage("my-private-llm", 10, 10)))
+    unpriced = measure("cost_budget", 100, None, unknown)
+    assert unpriced.passed is None and "my-private-llm" in unpriced.reasoning
+    assert measure("cost_budget", 100, None, Observation(output="x")).passed is None
+    with pytest.raises(ValidationError, match="number"):
+        Assertion(type="cost_budget", value="cheap")
+
+
+def test_transferred_reads_the_voicebots_transfer_call() -> None:
+    to_desk = Observation(
+        output="Transferring you now.", tool_calls=(ToolCall("transfer_call", {"destination": "front_desk"}),)
+    )
+    assert measure("transferred", None, None, to_desk).passed is True
+    assert measure("transferred", "front_desk", None, to_desk).passed is True
+    wrong = measure("transferred", "emergency_line", None, to_desk)
+    assert wrong.passed is False and "expected emergency_line" in wrong.reasoning
+    assert measure("transferred", None, None, OBS).passed is False
+    assert measure("not-transferred", None, None, OBS).passed is True
+    with pytest.raises(ValidationError):
+        Assertion(type="transferred", value=["front_desk"])
