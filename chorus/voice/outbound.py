@@ -203,7 +203,16 @@ async def serve_outbound(ctx: JobContext, voice: VoiceCall, cfg: BotConfig, job:
     voice.agent = OutboundAgent(cfg.first_message)
 
     async def dial_callee() -> bool:
-        return await dial(ctx.api, job, room=ctx.room.name, facts=facts) is not None
+        identity = await dial(ctx.api, job, room=ctx.room.name, facts=facts)
+        if identity is None:
+            return False
+        callee = getattr(ctx.room, "remote_participants", {}).get(identity)
+        if voice.phone is not None and callee is not None:  # transfers, DTMF, background sound, as inbound
+            try:
+                await voice.phone.attach(ctx, callee)
+            except Exception:  # the conversation goes on without them
+                log.exception("call %s: the phone features could not attach", job.call_id)
+        return True
 
     async def hang_up() -> None:
         voice.session.shutdown()
