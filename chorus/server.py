@@ -75,7 +75,7 @@ from chorus.runs.webhooks_repository import WEBHOOK_KIND, WebhookDeliveries, pru
 from chorus.runs.webhooks_router import router as webhooks_router
 from chorus.store.router import router as store_router
 from chorus.store.service import ItemStore
-from chorus.voice.call_records import CALL_ANALYSIS_KIND, CallRecords
+from chorus.voice.call_records import CALL_ANALYSIS_KIND, CallRecords, close_stale_calls
 from chorus.voice.calls_router import router as calls_router
 from chorus.voice.outbound_router import router as outbound_calls_router
 from chorus.voice.post_call_analysis import PostCallJob
@@ -94,13 +94,14 @@ UPLOAD_PATHS = frozenset({"/api/v1/rag/ingest/file", "/api/v1/rag/faq/import"})
 
 async def _housekeeping(threads: ThreadRepository, checkpointer: ChorusCheckpointer, engine: RunEngine) -> None:
     """Every minute: delete expired threads (never one with a queued or running run), webhook deliveries and
-    call recordings past their retention."""
+    call recordings past their retention; close the records of calls whose voice worker died."""
     while True:
         await asyncio.sleep(_SWEEP_SECONDS)
         try:
             await delete_expired_threads(threads, checkpointer, on_deleted=engine.forget_thread)
             await prune_deliveries(threads.db)
             await sweep_expired_recordings(threads.db, configured_store())
+            await close_stale_calls(threads.db)
         except Exception:
             log.exception("housekeeping failed")
 

@@ -74,6 +74,10 @@ class CallRecorder:
             await self.threads.pin(facts.call_id, route.assistant_id, route.serving)
         except Exception:  # the call goes on: its checkpoint still holds the conversation
             log.exception("call %s: could not record its thread", facts.call_id)
+        try:
+            await self.records.open(facts)
+        except Exception:  # the call goes on: its record is written when it ends
+            log.exception("call %s: could not open its record", facts.call_id)
 
     def alongside(self, work: Coroutine[Any, Any, None]) -> None:
         """Run `work` (e.g. starting the recording) beside the call; the record waits for it (a while)."""

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
 from psycopg.types.json import Jsonb
 
@@ -16,7 +16,7 @@ from chorus.agents.errors import CallNotFound
 from chorus.agents.queue.repository import WAKE_SQL, Lease, finish_sql, take_given_up
 from chorus.agents.storage.database import Database
 from chorus.runs.webhooks_repository import MAX_ATTEMPTS, WEBHOOK_KIND
-from chorus.voice.call_facts import CallFacts, Outcome
+from chorus.voice.call_facts import CallFacts
 
 CALL_ANALYSIS_KIND = "call_analysis"
 CALL_ENDED = "call.ended"  # the post-call webhook's event
@@ -32,10 +32,14 @@ _LIST_COLS = (
 )
 
 
+# A record's outcome: how its call ended, or in_progress while it goes on.
+RecordOutcome = Literal["in_progress", "completed", "transferred", "escalated", "voicemail", "failed", "no_config"]
+
+
 @dataclass(frozen=True)
 class CallFilter:
     config_id: str | None = None  # config_metadata.config_id or the assistant id
-    outcome: Outcome | None = None
+    outcome: RecordOutcome | None = None
     direction: str | None = None
     since: datetime | None = None
     until: datetime | None = None
@@ -104,7 +108,14 @@ class CallRecords:
             " config_version, environment, room, started_at, ended_at, duration_s, outcome, failure, transcript,"
             " turns, facts, analysis_status, recording_delete_after)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (call_id) DO NOTHING RETURNING call_id"
+            " ON CONFLICT (call_id) DO UPDATE SET direction = EXCLUDED.direction,"
+            " caller_number = EXCLUDED.caller_number, dialed_number = EXCLUDED.dialed_number,"
+            " ended_at = EXCLUDED.ended_at, duration_s = EXCLUDED.duration_s, outcome = EXCLUDED.outcome,"
+            " failure = EXCLUDED.failure, transcript = EXCLUDED.transcript, turns = EXCLUDED.turns,"
+            " facts = EXCLUDED.facts, analysis_status = EXCLUDED.analysis_status,"
+            " recording_delete_after = EXCLUDED.recording_delete_after"
+            " WHERE calls.outcome = 'in_progress' AND calls.tenant_id IS NOT DISTINCT FROM EXCLUDED.tenant_id"
+            " RETURNING call_id"
         )
         async with self.db.connection() as conn:
             if not facts.tenant_id:
@@ -118,6 +129,30 @@ class CallRecords:
                 [*values, facts.tenant_id, CALL_ANALYSIS_KIND, Jsonb({"call_id": facts.call_id}), ANALYSIS_ATTEMPTS],
             )
             return cur.rowcount > 0
+
+    async def open(self, facts: CallFacts) -> None:
+        """The routed call's record, `in_progress` until `save` completes it (or the stale sweep closes it,
+        if the worker dies first): a call in progress is listed, and a killed worker's call is not lost."""
+        assert facts.tenant_id is not None, "open a record once the call is routed to a tenant's voicebot"
+        async with self.db.connection() as conn:
+            await conn.execute(
+                "INSERT INTO calls (call_id, tenant_id, direction, caller_number, dialed_number, assistant_id,"
+                " config_key, config_version, environment, room, started_at, outcome)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'in_progress') ON CONFLICT (call_id) DO NOTHING",
+                (
+                    facts.call_id,
+                    facts.tenant_id,
+                    facts.direction,
+                    facts.caller_number,
+                    facts.dialed_number,
+                    facts.assistant_id,
+                    facts.config_key,
+                    facts.config_version,
+                    facts.environment,
+                    facts.room,
+                    facts.started_at,
+                ),
+            )
 
     async def get(self, tenant_id: str, call_id: str) -> dict[str, Any]:
         async with self.db.connection() as conn:
@@ -218,3 +253,23 @@ def call_view(row: dict[str, Any]) -> dict[str, Any]:
     """A record as the API and the webhook show it (JSON-ready)."""
     view: dict[str, Any] = _json_safe(dict(row))
     return view
+
+
+STALE_CALL_AFTER = timedelta(hours=4)  # no call lasts this long: its worker died without closing it
+WORKER_LOST = (
+    "the voice worker stopped during the call (its process ended without closing the call); the record was"
+    " closed by the servers' sweep, and the conversation so far is in the call's thread"
+)
+
+
+async def close_stale_calls(db: Database, *, older_than: timedelta = STALE_CALL_AFTER) -> int:
+    """Calls still `in_progress` long after they started (their worker was killed): closed `failed`, saying
+    so. How many were closed. Run by every server process's housekeeping."""
+    async with db.connection() as conn:
+        cur = await conn.execute(
+            "UPDATE calls SET outcome = 'failed', failure = %s, ended_at = now(),"
+            " duration_s = extract(epoch FROM now() - started_at)"
+            " WHERE outcome = 'in_progress' AND started_at < now() - %s",
+            (WORKER_LOST, older_than),
+        )
+        return cur.rowcount

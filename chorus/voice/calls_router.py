@@ -11,8 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from chorus.agents.api_deps import ViewerDep
 from chorus.agents.errors import CallNotFound, InvalidInput
-from chorus.voice.call_facts import Outcome
-from chorus.voice.call_records import CallFilter, CallRecords, call_view
+from chorus.voice.call_records import CallFilter, CallRecords, RecordOutcome, call_view
 
 router = APIRouter(tags=["calls"])
 
@@ -37,7 +36,7 @@ async def list_calls(
     config_id: Annotated[
         str | None, Query(min_length=1, max_length=128, description="config_metadata.config_id or assistant id")
     ] = None,
-    outcome: Outcome | None = None,
+    outcome: RecordOutcome | None = None,
     direction: Literal["inbound", "outbound"] | None = None,
     since: Annotated[datetime | None, Query(description="Calls started at or after (ISO 8601; UTC if no zone)")] = None,
     until: Annotated[datetime | None, Query(description="Calls started before (ISO 8601; UTC if no zone)")] = None,

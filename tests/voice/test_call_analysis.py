@@ -150,10 +150,12 @@ async def test_an_answer_off_the_rubric_or_not_json_is_an_error(reply: str, plan
     assert list(analysis) == ["error"] and error in analysis["error"]
 
 
-async def test_a_failing_or_unconfigured_model_is_an_error() -> None:
+async def test_a_failing_or_unconfigured_model_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     async with serve(openai_api(fail_first=100)) as base:
         analysis = await analyse_call(record(), PLAN, stand_in(base), offline=False)
     assert analysis["error"].startswith("the model failed:")
-    unset = LlmConfig(provider="openai", model="gpt-4o-mini", api_key_env=f"UNSET_{uuid.uuid4().hex[:6].upper()}")
+    name = f"UNSET_{uuid.uuid4().hex[:6].upper()}"
+    monkeypatch.setenv("CHORUS_MODEL_KEY_ENVS", name)  # allowed by the operator, but not set
+    unset = LlmConfig(provider="openai", model="gpt-4o-mini", api_key_env=name)
     analysis = await analyse_call(record(), PLAN, unset, offline=False)
     assert "needs the environment variable UNSET_" in analysis["error"]

@@ -226,3 +226,42 @@ async def test_another_tenants_call_is_not_found(
     with pytest.raises(CallNotFound):
         await CallRecords(db).get(other.tenant_id, recorder.facts.call_id)
     assert await CallRecords(db).search(other.tenant_id, CallFilter()) == []
+
+
+async def test_a_call_is_listed_in_progress_and_a_dead_workers_call_is_closed_failed(
+    db: Database, checkpointer: ChorusCheckpointer, tenant: Tenant, tmp_path: Path
+) -> None:
+    """The record is opened when the call is routed: listed `in_progress` while it goes on, completed when it
+    ends; one whose worker was killed (nothing ever completes it) is closed `failed` by the servers' sweep,
+    saying why, and a late save of it changes nothing."""
+    from datetime import timedelta
+
+    from chorus.voice.call_records import WORKER_LOST, close_stale_calls
+
+    route = await routed(db, tenant, tmp_path)
+    records = CallRecords(db)
+    facts = CallFacts(call_id=str(uuid.uuid4()), caller_number="+14155550100", dialed_number="+14155550199")
+    recorder = CallRecorder(db, facts)
+    await recorder.serve(route)
+    live = await records.get(tenant.tenant_id, facts.call_id)
+    assert (live["outcome"], live["ended_at"], live["config_version"]) == ("in_progress", None, route.serving.version)
+    listed = await records.search(tenant.tenant_id, CallFilter(outcome="in_progress"))
+    assert facts.call_id in [str(r["call_id"]) for r in listed]
+    assert await close_stale_calls(db) == 0  # a call that just started is not stale
+
+    # The worker is killed: the record stays in progress until the sweep closes it.
+    async with db.connection() as conn:
+        await conn.execute(
+            "UPDATE calls SET started_at = now() - interval '5 hours' WHERE call_id = %s", (facts.call_id,)
+        )
+    assert await close_stale_calls(db, older_than=timedelta(hours=4)) >= 1
+    closed = await records.get(tenant.tenant_id, facts.call_id)
+    assert (closed["outcome"], closed["failure"]) == ("failed", WORKER_LOST)
+    assert closed["ended_at"] is not None and closed["duration_s"] >= 5 * 3600 - 60
+    facts.settle("completed")
+    await recorder.finish()  # a worker that comes back late: the closed record stands
+    assert (await records.get(tenant.tenant_id, facts.call_id))["outcome"] == "failed"
+
+    # A call that ends normally completes its own in-progress record.
+    done = await serve_text_call(db, checkpointer, route, say=["hello"])
+    assert (await records.get(tenant.tenant_id, done.facts.call_id))["outcome"] == "completed"

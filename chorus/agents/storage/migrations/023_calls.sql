@@ -1,5 +1,6 @@
--- Call records: one row per phone call a voice worker served (or refused), written when the call ends from
--- what the call's parts recorded (chorus/voice/call_facts.py). tenant_id is NULL for a call no voicebot
+-- Call records: one row per phone call a voice worker served (or refused): opened `in_progress` when the call
+-- is routed, completed when it ends from what the call's parts recorded (chorus/voice/call_facts.py); one
+-- left in progress by a worker that died is closed `failed` by the servers' sweep. tenant_id is NULL for a call no voicebot
 -- answered (outcome no_config): such a row belongs to no tenant, so no API key ever reads it; the worker logs
 -- it and operators read it in the database. No foreign key to the config or the thread: a call's record
 -- outlives the deletion of its bot and the expiry of its thread.
@@ -15,10 +16,10 @@ CREATE TABLE calls (
     environment       text,
     room              text,
     started_at        timestamptz NOT NULL,
-    ended_at          timestamptz NOT NULL,
-    duration_s        double precision NOT NULL,
-    outcome           text NOT NULL
-        CHECK (outcome IN ('completed', 'transferred', 'escalated', 'voicemail', 'failed', 'no_config')),
+    ended_at          timestamptz,  -- NULL while in progress
+    duration_s        double precision,
+    outcome           text NOT NULL CHECK (
+        outcome IN ('in_progress', 'completed', 'transferred', 'escalated', 'voicemail', 'failed', 'no_config')),
     failure           text,
     transcript        jsonb NOT NULL DEFAULT '[]',  -- [{role, text, interrupted, at}] as the caller heard it
     turns             jsonb NOT NULL DEFAULT '[]',  -- per-turn latency metrics from LiveKit
@@ -27,8 +28,10 @@ CREATE TABLE calls (
     analysis_status   text NOT NULL DEFAULT 'none' CHECK (analysis_status IN ('none', 'pending', 'done', 'error')),
     recording_delete_after timestamptz,  -- when the retention sweep deletes the recording (NULL: none kept)
     created_at        timestamptz NOT NULL DEFAULT now(),
-    CHECK ((tenant_id IS NULL) = (outcome = 'no_config'))
+    CHECK ((tenant_id IS NULL) = (outcome = 'no_config')),
+    CHECK ((outcome = 'in_progress') = (ended_at IS NULL))
 );
+CREATE INDEX calls_in_progress ON calls (started_at) WHERE outcome = 'in_progress';
 CREATE INDEX calls_tenant_time ON calls (tenant_id, started_at DESC, call_id);
 CREATE INDEX calls_tenant_assistant ON calls (tenant_id, assistant_id, started_at DESC);
 CREATE INDEX calls_tenant_config_key ON calls (tenant_id, config_key, started_at DESC);
