@@ -52,6 +52,23 @@ def facts_json(facts: CallFacts) -> dict[str, Any]:
     return {"transfer": facts.transfer, "voicemail": facts.voicemail, "dtmf": facts.dtmf, "recording": facts.recording}
 
 
+def _who_and_what(facts: CallFacts) -> tuple[Any, ...]:
+    """The record's first columns (call_id … started_at): known from the moment the call is routed."""
+    return (
+        facts.call_id,
+        facts.tenant_id,
+        facts.direction,
+        facts.caller_number,
+        facts.dialed_number,
+        facts.assistant_id,
+        facts.config_key,
+        facts.config_version,
+        facts.environment,
+        facts.room,
+        facts.started_at,
+    )
+
+
 def _delete_after(facts: CallFacts) -> datetime | None:
     value = (facts.recording or {}).get("delete_after")
     if isinstance(value, datetime):
@@ -82,17 +99,7 @@ class CallRecords:
         if facts.tenant_id and outcome == "no_config":
             outcome = "failed"
         values = [
-            facts.call_id,
-            facts.tenant_id,
-            facts.direction,
-            facts.caller_number,
-            facts.dialed_number,
-            facts.assistant_id,
-            facts.config_key,
-            facts.config_version,
-            facts.environment,
-            facts.room,
-            facts.started_at,
+            *_who_and_what(facts),
             facts.ended_at,
             max(0.0, (facts.ended_at - facts.started_at).total_seconds()),
             outcome,
@@ -139,19 +146,7 @@ class CallRecords:
                 "INSERT INTO calls (call_id, tenant_id, direction, caller_number, dialed_number, assistant_id,"
                 " config_key, config_version, environment, room, started_at, outcome)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'in_progress') ON CONFLICT (call_id) DO NOTHING",
-                (
-                    facts.call_id,
-                    facts.tenant_id,
-                    facts.direction,
-                    facts.caller_number,
-                    facts.dialed_number,
-                    facts.assistant_id,
-                    facts.config_key,
-                    facts.config_version,
-                    facts.environment,
-                    facts.room,
-                    facts.started_at,
-                ),
+                _who_and_what(facts),
             )
 
     async def get(self, tenant_id: str, call_id: str) -> dict[str, Any]:
