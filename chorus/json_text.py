@@ -71,3 +71,22 @@ def _find_unstorable(value: Any, path: str) -> str | None:
             if found := _find_unstorable(item, where):
                 return found
     return None
+
+
+MAX_NESTING = 100  # levels of arrays and objects a JSON body may nest (no API shape comes close)
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKET = re.compile(rb"[\[\]{}]")
+
+
+def nesting_over(body: bytes, limit: int = MAX_NESTING) -> bool:
+    """Whether a JSON text nests arrays and objects more than `limit` deep. Cheap for ordinary bodies (fewer
+    brackets than the limit: no scan); otherwise strings are skipped and the brackets counted, in C-speed
+    regex passes. Such a body would otherwise be stored, then fail when it is serialized back (a 500)."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False
+    depth = 0
+    for match in _BRACKET.finditer(_JSON_STRING.sub(b"", body)):
+        depth += 1 if match.group(0) in (b"[", b"{") else -1
+        if depth > limit:
+            return True
+    return False

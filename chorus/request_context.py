@@ -1,5 +1,5 @@
 """Pure ASGI middleware: request ids, the body size limit (also for chunked bodies), JSON text that cannot
-be stored (lone surrogates: 422 for every endpoint at once), request metrics.
+be stored (lone surrogates) or is nested absurdly deep (422 for every endpoint at once), request metrics.
 
 Pure ASGI rather than `@app.middleware("http")`: it adds no task or memory stream per request and
 leaves streaming responses (SSE) untouched.
@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chorus.agents.observability.logs import request_id_var
 from chorus.agents.observability.metrics import HTTP_REQUESTS
-from chorus.json_text import lone_surrogate, unstorable_path
+from chorus.json_text import MAX_NESTING, lone_surrogate, nesting_over, unstorable_path
 
 
 def _error_body(status: int, code: str, detail: str, **extra: Any) -> tuple[dict[str, Any], bytes]:
@@ -79,6 +79,17 @@ class RequestContextMiddleware:
                 if json_body is not None:
                     json_body.append(chunk)
                     whole = b"" if message.get("more_body") else b"".join(json_body)
+                    if whole and not started and nesting_over(whole):
+                        rejected = 422
+                        started = True
+                        await self._reject(
+                            send,
+                            422,
+                            f"the body's JSON nests arrays and objects more than {MAX_NESTING} levels deep; no API"
+                            " field is that deep: flatten it",
+                            errors=[{"path": "$", "message": f"nested more than {MAX_NESTING} levels deep"}],
+                        )
+                        return {"type": "http.disconnect"}
                     bad = lone_surrogate(whole) if whole else None
                     if bad and not started:
                         rejected = 422

@@ -19,6 +19,13 @@ from chorus.agents.errors import DestinationRefused, UnresolvableDestination
 ALLOW_PRIVATE_ENV = "CHORUS_HTTP_TOOLS_ALLOW_PRIVATE"
 RESOLVE_TIMEOUT_S = 5.0
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# Cloud metadata endpoints outside link-local space (AWS's IPv6 one is a unique-local address).
+METADATA_ADDRESSES = frozenset({ipaddress.ip_address("fd00:ec2::254")})
+
+
+def _never(ip: IPAddress) -> bool:
+    """Addresses refused whatever the operator allows: cloud metadata, link-local, multicast, reserved, unspecified."""
+    return ip in METADATA_ADDRESSES or ip.is_link_local or ip.is_multicast or ip.is_unspecified or ip.is_reserved
 
 
 def private_allowed() -> bool:
@@ -46,6 +53,32 @@ def parse_url(url: str, *, who: str) -> SplitResult:
     return parts
 
 
+def literal_problem(url: str, *, who: str, private_ok: bool) -> str | None:
+    """What the guard would refuse in `url` without the network (for a config or suite being saved): a malformed
+    URL, credentials in it, or a host written as an address that is link-local (cloud metadata), multicast,
+    reserved or unspecified — and, unless `private_ok`, loopback or private. A host name is resolved, and
+    checked again, when a request is made."""
+    try:
+        host = parse_url(url, who=who).hostname or ""
+    except DestinationRefused as exc:
+        return exc.detail
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if _never(ip):
+        return (
+            f"{who} may not call {ip}: link-local (cloud metadata), multicast, reserved and unspecified addresses"
+            " are refused"
+        )
+    if (ip.is_loopback or ip.is_private) and not private_ok:
+        return (
+            f"{who} may not call {ip}, a private address; the operator can allow private destinations with "
+            f"{ALLOW_PRIVATE_ENV}=1"
+        )
+    return None
+
+
 async def check_destination(url: str, *, who: str) -> list[IPAddress]:
     """The addresses the URL's host resolves to, every one of them allowed; DestinationRefused (or its
     UnresolvableDestination) otherwise. `who` names the caller in messages ("tool 'x'", "webhook")."""
@@ -59,7 +92,7 @@ async def check_destination(url: str, *, who: str) -> list[IPAddress]:
     addresses: list[IPAddress] = []
     for info in infos:
         ip = ipaddress.ip_address(info[4][0])
-        if ip.is_link_local or ip.is_multicast or ip.is_unspecified or ip.is_reserved:
+        if _never(ip):
             raise DestinationRefused(f"{who} may not call {host} ({ip}): link-local and reserved addresses are refused")
         if (ip.is_loopback or ip.is_private) and not allow_private:
             raise DestinationRefused(

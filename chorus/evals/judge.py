@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from chorus.agents.configs.models import LlmConfig, LlmParameters
 from chorus.agents.configs.urls import url_problem
+from chorus.agents.destinations import literal_problem
 from chorus.agents.errors import ChorusError, DatabaseUnavailable, ServerBusy
 from chorus.agents.providers.factory import ChatRunnable, build_chat_model
 from chorus.agents.secrets.service import name_problem
@@ -75,6 +76,8 @@ class JudgeConfig(BaseModel):
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         if value is not None and (problem := url_problem(value)):
+            raise ValueError(problem)
+        if value is not None and (problem := literal_problem(value, who="the judge's base_url", private_ok=True)):
             raise ValueError(problem)
         return value
 

@@ -5,17 +5,20 @@ docs/evals.md. A score is in [0, 1]; None means "unmeasured" (never a pass, neve
 from __future__ import annotations
 
 import json
-import re
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
+import regex  # type: ignore[import-untyped]
 from rapidfuzz.distance import Levenshtein
 from rouge_score import rouge_scorer  # type: ignore[import-untyped]
 
 from chorus.agents.configs.version_metrics import price
 from chorus.evals.observation import Observation, ToolCall
+
+REGEX_TIMEOUT_S = 0.02  # a pattern's budget on one answer
 
 
 @dataclass(frozen=True)
@@ -55,15 +58,15 @@ def _none(value: Any) -> None:
 
 
 def _number(value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ValueError("value must be a number ≥ 0")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise ValueError("value must be a finite number ≥ 0")
 
 
 def _regex(value: Any) -> None:
     _string(value)
     try:
-        re.compile(value)
-    except re.error as exc:
+        regex.compile(value)
+    except regex.error as exc:
         raise ValueError(f"value is not a valid regular expression: {exc}") from None
 
 
@@ -133,7 +136,12 @@ def _contains_many(fold: bool, *, every: bool) -> Measure:
 
 
 def _regex_measure(value: Any, _t: float | None, obs: Observation) -> Measured:
-    ok = re.search(value, obs.output) is not None
+    """A suite's pattern runs in the server's process: a catastrophic one (`(a+)+$`) is stopped after
+    REGEX_TIMEOUT_S (the `regex` library's timeout; Python's `re` has none) and the check is unmeasured."""
+    try:
+        ok = regex.search(value, obs.output, timeout=REGEX_TIMEOUT_S) is not None
+    except TimeoutError:
+        return Measured(None, None, f"unmeasured: /{value}/ took longer than {REGEX_TIMEOUT_S * 1000:.0f} ms")
     return Measured.verdict(ok, f"the answer {'matches' if ok else 'does not match'} /{value}/")
 
 

@@ -35,7 +35,7 @@ class Assertion(BaseModel):
     model_config = ConfigDict(extra="forbid")
     type: str = Field(min_length=1, max_length=64)
     value: Any = None
-    threshold: float | None = Field(default=None, ge=0)
+    threshold: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     weight: float = Field(default=1.0, ge=0, le=1000)
     metric: str | None = Field(default=None, max_length=100, description="a name for the summary (default: type)")
 

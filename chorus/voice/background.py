@@ -5,6 +5,7 @@ is downloaded), `off` or nothing plays none. The same player carries the hold mu
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from livekit.agents.voice.background_audio import AudioConfig, BackgroundAudioPlayer, BuiltinAudioClip
@@ -14,6 +15,7 @@ from chorus.agents.configs.models import BotConfig
 log = logging.getLogger(__name__)
 
 AMBIENT_VOLUME = 0.5  # under the voice: ambience, not a soundtrack
+SOUNDS_DIR_ENV = "CHORUS_VOICE_SOUNDS_DIR"
 HOLD_MUSIC = AudioConfig(BuiltinAudioClip.HOLD_MUSIC, volume=0.8)
 
 
@@ -23,11 +25,24 @@ def ambient_sound(cfg: BotConfig) -> AudioConfig | None:
         return None
     if sound.type == "office":
         return AudioConfig(BuiltinAudioClip.OFFICE_AMBIENCE, volume=AMBIENT_VOLUME)
-    path = Path(sound.custom_url or "")
+    folder = sounds_dir().resolve()
+    path = (folder / (sound.custom_url or "")).resolve()
+    if not path.is_relative_to(folder):  # a symbolic link out of the folder: never a worker's other files
+        log.warning("background_sound.custom_url %s leads out of %s: no background sound", sound.custom_url, folder)
+        return None
     if not path.is_file():  # checked here, on the worker that plays it, not where the config was validated
-        log.warning("background_sound.custom_url %s is not a file on this worker: no background sound", path)
+        log.warning("background_sound.custom_url %s is not a file in %s: no background sound", sound.custom_url, folder)
         return None
     return AudioConfig(str(path), volume=AMBIENT_VOLUME)
+
+
+def sounds_dir() -> Path:
+    """Where a config's custom background sounds are (by name): CHORUS_VOICE_SOUNDS_DIR, or
+    $CHORUS_HOME/sounds. A config names a file in it, never a path of the worker's own."""
+    configured = os.environ.get(SOUNDS_DIR_ENV)
+    if configured:
+        return Path(configured)
+    return Path(os.environ.get("CHORUS_HOME", ".chorus")) / "sounds"
 
 
 def background_player(cfg: BotConfig) -> BackgroundAudioPlayer:

@@ -30,12 +30,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+E164 = re.compile(r"\+[1-9][0-9]{6,14}")  # whole (fullmatch), ASCII digits only
 RINGING_TIMEOUT_S = 30  # how long a callee's phone rings before the trunk counts as not answered
 
 
 def check_number(value: str, *, field: str) -> str:
-    if not isinstance(value, str) or not E164.match(value):
+    if not isinstance(value, str) or not E164.fullmatch(value):
         raise InvalidInput(
             f"{field} {value!r} is not a phone number in E.164 form: a plus sign, the country code and the number, "
             "digits only (e.g. +15551234567)",

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from chorus.agents.api_deps import DbDep, DeveloperDep
+from chorus.agents.errors import Forbidden
 from chorus.voice.livekit_access import LiveKitAccess
 from chorus.voice.outbound import dispatch_call, prepare_call
 
@@ -42,7 +43,13 @@ class CallDispatched(BaseModel):
 async def create_call(body: CallCreate, principal: DeveloperDep, db: DbDep) -> CallDispatched:
     """Call `to` with the voicebot `config_id`: 422 for a number not in E.164 form, 404 for a config this tenant
     does not have, 400 for a config that is not a voicebot, 409 when its sip_config.outbound_calls_enabled is
-    false, 503 when LiveKit is not configured or refuses the dispatch."""
+    false, 503 when LiveKit is not configured or refuses the dispatch, 403 for a staging key (a call serves
+    what production serves)."""
+    if principal.environment != "production":
+        raise Forbidden(
+            f"this key works in {principal.environment}, and a phone call serves what production serves: place"
+            " outbound calls with a production key"
+        )
     call = await prepare_call(
         db, tenant_id=principal.tenant_id, config=body.config_id, to=body.to, from_number=body.from_
     )

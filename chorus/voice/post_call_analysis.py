@@ -151,7 +151,10 @@ async def model_analysis(record: dict[str, Any], plan: AnalysisPlan, llm: LlmCon
 async def analyse_call(record: dict[str, Any], plan: AnalysisPlan, llm: LlmConfig, *, offline: bool) -> dict[str, Any]:
     """The analysis of one call record; {"error": …} if the model failed (the record keeps what it has)."""
     if offline or llm.provider == "offline":
-        return offline_analysis(record, plan)
+        try:
+            return offline_analysis(record, plan)
+        except Exception as exc:  # never a call left pending: the record says what went wrong
+            return {"error": f"the analysis failed: {type(exc).__name__}: {exc}"[:500]}
     try:
         return await model_analysis(record, plan, llm)
     except AnalysisFailed as exc:

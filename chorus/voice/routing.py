@@ -33,7 +33,7 @@ def is_uuid(value: str) -> bool:
     return True
 
 
-_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")  # whole (fullmatch), ASCII digits only
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ async def route_call(db: Database, *, call_id: str, metadata: str | None, dialed
                 f"the dispatch names config {meta['config_id']!r}, which this tenant does not have"
             ) from None
     elif dialed:
-        if not _E164.match(dialed):
+        if not _E164.fullmatch(dialed):
             raise NoVoicebot(f"the dialed number {dialed!r} is not an E.164 number")
         tenant_id, assistant_id = await _by_number(db, dialed)
         stored = await configs.get(tenant_id, assistant_id)

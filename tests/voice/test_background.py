@@ -35,17 +35,28 @@ def test_off_or_absent_is_silence(sound: dict[str, Any] | None) -> None:
     assert ambient_sound(BotConfig.model_validate(with_sound(sound))) is None
 
 
-def test_a_custom_local_file_is_played_and_a_missing_one_is_skipped(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+def test_a_custom_file_of_the_sounds_folder_is_played_and_a_missing_one_is_skipped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clip = tmp_path / "lobby.ogg"
+    folder = tmp_path / "sounds"
+    (folder / "brand").mkdir(parents=True)
+    monkeypatch.setenv("CHORUS_VOICE_SOUNDS_DIR", str(folder))
+    clip = folder / "brand" / "lobby.ogg"
     clip.write_bytes(Path(BuiltinAudioClip.CITY_AMBIENCE.path()).read_bytes())
-    sound = ambient_sound(BotConfig.model_validate(with_sound({"type": "custom", "custom_url": str(clip)})))
-    assert sound is not None and sound.source == str(clip)
-    missing = BotConfig.model_validate(with_sound({"type": "custom", "custom_url": str(tmp_path / "gone.ogg")}))
+    sound = ambient_sound(BotConfig.model_validate(with_sound({"type": "custom", "custom_url": "brand/lobby.ogg"})))
+    assert sound is not None and sound.source == str(clip.resolve())
+    missing = BotConfig.model_validate(with_sound({"type": "custom", "custom_url": "gone.ogg"}))
     with caplog.at_level(logging.WARNING):
         assert ambient_sound(missing) is None  # the call goes on without it
-    assert "gone.ogg is not a file on this worker" in caplog.text
+    assert "gone.ogg is not a file in" in caplog.text
+    # A link out of the folder is never followed to the worker's other files.
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the worker's own file")
+    (folder / "escape.ogg").symlink_to(secret)
+    escaping = BotConfig.model_validate(with_sound({"type": "custom", "custom_url": "escape.ogg"}))
+    with caplog.at_level(logging.WARNING):
+        assert ambient_sound(escaping) is None
+    assert "leads out of" in caplog.text
 
 
 async def test_the_player_is_built_from_the_config() -> None:
@@ -60,7 +71,10 @@ async def test_the_player_is_built_from_the_config() -> None:
         ({"type": "custom", "custom_url": "https://cdn.example.com/office.mp3"}, "Chorus downloads nothing"),
         ({"type": "custom", "custom_url": "file:///tmp/a.ogg"}, "give its local path"),
         ({"type": "custom"}, "type custom needs custom_url"),
-        ({"type": "office", "custom_url": "/srv/sound.ogg"}, "set type to custom"),
+        ({"type": "office", "custom_url": "sound.ogg"}, "set type to custom"),
+        ({"type": "custom", "custom_url": "/etc/passwd"}, "in the voice worker's sounds folder"),
+        ({"type": "custom", "custom_url": "../../etc/shadow"}, "without '..'"),
+        ({"type": "custom", "custom_url": "~/.ssh/id_rsa"}, "CHORUS_VOICE_SOUNDS_DIR"),
         ({"type": "jungle"}, "use one of: office, off, custom"),
     ],
 )

@@ -6,6 +6,7 @@ it and a test keeps the two identical. Keys starting with "_" are comments and a
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -265,6 +266,9 @@ class LivekitConfig(ConfigModel):
     vad_threshold: Annotated[float, Field(ge=0, le=1)] | None = None
 
 
+_SOUND_PATH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*")
+
+
 class BackgroundSound(ConfigModel):
     type: Literal["office", "off", "custom"] | None = Field(
         default=None, description="office: LiveKit's office ambience; off: none; custom: the file at custom_url."
@@ -272,7 +276,8 @@ class BackgroundSound(ConfigModel):
     custom_url: str | None = Field(
         default=None,
         min_length=1,
-        description="A local audio file on the voice worker (type custom); nothing is downloaded at call time.",
+        description="An audio file in the voice worker's sounds folder (CHORUS_VOICE_SOUNDS_DIR), by its name there"
+        " (type custom); nothing is downloaded at call time.",
     )
 
     @model_validator(mode="after")
@@ -282,6 +287,11 @@ class BackgroundSound(ConfigModel):
             raise ValueError(
                 f"custom_url '{url[:80]}' is a URL: Chorus downloads nothing at call time; copy the audio file "
                 "to the voice worker and give its local path"
+            )
+        if url is not None and (not _SOUND_PATH.fullmatch(url) or ".." in url.split("/")):
+            raise ValueError(
+                f"custom_url '{url[:80]}' must be a file name (or a relative path without '..') in the voice "
+                "worker's sounds folder (CHORUS_VOICE_SOUNDS_DIR), e.g. 'lobby.ogg'"
             )
         if self.type == "custom" and url is None:
             raise ValueError("type custom needs custom_url: the path of a local audio file on the voice worker")
@@ -320,6 +330,24 @@ class AnalysisSummary(ConfigModel):
     prompt: str | None = Field(default=None, description="What the summary should say; a default prompt otherwise.")
 
 
+_REFERENCES = ("$ref", "$dynamicRef", "$recursiveRef")
+
+
+def _first_reference(schema: Any) -> str | None:
+    """The first `$ref`-like keyword anywhere in `schema` (iterative: a schema nested deep cannot recurse)."""
+    stack = [schema]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            for key in _REFERENCES:
+                if key in value:
+                    return key
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return None
+
+
 class AnalysisStructuredData(ConfigModel):
     enabled: bool = True
     json_schema: dict[str, Any] = Field(
@@ -341,6 +369,11 @@ class AnalysisStructuredData(ConfigModel):
             raise ValueError(f"json_schema is not a valid JSON Schema{at}: {exc.message}") from None
         if self.json_schema.get("type") != "object":
             raise ValueError('json_schema must describe an object: set "type": "object" and its "properties"')
+        if (ref := _first_reference(self.json_schema)) is not None:
+            raise ValueError(
+                f"json_schema uses {ref}: references are not supported here (a remote one is never fetched, a "
+                "recursive one never ends); write the definitions inline"
+            )
         return self
 
 

@@ -17,6 +17,7 @@ from chorus.agents.configs.problems import Problem, ValidationReport, json_path
 from chorus.agents.configs.schema_errors import schema_problems
 from chorus.agents.configs.tool_checks import tool_problems
 from chorus.agents.configs.urls import url_problem
+from chorus.agents.destinations import literal_problem, private_allowed
 from chorus.agents.pii import has_extractor
 from chorus.agents.secrets.references import config_references
 from chorus.agents.tools.registry import ToolRegistry
@@ -79,7 +80,10 @@ def _llm_problems(llm: LlmConfig) -> tuple[list[Problem], list[Problem]]:
     for path, spec in specs:
         if spec.provider == "openai_compatible" and not spec.base_url:
             errors.append(Problem(f"{path}.base_url", "provider openai_compatible needs base_url", "llm_config_valid"))
-        if spec.base_url is not None and (problem := url_problem(spec.base_url)):
+        if (spec.base_url is not None and (problem := url_problem(spec.base_url))) or (
+            spec.base_url is not None
+            and (problem := literal_problem(spec.base_url, who="a model's base_url", private_ok=True))
+        ):
             errors.append(Problem(f"{path}.base_url", problem, "llm_config_valid"))
         if spec.api_key_env is not None and (problem := key_env_problem(spec.api_key_env)):
             errors.append(Problem(f"{path}.api_key_env", problem, "llm_config_valid"))
@@ -95,6 +99,15 @@ def _llm_problems(llm: LlmConfig) -> tuple[list[Problem], list[Problem]]:
                 )
             )
     return errors, warnings
+
+
+def _webhook_problems(cfg: BotConfig) -> list[Problem]:
+    """The post-call webhook's URL, as its sender will check it (without resolving a host name)."""
+    hook = getattr(cfg, "call_webhook", None)
+    if hook is None:
+        return []
+    problem = literal_problem(hook.url, who="call_webhook.url", private_ok=private_allowed())
+    return [Problem("$.call_webhook.url", problem)] if problem else []
 
 
 def _knowledge_problems(cfg: BotConfig, namespaces: Collection[str] | None) -> tuple[list[Problem], list[Problem]]:
@@ -240,6 +253,7 @@ def validate_config(
         _structure_problems(cfg),
         tool_problems(cfg, registry),
         _llm_problems(cfg.llm_config),
+        (_webhook_problems(cfg), []),
         _knowledge_problems(cfg, namespaces),
         ([], _workflow_warnings(cfg)),
         (cycle_problems(cfg), []),
