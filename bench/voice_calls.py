@@ -58,7 +58,10 @@ class GraphClock:
         first = True
         try:
             async for item in stream:
-                if first and isinstance(item, tuple) and _spoken_text(item[0]):
+                # GraphLLM streams ("messages", (chunk, metadata)) and ("updates", …) pairs.
+                mode, payload = item if isinstance(item, tuple) and len(item) == 2 else (None, None)
+                chunk = payload[0] if mode == "messages" and isinstance(payload, tuple) else None
+                if first and chunk is not None and _spoken_text(chunk):
                     self.first_token[thread].append(time.perf_counter())
                     first = False
                 yield item
@@ -189,10 +192,11 @@ async def direct_ttft(rig: VoiceRig, thread_id: str, text: str) -> float:
     async for item in rig.graph.astream(
         {"messages": [HumanMessage(text, id=str(uuid.uuid4()))]},
         thread.runnable_config(),
-        stream_mode="messages",
+        stream_mode=["messages", "updates"],  # as GraphLLM asks for it
         durability=DURABILITY,
     ):
-        if first is None and isinstance(item, tuple) and _spoken_text(item[0]):
+        mode, payload = item
+        if first is None and mode == "messages" and _spoken_text(payload[0]):
             first = time.perf_counter()
     if first is None:
         raise RuntimeError(f"the graph said nothing to {text!r}")

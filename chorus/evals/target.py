@@ -22,6 +22,7 @@ from chorus.graphs.checkpointer import ChorusCheckpointer
 from chorus.graphs.compiler import CompiledBot
 from chorus.graphs.nodes.tools import TOOL_MOCKS_KEY
 from chorus.runs.engine import RunEngine
+from chorus.runs.executor import RETRY_AFTER_DB_FAULT_S
 from chorus.runs.schemas import InputMessage, RunCreate, RunInput
 from chorus.runs.serialization import jsonable
 from chorus.runs.usage import UsageCollector
@@ -146,11 +147,17 @@ class _EngineConversation:
         try:
             handle = await self.engine.submit(self.tenant_id, self.thread_id, req, tool_mocks=self.tool_mocks or None)
             self.run_ids.append(handle.run_id)
-            outcome = await self.engine.join(self.tenant_id, self.thread_id, handle.run_id)
+            while True:
+                outcome = await self.engine.join(self.tenant_id, self.thread_id, handle.run_id)
+                error = outcome.get("__error__") if isinstance(outcome, dict) else None
+                if isinstance(error, dict) and error.get("error") == "database_unavailable":
+                    # Not the bot's failure: the queue resumes the run from its last step; follow it again.
+                    await asyncio.sleep(RETRY_AFTER_DB_FAULT_S)
+                    continue
+                break
         finally:
             self.busy_s += time.perf_counter() - started
-        if isinstance(outcome, dict) and "__error__" in outcome:
-            error = outcome["__error__"]
+        if error is not None:
             raise TrialFailed(str(error.get("message") if isinstance(error, dict) else error))
 
     async def state(self) -> dict[str, Any]:
