@@ -129,4 +129,11 @@ async def compare_executions(
     summary="Judge one conversation turn now: a stored conversation's (thread_id, turn) or one given outright",
 )
 async def turn_conversation(body: TurnEvaluationRequest, principal: DeveloperDep, request: Request) -> dict[str, Any]:
-    return await evaluate_turn(body, tenant_id=principal.tenant_id, threads=request.app.state.run_engine.threads)
+    engine = request.app.state.run_engine
+    return await evaluate_turn(
+        body,
+        tenant_id=principal.tenant_id,
+        threads=engine.threads,
+        db=engine.db,
+        secrets=engine.cache.deps.secrets,
+    )

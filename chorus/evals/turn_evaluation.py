@@ -12,10 +12,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from chorus.agents.errors import InvalidInput
-from chorus.evals.metrics_judged import ModelMetrics
+from chorus.agents.storage.database import Database
+from chorus.agents.tools.registry import SecretResolver
 from chorus.evals.observation import Observation, ToolCall
-from chorus.evals.runner import judge_trial, measure_model_metrics
-from chorus.evals.schemas import MAX_TEXT, Checks
+from chorus.evals.runner import judge_trial, measure_model_metrics, model_metrics_of
+from chorus.evals.schemas import MAX_TEXT, Checks, EvaluatorConfig
 from chorus.evals.target import message_text
 from chorus.runs.threads_repository import ThreadRepository
 
@@ -36,6 +37,9 @@ class TurnEvaluationRequest(Checks):
     system_response: str | None = Field(default=None, max_length=MAX_TEXT)
     tool_calls: list[GivenToolCall] = Field(default_factory=list, max_length=100)
     escalated: bool = False
+    evaluator_config: EvaluatorConfig | None = Field(
+        default=None, description="the judge (and embedding model) of the judged metrics, as a suite's"
+    )
 
     @model_validator(mode="after")
     def _one_turn(self) -> TurnEvaluationRequest:
@@ -103,7 +107,14 @@ def stored_turn(values: dict[str, Any], turn: int) -> tuple[str, Observation]:
     return message_text(messages[begin].get("content")), observation
 
 
-async def evaluate_turn(req: TurnEvaluationRequest, *, tenant_id: str, threads: ThreadRepository) -> dict[str, Any]:
+async def evaluate_turn(
+    req: TurnEvaluationRequest,
+    *,
+    tenant_id: str,
+    threads: ThreadRepository,
+    db: Database,
+    secrets: SecretResolver | None,
+) -> dict[str, Any]:
     """The turn's verdict: every check's evaluation, the weighted score and the pass, as a trial's result."""
     if req.thread_id is not None:
         thread = await threads.get(tenant_id, req.thread_id)  # 404: unknown, or another tenant's
@@ -112,7 +123,10 @@ async def evaluate_turn(req: TurnEvaluationRequest, *, tenant_id: str, threads: 
         assert req.user_input is not None
         user_input, obs = req.user_input, given_observation(req)
     case = req.model_dump(mode="json", by_alias=True)
-    # No suite, so no judge: the judged metrics are skipped; embedding and retrieval ones are measured.
-    measured = await measure_model_metrics(ModelMetrics(judge=None), {**case, "user_input": user_input}, obs)
-    result = judge_trial(case, obs, default_threshold=None, measured=measured)
+    # The request's evaluator_config names the judge (as a suite's does); without one, judged metrics are skipped.
+    settings = req.evaluator_config or EvaluatorConfig()
+    metrics = model_metrics_of(settings, tenant_id=tenant_id, db=db, secrets=secrets)
+    # Each judge call has its own hard timeout and bounded retries: a judge that fails errors its metric.
+    measured = await measure_model_metrics(metrics, {**case, "user_input": user_input}, obs)
+    result = judge_trial(case, obs, default_threshold=settings.default_threshold, measured=measured)
     return {"thread_id": req.thread_id, "turn": req.turn if req.thread_id else None, "user_input": user_input, **result}

@@ -110,3 +110,34 @@ async def test_bad_requests_say_what_to_fix(http: httpx.AsyncClient, client_of: 
     viewer = await client_of("viewer")
     refused = await viewer.post(PATH, json={"user_input": "a", "system_response": "x", "assertions": check})
     assert refused.status_code == 403
+
+
+async def test_a_turn_is_judged_by_the_judge_its_request_names(http: httpx.AsyncClient) -> None:
+    """`evaluator_config.judge`, as a suite's: the judged metrics are measured (DeepEval's formula over the
+    judge's verdicts), cached per tenant (the same request again makes no judge call), and a judge on a
+    cloud-metadata address is refused."""
+    from tests.fakes import judge_api, serve
+
+    app = judge_api()
+    async with serve(app) as url:
+        judge = {"provider": "openai_compatible", "model": "scripted-judge", "base_url": f"{url}/v1"}
+        body = {
+            "user_input": "Where is my order?",
+            "system_response": "Your order shipped. WRONG I like turtles. UNSURE Have a nice day.",
+            "evaluator_types": ["answer_relevancy"],
+            "expected_values": {"answer_relevancy": {"min_score": 0.5}},
+            "evaluator_config": {"judge": judge},
+        }
+        first = await http.post(PATH, json=body)
+        assert first.status_code == 200, first.text
+        evaluation = first.json()["evaluations"][0]
+        assert evaluation["metric"] == "answer_relevancy" and abs(evaluation["score"] - 2 / 3) < 1e-9, evaluation
+        assert first.json()["passed"] is True
+        calls = len(app.state.calls)
+        assert calls > 0
+        again = await http.post(PATH, json=body)
+        assert again.json()["evaluations"][0]["score"] == evaluation["score"]
+        assert len(app.state.calls) == calls  # from the judge cache
+    metadata = {**body, "evaluator_config": {"judge": {**judge, "base_url": "http://169.254.169.254/v1"}}}
+    refused = await http.post(PATH, json=metadata)
+    assert refused.status_code == 422 and "link-local" in refused.text
